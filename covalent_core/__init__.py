@@ -1,0 +1,70 @@
+"""covalent-core: Covalent's programming model with cancellation you can rely on.
+
+    import covalent_core as ct
+
+    @ct.electron
+    def add(x, y):
+        return x + y
+
+    @ct.lattice
+    def workflow(a, b):
+        return add(a, b)
+
+    dispatch_id = ct.dispatch(workflow)(1, 2)
+    ct.cancel(dispatch_id)            # or cancel(dispatch_id, task_ids=[0])
+    print(ct.get_result(dispatch_id, wait=True))
+"""
+
+from __future__ import annotations
+
+from . import executor
+from .api import cancel, dispatch, dispatch_sync, get_result, list_dispatches
+from .errors import (
+    CovalentCoreError,
+    DispatchNotFoundError,
+    DispatchTimeoutError,
+    ExecutorConfigError,
+    ExecutorNotFoundError,
+    SerializationError,
+    TaskCancelledError,
+    TaskNotFoundError,
+)
+from .executors.base import Executor, TaskContext, TaskOutcome
+from .executors.local import LocalExecutor
+from .result import CancelReport, NodeResult, Result
+from .status import CancelReason, Stage, Status
+from .workflow import Electron, Lattice, electron, lattice, wait
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CancelReason",
+    "CancelReport",
+    "CovalentCoreError",
+    "DispatchNotFoundError",
+    "DispatchTimeoutError",
+    "Electron",
+    "Executor",
+    "ExecutorConfigError",
+    "ExecutorNotFoundError",
+    "Lattice",
+    "LocalExecutor",
+    "NodeResult",
+    "Result",
+    "SerializationError",
+    "Stage",
+    "Status",
+    "TaskCancelledError",
+    "TaskContext",
+    "TaskNotFoundError",
+    "TaskOutcome",
+    "cancel",
+    "dispatch",
+    "dispatch_sync",
+    "electron",
+    "executor",
+    "get_result",
+    "lattice",
+    "list_dispatches",
+    "wait",
+]

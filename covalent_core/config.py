@@ -1,0 +1,102 @@
+"""Where covalent-core keeps its data and how it reads its configuration file.
+
+Order of precedence for every setting: environment variable, then the TOML config file, then the
+default. The config file is ``$COVALENT_CORE_CONFIG`` or ``~/.config/covalent-core/config.toml``::
+
+    [store]
+    url = "postgresql+psycopg://user@db.example/covalent"
+
+    [dispatcher]
+    idle_timeout = 60
+
+    [executors.local]
+    max_workers = 8
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENV_DATA_DIR = "COVALENT_CORE_DATA_DIR"
+ENV_DB_URL = "COVALENT_CORE_DB_URL"
+ENV_CONFIG = "COVALENT_CORE_CONFIG"
+ENV_IDLE_TIMEOUT = "COVALENT_CORE_IDLE_TIMEOUT"
+
+
+def data_dir() -> Path:
+    """Return the per-user data directory, creating it (mode 0700) if needed."""
+    if env := os.environ.get(ENV_DATA_DIR):
+        path = Path(env)
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        path = Path(base) / "covalent-core"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def config_path() -> Path:
+    """Return the path of the TOML config file (which need not exist)."""
+    if env := os.environ.get(ENV_CONFIG):
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "covalent-core" / "config.toml"
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, mtime: float) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def load_config() -> dict[str, Any]:
+    """Return the parsed config file, or an empty dict when there is none."""
+    path = config_path()
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return {}
+    try:
+        return _load(str(path), mtime)
+    except tomllib.TOMLDecodeError as exc:
+        from .errors import CovalentCoreError
+
+        raise CovalentCoreError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def db_url() -> str:
+    """Return the SQLAlchemy URL of the store: env var, config ``[store] url``, or SQLite."""
+    if env := os.environ.get(ENV_DB_URL):
+        return env
+    if url := load_config().get("store", {}).get("url"):
+        return str(url)
+    return f"sqlite:///{data_dir() / 'covalent.db'}"
+
+
+def executor_defaults(short_name: str) -> dict[str, Any]:
+    """Return the ``[executors.<short_name>]`` section of the config file."""
+    return dict(load_config().get("executors", {}).get(short_name, {}))
+
+
+def idle_timeout() -> float:
+    """Seconds the local dispatcher service waits with nothing to do before it exits."""
+    if env := os.environ.get(ENV_IDLE_TIMEOUT):
+        return float(env)
+    return float(load_config().get("dispatcher", {}).get("idle_timeout", 60.0))
+
+
+def service_dir() -> Path:
+    """Directory for the dispatcher service's socket, lock and log, one per store URL."""
+    digest = hashlib.sha256(db_url().encode()).hexdigest()[:12]
+    path = data_dir() / "service" / digest
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path

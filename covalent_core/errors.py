@@ -1,0 +1,77 @@
+"""Errors raised by covalent-core: one shallow tree under :class:`CovalentCoreError`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class CovalentCoreError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class TaskCancelledError(CovalentCoreError):
+    """A task was cancelled; raised before a stage that must not run, or inside one that stopped.
+
+    Executors may raise it from inside a long stage when ``task.cancel_requested`` turns true.
+    """
+
+    def __init__(self, dispatch_id: str, node_id: int, stage: str | None = None) -> None:
+        self.dispatch_id = dispatch_id
+        self.node_id = node_id
+        self.stage = stage
+        where = f" before stage {stage!r}" if stage else ""
+        super().__init__(f"task {node_id} of dispatch {dispatch_id} was cancelled{where}")
+
+
+class DispatchNotFoundError(CovalentCoreError, KeyError):
+    """No dispatch with this id exists in the store."""
+
+    def __init__(self, dispatch_id: str, known: Iterable[str] = ()) -> None:
+        self.dispatch_id = dispatch_id
+        known = list(known)
+        hint = (
+            f" Recent dispatches: {', '.join(known)}." if known else " The store has no dispatches."
+        )
+        super().__init__(
+            f"no dispatch {dispatch_id!r} in the store.{hint} "
+            "Check the id with `covalent-core list`, and that COVALENT_CORE_DB_URL points at "
+            "the store the dispatch was made in."
+        )
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class TaskNotFoundError(CovalentCoreError, KeyError):
+    """A task id is not a node of the addressed dispatch."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DispatchTimeoutError(CovalentCoreError, TimeoutError):
+    """``get_result(wait=True, timeout=...)`` ran out of time before the dispatch finished."""
+
+
+class SerializationError(CovalentCoreError, ValueError):
+    """A function, argument or result could not be pickled or unpickled."""
+
+
+class ExecutorNotFoundError(CovalentCoreError, LookupError):
+    """No installed executor has the requested short name."""
+
+
+class ExecutorConfigError(CovalentCoreError, ValueError):
+    """An executor was given an option it does not accept, or a bad value."""
+
+
+class PluginError(CovalentCoreError):
+    """A plugin could not be loaded or does not implement the hooks correctly."""
+
+
+class ServiceError(CovalentCoreError):
+    """The local dispatcher service could not be started or reached."""
+
+
+class TaskFailedError(CovalentCoreError):
+    """A task failed; carries the remote traceback when there is one."""

@@ -1,0 +1,201 @@
+"""The executor base class and the per-task context handed to every stage.
+
+An executor implements the stages of a task as async methods. The core calls them through
+the pluggy hooks in :mod:`covalent_core.hookspecs`, in this order::
+
+    instantiate -> pickle -> upload -> provision -> run -> fetch, then cleanup
+
+and checks the node's cancel flag before each one. ``cancel(task_metadata, job_handle)``
+stops a running job from the executor's stored configuration and the job handle alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import pickle
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import ExecutorConfigError, TaskCancelledError
+from ..status import Stage
+
+
+@dataclass
+class TaskOutcome:
+    """What a task produced: its output (cloudpickle bytes) or its error."""
+
+    ok: bool
+    output: bytes | None = None
+    error: str | None = None
+    traceback: str | None = None
+    stdout: str = ""
+    stderr: str = ""
+
+    @classmethod
+    def from_runner(cls, data: bytes, stdout: str = "", stderr: str = "") -> TaskOutcome:
+        """Decode what :func:`covalent_core.runner.execute` returned."""
+        raw = pickle.loads(data)
+        return cls(
+            ok=raw["ok"],
+            output=raw.get("output"),
+            error=raw.get("error"),
+            traceback=raw.get("traceback"),
+            stdout=stdout,
+            stderr=stderr,
+        )
+
+    @classmethod
+    def died(cls, message: str, stdout: str = "", stderr: str = "") -> TaskOutcome:
+        """The task's process or job ended without producing an outcome."""
+        return cls(ok=False, error=message, stdout=stdout, stderr=stderr)
+
+
+@dataclass
+class TaskContext:
+    """One task on its way through the stages; executors read and fill it in.
+
+    ``payload`` is set by the pickle stage; ``outcome`` must be set by the end of fetch.
+    ``state`` is the executor's own scratch space (remote paths, job ids, ...).
+    """
+
+    dispatch_id: str
+    node_id: int
+    name: str
+    executor_name: str
+    payload: bytes | None = None
+    outcome: TaskOutcome | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    job_handle: str | None = None
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set by the dispatcher: stores the handle durably and returns once it is stored.
+    _store_handle: Callable[[TaskContext, str], Awaitable[None]] | None = None
+    # Set by the dispatcher: builds the payload from the node's function and inputs.
+    _build_payload: Callable[[], bytes] | None = None
+    workdir: Path | None = None
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The ``task_metadata`` passed to ``Executor.cancel``: dispatch and node ids."""
+        return {"dispatch_id": self.dispatch_id, "node_id": self.node_id}
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once a cancel (or timeout) was requested for this task."""
+        return self.cancelled.is_set()
+
+    def check_cancelled(self, stage: Stage | str | None = None) -> None:
+        """Raise :class:`TaskCancelledError` if a cancel was requested; call it in long stages."""
+        if self.cancelled.is_set():
+            raise TaskCancelledError(self.dispatch_id, self.node_id, str(stage) if stage else None)
+
+    async def set_job_handle(self, handle: str | dict[str, Any]) -> None:
+        """Store the job handle durably; call it as soon as the job exists, before it can end.
+
+        The handle must identify the resource as well as the job (host and PID with start
+        time, cluster and job id, region and job id, ARN). Tasks packed into one job pass the
+        same handle: cancelling any of them then cancels the job and marks them all.
+        """
+        text = handle if isinstance(handle, str) else json.dumps(handle, sort_keys=True)
+        self.job_handle = text
+        if self._store_handle is not None:
+            await self._store_handle(self, text)
+
+    def build_payload(self) -> bytes:
+        """The task's function, inputs and environment, pickled for :mod:`covalent_core.runner`."""
+        if self._build_payload is None:
+            raise RuntimeError("this task has no payload builder")
+        return self._build_payload()
+
+
+class Executor:
+    """Base class of executors. Subclass it, set ``short_name``, implement ``run`` and ``cancel``.
+
+    Constructor arguments are the executor's options; they are recorded (as JSON) with every
+    node that uses the executor, so ``cancel`` can be called from any process later.
+    """
+
+    short_name: ClassVar[str] = ""
+    """The name users give as ``executor="..."`` and as ``[executors.<name>]`` in the config."""
+    max_concurrency: ClassVar[int] = 64
+    """How many tasks of this executor the dispatcher runs at once (per configuration)."""
+    cancel_bound: ClassVar[float] = 10.0
+    """Seconds within which ``cancel`` confirms that a running job is gone."""
+    secret_options: ClassVar[frozenset[str]] = frozenset()
+    """Options never stored in the database (passwords, tokens)."""
+
+    _config: dict[str, Any]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Executor:
+        self = super().__new__(cls)
+        signature = inspect.signature(cls.__init__)
+        try:
+            bound = signature.bind(None, *args, **kwargs)
+        except TypeError as exc:
+            accepted = [p for p in signature.parameters if p != "self"]
+            raise ExecutorConfigError(
+                f"{cls.__name__}: {exc}. Accepted options: {', '.join(accepted) or 'none'}"
+            ) from None
+        config: dict[str, Any] = {}
+        for name, value in list(bound.arguments.items())[1:]:
+            if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+                config.update(value)
+            else:
+                config[name] = value
+        self._config = config
+        return self
+
+    def __init__(self) -> None:
+        pass
+
+    @classmethod
+    def concurrency_for(cls, config: dict[str, Any]) -> int:
+        """How many tasks with this configuration may run at once; default ``max_concurrency``."""
+        return cls.max_concurrency
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The options this executor was created with, without secrets, JSON-ready."""
+        clean = {k: v for k, v in self._config.items() if k not in self.secret_options}
+        return json.loads(json.dumps(clean, default=str))
+
+    # -- stages, in the order they run -------------------------------------------------
+
+    async def pickle(self, task: TaskContext) -> None:
+        """Serialize the task into ``task.payload``. The default is right for most executors."""
+        task.payload = task.build_payload()
+
+    async def upload(self, task: TaskContext) -> None:
+        """Copy the payload to where the job will read it. Default: nothing to upload."""
+
+    async def provision(self, task: TaskContext) -> None:
+        """Create or reserve what the job runs on (a job definition, a batch script)."""
+
+    async def run(self, task: TaskContext) -> None:
+        """Start the job, store its handle with ``task.set_job_handle``, wait for it to end."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement run()")
+
+    async def fetch(self, task: TaskContext) -> None:
+        """Bring the outcome back into ``task.outcome`` (with stdout and stderr)."""
+
+    async def cleanup(self, task: TaskContext) -> None:
+        """Remove what earlier stages created. Runs after success, failure and cancel."""
+
+    async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
+        """Stop the job ``job_handle`` and return True once the resource confirms it is gone.
+
+        Must work in a fresh process from this executor's stored configuration and the
+        handle alone. Return True for a job that already ended. Raise on failure to reach
+        the resource; the dispatcher retries with backoff.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement cancel()")
+
+    async def close(self) -> None:
+        """Release connections and pools; called when the dispatcher no longer needs it."""
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        return f"{type(self).__name__}({options})"

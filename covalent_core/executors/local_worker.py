@@ -1,0 +1,103 @@
+"""A warm worker process of the local executor: runs tasks one at a time, sent over stdin.
+
+Started in its own session (so it leads its own process group, which a cancel kills whole).
+Frames are an 8-byte big-endian length and a pickle. The dispatcher sends ``payload`` bytes;
+the worker answers ``(outcome, stdout, stderr)``. The task's file descriptors 1 and 2 go to
+capture files, so prints and subprocess output are both recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import sys
+import tempfile
+from typing import IO, Any
+
+import psutil
+
+from covalent_core.runner import execute
+
+HEADER = struct.Struct(">Q")
+
+
+def read_frame(stream: IO[bytes]) -> Any:
+    """Read one frame, or return None at end of stream."""
+    header = stream.read(HEADER.size)
+    if len(header) < HEADER.size:
+        return None
+    (size,) = HEADER.unpack(header)
+    chunks, remaining = [], size
+    while remaining:
+        chunk = stream.read(min(remaining, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return pickle.loads(b"".join(chunks))
+
+
+def write_frame(stream: IO[bytes], message: Any) -> None:
+    """Write one frame and flush it."""
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def _read_capture(fh: IO[bytes]) -> str:
+    fh.seek(0)
+    return fh.read().decode("utf-8", errors="replace")
+
+
+def _reset_capture(fh: IO[bytes]) -> None:
+    fh.seek(0)
+    fh.truncate()
+
+
+def _kill_leftovers() -> None:
+    """Kill children the task left running, so nothing outlives the task that started it."""
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return
+    for child in children:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(children, timeout=2)
+
+
+def main() -> int:
+    """Serve tasks until stdin closes."""
+    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    out_fh = tempfile.TemporaryFile()
+    err_fh = tempfile.TemporaryFile()
+    os.dup2(out_fh.fileno(), 1)
+    os.dup2(err_fh.fileno(), 2)
+    start_cwd = os.getcwd()
+    while True:
+        payload = read_frame(proto_in)
+        if payload is None:
+            return 0
+        _reset_capture(out_fh)
+        _reset_capture(err_fh)
+        outcome = execute(payload)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        _kill_leftovers()
+        write_frame(proto_out, (outcome, _read_capture(out_fh), _read_capture(err_fh)))
+        if os.getcwd() != start_cwd:
+            os.chdir(start_cwd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

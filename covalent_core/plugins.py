@@ -1,0 +1,176 @@
+"""Finding plugins and executors: the pluggy plugin manager and the executor registry.
+
+Plugins register under the ``covalent_core.plugins`` entry-point group. Environment:
+``COVALENT_CORE_PLUGINS`` (comma-separated entry-point names) limits which load;
+``COVALENT_CORE_TRACE_HOOKS=1`` logs every hook call at DEBUG on ``covalent_core.hooks``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import config, hookspecs, stages
+from .errors import ExecutorConfigError, ExecutorNotFoundError
+from .executors.base import Executor
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "covalent_core.plugins"
+ENV_PLUGINS = "COVALENT_CORE_PLUGINS"
+ENV_TRACE = "COVALENT_CORE_TRACE_HOOKS"
+
+
+@dataclass
+class ExecutorInfo:
+    """An installed executor: where it came from."""
+
+    short_name: str
+    cls: type[Executor]
+    plugin: str
+    package: str
+    version: str
+
+
+@dataclass
+class PluginRegistry:
+    """The plugin manager, the executors it found, and the plugins that failed to load."""
+
+    manager: pluggy.PluginManager
+    executors: dict[str, ExecutorInfo] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def hook(self) -> Any:
+        """The hook relay: ``registry.hook.covalent_run(executor=..., task=...)``."""
+        return self.manager.hook
+
+    def executor_class(self, short_name: str) -> type[Executor]:
+        """The class of an installed executor; a clear error lists what is installed."""
+        try:
+            return self.executors[short_name].cls
+        except KeyError:
+            known = ", ".join(sorted(self.executors)) or "none"
+            failed = (
+                f" Plugins that failed to load: {', '.join(sorted(self.failed))}"
+                " (see `covalent-core executors`)."
+                if self.failed
+                else ""
+            )
+            raise ExecutorNotFoundError(
+                f"no executor named {short_name!r} is installed; installed: {known}.{failed} "
+                f"Install its package (e.g. `pip install covalent-{short_name}`)."
+            ) from None
+
+
+def _dist_of(module_name: str) -> tuple[str, str]:
+    top = module_name.split(".")[0]
+    for dist in importlib.metadata.packages_distributions().get(top, []):
+        try:
+            return dist, importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return top, "unknown"
+
+
+def _build() -> PluginRegistry:
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    manager.register(stages, name="covalent_core.stages")
+    registry = PluginRegistry(manager=manager)
+    allowed = {n.strip() for n in os.environ.get(ENV_PLUGINS, "").split(",") if n.strip()}
+    entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    seen: set[str] = set()
+    for ep in entry_points:
+        if ep.name in seen or (allowed and ep.name not in allowed):
+            continue
+        seen.add(ep.name)
+        try:
+            plugin = ep.load()
+            manager.register(plugin, name=ep.name)
+        except Exception as exc:
+            registry.failed[ep.name] = f"{type(exc).__name__}: {exc}"
+            logger.warning("plugin %r (%s) failed to load: %s", ep.name, ep.value, exc)
+    if "local" not in seen and (not allowed or "local" in allowed):
+        # Running from a source tree without the package installed: register the built-in.
+        from .executors import local
+
+        manager.register(local, name="local")
+    manager.check_pending()
+    for plugin_name, plugin in manager.list_name_plugin():
+        impl = getattr(plugin, "covalent_executor_classes", None)
+        if impl is None:
+            continue
+        try:
+            found = impl() or []
+        except Exception as exc:
+            registry.failed[plugin_name] = f"covalent_executor_classes raised {exc!r}"
+            continue
+        for cls in found:
+            if not (isinstance(cls, type) and issubclass(cls, Executor) and cls.short_name):
+                registry.failed[plugin_name] = (
+                    f"{cls!r} is not an Executor subclass with a short_name"
+                )
+                continue
+            package, version = _dist_of(cls.__module__)
+            registry.executors[cls.short_name] = ExecutorInfo(
+                cls.short_name, cls, plugin_name, package, version
+            )
+    if os.environ.get(ENV_TRACE):
+        trace_log = logging.getLogger("covalent_core.hooks")
+        manager.trace.root.setwriter(lambda msg: trace_log.debug(msg.rstrip()))
+        manager.enable_tracing()
+    return registry
+
+
+_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _cached() -> PluginRegistry:
+    return _build()
+
+
+def registry() -> PluginRegistry:
+    """The process's plugin registry, built on first use."""
+    with _lock:
+        return _cached()
+
+
+def reset_registry() -> None:
+    """Forget the registry so the next call rebuilds it (after installing a plugin)."""
+    with _lock:
+        _cached.cache_clear()
+
+
+def resolve_executor(spec: Any) -> tuple[str, dict[str, Any]]:
+    """Turn an electron's ``executor=`` (instance, short name or None) into (name, config).
+
+    A short name takes its options from the config file's ``[executors.<name>]`` section; the
+    options are validated now, so a typo fails at dispatch rather than when the task runs.
+    """
+    if spec is None:
+        spec = "local"
+    if isinstance(spec, Executor):
+        return type(spec).short_name, spec.config
+    if isinstance(spec, str):
+        cls = registry().executor_class(spec)
+        options = config.executor_defaults(spec)
+        try:
+            instance = cls(**options)
+        except ExecutorConfigError as exc:
+            raise ExecutorConfigError(
+                f"{exc} (from [executors.{spec}] in {config.config_path()})"
+            ) from None
+        return spec, instance.config
+    raise ExecutorConfigError(
+        f"executor must be an Executor instance or an installed executor's short name, "
+        f"not {spec!r}; installed: {', '.join(sorted(registry().executors))}"
+    )

@@ -1,0 +1,128 @@
+"""Identifying and killing local process groups without ever hitting a reused PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from dataclasses import asdict, dataclass
+
+import psutil
+
+# Two readings of one process's start time differ by far less than this; a reused PID
+# started at least a clock tick later.
+START_TIME_TOLERANCE = 0.01
+
+
+@dataclass(frozen=True)
+class ProcessHandle:
+    """A process on a host, identified by PID and start time (PIDs get reused)."""
+
+    host: str
+    pid: int
+    pgid: int
+    start_time: float
+
+    def to_dict(self) -> dict[str, object]:
+        """The handle as a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessHandle:
+        """The handle of a live local process."""
+        return cls(
+            host=socket.gethostname(),
+            pid=pid,
+            pgid=os.getpgid(pid),
+            start_time=psutil.Process(pid).create_time(),
+        )
+
+
+def is_dead(pid: int) -> bool:
+    """True if ``pid`` does not exist or is a zombie (dead, not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    # Field 3, after the parenthesised command name (which may contain spaces).
+    return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] in (b"Z", b"X")
+
+
+def same_process(handle: ProcessHandle) -> bool:
+    """True if the handle's PID still belongs to the process it was taken from."""
+    try:
+        started = psutil.Process(handle.pid).create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    return abs(started - handle.start_time) < START_TIME_TOLERANCE
+
+
+def group_members(pgid: int) -> list[int]:
+    """PIDs of live (not zombie) processes in process group ``pgid``."""
+    members = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        tail = stat[stat.rindex(b")") + 2 :].split()
+        # tail: state, ppid, pgrp, ...
+        if int(tail[2]) == pgid and tail[0] not in (b"Z", b"X"):
+            members.append(int(entry.name))
+    return members
+
+
+def _signal_all(pgid: int, pids: set[int], sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def kill_group(handle: ProcessHandle, grace: float = 3.0, poll: float = 0.005) -> bool:
+    """Stop the handle's process group and every descendant: SIGTERM, ``grace`` s, SIGKILL.
+
+    Returns True once all of them are dead (zombies count as dead), or if the handle's
+    process is already gone or its PID now belongs to another process, which is left alone.
+    """
+    if handle.host != socket.gethostname():
+        raise ValueError(
+            f"job handle is for host {handle.host!r}, but this is {socket.gethostname()!r}; "
+            "a local process can only be cancelled on the host that runs it"
+        )
+    if not same_process(handle):
+        return True
+    # Descendants that left the group (setsid) are found through the process tree.
+    try:
+        escaped = {p.pid for p in psutil.Process(handle.pid).children(recursive=True)}
+    except psutil.Error:
+        escaped = set()
+    escaped.add(handle.pid)
+    _signal_all(handle.pgid, escaped, signal.SIGTERM)
+
+    def alive() -> set[int]:
+        return {p for p in escaped if not is_dead(p)} | set(group_members(handle.pgid))
+
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not alive():
+            return True
+        time.sleep(poll)
+    remaining = alive()
+    _signal_all(handle.pgid, remaining, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        if not alive():
+            return True
+        time.sleep(poll)
+    return not alive()

@@ -1,0 +1,83 @@
+"""Runs one task from its pickled payload: used by the local workers and by remote executors.
+
+This module needs only the standard library and cloudpickle, so an executor can copy it to a
+machine that does not have covalent-core installed and run ``python runner.py IN OUT``.
+
+The payload is ``pickle.dumps((function, args, kwargs, environment))`` where ``function`` and
+each argument are cloudpickle bytes, and ``environment`` is ``{"cwd": ..., "sys_path": [...]}``
+or None. The outcome is ``pickle.dumps(dict)`` with ``ok`` and either ``output`` (cloudpickle
+bytes) or ``error``, ``traceback`` and ``exception`` (cloudpickle bytes, or None).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import traceback
+from typing import Any
+
+import cloudpickle
+
+
+def apply_environment(environment: dict[str, Any] | None) -> None:
+    """Make the task see the dispatching process's working directory and import path."""
+    if not environment:
+        return
+    for entry in reversed(environment.get("sys_path") or []):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    cwd = environment.get("cwd")
+    if cwd and os.path.isdir(cwd) and os.getcwd() != cwd:
+        os.chdir(cwd)
+
+
+def execute(payload: bytes) -> bytes:
+    """Run the task in ``payload`` and return its pickled outcome; never raises."""
+    stage = "unpickling the task"
+    try:
+        function_bytes, args_bytes, kwargs_bytes, environment = pickle.loads(payload)
+        apply_environment(environment)
+        function = cloudpickle.loads(function_bytes)
+        args = [cloudpickle.loads(b) for b in args_bytes]
+        kwargs = {k: cloudpickle.loads(b) for k, b in kwargs_bytes.items()}
+        stage = "running the task"
+        value = function(*args, **kwargs)
+        stage = "pickling the task's result"
+        output = cloudpickle.dumps(value)
+    except BaseException as exc:
+        try:
+            exception: bytes | None = cloudpickle.dumps(exc)
+        except Exception:
+            exception = None
+        prefix = "" if stage == "running the task" else f"error while {stage}: "
+        return pickle.dumps(
+            {
+                "ok": False,
+                "error": f"{prefix}{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+                "exception": exception,
+            }
+        )
+    return pickle.dumps({"ok": True, "output": output})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python runner.py PAYLOAD_FILE OUTCOME_FILE``: the outcome is written atomically."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: runner.py PAYLOAD_FILE OUTCOME_FILE", file=sys.stderr)
+        return 2
+    with open(argv[0], "rb") as fh:
+        outcome = execute(fh.read())
+    partial = argv[1] + ".partial"
+    with open(partial, "wb") as fh:
+        fh.write(outcome)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(partial, argv[1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Turning a built graph into store records, and task payloads out of stored bytes."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+
+from .errors import SerializationError
+from .graph import KIND_PARAMETER, TransportGraph
+from .plugins import resolve_executor
+from .status import Status
+from .workflow import Lattice, resolve_template
+
+
+@dataclass
+class GraphRecords:
+    """A graph as rows for the ``nodes`` and ``edges`` tables, plus the pickled return value."""
+
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    edges: list[dict[str, Any]] = field(default_factory=list)
+    template: bytes = b""
+
+
+def current_environment() -> dict[str, Any]:
+    """The working directory and import path that tasks of this process should see."""
+    return {"cwd": os.getcwd(), "sys_path": [p or os.getcwd() for p in sys.path]}
+
+
+def dumps(value: Any, what: str) -> bytes:
+    """cloudpickle ``value``; a failure says what could not be pickled and what to do."""
+    try:
+        return cloudpickle.dumps(value)
+    except Exception as exc:
+        raise SerializationError(
+            f"{what} cannot be pickled ({type(exc).__name__}: {exc}). Pass something "
+            "cloudpickle can serialize (not open files, locks, sockets or live connections); "
+            "create such objects inside the electron instead."
+        ) from exc
+
+
+def graph_to_records(graph: TransportGraph, template: Any) -> GraphRecords:
+    """Pickle every function and parameter of ``graph``; nothing is stored if one fails."""
+    records = GraphRecords()
+    functions: dict[int, bytes] = {}
+    executors: dict[int, tuple[str, dict[str, Any]]] = {}
+    for node in graph.nodes:
+        row: dict[str, Any] = {
+            "node_id": node.node_id,
+            "name": node.name[:255],
+            "kind": node.kind,
+            "status": Status.NEW_OBJECT.value,
+            "cancel_requested": False,
+            "timeout": node.timeout,
+            "function": None,
+            "output": None,
+            "output_repr": None,
+            "executor": None,
+            "executor_config": None,
+        }
+        if node.kind == KIND_PARAMETER:
+            row["output"] = dumps(node.value, node.label or f"parameter node {node.node_id}")
+            row["output_repr"] = node.name
+            row["status"] = Status.COMPLETED.value
+        else:
+            key = id(node.function)
+            if key not in functions:
+                functions[key] = dumps(node.function, f"function of node {node.node_id} ({node.name})")
+            row["function"] = functions[key]
+            ekey = id(node.executor)
+            if ekey not in executors:
+                executors[ekey] = resolve_executor(node.executor)
+            row["executor"], row["executor_config"] = executors[ekey]
+        records.nodes.append(row)
+    for index, edge in enumerate(graph.edges):
+        records.edges.append(
+            {
+                "edge_index": index,
+                "parent": edge.parent,
+                "child": edge.child,
+                "param_type": edge.param_type,
+                "param_name": edge.param_name,
+                "arg_index": edge.arg_index,
+            }
+        )
+    records.template = dumps(template, "the lattice's return value")
+    return records
+
+
+def build_sublattice(lattice: Lattice, *args: Any, **kwargs: Any) -> GraphRecords:
+    """Build a sublattice's graph from its inputs; runs in a worker, where user code may run."""
+    graph, template = lattice.build_graph(*args, **kwargs)
+    return graph_to_records(graph, template)
+
+
+def resolve_outputs(template: Any, node_ids: list[int], *outputs: Any) -> Any:
+    """The lattice's return value with node outputs put in; runs in a worker."""
+    return resolve_template(template, dict(zip(node_ids, outputs, strict=True)))
+
+
+def task_payload(
+    function: bytes,
+    args: list[bytes],
+    kwargs: dict[str, bytes],
+    environment: dict[str, Any] | None,
+) -> bytes:
+    """The payload :func:`covalent_core.runner.execute` runs."""
+    return pickle.dumps((function, args, kwargs, environment), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+BUILD_SUBLATTICE = cloudpickle.dumps(build_sublattice)
+RESOLVE_OUTPUTS = cloudpickle.dumps(resolve_outputs)

@@ -1,0 +1,1 @@
+"""The local dispatcher service: started on demand, serves every client of one store, exits idle."""

@@ -1,0 +1,89 @@
+"""Talking to the dispatcher service, starting it when it is not running."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import config
+from ..errors import ServiceError
+from .server import socket_path
+
+START_TIMEOUT = 30.0
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+
+
+def _send(path: Path, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(json.dumps(message).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data or b"{}")
+
+
+def start_service() -> None:
+    """Start the service in the background, detached from this process (it outlives it)."""
+    directory = config.service_dir()
+    env = dict(os.environ)
+    env[config.ENV_DB_URL] = config.db_url()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
+    with open(directory / "service.out", "ab") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "covalent_core.service"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            cwd=str(directory),
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def request(message: dict[str, Any], *, start: bool = True, timeout: float = 30.0) -> dict[str, Any]:
+    """Send ``message`` to the service and return its reply, starting the service if needed."""
+    path = socket_path()
+    deadline = time.monotonic() + START_TIMEOUT
+    last_start = 0.0
+    while True:
+        try:
+            reply = _send(path, message, timeout)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            if not start:
+                raise ServiceError("the dispatcher service is not running") from exc
+            if time.monotonic() - last_start > 1.0:
+                # Again after a second: a service that was exiting as we came may have won
+                # the lock race against the first one we started.
+                start_service()
+                last_start = time.monotonic()
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"the dispatcher service did not start within {START_TIMEOUT:g} s; see "
+                    f"{config.service_dir() / 'service.log'} and service.out there"
+                ) from exc
+            time.sleep(0.02)
+            continue
+        if not reply.get("ok"):
+            raise ServiceError(f"the dispatcher service refused {message.get('op')!r}: {reply.get('error')}")
+        return reply
+
+
+def service_running() -> bool:
+    """True if a service answers on this store's socket."""
+    try:
+        request({"op": "ping"}, start=False, timeout=2)
+    except (ServiceError, OSError):
+        return False
+    return True

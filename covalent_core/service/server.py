@@ -1,0 +1,142 @@
+"""The dispatcher service process: a Unix socket for wake-ups, the store for everything else.
+
+Clients write dispatches and cancel flags to the store, then send a message here so the
+service acts at once instead of at its next poll. One service runs per store URL and user on a
+host (a lock file makes sure); it exits after ``idle_timeout`` seconds with nothing to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import config
+from ..store import open_store
+from .dispatcher import Dispatcher
+
+logger = logging.getLogger(__name__)
+
+BUSY_POLL = 1.0
+IDLE_POLL = 5.0
+
+
+def socket_path() -> Path:
+    """Where the service of the current store listens."""
+    path = config.service_dir() / "sock"
+    if len(str(path)) < 100:
+        return path
+    # AF_UNIX paths are limited to ~108 bytes; fall back to a short private directory.
+    short = Path("/tmp") / f"covalent-core-{os.getuid()}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    return short / f"{config.service_dir().name}.sock"
+
+
+class Service:
+    """The running service: dispatcher, socket server and idle timer."""
+
+    def __init__(self, idle_timeout: float) -> None:
+        self.idle_timeout = idle_timeout
+        self.dispatcher = Dispatcher(open_store())
+        self.wake = asyncio.Event()
+        self.stopping = False
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer one client: a JSON request line, a JSON reply line."""
+        try:
+            line = await asyncio.wait_for(reader.readline(), 10)
+            request = json.loads(line or b"{}")
+            reply = await self.dispatch_request(request)
+        except Exception as exc:
+            logger.exception("bad request")
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        with contextlib.suppress(ConnectionError):
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+            writer.close()
+
+    async def dispatch_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Carry out one request."""
+        op = request.get("op")
+        if op == "ping":
+            return {"ok": True, "pid": os.getpid(), "owner": self.dispatcher.owner}
+        if op == "wake":
+            await self.dispatcher.poll_new()
+            return {"ok": True}
+        if op == "cancel":
+            await self.dispatcher.poll_new()
+            applied = await self.dispatcher.apply_cancels(request.get("dispatch_ids"))
+            return {"ok": True, "applied": applied}
+        if op == "shutdown":
+            self.stopping = True
+            self.wake.set()
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown request {op!r}"}
+
+    async def serve(self) -> None:
+        """Run until idle for ``idle_timeout`` seconds (or asked to stop)."""
+        path = socket_path()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        server = await asyncio.start_unix_server(self.handle, path=str(path))
+        os.chmod(path, 0o600)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop)
+        logger.info("dispatcher service %s listening on %s", self.dispatcher.owner, path)
+        last_busy = time.monotonic()
+        try:
+            await self.dispatcher.poll_new()
+            while not self.stopping:
+                interval = BUSY_POLL if self.dispatcher.busy else min(IDLE_POLL, self.idle_timeout)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), interval)
+                self.wake.clear()
+                if self.stopping:
+                    break
+                await self.dispatcher.poll_new()
+                if self.dispatcher.busy:
+                    await self.dispatcher.apply_cancels()
+                    last_busy = time.monotonic()
+                elif time.monotonic() - last_busy >= self.idle_timeout:
+                    logger.info("idle for %.0f s: exiting", self.idle_timeout)
+                    break
+        finally:
+            server.close()
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            await self.dispatcher.close()
+
+    def _stop(self) -> None:
+        self.stopping = True
+        self.wake.set()
+
+
+def main() -> int:
+    """Entry point of the service process; exits at once if another instance holds the lock."""
+    directory = config.service_dir()
+    logging.basicConfig(
+        filename=directory / "service.log",
+        level=logging.INFO,
+        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
+    )
+    lock = open(directory / "lock", "w")  # noqa: SIM115 - held for the process's life
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return 0
+    lock.write(str(os.getpid()))
+    lock.flush()
+    try:
+        asyncio.run(Service(config.idle_timeout()).serve())
+    except Exception:
+        logger.exception("dispatcher service crashed")
+        raise
+    return 0

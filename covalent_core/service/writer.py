@@ -1,0 +1,136 @@
+"""Batched, ordered writes from the dispatcher to the store (group commit).
+
+Node updates are merged per node and flushed together in one transaction, a few milliseconds
+after the first one arrives; callers that need durability (a job handle, a cancel) await
+``flush()`` and return once their write has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, update
+
+from ..status import TERMINAL
+from ..store import Store
+from ..store.schema import nodes
+
+logger = logging.getLogger(__name__)
+
+_TERMINAL_VALUES = [s.value for s in TERMINAL]
+FLUSH_DELAY = 0.005
+
+
+class WriteBuffer:
+    """Collects writes and commits them in order on one writer thread."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store-writer")
+        self._nodes: dict[tuple[str, int], dict[str, Any]] = {}
+        self._ops: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        self._scheduled: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def update_node(self, dispatch_id: str, node_id: int, **values: Any) -> None:
+        """Queue an update of one node; later values for the same column win."""
+        self._nodes.setdefault((dispatch_id, node_id), {}).update(values)
+        self._schedule()
+
+    def execute(self, op: Callable[[Connection], Any]) -> asyncio.Future[Any]:
+        """Queue ``op(conn)`` to run in the next flush's transaction; the future has its result."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._ops.append((op, future))
+        self._schedule(0)
+        return future
+
+    async def flush(self) -> None:
+        """Return once everything queued so far has committed."""
+        if not self._nodes and not self._ops and self._flushing is None:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._schedule(0)
+        await waiter
+
+    def _schedule(self, delay: float = FLUSH_DELAY) -> None:
+        loop = asyncio.get_running_loop()
+        if self._flushing is not None:
+            return  # the running flush reschedules itself when it ends
+        if self._scheduled is not None:
+            if delay > 0:
+                return
+            self._scheduled.cancel()
+        self._scheduled = loop.call_later(delay, self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._scheduled = None
+        node_updates, self._nodes = self._nodes, {}
+        ops, self._ops = self._ops, []
+        waiters, self._waiters = self._waiters, []
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._pool, self._commit, node_updates, [op for op, _ in ops])
+        self._flushing = asyncio.ensure_future(fut)
+
+        def done(f: asyncio.Future[list[Any]]) -> None:
+            self._flushing = None
+            exc = f.exception()
+            if exc is not None:
+                logger.error("store write failed: %s", exc, exc_info=exc)
+            results = [] if exc is not None else f.result()
+            for i, (_, op_future) in enumerate(ops):
+                if op_future.done():
+                    continue
+                if exc is not None:
+                    op_future.set_exception(exc)
+                else:
+                    op_future.set_result(results[i])
+            for waiter in waiters:
+                if not waiter.done():
+                    if exc is not None:
+                        waiter.set_exception(exc)
+                    else:
+                        waiter.set_result(None)
+            if self._nodes or self._ops or self._waiters:
+                self._schedule(0 if (self._ops or self._waiters) else FLUSH_DELAY)
+
+        self._flushing.add_done_callback(done)
+
+    def _commit(
+        self,
+        node_updates: dict[tuple[str, int], dict[str, Any]],
+        ops: list[Callable[[Connection], Any]],
+    ) -> list[Any]:
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for (dispatch_id, node_id), values in node_updates.items():
+            key = tuple(sorted(values))
+            groups[key].append({"_d": dispatch_id, "_n": node_id, **values})
+        results = []
+        with self.store.write() as conn:
+            for columns, params in groups.items():
+                stmt = (
+                    update(nodes)
+                    .where(
+                        and_(
+                            nodes.c.dispatch_id == bindparam("_d"),
+                            nodes.c.node_id == bindparam("_n"),
+                            # Terminal statuses are sticky, whatever arrives late.
+                            nodes.c.status.not_in(_TERMINAL_VALUES),
+                        )
+                    )
+                    .values({c: bindparam(c) for c in columns})
+                )
+                conn.execute(stmt, params)
+            for op in ops:
+                results.append(op(conn))
+        return results
+
+    def close(self) -> None:
+        """Stop the writer thread once queued writes are done."""
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,166 @@
+"""Reads and writes of whole records, shared by the client, the CLI and the dispatcher."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, insert, select, update
+
+from ..errors import DispatchNotFoundError
+from ..status import TERMINAL, Status
+from .schema import dispatches, edges, jobs, nodes
+
+TERMINAL_VALUES = [s.value for s in TERMINAL]
+
+# Node columns without the (possibly large) blobs.
+NODE_SUMMARY = [c for c in nodes.c if c.name not in ("function", "output")]
+
+
+def insert_dispatch(
+    conn: Connection,
+    *,
+    dispatch_id: str,
+    name: str,
+    node_rows: list[dict[str, Any]],
+    edge_rows: list[dict[str, Any]],
+    template: bytes,
+    environment: dict[str, Any],
+    parent_dispatch_id: str | None = None,
+    parent_node_id: int | None = None,
+    root_dispatch_id: str | None = None,
+    owner: str | None = None,
+    status: Status = Status.NEW_OBJECT,
+) -> None:
+    """Insert a dispatch with its nodes and edges."""
+    now = time.time()
+    conn.execute(
+        insert(dispatches).values(
+            dispatch_id=dispatch_id,
+            name=name[:255],
+            status=status.value,
+            parent_dispatch_id=parent_dispatch_id,
+            parent_node_id=parent_node_id,
+            root_dispatch_id=root_dispatch_id or dispatch_id,
+            created_at=now,
+            started_at=now if owner else None,
+            owner=owner,
+            cancel_requested=False,
+            result_template=template,
+            environment=environment,
+            num_nodes=len(node_rows),
+        )
+    )
+    if node_rows:
+        conn.execute(insert(nodes), [{"dispatch_id": dispatch_id, **r} for r in node_rows])
+    if edge_rows:
+        conn.execute(insert(edges), [{"dispatch_id": dispatch_id, **r} for r in edge_rows])
+
+
+def get_dispatch(conn: Connection, dispatch_id: str, *, with_result: bool = False) -> Row[Any]:
+    """The dispatch row; :class:`DispatchNotFoundError` lists recent ids when there is none."""
+    columns = [c for c in dispatches.c if with_result or c.name not in ("result", "result_template")]
+    row = conn.execute(select(*columns).where(dispatches.c.dispatch_id == dispatch_id)).first()
+    if row is None:
+        raise DispatchNotFoundError(dispatch_id, recent_dispatch_ids(conn))
+    return row
+
+
+def recent_dispatch_ids(conn: Connection, limit: int = 5) -> list[str]:
+    """The ids of the most recent top-level dispatches."""
+    rows = conn.execute(
+        select(dispatches.c.dispatch_id)
+        .where(dispatches.c.parent_dispatch_id.is_(None))
+        .order_by(dispatches.c.created_at.desc())
+        .limit(limit)
+    )
+    return [r[0] for r in rows]
+
+
+def list_dispatches(conn: Connection, limit: int = 50) -> list[Row[Any]]:
+    """Recent top-level dispatches, newest first."""
+    columns = [c for c in dispatches.c if c.name not in ("result", "result_template")]
+    return list(
+        conn.execute(
+            select(*columns)
+            .where(dispatches.c.parent_dispatch_id.is_(None))
+            .order_by(dispatches.c.created_at.desc())
+            .limit(limit)
+        )
+    )
+
+
+def get_nodes(conn: Connection, dispatch_id: str, *, blobs: bool = False) -> list[Row[Any]]:
+    """The dispatch's nodes in id order, with the job handle of each."""
+    columns = list(nodes.c) if blobs else NODE_SUMMARY
+    stmt = (
+        select(*columns, jobs.c.handle.label("job_handle"), jobs.c.cancel_error.label("job_cancel_error"))
+        .select_from(nodes.outerjoin(jobs, nodes.c.job_id == jobs.c.job_id))
+        .where(nodes.c.dispatch_id == dispatch_id)
+        .order_by(nodes.c.node_id)
+    )
+    return list(conn.execute(stmt))
+
+
+def get_edges(conn: Connection, dispatch_id: str) -> list[Row[Any]]:
+    """The dispatch's edges in the order they were added."""
+    return list(
+        conn.execute(
+            select(edges).where(edges.c.dispatch_id == dispatch_id).order_by(edges.c.edge_index)
+        )
+    )
+
+
+def get_outputs(conn: Connection, dispatch_id: str, node_ids: list[int]) -> dict[int, bytes]:
+    """Stored outputs of the given nodes."""
+    out: dict[int, bytes] = {}
+    for start in range(0, len(node_ids), 500):
+        chunk = node_ids[start : start + 500]
+        rows = conn.execute(
+            select(nodes.c.node_id, nodes.c.output).where(
+                and_(nodes.c.dispatch_id == dispatch_id, nodes.c.node_id.in_(chunk))
+            )
+        )
+        out.update({r.node_id: r.output for r in rows})
+    return out
+
+
+def sub_dispatches(conn: Connection, dispatch_id: str) -> list[Row[Any]]:
+    """Dispatches whose parent is ``dispatch_id``."""
+    return list(
+        conn.execute(
+            select(dispatches.c.dispatch_id, dispatches.c.parent_node_id, dispatches.c.status).where(
+                dispatches.c.parent_dispatch_id == dispatch_id
+            )
+        )
+    )
+
+
+def flag_cancel(
+    conn: Connection, dispatch_id: str, node_ids: list[int] | None, reason: str
+) -> None:
+    """Set ``cancel_requested`` (and the reason, if none yet) on unfinished nodes."""
+    base = and_(nodes.c.dispatch_id == dispatch_id, nodes.c.status.not_in(TERMINAL_VALUES))
+    stmt_values = {"cancel_requested": True}
+    if node_ids is None:
+        conn.execute(update(nodes).where(base).values(stmt_values))
+        conn.execute(
+            update(nodes)
+            .where(and_(base, nodes.c.cancel_reason.is_(None)))
+            .values(cancel_reason=reason)
+        )
+        conn.execute(
+            update(dispatches)
+            .where(dispatches.c.dispatch_id == dispatch_id)
+            .values(cancel_requested=True)
+        )
+        return
+    for start in range(0, len(node_ids), 500):
+        chunk = node_ids[start : start + 500]
+        cond = and_(base, nodes.c.node_id.in_(chunk))
+        conn.execute(update(nodes).where(cond).values(stmt_values))
+        conn.execute(
+            update(nodes)
+            .where(and_(cond, nodes.c.cancel_reason.is_(None)))
+            .values(cancel_reason=reason)
+        )

@@ -1,0 +1,113 @@
+"""Tables of the store. Every change to them goes with a migration in ``migrations/versions``."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+dispatches = Table(
+    "dispatches",
+    metadata,
+    Column("dispatch_id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("parent_dispatch_id", String(64), nullable=True, index=True),
+    Column("parent_node_id", Integer, nullable=True),
+    Column("root_dispatch_id", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    # Which dispatcher runs it: "host:pid:start_time"; NULL until claimed.
+    Column("owner", String(255), nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("error", Text, nullable=True),
+    Column("result", LargeBinary, nullable=True),
+    # What the lattice function returned, with node outputs replaced by references.
+    Column("result_template", LargeBinary, nullable=True),
+    # cwd and sys.path of the dispatching process, so tasks import what the user imported.
+    Column("environment", JSON, nullable=False),
+    Column("num_nodes", Integer, nullable=False, default=0),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", Integer, primary_key=True, autoincrement=True),
+    Column("dispatch_id", String(64), nullable=False, index=True),
+    Column("executor", String(64), nullable=False),
+    Column("executor_config", JSON, nullable=False),
+    # The executor's own handle (JSON text): identifies the resource and the job on it.
+    Column("handle", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("state", String(16), nullable=False, default="active"),
+    Column("cancel_attempts", Integer, nullable=False, default=0),
+    Column("cancel_error", Text, nullable=True),
+)
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column(
+        "dispatch_id",
+        String(64),
+        ForeignKey("dispatches.dispatch_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("node_id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(255), nullable=False),
+    # electron | parameter | collection | sublattice
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("stage", String(16), nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("cancel_reason", String(32), nullable=True),
+    Column("cancel_stage", String(16), nullable=True),
+    Column("executor", String(64), nullable=True),
+    Column("executor_config", JSON, nullable=True),
+    Column("timeout", Float, nullable=True),
+    Column("function", LargeBinary, nullable=True),
+    # Parameter nodes: their value; other nodes: their output once COMPLETED (cloudpickle).
+    Column("output", LargeBinary, nullable=True),
+    Column("output_repr", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("traceback", Text, nullable=True),
+    Column("stdout", Text, nullable=True),
+    Column("stderr", Text, nullable=True),
+    Column("started_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Column("job_id", Integer, ForeignKey("jobs.job_id"), nullable=True, index=True),
+    Column("sub_dispatch_id", String(64), nullable=True),
+)
+
+edges = Table(
+    "edges",
+    metadata,
+    Column("dispatch_id", String(64), primary_key=True),
+    Column("edge_index", Integer, primary_key=True, autoincrement=False),
+    Column("parent", Integer, nullable=False),
+    Column("child", Integer, nullable=False),
+    # arg | kwarg | wait
+    Column("param_type", String(8), nullable=False),
+    Column("param_name", String(255), nullable=True),
+    Column("arg_index", Integer, nullable=True),
+    ForeignKeyConstraint(
+        ["dispatch_id"], ["dispatches.dispatch_id"], ondelete="CASCADE"
+    ),
+)
+
+Index("ix_nodes_dispatch_status", nodes.c.dispatch_id, nodes.c.status)
