@@ -1,18 +1,18 @@
 """covalent-core: Covalent's programming model with cancellation you can rely on.
 
-    import covalent_core as ct
+import covalent_core as ct
 
-    @ct.electron
-    def add(x, y):
-        return x + y
+@ct.electron
+def add(x, y):
+    return x + y
 
-    @ct.lattice
-    def workflow(a, b):
-        return add(a, b)
+@ct.lattice
+def workflow(a, b):
+    return add(a, b)
 
-    dispatch_id = ct.dispatch(workflow)(1, 2)
-    ct.cancel(dispatch_id)            # or cancel(dispatch_id, task_ids=[0])
-    print(ct.get_result(dispatch_id, wait=True))
+dispatch_id = ct.dispatch(workflow)(1, 2)
+ct.cancel(dispatch_id)            # or cancel(dispatch_id, task_ids=[0])
+print(ct.get_result(dispatch_id, wait=True))
 """
 
 from __future__ import annotations

@@ -86,7 +86,9 @@ def get_result(dispatch_id: str, wait: bool = False, timeout: float | None = Non
                     f"{_status(dispatch_id)}. Wait longer, or cancel it with "
                     f"ct.cancel({dispatch_id!r})."
                 )
-            time.sleep(delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic())))
+            time.sleep(
+                delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+            )
             delay = min(delay * 1.5, POLL_MAX)
     store = open_store()
     with store.read() as conn:
@@ -173,11 +175,7 @@ def cancel(
     live = {i for i, r in by_id.items() if Status(r.status) not in TERMINAL}
     requested = [i for i in targets if i in live]
     below_live = [i for i in below if i in live]
-    finished = {
-        i: Status(by_id[i].status)
-        for i in (targets if not whole else [])
-        if i not in live
-    }
+    finished = {i: Status(by_id[i].status) for i in (targets if not whole else []) if i not in live}
     # Sublattice nodes among the cancelled: their sub-dispatches are cancelled whole.
     sub_ids: list[str] = []
     frontier = [subs[i] for i in requested + below_live if i in subs]
@@ -222,7 +220,9 @@ def _wait_cancelled(dispatch_id: str, node_ids: list[int], timeout: float | None
     while True:
         with store.read() as conn:
             rows = q.get_nodes(conn, dispatch_id)
-        pending = [r.node_id for r in rows if r.node_id in wanted and r.status not in q.TERMINAL_VALUES]
+        pending = [
+            r.node_id for r in rows if r.node_id in wanted and r.status not in q.TERMINAL_VALUES
+        ]
         if not pending:
             return
         if deadline is not None and time.monotonic() >= deadline:

@@ -2,7 +2,9 @@
 
 Plugins register under the ``covalent_core.plugins`` entry-point group. Environment:
 ``COVALENT_CORE_PLUGINS`` (comma-separated entry-point names) limits which load;
-``COVALENT_CORE_TRACE_HOOKS=1`` logs every hook call at DEBUG on ``covalent_core.hooks``.
+``COVALENT_CORE_TRACE_HOOKS=1`` logs every hook call at DEBUG on ``covalent_core.hooks``;
+``COVALENT_CORE_EXTRA_PLUGINS`` (comma-separated module names) registers modules that are not
+installed as packages (in-house plugins, test doubles).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ logger = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "covalent_core.plugins"
 ENV_PLUGINS = "COVALENT_CORE_PLUGINS"
 ENV_TRACE = "COVALENT_CORE_TRACE_HOOKS"
+ENV_EXTRA = "COVALENT_CORE_EXTRA_PLUGINS"
 
 
 @dataclass
@@ -98,6 +101,16 @@ def _build() -> PluginRegistry:
         except Exception as exc:
             registry.failed[ep.name] = f"{type(exc).__name__}: {exc}"
             logger.warning("plugin %r (%s) failed to load: %s", ep.name, ep.value, exc)
+    for module_name in os.environ.get(ENV_EXTRA, "").split(","):
+        module_name = module_name.strip()
+        if not module_name or module_name in seen:
+            continue
+        seen.add(module_name)
+        try:
+            manager.register(importlib.import_module(module_name), name=module_name)
+        except Exception as exc:  # noqa: BLE001
+            registry.failed[module_name] = f"{type(exc).__name__}: {exc}"
+            logger.warning("plugin module %r failed to load: %s", module_name, exc)
     if "local" not in seen and (not allowed or "local" in allowed):
         # Running from a source tree without the package installed: register the built-in.
         from .executors import local

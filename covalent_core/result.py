@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from dataclasses import dataclass, field
@@ -54,6 +55,9 @@ class NodeResult:
     sub_dispatch_id: str | None
     output_bytes: bytes | None = field(default=None, repr=False)
 
+    def __repr__(self) -> str:
+        return f"<NodeResult {self.node_id} {self.name}: {self.status}>"
+
     @property
     def output(self) -> Any:
         """The node's output (unpickled on access), or None if it has none."""
@@ -71,10 +75,8 @@ class NodeResult:
         """Build from a ``nodes`` row joined with its job's handle."""
         handle: Any = row.job_handle
         if handle:
-            try:
+            with contextlib.suppress(ValueError):
                 handle = json.loads(handle)
-            except ValueError:
-                pass
         return cls(
             node_id=row.node_id,
             name=row.name,
@@ -138,6 +140,9 @@ class Result:
         """The nodes that run code (electrons, collections, sublattices), not parameters."""
         return [n for n in self.nodes if n.kind != "parameter"]
 
+    def __repr__(self) -> str:
+        return f"<Result {self.dispatch_id} {self.name}: {self.status}, {len(self.nodes)} nodes>"
+
     def __str__(self) -> str:
         lines = [
             f"Dispatch {self.dispatch_id} ({self.name}): {self.status}",
@@ -145,7 +150,11 @@ class Result:
         if self.error:
             lines.append(f"  error: {self.error}")
         for node in self.tasks:
-            why = f" ({node.cancel_reason}, at {node.cancel_stage or 'start'})" if node.status is Status.CANCELLED else ""
+            why = (
+                f" ({node.cancel_reason}, at {node.cancel_stage or 'start'})"
+                if node.status is Status.CANCELLED
+                else ""
+            )
             lines.append(f"  [{node.node_id}] {node.name}: {node.status}{why}")
         if self.status is Status.COMPLETED:
             lines.append(f"  result: {self.result!r}")
@@ -192,7 +201,8 @@ class CancelReport:
                 lines.append(f"  downstream, will not run: {self._fmt(self.downstream)}")
         if self.already_finished:
             done = ", ".join(
-                f"{i} ({self.names.get(i, '?')}: {s})" for i, s in sorted(self.already_finished.items())
+                f"{i} ({self.names.get(i, '?')}: {s})"
+                for i, s in sorted(self.already_finished.items())
             )
             lines.append(f"  already finished, kept: {done}")
         if self.sub_dispatches:

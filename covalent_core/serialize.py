@@ -69,7 +69,9 @@ def graph_to_records(graph: TransportGraph, template: Any) -> GraphRecords:
         else:
             key = id(node.function)
             if key not in functions:
-                functions[key] = dumps(node.function, f"function of node {node.node_id} ({node.name})")
+                functions[key] = dumps(
+                    node.function, f"function of node {node.node_id} ({node.name})"
+                )
             row["function"] = functions[key]
             ekey = id(node.executor)
             if ekey not in executors:

@@ -71,7 +71,7 @@ class Electron:
         self.timeout = timeout
         self.node_id = node_id
         if node_id is None:
-            functools.update_wrapper(self, function)
+            functools.update_wrapper(self, function, updated=())
 
     @property
     def _name(self) -> str:
@@ -185,9 +185,7 @@ def _connect(
 ) -> None:
     """Connect one argument of ``child``: an edge from an electron, else a new node."""
     if isinstance(value, Electron) and value.node_id is not None:
-        graph.add_edge(
-            value.node_id, child, param_type, arg_index=arg_index, param_name=param_name
-        )
+        graph.add_edge(value.node_id, child, param_type, arg_index=arg_index, param_name=param_name)
         return
     where = f"argument {param_name or arg_index!s} of node {child} ({graph.nodes[child].name})"
     if isinstance(value, (list, dict)):
@@ -204,9 +202,7 @@ def _connect(
         for index, (_key, item) in enumerate(items):
             _connect(graph, node_id, item, "arg", index, None, executor)
     else:
-        node_id = graph.add_node(
-            parameter_name(value), KIND_PARAMETER, value=value, label=where
-        )
+        node_id = graph.add_node(parameter_name(value), KIND_PARAMETER, value=value, label=where)
     graph.add_edge(node_id, child, param_type, arg_index=arg_index, param_name=param_name)
 
 
@@ -254,7 +250,7 @@ class Lattice:
         self.function = function
         self.executor = executor
         self.name = getattr(function, "__name__", "lattice")
-        functools.update_wrapper(self, function)
+        functools.update_wrapper(self, function, updated=())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # A plain call, as in Covalent: outside a dispatch its electrons run as plain calls;

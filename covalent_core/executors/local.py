@@ -42,7 +42,9 @@ def describe_exit(returncode: int | None) -> str:
         return "the task's process ended without a result"
     if returncode < 0:
         sig = signal.Signals(-returncode)
-        hint = " (the OOM killer sends SIGKILL when memory runs out)" if sig == signal.SIGKILL else ""
+        hint = (
+            " (the OOM killer sends SIGKILL when memory runs out)" if sig == signal.SIGKILL else ""
+        )
         return f"the task's process was killed by signal {sig.name} ({-returncode}){hint}"
     return f"the task's process exited with code {returncode} before returning a result"
 

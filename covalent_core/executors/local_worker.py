@@ -8,6 +8,7 @@ capture files, so prints and subprocess output are both recorded.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import struct
@@ -62,10 +63,8 @@ def _kill_leftovers() -> None:
     except psutil.Error:
         return
     for child in children:
-        try:
+        with contextlib.suppress(psutil.Error):
             child.kill()
-        except psutil.Error:
-            pass
     psutil.wait_procs(children, timeout=2)
 
 
@@ -89,10 +88,8 @@ def main() -> int:
         _reset_capture(err_fh)
         outcome = execute(payload)
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(Exception):
                 stream.flush()
-            except Exception:
-                pass
         _kill_leftovers()
         write_frame(proto_out, (outcome, _read_capture(out_fh), _read_capture(err_fh)))
         if os.getcwd() != start_cwd:

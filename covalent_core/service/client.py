@@ -52,7 +52,9 @@ def start_service() -> None:
         )
 
 
-def request(message: dict[str, Any], *, start: bool = True, timeout: float = 30.0) -> dict[str, Any]:
+def request(
+    message: dict[str, Any], *, start: bool = True, timeout: float = 30.0
+) -> dict[str, Any]:
     """Send ``message`` to the service and return its reply, starting the service if needed."""
     path = socket_path()
     deadline = time.monotonic() + START_TIMEOUT
@@ -76,7 +78,9 @@ def request(message: dict[str, Any], *, start: bool = True, timeout: float = 30.
             time.sleep(0.02)
             continue
         if not reply.get("ok"):
-            raise ServiceError(f"the dispatcher service refused {message.get('op')!r}: {reply.get('error')}")
+            raise ServiceError(
+                f"the dispatcher service refused {message.get('op')!r}: {reply.get('error')}"
+            )
         return reply
 
 

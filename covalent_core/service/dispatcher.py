@@ -55,7 +55,10 @@ def owner_alive(owner: str | None) -> bool:
     if host != socket.gethostname():
         return True  # another host's dispatcher: it answers for its own dispatches
     try:
-        return abs(psutil.Process(int(pid)).create_time() - float(started)) < START_TIME_TOLERANCE + 0.01
+        return (
+            abs(psutil.Process(int(pid)).create_time() - float(started))
+            < START_TIME_TOLERANCE + 0.01
+        )
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return False
 
@@ -96,7 +99,9 @@ class Dispatcher:
     @property
     def busy(self) -> bool:
         """True while any dispatch runs or any cancel is still being retried."""
-        return bool(self.top_level) or any(not j.confirmed.is_set() and j.task for j in self.jobs.values())
+        return bool(self.top_level) or any(
+            not j.confirmed.is_set() and j.task for j in self.jobs.values()
+        )
 
     @staticmethod
     def _key(name: str, config: dict[str, Any] | None) -> str:
@@ -146,6 +151,7 @@ class Dispatcher:
 
     async def poll_new(self) -> None:
         """Claim and start top-level dispatches nobody (alive) is running."""
+
         def find(conn: Any) -> list[Any]:
             return list(
                 conn.execute(
@@ -172,7 +178,9 @@ class Dispatcher:
 
     async def _claim(self, dispatch_id: str, previous: str | None) -> bool:
         def claim(conn: Any) -> bool:
-            cond = dispatches.c.owner.is_(None) if previous is None else dispatches.c.owner == previous
+            cond = (
+                dispatches.c.owner.is_(None) if previous is None else dispatches.c.owner == previous
+            )
             result = conn.execute(
                 update(dispatches)
                 .where(and_(dispatches.c.dispatch_id == dispatch_id, cond))
@@ -194,6 +202,17 @@ class Dispatcher:
 
     async def _fail_dispatch(self, dispatch_id: str, error: str) -> None:
         def op(conn: Any) -> None:
+            # Nothing may look pending in a dispatch that ended.
+            conn.execute(
+                update(nodes)
+                .where(
+                    and_(
+                        nodes.c.dispatch_id == dispatch_id,
+                        nodes.c.status.not_in(q.TERMINAL_VALUES),
+                    )
+                )
+                .values(status=Status.FAILED.value, error=error, ended_at=time.time())
+            )
             conn.execute(
                 update(dispatches)
                 .where(dispatches.c.dispatch_id == dispatch_id)
@@ -251,7 +270,9 @@ class Dispatcher:
                 continue  # resumed: its sub-dispatch is loaded and run again
             row = rows[node.node_id]
             if row.job_handle:
-                executor = await self._executor(node.executor or "local", node.executor_config or {})
+                executor = await self._executor(
+                    node.executor or "local", node.executor_config or {}
+                )
                 job = self._job_state(node.job_id, executor, row.job_handle, run, node)
                 self._start_cancel(job)
                 await job.settled.wait()
@@ -337,7 +358,9 @@ class Dispatcher:
             )
         )
         if not outcome.ok or outcome.output is None:
-            raise CovalentCoreError(f"the lattice's return value could not be assembled: {outcome.error}")
+            raise CovalentCoreError(
+                f"the lattice's return value could not be assembled: {outcome.error}"
+            )
         return outcome.output
 
     async def _run_internal(self, payload: bytes) -> TaskOutcome:
@@ -391,7 +414,9 @@ class Dispatcher:
             )
             conn.execute(
                 update(nodes)
-                .where(and_(nodes.c.dispatch_id == run.dispatch_id, nodes.c.node_id == node.node_id))
+                .where(
+                    and_(nodes.c.dispatch_id == run.dispatch_id, nodes.c.node_id == node.node_id)
+                )
                 .values(sub_dispatch_id=sub_id)
             )
 
@@ -419,6 +444,7 @@ class Dispatcher:
         exec_key = self._key(node.executor or "local", node.executor_config)
         job_id = self._job_keys.get((exec_key, handle))
         if job_id is None:
+
             def op(conn: Any) -> int:
                 result = conn.execute(
                     insert(jobs).values(

@@ -1,6 +1,6 @@
 """The stages of one node, in order, with the cancel flag checked before each.
 
-    instantiate -> pickle -> upload -> provision -> run -> fetch, then cleanup
+instantiate -> pickle -> upload -> provision -> run -> fetch, then cleanup
 """
 
 from __future__ import annotations
@@ -41,9 +41,7 @@ def build_inputs(run: DispatchRun, node: NodeState) -> tuple[list[bytes], dict[s
     return [positional[i] for i in sorted(positional)], keywords
 
 
-async def until_cancelled(
-    awaitable: Awaitable[Any], ctx: TaskContext, stage: Stage
-) -> Any:
+async def until_cancelled(awaitable: Awaitable[Any], ctx: TaskContext, stage: Stage) -> Any:
     """Await a stage; if a cancel arrives first, cancel it and raise TaskCancelledError."""
     task = asyncio.ensure_future(awaitable)
     if task.done() or ctx.cancelled.is_set():
@@ -101,9 +99,7 @@ async def run_node(run: DispatchRun, node: NodeState) -> None:
                 if node.kind == KIND_SUBLATTICE:
                     await run_sublattice_stage(run, node, ctx, stage)
                 elif stage is Stage.INSTANTIATE:
-                    executor = await until_cancelled(
-                        dispatcher.executor_for(node), ctx, stage
-                    )
+                    executor = await until_cancelled(dispatcher.executor_for(node), ctx, stage)
                 elif stage is Stage.RUN:
                     await run_stage(run, node, ctx, executor)
                 else:

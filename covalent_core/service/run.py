@@ -90,7 +90,10 @@ class DispatchRun:
         if status is not node.status and status not in ALLOWED.get(node.status, set()):
             logger.debug(
                 "dispatch %s node %s: ignored %s -> %s",
-                self.dispatch_id, node.node_id, node.status, status,
+                self.dispatch_id,
+                node.node_id,
+                node.status,
+                status,
             )
             return False
         node.status = status

@@ -121,7 +121,7 @@ class WriteBuffer:
                             nodes.c.dispatch_id == bindparam("_d"),
                             nodes.c.node_id == bindparam("_n"),
                             # Terminal statuses are sticky, whatever arrives late.
-                            nodes.c.status.not_in(_TERMINAL_VALUES),
+                            *(nodes.c.status != value for value in _TERMINAL_VALUES),
                         )
                     )
                     .values({c: bindparam(c) for c in columns})

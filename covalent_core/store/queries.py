@@ -59,7 +59,9 @@ def insert_dispatch(
 
 def get_dispatch(conn: Connection, dispatch_id: str, *, with_result: bool = False) -> Row[Any]:
     """The dispatch row; :class:`DispatchNotFoundError` lists recent ids when there is none."""
-    columns = [c for c in dispatches.c if with_result or c.name not in ("result", "result_template")]
+    columns = [
+        c for c in dispatches.c if with_result or c.name not in ("result", "result_template")
+    ]
     row = conn.execute(select(*columns).where(dispatches.c.dispatch_id == dispatch_id)).first()
     if row is None:
         raise DispatchNotFoundError(dispatch_id, recent_dispatch_ids(conn))
@@ -94,7 +96,11 @@ def get_nodes(conn: Connection, dispatch_id: str, *, blobs: bool = False) -> lis
     """The dispatch's nodes in id order, with the job handle of each."""
     columns = list(nodes.c) if blobs else NODE_SUMMARY
     stmt = (
-        select(*columns, jobs.c.handle.label("job_handle"), jobs.c.cancel_error.label("job_cancel_error"))
+        select(
+            *columns,
+            jobs.c.handle.label("job_handle"),
+            jobs.c.cancel_error.label("job_cancel_error"),
+        )
         .select_from(nodes.outerjoin(jobs, nodes.c.job_id == jobs.c.job_id))
         .where(nodes.c.dispatch_id == dispatch_id)
         .order_by(nodes.c.node_id)
@@ -129,9 +135,9 @@ def sub_dispatches(conn: Connection, dispatch_id: str) -> list[Row[Any]]:
     """Dispatches whose parent is ``dispatch_id``."""
     return list(
         conn.execute(
-            select(dispatches.c.dispatch_id, dispatches.c.parent_node_id, dispatches.c.status).where(
-                dispatches.c.parent_dispatch_id == dispatch_id
-            )
+            select(
+                dispatches.c.dispatch_id, dispatches.c.parent_node_id, dispatches.c.status
+            ).where(dispatches.c.parent_dispatch_id == dispatch_id)
         )
     )
 

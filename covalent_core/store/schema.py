@@ -105,9 +105,7 @@ edges = Table(
     Column("param_type", String(8), nullable=False),
     Column("param_name", String(255), nullable=True),
     Column("arg_index", Integer, nullable=True),
-    ForeignKeyConstraint(
-        ["dispatch_id"], ["dispatches.dispatch_id"], ondelete="CASCADE"
-    ),
+    ForeignKeyConstraint(["dispatch_id"], ["dispatches.dispatch_id"], ondelete="CASCADE"),
 )
 
 Index("ix_nodes_dispatch_status", nodes.c.dispatch_id, nodes.c.status)
