@@ -89,7 +89,7 @@ class Dispatcher:
         self.runs: dict[str, DispatchRun] = {}
         self.top_level: dict[str, asyncio.Task[None]] = {}
         self.jobs: dict[int, JobState] = {}
-        self._job_keys: dict[tuple[str, str], int] = {}
+        self._job_keys: dict[tuple[str, str], asyncio.Future[int]] = {}
         self._executors: dict[str, Executor] = {}
         self._executor_locks: dict[str, asyncio.Lock] = {}
         self._semaphores: dict[str, asyncio.Semaphore] = {}
@@ -442,8 +442,11 @@ class Dispatcher:
         """Store a job handle durably; if a cancel already came, stop the job at once."""
         executor = await self.executor_for(node)
         exec_key = self._key(node.executor or "local", node.executor_config)
-        job_id = self._job_keys.get((exec_key, handle))
-        if job_id is None:
+        key = (exec_key, handle)
+        pending = self._job_keys.get(key)
+        if pending is None:
+            # Reserve the key first: packed tasks store the same handle at the same moment.
+            pending = self._job_keys[key] = asyncio.get_running_loop().create_future()
 
             def op(conn: Any) -> int:
                 result = conn.execute(
@@ -459,8 +462,13 @@ class Dispatcher:
                 )
                 return int(result.inserted_primary_key[0])
 
-            job_id = await asyncio.shield(self.writes.execute(op))
-            self._job_keys[(exec_key, handle)] = job_id
+            try:
+                pending.set_result(await asyncio.shield(self.writes.execute(op)))
+            except BaseException as exc:
+                del self._job_keys[key]
+                pending.set_exception(exc)
+                raise
+        job_id = await asyncio.shield(pending)
         node.job_id = job_id
         self.writes.update_node(run.dispatch_id, node.node_id, job_id=job_id)
         await asyncio.shield(self.writes.flush())
@@ -484,6 +492,19 @@ class Dispatcher:
         if (run, node) not in job.members:
             job.members.append((run, node))
         return job
+
+    def release_job(self, node: NodeState) -> None:
+        """Forget a job once every node on it is settled and no cancel of it is running."""
+        job = self.jobs.get(node.job_id) if node.job_id is not None else None
+        if job is None or (job.task is not None and not job.task.done()):
+            return
+        if all(member.settled for _, member in job.members):
+            del self.jobs[job.job_id]
+            self._job_keys = {
+                k: v
+                for k, v in self._job_keys.items()
+                if not (v.done() and not v.exception() and v.result() == job.job_id)
+            }
 
     def cancel_packed(self, run: DispatchRun, node: NodeState) -> None:
         """Cancel the other nodes that share this node's job."""
@@ -565,6 +586,8 @@ class Dispatcher:
             node.cancel_unconfirmed = False
             run.set_status(node, Status.CANCELLED, **values)
         job.waiting_nodes.clear()
+        for _, member in job.members:
+            self.release_job(member)
 
     def time_out(self, run: DispatchRun, node: NodeState) -> None:
         """A node ran past its ``timeout=``: cancel it with reason timeout."""

@@ -135,6 +135,7 @@ async def run_node(run: DispatchRun, node: NodeState) -> None:
         if status is Status.COMPLETED:
             node.output = values["output"]
         run.set_status(node, status, **values)
+    dispatcher.release_job(node)
 
 
 def outcome_values(ctx: TaskContext) -> tuple[Status, dict[str, Any]]:
@@ -162,7 +163,7 @@ async def finish_cancel(run: DispatchRun, node: NodeState, values: dict[str, Any
     if node.timed_out:
         values.setdefault("error", f"timed out after {node.timeout:g} s; stopped")
     job = run.dispatcher.jobs.get(node.job_id) if node.job_id is not None else None
-    if job is not None and not job.confirmed.is_set():
+    if job is not None and job.task is not None and not job.confirmed.is_set():
         run.set_status(node, Status.CANCELLING, **values)
         node.cancel_unconfirmed = True
         run._check_finished()

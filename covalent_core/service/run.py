@@ -49,6 +49,7 @@ class NodeState:
     task: asyncio.Task[None] | None = None
     ctx: TaskContext | None = None
     cancel_unconfirmed: bool = False
+    cancel_applied: bool = False
     timed_out: bool = False
 
     @property
@@ -168,8 +169,9 @@ class DispatchRun:
 
     def cancel_node(self, node: NodeState, reason: str, *, persist: bool = False) -> None:
         """Cancel one node: at once if it never started, else through its running stages."""
-        if node.status in TERMINAL:
+        if node.status in TERMINAL or node.cancel_applied:
             return
+        node.cancel_applied = True
         first = not node.cancel_requested
         node.cancel_requested = True
         node.cancel_reason = node.cancel_reason or reason

@@ -62,7 +62,7 @@ class RecordingExecutor(Executor):
         self.cancel_grace = cancel_grace
         self._cancel_calls = 0
         self._packs: dict[str, asyncio.Task[int]] = {}
-        record(record_dir, "-", "instantiate")
+        record(record_dir, f"pid:{os.getpid()}", "instantiate")
 
     def _dir(self, task: TaskContext) -> Path:
         return Path(self.record_dir) / f"{task.dispatch_id}-{task.node_id}"
@@ -116,6 +116,7 @@ class RecordingExecutor(Executor):
                 await proc.wait()
                 first = self._packs[self.pack]
                 await task.set_job_handle(self._pack_handles[self.pack])
+                record(self.record_dir, self._key(task), "started")
                 code = await first
                 task.state["returncode"] = code
                 return
@@ -123,6 +124,7 @@ class RecordingExecutor(Executor):
             self._pack_handles[self.pack] = json.dumps(handle, sort_keys=True)
             self._packs[self.pack] = asyncio.ensure_future(proc.wait())
             await task.set_job_handle(self._pack_handles[self.pack])
+            record(self.record_dir, self._key(task), "started")
             task.state["returncode"] = await self._packs[self.pack]
             return
         await task.set_job_handle(handle)
@@ -162,5 +164,4 @@ def covalent_executor_classes() -> list[type[Executor]]:
     return [RecordingExecutor]
 
 
-# Make pids visible for tests that read them.
-__all__ = ["RecordingExecutor", "events", "os"]
+__all__ = ["RecordingExecutor", "events"]
