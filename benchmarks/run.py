@@ -1,0 +1,196 @@
+"""Benchmarks of covalent-core on this machine: prints a table and writes JSON.
+
+    .venv/bin/python benchmarks/run.py            # or scripts/bench.sh
+
+Measures dispatch throughput (a wide graph of 1,000 no-op electrons plus a reducer, a chain of
+200), the dispatcher's peak RSS and idle CPU, cancel latency (same process and from the CLI,
+to the task's process being dead; a zombie counts as dead), and cancelling 10,000 nodes that
+have not started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("COVALENT_CORE_DATA_DIR", tempfile.mkdtemp(prefix="covalent-core-bench-"))
+os.environ.setdefault("COVALENT_CORE_IDLE_TIMEOUT", "30")
+
+import psutil  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+import covalent_core as ct  # noqa: E402
+from covalent_core.process import is_dead  # noqa: E402
+from covalent_core.service.client import request  # noqa: E402
+
+OUT = Path(__file__).parent / "results"
+
+
+@ct.electron
+def noop(i):
+    return i
+
+
+@ct.electron
+def reduce_all(values):
+    return len(values)
+
+
+@ct.electron
+def sleeper(seconds):
+    import time as _time
+
+    _time.sleep(seconds)
+
+
+@ct.lattice
+def wide(n):
+    return reduce_all([noop(i) for i in range(n)])
+
+
+@ct.lattice
+def chain(n):
+    value = noop(0)
+    for _ in range(n - 1):
+        value = noop(value)
+    return value
+
+
+@ct.lattice
+def one_sleeper():
+    return sleeper(1000)
+
+
+@ct.lattice
+def gated(n):
+    gate = sleeper(30)
+    return [ct.wait(noop(i), [gate]) for i in range(n)]
+
+
+def service_pid() -> int:
+    return int(request({"op": "ping"})["pid"])
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def throughput(lattice, n: int, tasks: int) -> dict:
+    start = time.perf_counter()
+    dispatch_id = ct.dispatch(lattice)(n)
+    result = ct.get_result(dispatch_id, wait=True, timeout=600)
+    elapsed = time.perf_counter() - start
+    assert result.status is ct.Status.COMPLETED, result
+    return {"tasks": tasks, "seconds": elapsed, "tasks_per_s": tasks / elapsed}
+
+
+def cancel_latency_same_process(runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        dispatch_id = ct.dispatch(one_sleeper)()
+        while not (handle := ct.get_result(dispatch_id).get_node(0).job_handle):
+            time.sleep(0.01)
+        time.sleep(0.05)
+        start = time.perf_counter()
+        ct.cancel(dispatch_id)
+        while not is_dead(handle["pid"]):
+            time.sleep(0.0005)
+        samples.append(time.perf_counter() - start)
+        ct.get_result(dispatch_id, wait=True, timeout=60)
+    return samples
+
+
+def cancel_latency_cli(runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        dispatch_id = ct.dispatch(one_sleeper)()
+        while not (handle := ct.get_result(dispatch_id).get_node(0).job_handle):
+            time.sleep(0.01)
+        time.sleep(0.05)
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "covalent_core", "cancel", dispatch_id],
+            stdout=subprocess.DEVNULL,
+        )
+        while not is_dead(handle["pid"]):
+            time.sleep(0.0005)
+        samples.append(time.perf_counter() - start)
+        proc.wait()
+        ct.get_result(dispatch_id, wait=True, timeout=60)
+    return samples
+
+
+def cancel_many_not_started(n: int) -> dict:
+    dispatch_id = ct.dispatch(gated)(n)
+    while ct.get_result(dispatch_id).get_node(0).status is not ct.Status.RUNNING:
+        time.sleep(0.02)
+    start = time.perf_counter()
+    ct.cancel(dispatch_id)
+    returned = time.perf_counter() - start
+    result = ct.get_result(dispatch_id, wait=True, timeout=600)
+    started = sum(1 for node in result.tasks if node.started_at is not None and node.node_id != 0)
+    return {"nodes": n, "cancel_returned_s": returned, "nodes_started_after": started}
+
+
+def idle_cpu_percent(pid: int, seconds: float = 5.0) -> float:
+    proc = psutil.Process(pid)
+    before = sum(proc.cpu_times()[:2])
+    time.sleep(seconds)
+    return 100 * (sum(proc.cpu_times()[:2]) - before) / seconds
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    console = Console()
+    results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
+    throughput(wide, 50, 51)  # warm up: service, workers
+    pid = service_pid()
+    results["wide_1000"] = throughput(wide, 1000, 1001)
+    results["chain_200"] = throughput(chain, 200, 200)
+    results["dispatcher_peak_rss_mb"] = peak_rss_mb(pid)
+    results["dispatcher_idle_cpu_percent"] = idle_cpu_percent(pid)
+    same = cancel_latency_same_process(20)
+    cli = cancel_latency_cli(10)
+    results["cancel_same_process_ms"] = {
+        "p50": 1e3 * statistics.median(same), "p95": 1e3 * pct(same, 0.95), "n": len(same)
+    }
+    results["cancel_cli_ms"] = {
+        "p50": 1e3 * statistics.median(cli), "p95": 1e3 * pct(cli, 0.95), "n": len(cli)
+    }
+    results["cancel_10000_not_started"] = cancel_many_not_started(10_000)
+
+    table = Table("benchmark", "result", "target", title="covalent-core benchmarks")
+    w, c = results["wide_1000"], results["chain_200"]
+    table.add_row("wide graph, 1,000 no-ops + reducer", f"{w['tasks_per_s']:.0f} tasks/s ({w['seconds']:.2f} s)", ">= 300 tasks/s")
+    table.add_row("chain of 200", f"{c['tasks_per_s']:.0f} tasks/s ({c['seconds']:.2f} s)", "")
+    table.add_row("dispatcher peak RSS", f"{results['dispatcher_peak_rss_mb']:.0f} MB", "")
+    table.add_row("dispatcher idle CPU", f"{results['dispatcher_idle_cpu_percent']:.2f} %", "next to none")
+    s, k = results["cancel_same_process_ms"], results["cancel_cli_ms"]
+    table.add_row("cancel -> process dead, same process", f"p50 {s['p50']:.1f} ms, p95 {s['p95']:.1f} ms", "p50 <= 50, p95 <= 200 ms")
+    table.add_row("cancel -> process dead, CLI", f"p50 {k['p50']:.0f} ms, p95 {k['p95']:.0f} ms", "p50 <= 300 ms")
+    m = results["cancel_10000_not_started"]
+    table.add_row("cancel 10,000 not-started nodes", f"returned in {m['cancel_returned_s']:.2f} s, {m['nodes_started_after']} started", "<= 1 s, 0 started")
+    console.print(table)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "latest.json").write_text(json.dumps(results, indent=2))
+    console.print(f"wrote {OUT / 'latest.json'}")
+    request({"op": "shutdown"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

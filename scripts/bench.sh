@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Set up and run the benchmarks: prints a table, writes benchmarks/results/latest.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+exec .venv/bin/python benchmarks/run.py "$@"
