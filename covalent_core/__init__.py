@@ -17,8 +17,8 @@ print(ct.get_result(dispatch_id, wait=True))
 
 from __future__ import annotations
 
-from . import executor
-from .api import cancel, dispatch, dispatch_sync, get_result, list_dispatches
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     CovalentCoreError,
     DispatchNotFoundError,
@@ -29,11 +29,45 @@ from .errors import (
     TaskCancelledError,
     TaskNotFoundError,
 )
-from .executors.base import Executor, TaskContext, TaskOutcome
-from .executors.local import LocalExecutor
-from .result import CancelReport, NodeResult, Result
 from .status import CancelReason, Stage, Status
 from .workflow import Electron, Lattice, electron, lattice, wait
+
+# The rest is imported on first use, so that `covalent-core cancel` starts fast.
+_LAZY = {
+    "cancel": "api",
+    "dispatch": "api",
+    "dispatch_sync": "api",
+    "get_result": "api",
+    "list_dispatches": "api",
+    "Executor": "executors.base",
+    "TaskContext": "executors.base",
+    "TaskOutcome": "executors.base",
+    "LocalExecutor": "executors.local",
+    "CancelReport": "result",
+    "NodeResult": "result",
+    "Result": "result",
+}
+
+if TYPE_CHECKING:
+    from . import executor
+    from .api import cancel, dispatch, dispatch_sync, get_result, list_dispatches
+    from .executors.base import Executor, TaskContext, TaskOutcome
+    from .executors.local import LocalExecutor
+    from .result import CancelReport, NodeResult, Result
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name == "executor":
+        return importlib.import_module(".executor", __name__)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'covalent_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 

@@ -147,6 +147,16 @@ def cancel(
     results. With ``wait=True`` this returns once every cancelled task is CANCELLED (or
     ``timeout`` passed). Cancelling again, or cancelling what already finished, changes nothing.
     """
+    report = request_cancel(dispatch_id, task_ids)
+    if report.changed_anything:
+        service.request({"op": "cancel", "dispatch_ids": [dispatch_id, *report.sub_dispatches]})
+        if wait:
+            _wait_cancelled(dispatch_id, report.cancelled, timeout)
+    return report
+
+
+def request_cancel(dispatch_id: str, task_ids: int | Iterable[int] | None = None) -> CancelReport:
+    """Store the cancel flags (durably) and return the report; does not wake the dispatcher."""
     whole = task_ids is None
     if isinstance(task_ids, int):
         task_ids = [task_ids]
@@ -203,12 +213,8 @@ def cancel(
         sub_dispatches=sub_ids,
         whole_dispatch=whole,
         dispatch_status=Status(drow.status),
-        names={i: r.name for i, r in by_id.items()},
+        names={i: by_id[i].name for i in {*targets, *below}},
     )
-    if report.changed_anything:
-        service.request({"op": "cancel", "dispatch_ids": [dispatch_id, *sub_ids]})
-        if wait:
-            _wait_cancelled(dispatch_id, report.cancelled, timeout)
     return report
 
 

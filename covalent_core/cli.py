@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from .errors import CovalentCoreError
 from .status import Status
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 # Outside a terminal (CI logs, pipes) rich would fold tables to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -50,6 +52,8 @@ def main() -> None:
 @click.option("--limit", default=20, show_default=True, help="How many dispatches to show.")
 def list_cmd(limit: int) -> None:
     """List recent dispatches, newest first."""
+    from rich.table import Table
+
     from .api import list_dispatches
 
     table = Table("dispatch id", "name", "status", "created", "ended")
@@ -63,6 +67,8 @@ def list_cmd(limit: int) -> None:
 
 def status_table(result: Any, show_all: bool = False) -> Table:
     """The per-node table of a dispatch: ids, names, statuses, stages, reasons, times."""
+    from rich.table import Table
+
     title = f"{result.name} {result.dispatch_id}: {result.status}"
     table = Table(title=title, title_justify="left")
     for column in ("id", "name", "status", "stage", "cancel reason", "executor", "started",
@@ -139,10 +145,34 @@ def result(dispatch_id: str, wait: bool, timeout: float | None) -> None:
 @click.option("--timeout", type=float, default=None, help="Seconds to wait at most.")
 def cancel_cmd(dispatch_id: str, tasks: tuple[int, ...], wait: bool, timeout: float | None) -> None:
     """Cancel a whole dispatch, or the given tasks and everything downstream of them."""
-    from .api import cancel
+    from . import errors
+    from .service.client import request
+
+    task_ids = list(tasks) or None
+    try:
+        # Fast path: a running service stores the request and acts on it in one round trip.
+        reply = request(
+            {"op": "cancel_tasks", "dispatch_id": dispatch_id, "task_ids": task_ids},
+            start=False,
+            raw=True,
+        )
+    except errors.ServiceError:
+        reply = None
+    if reply is not None and not reply.get("ok"):
+        _fail(errors.CovalentCoreError(reply.get("error")))
+    from .result import CancelReport
 
     try:
-        report = cancel(dispatch_id, list(tasks) or None, wait=wait, timeout=timeout)
+        if reply is not None:
+            report = CancelReport.from_json(reply["report"])
+            if wait and report.changed_anything:
+                from .api import _wait_cancelled
+
+                _wait_cancelled(dispatch_id, report.cancelled, timeout)
+        else:
+            from .api import cancel
+
+            report = cancel(dispatch_id, task_ids, wait=wait, timeout=timeout)
     except CovalentCoreError as exc:
         _fail(exc)
     console.print(str(report), highlight=False, markup=False)
@@ -151,6 +181,8 @@ def cancel_cmd(dispatch_id: str, tasks: tuple[int, ...], wait: bool, timeout: fl
 @main.command()
 def executors() -> None:
     """List installed executors (short name, class, package, version) and broken plugins."""
+    from rich.table import Table
+
     from .plugins import registry
 
     reg = registry()

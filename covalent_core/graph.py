@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import reprlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
+if TYPE_CHECKING:
+    import networkx as nx
 
 PARAMETER_PREFIX = ":parameter:"
 LIST_PREFIX = ":electron_list:"
@@ -84,6 +85,8 @@ class TransportGraph:
 
 def edges_to_networkx(node_ids: list[int], edges: list[Edge]) -> nx.MultiDiGraph:
     """Build a MultiDiGraph from node ids and edges."""
+    import networkx as nx  # imported when needed: it costs the CLI ~0.1 s of start-up
+
     graph = nx.MultiDiGraph()
     graph.add_nodes_from(node_ids)
     graph.add_edges_from((e.parent, e.child) for e in edges)
@@ -92,6 +95,8 @@ def edges_to_networkx(node_ids: list[int], edges: list[Edge]) -> nx.MultiDiGraph
 
 def downstream(graph: nx.MultiDiGraph, node_ids: list[int]) -> set[int]:
     """Every node reachable from ``node_ids`` (not including them)."""
+    import networkx as nx
+
     out: set[int] = set()
     for node_id in node_ids:
         out |= nx.descendants(graph, node_id)

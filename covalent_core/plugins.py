@@ -108,7 +108,7 @@ def _build() -> PluginRegistry:
         seen.add(module_name)
         try:
             manager.register(importlib.import_module(module_name), name=module_name)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             registry.failed[module_name] = f"{type(exc).__name__}: {exc}"
             logger.warning("plugin module %r failed to load: %s", module_name, exc)
     if "local" not in seen and (not allowed or "local" in allowed):

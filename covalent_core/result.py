@@ -184,6 +184,33 @@ class CancelReport:
         """False if everything it addressed had already finished."""
         return bool(self.cancelled)
 
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return {
+            "dispatch_id": self.dispatch_id,
+            "requested": self.requested,
+            "downstream": self.downstream,
+            "already_finished": {str(k): v.value for k, v in self.already_finished.items()},
+            "sub_dispatches": self.sub_dispatches,
+            "whole_dispatch": self.whole_dispatch,
+            "dispatch_status": self.dispatch_status.value,
+            "names": {str(k): v for k, v in self.names.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CancelReport:
+        """Rebuild a report from :meth:`to_json` data."""
+        return cls(
+            dispatch_id=data["dispatch_id"],
+            requested=list(data["requested"]),
+            downstream=list(data["downstream"]),
+            already_finished={int(k): Status(v) for k, v in data["already_finished"].items()},
+            sub_dispatches=list(data["sub_dispatches"]),
+            whole_dispatch=bool(data["whole_dispatch"]),
+            dispatch_status=Status(data["dispatch_status"]),
+            names={int(k): v for k, v in data["names"].items()},
+        )
+
     def _fmt(self, ids: list[int]) -> str:
         return ", ".join(f"{i} ({self.names.get(i, '?')})" for i in ids) or "none"
 

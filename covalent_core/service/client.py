@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import config
 from ..errors import ServiceError
-from .server import socket_path
+from .paths import socket_path
 
 START_TIMEOUT = 30.0
 _PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
@@ -53,7 +53,7 @@ def start_service() -> None:
 
 
 def request(
-    message: dict[str, Any], *, start: bool = True, timeout: float = 30.0
+    message: dict[str, Any], *, start: bool = True, timeout: float = 30.0, raw: bool = False
 ) -> dict[str, Any]:
     """Send ``message`` to the service and return its reply, starting the service if needed."""
     path = socket_path()
@@ -77,7 +77,7 @@ def request(
                 ) from exc
             time.sleep(0.02)
             continue
-        if not reply.get("ok"):
+        if not reply.get("ok") and not raw:
             raise ServiceError(
                 f"the dispatcher service refused {message.get('op')!r}: {reply.get('error')}"
             )

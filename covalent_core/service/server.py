@@ -15,28 +15,18 @@ import logging
 import os
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 from .. import config
+from ..errors import CovalentCoreError
 from ..store import open_store
 from .dispatcher import Dispatcher
+from .paths import socket_path
 
 logger = logging.getLogger(__name__)
 
 BUSY_POLL = 1.0
 IDLE_POLL = 5.0
-
-
-def socket_path() -> Path:
-    """Where the service of the current store listens."""
-    path = config.service_dir() / "sock"
-    if len(str(path)) < 100:
-        return path
-    # AF_UNIX paths are limited to ~108 bytes; fall back to a short private directory.
-    short = Path("/tmp") / f"covalent-core-{os.getuid()}"
-    short.mkdir(mode=0o700, exist_ok=True)
-    return short / f"{config.service_dir().name}.sock"
 
 
 class Service:
@@ -74,6 +64,19 @@ class Service:
             await self.dispatcher.poll_new()
             applied = await self.dispatcher.apply_cancels(request.get("dispatch_ids"))
             return {"ok": True, "applied": applied}
+        if op == "cancel_tasks":
+            # The CLI's fast path: this process has the store open and everything imported.
+            from ..api import request_cancel
+
+            try:
+                report = await asyncio.to_thread(
+                    request_cancel, request["dispatch_id"], request.get("task_ids")
+                )
+            except CovalentCoreError as exc:
+                return {"ok": False, "error_type": type(exc).__name__, "error": str(exc)}
+            await self.dispatcher.poll_new()
+            await self.dispatcher.apply_cancels([report.dispatch_id, *report.sub_dispatches])
+            return {"ok": True, "report": report.to_json()}
         if op == "shutdown":
             self.stopping = True
             self.wake.set()
