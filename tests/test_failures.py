@@ -1,0 +1,175 @@
+"""Bad input and failing tasks: clear errors, nothing stored is lost, nothing hangs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import covalent_core as ct
+
+
+@ct.electron
+def boom(x):
+    raise ValueError(f"bad value {x}")
+
+
+@ct.electron
+def inc(x):
+    return x + 1
+
+
+@ct.electron
+def die(how):
+    import os as _os
+    import signal as _signal
+
+    if how == "exit":
+        _os._exit(3)
+    _os.kill(_os.getpid(), _signal.SIGKILL)
+
+
+def test_failed_task_keeps_its_traceback_and_stops_its_dependents_only():
+    @ct.lattice
+    def flow():
+        bad = boom(1)
+        return [inc(bad), inc(1)]
+
+    result = ct.dispatch_sync(flow, timeout=60)()
+    assert result.status is ct.Status.FAILED
+    assert "node 0 (boom) failed" in result.error
+    failed = result.get_node(0)
+    assert failed.error == "ValueError: bad value 1"
+    assert "in boom\nValueError: bad value 1" in failed.traceback
+    dependent = result.get_node(2)
+    assert dependent.status is ct.Status.CANCELLED
+    assert dependent.cancel_reason == "upstream failed"
+    independent = result.get_node(3)
+    assert independent.status is ct.Status.COMPLETED and independent.output == 2
+    assert not [n for n in result.nodes if n.status in (ct.Status.NEW_OBJECT, ct.Status.RUNNING)]
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [("exit", "exited with code 3"), ("signal", "killed by signal SIGKILL")],
+)
+def test_task_whose_process_dies_fails_with_the_exit_code_or_signal(how, expected):
+    @ct.lattice
+    def flow():
+        return die(how)
+
+    result = ct.dispatch_sync(flow, timeout=60)()
+    assert result.status is ct.Status.FAILED
+    assert expected in result.get_node(0).error
+
+
+def test_unpicklable_argument_fails_at_dispatch_naming_the_argument():
+    lock = threading.Lock()
+
+    @ct.lattice
+    def flow(resource):
+        return inc(x=resource)
+
+    before = len(ct.list_dispatches(1000))
+    with pytest.raises(ct.SerializationError, match=r"argument x of node 0 \(inc\) cannot be pickled"):
+        ct.dispatch(flow)(lock)
+    assert len(ct.list_dispatches(1000)) == before  # nothing half-stored
+
+
+def test_unknown_dispatch_id_raises_dispatch_not_found():
+    with pytest.raises(ct.DispatchNotFoundError, match="no dispatch 'missing'"):
+        ct.get_result("missing")
+
+
+def test_get_result_wait_timeout_is_a_clear_error_and_the_dispatch_goes_on():
+    @ct.electron
+    def slow():
+        import time
+
+        time.sleep(3)
+        return "done"
+
+    @ct.lattice
+    def flow():
+        return slow()
+
+    dispatch_id = ct.dispatch(flow)()
+    with pytest.raises(ct.DispatchTimeoutError, match="did not finish within 0.2 s"):
+        ct.get_result(dispatch_id, wait=True, timeout=0.2)
+    assert ct.get_result(dispatch_id, wait=True, timeout=60).result == "done"
+
+
+def test_unknown_executor_name_fails_at_dispatch_listing_installed_ones():
+    bad = ct.electron(inc.function, executor="no-such-executor")
+
+    @ct.lattice
+    def flow():
+        return bad(1)
+
+    with pytest.raises(ct.ExecutorNotFoundError, match="installed: local, recording"):
+        ct.dispatch(flow)()
+
+
+def test_unknown_executor_option_lists_accepted_ones():
+    with pytest.raises(ct.ExecutorConfigError, match="Accepted options: max_workers"):
+        ct.LocalExecutor(max_worker=3)
+
+
+def test_executor_defaults_come_from_the_config_file(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text("[executors.local]\nmax_workers = 3\ncancel_grace = 0.5\n")
+    os.environ["COVALENT_CORE_CONFIG"] = str(config)
+    try:
+        from covalent_core.plugins import resolve_executor
+
+        assert resolve_executor("local") == (
+            "local",
+            {"max_workers": 3, "cancel_grace": 0.5},
+        )
+        config.write_text("[executors.local]\nmax_wrkers = 3\n")
+        with pytest.raises(ct.ExecutorConfigError, match=r"from \[executors.local\]"):
+            resolve_executor("local")
+    finally:
+        os.environ["COVALENT_CORE_CONFIG"] = str(tmp_path.parent / "config.toml")
+
+
+def test_results_are_readable_from_another_process():
+    @ct.lattice
+    def flow():
+        return inc(41)
+
+    dispatch_id = ct.dispatch_sync(flow, timeout=60)().dispatch_id
+    out = subprocess.run(
+        [sys.executable, "-c",
+         f"import covalent_core as ct; print(ct.get_result({dispatch_id!r}).result)"],
+        capture_output=True, text=True, check=True,
+    )
+    assert out.stdout.strip() == "42"
+
+
+def test_concurrent_dispatch_status_and_cancel_from_several_processes():
+    code = (
+        "import covalent_core as ct, sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from test_failures import inc\n"
+        "@ct.lattice\n"
+        "def flow(n):\n"
+        "    return [inc(i) for i in range(n)]\n"
+        "ids = [ct.dispatch(flow)(20) for _ in range(5)]\n"
+        "ct.cancel(ids[0])\n"
+        "for i in ids:\n"
+        "    ct.get_result(i, wait=True, timeout=120)\n"
+        "print('ok')\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, os.path.dirname(__file__)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0 and out.strip() == "ok", err
+        assert "database is locked" not in err
