@@ -22,13 +22,13 @@ from pathlib import Path
 os.environ.setdefault("COVALENT_CORE_DATA_DIR", tempfile.mkdtemp(prefix="covalent-core-bench-"))
 os.environ.setdefault("COVALENT_CORE_IDLE_TIMEOUT", "30")
 
-import psutil  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+import psutil
+from rich.console import Console
+from rich.table import Table
 
-import covalent_core as ct  # noqa: E402
-from covalent_core.process import is_dead  # noqa: E402
-from covalent_core.service.client import request  # noqa: E402
+import covalent_core as ct
+from covalent_core.process import is_dead
+from covalent_core.service.client import request
 
 OUT = Path(__file__).parent / "results"
 
@@ -151,7 +151,7 @@ def idle_cpu_percent(pid: int, seconds: float = 5.0) -> float:
 
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> int:
@@ -166,24 +166,46 @@ def main() -> int:
     same = cancel_latency_same_process(20)
     cli = cancel_latency_cli(10)
     results["cancel_same_process_ms"] = {
-        "p50": 1e3 * statistics.median(same), "p95": 1e3 * pct(same, 0.95), "n": len(same)
+        "p50": 1e3 * statistics.median(same),
+        "p95": 1e3 * pct(same, 0.95),
+        "n": len(same),
     }
     results["cancel_cli_ms"] = {
-        "p50": 1e3 * statistics.median(cli), "p95": 1e3 * pct(cli, 0.95), "n": len(cli)
+        "p50": 1e3 * statistics.median(cli),
+        "p95": 1e3 * pct(cli, 0.95),
+        "n": len(cli),
     }
     results["cancel_10000_not_started"] = cancel_many_not_started(10_000)
 
     table = Table("benchmark", "result", "target", title="covalent-core benchmarks")
     w, c = results["wide_1000"], results["chain_200"]
-    table.add_row("wide graph, 1,000 no-ops + reducer", f"{w['tasks_per_s']:.0f} tasks/s ({w['seconds']:.2f} s)", ">= 300 tasks/s")
+    table.add_row(
+        "wide graph, 1,000 no-ops + reducer",
+        f"{w['tasks_per_s']:.0f} tasks/s ({w['seconds']:.2f} s)",
+        ">= 300 tasks/s",
+    )
     table.add_row("chain of 200", f"{c['tasks_per_s']:.0f} tasks/s ({c['seconds']:.2f} s)", "")
     table.add_row("dispatcher peak RSS", f"{results['dispatcher_peak_rss_mb']:.0f} MB", "")
-    table.add_row("dispatcher idle CPU", f"{results['dispatcher_idle_cpu_percent']:.2f} %", "next to none")
+    table.add_row(
+        "dispatcher idle CPU", f"{results['dispatcher_idle_cpu_percent']:.2f} %", "next to none"
+    )
     s, k = results["cancel_same_process_ms"], results["cancel_cli_ms"]
-    table.add_row("cancel -> process dead, same process", f"p50 {s['p50']:.1f} ms, p95 {s['p95']:.1f} ms", "p50 <= 50, p95 <= 200 ms")
-    table.add_row("cancel -> process dead, CLI", f"p50 {k['p50']:.0f} ms, p95 {k['p95']:.0f} ms", "p50 <= 300 ms")
+    table.add_row(
+        "cancel -> process dead, same process",
+        f"p50 {s['p50']:.1f} ms, p95 {s['p95']:.1f} ms",
+        "p50 <= 50, p95 <= 200 ms",
+    )
+    table.add_row(
+        "cancel -> process dead, CLI",
+        f"p50 {k['p50']:.0f} ms, p95 {k['p95']:.0f} ms",
+        "p50 <= 300 ms",
+    )
     m = results["cancel_10000_not_started"]
-    table.add_row("cancel 10,000 not-started nodes", f"returned in {m['cancel_returned_s']:.2f} s, {m['nodes_started_after']} started", "<= 1 s, 0 started")
+    table.add_row(
+        "cancel 10,000 not-started nodes",
+        f"returned in {m['cancel_returned_s']:.2f} s, {m['nodes_started_after']} started",
+        "<= 1 s, 0 started",
+    )
     console.print(table)
     OUT.mkdir(exist_ok=True)
     (OUT / "latest.json").write_text(json.dumps(results, indent=2))

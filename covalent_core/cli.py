@@ -59,8 +59,11 @@ def list_cmd(limit: int) -> None:
     table = Table("dispatch id", "name", "status", "created", "ended")
     for row in list_dispatches(limit):
         table.add_row(
-            row.dispatch_id, row.name, _styled(Status(row.status)),
-            _time(row.created_at), _time(row.ended_at),
+            row.dispatch_id,
+            row.name,
+            _styled(Status(row.status)),
+            _time(row.created_at),
+            _time(row.ended_at),
         )
     console.print(table)
 
@@ -71,8 +74,16 @@ def status_table(result: Any, show_all: bool = False) -> Table:
 
     title = f"{result.name} {result.dispatch_id}: {result.status}"
     table = Table(title=title, title_justify="left")
-    for column in ("id", "name", "status", "stage", "cancel reason", "executor", "started",
-                   "ended"):
+    for column in (
+        "id",
+        "name",
+        "status",
+        "stage",
+        "cancel reason",
+        "executor",
+        "started",
+        "ended",
+    ):
         table.add_column(column, no_wrap=True)
     table.add_column("note", overflow="fold")
     for node in result.nodes if show_all else result.tasks:
@@ -87,8 +98,15 @@ def status_table(result: Any, show_all: bool = False) -> Table:
         if node.status is Status.CANCELLED and node.cancel_stage:
             reason += f" (at {node.cancel_stage})"
         table.add_row(
-            str(node.node_id), node.name, _styled(node.status), node.stage or "-", reason,
-            node.executor or "-", _time(node.started_at), _time(node.ended_at), note,
+            str(node.node_id),
+            node.name,
+            _styled(node.status),
+            node.stage or "-",
+            reason,
+            node.executor or "-",
+            _time(node.started_at),
+            _time(node.ended_at),
+            note,
         )
     return table
 
@@ -129,8 +147,9 @@ def result(dispatch_id: str, wait: bool, timeout: float | None) -> None:
             _fail(exc)
     for node in res.tasks:
         if node.status is Status.FAILED:
-            console.print(f"[red]node {node.node_id} ({node.name}) failed:[/] {node.error}",
-                          highlight=False)
+            console.print(
+                f"[red]node {node.node_id} ({node.name}) failed:[/] {node.error}", highlight=False
+            )
             if node.traceback:
                 console.print(node.traceback, highlight=False, markup=False)
     if res.status is Status.FAILED:
@@ -139,8 +158,13 @@ def result(dispatch_id: str, wait: bool, timeout: float | None) -> None:
 
 @main.command("cancel")
 @click.argument("dispatch_id")
-@click.option("--task", "tasks", type=int, multiple=True,
-              help="Cancel this task id and everything downstream of it (repeatable).")
+@click.option(
+    "--task",
+    "tasks",
+    type=int,
+    multiple=True,
+    help="Cancel this task id and everything downstream of it (repeatable).",
+)
 @click.option("--wait/--no-wait", default=False, help="Wait until the tasks are CANCELLED.")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait at most.")
 def cancel_cmd(dispatch_id: str, tasks: tuple[int, ...], wait: bool, timeout: float | None) -> None:
@@ -188,8 +212,13 @@ def executors() -> None:
     reg = registry()
     table = Table("short name", "class", "package", "version", "plugin")
     for name, info in sorted(reg.executors.items()):
-        table.add_row(name, f"{info.cls.__module__}.{info.cls.__qualname__}", info.package,
-                      info.version, info.plugin)
+        table.add_row(
+            name,
+            f"{info.cls.__module__}.{info.cls.__qualname__}",
+            info.package,
+            info.version,
+            info.plugin,
+        )
     console.print(table)
     for name, why in sorted(reg.failed.items()):
         err_console.print(f"[red]plugin {name!r} failed to load:[/] {why}", highlight=False)

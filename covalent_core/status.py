@@ -1,4 +1,4 @@
-"""Statuses of dispatches and nodes, the stages a task goes through, and why a node was cancelled."""
+"""Statuses of dispatches and nodes, the stages a task goes through, why a node was cancelled."""
 
 from __future__ import annotations
 

@@ -14,9 +14,9 @@ if "COVALENT_CORE_DATA_DIR" not in os.environ:
     os.environ["COVALENT_CORE_DATA_DIR"] = tempfile.mkdtemp(prefix="covalent-core-demo-")
 os.environ.setdefault("COVALENT_CORE_IDLE_TIMEOUT", "5")
 
-import covalent_core as ct  # noqa: E402
-from covalent_core.cli import console, status_table  # noqa: E402
-from covalent_core.process import is_dead  # noqa: E402
+import covalent_core as ct
+from covalent_core.cli import console, status_table
+from covalent_core.process import is_dead
 
 
 @ct.electron
@@ -67,11 +67,15 @@ def main() -> int:
         time.sleep(0.001)
     gone = time.perf_counter() - start
     console.print(str(report), highlight=False)
-    console.print(f"cancel() returned in {returned * 1e3:.1f} ms; process gone after {gone * 1e3:.1f} ms")
+    console.print(
+        f"cancel() returned in {returned * 1e3:.1f} ms; process gone after {gone * 1e3:.1f} ms"
+    )
     result = ct.get_result(dispatch_id, wait=True, timeout=120)
     console.print(status_table(result))
     quick = result.get_node(max(n.node_id for n in result.tasks if n.name == "summarise"))
-    console.print(f"dispatch {result.status}; the independent branch finished: quick = {quick.output}")
+    console.print(
+        f"dispatch {result.status}; the independent branch finished: quick = {quick.output}"
+    )
     ok = result.status is ct.Status.CANCELLED and quick.status is ct.Status.COMPLETED
     return 0 if ok else 1
 

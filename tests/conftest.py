@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -34,9 +35,7 @@ def private_store(tmp_path_factory: pytest.TempPathFactory):
     yield data
     from covalent_core.service.client import request
 
-    try:
+    with contextlib.suppress(Exception):
         request({"op": "shutdown"}, start=False, timeout=5)
-    except Exception:  # noqa: BLE001 - already gone
-        pass
     os.environ.clear()
     os.environ.update(saved)

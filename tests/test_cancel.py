@@ -110,7 +110,9 @@ def test_stale_handle_never_kills_a_process_that_reused_the_pid():
         stale = ProcessHandle(real.host, real.pid, real.pgid, real.start_time - 100.0)
         import asyncio
 
-        confirmed = asyncio.run(ct.LocalExecutor().cancel({}, __import__("json").dumps(stale.to_dict())))
+        confirmed = asyncio.run(
+            ct.LocalExecutor().cancel({}, __import__("json").dumps(stale.to_dict()))
+        )
         assert confirmed is True  # the handle's process is gone...
         time.sleep(0.2)
         assert bystander.poll() is None  # ...and the unrelated process lives
@@ -138,7 +140,9 @@ def test_cancel_from_the_cli_in_another_process_after_the_dispatcher_exited(tmp_
     pids = _pids(pid_file)  # the dispatching process has exited; the task runs on
     cli = subprocess.run(
         [sys.executable, "-m", "covalent_core.cli", "cancel", dispatch_id, "--task", "0"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert cli.returncode == 0, cli.stderr
     assert "requested: 0 (spawn_tree_and_sleep)" in cli.stdout
@@ -213,7 +217,9 @@ def test_unknown_dispatch_and_task_ids_are_clear_errors():
         return inc(1)
 
     dispatch_id = ct.dispatch_sync(flow, timeout=60)().dispatch_id
-    with pytest.raises(ct.TaskNotFoundError, match=r"task id\(s\) 99 are not nodes .* nodes are 0-1"):
+    with pytest.raises(
+        ct.TaskNotFoundError, match=r"task id\(s\) 99 are not nodes .* nodes are 0-1"
+    ):
         ct.cancel(dispatch_id, task_ids=[99])
 
 

@@ -111,9 +111,11 @@ def test_failing_cancel_is_retried_and_shown_as_cancelling_until_confirmed(tmp_p
     handle = ct.get_result(dispatch_id).get_node(0).job_handle
     ct.cancel(dispatch_id, task_ids=[0])
     cancelling = wait_until(
-        lambda: (n := ct.get_result(dispatch_id).get_node(0)).status is ct.Status.CANCELLING
-        and n.error
-        and n,
+        lambda: (
+            (n := ct.get_result(dispatch_id).get_node(0)).status is ct.Status.CANCELLING
+            and n.error
+            and n
+        ),
         timeout=30,
     )
     assert "cancel attempt" in cancelling.error and "unreachable" in cancelling.error
@@ -144,9 +146,7 @@ def test_cancel_that_never_succeeds_does_not_hang_the_dispatch(tmp_path):
 
 
 def test_late_completion_never_overwrites_cancelled(tmp_path):
-    executor = RecordingExecutor(
-        record_dir=str(tmp_path), hold="fetch", finish_despite_cancel=True
-    )
+    executor = RecordingExecutor(record_dir=str(tmp_path), hold="fetch", finish_despite_cancel=True)
     dispatch_id = ct.dispatch(_flow(executor, seconds=0))()
     wait_until(lambda: "holding:fetch" in _node_events(tmp_path, dispatch_id))
     ct.cancel(dispatch_id, task_ids=[0])
@@ -168,9 +168,11 @@ def test_cancelling_one_packed_task_cancels_the_job_and_marks_both(tmp_path):
     dispatch_id = ct.dispatch(flow)()
     wait_until(lambda: "started" in _node_events(tmp_path, dispatch_id))
     result = wait_until(
-        lambda: (r := ct.get_result(dispatch_id)).get_node(0).job_handle
-        and r.get_node(2).job_handle
-        and r
+        lambda: (
+            (r := ct.get_result(dispatch_id)).get_node(0).job_handle
+            and r.get_node(2).job_handle
+            and r
+        )
     )
     assert result.get_node(0).job_handle == result.get_node(2).job_handle
     pid = result.get_node(0).job_handle["pid"]
@@ -196,12 +198,15 @@ def test_cancel_from_a_fresh_process_uses_only_config_and_handle(tmp_path):
         "import asyncio, json, sys\n"
         "from recording_executor import RecordingExecutor\n"
         "cfg, handle = json.loads(sys.argv[1]), sys.argv[2]\n"
-        "ok = asyncio.run(RecordingExecutor(**cfg).cancel({'dispatch_id': 'x', 'node_id': 0}, handle))\n"
+        "meta = {'dispatch_id': 'x', 'node_id': 0}\n"
+        "ok = asyncio.run(RecordingExecutor(**cfg).cancel(meta, handle))\n"
         "print(ok)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, json.dumps(executor.config), json.dumps(node.job_handle)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.stdout.strip() == "True", out.stderr
     assert is_dead(node.job_handle["pid"])

@@ -74,7 +74,9 @@ def test_unpicklable_argument_fails_at_dispatch_naming_the_argument():
         return inc(x=resource)
 
     before = len(ct.list_dispatches(1000))
-    with pytest.raises(ct.SerializationError, match=r"argument x of node 0 \(inc\) cannot be pickled"):
+    with pytest.raises(
+        ct.SerializationError, match=r"argument x of node 0 \(inc\) cannot be pickled"
+    ):
         ct.dispatch(flow)(lock)
     assert len(ct.list_dispatches(1000)) == before  # nothing half-stored
 
@@ -97,7 +99,7 @@ def test_get_result_wait_timeout_is_a_clear_error_and_the_dispatch_goes_on():
         return slow()
 
     dispatch_id = ct.dispatch(flow)()
-    with pytest.raises(ct.DispatchTimeoutError, match="did not finish within 0.2 s"):
+    with pytest.raises(ct.DispatchTimeoutError, match=r"did not finish within 0\.2 s"):
         ct.get_result(dispatch_id, wait=True, timeout=0.2)
     assert ct.get_result(dispatch_id, wait=True, timeout=60).result == "done"
 
@@ -143,9 +145,14 @@ def test_results_are_readable_from_another_process():
 
     dispatch_id = ct.dispatch_sync(flow, timeout=60)().dispatch_id
     out = subprocess.run(
-        [sys.executable, "-c",
-         f"import covalent_core as ct; print(ct.get_result({dispatch_id!r}).result)"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            f"import covalent_core as ct; print(ct.get_result({dispatch_id!r}).result)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.strip() == "42"
 
@@ -165,8 +172,12 @@ def test_concurrent_dispatch_status_and_cancel_from_several_processes():
         "print('ok')\n"
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, os.path.dirname(__file__)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code, os.path.dirname(__file__)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(4)
     ]
     for proc in procs:

@@ -76,7 +76,7 @@ def test_ids_are_consecutive_in_call_order(arities):
     def flow():
         last = None
         for arity in arities:
-            args = [last] + list(range(arity)) if last is not None else list(range(arity))
+            args = [last, *list(range(arity))] if last is not None else list(range(arity))
             last = f(*args)
         return last
 

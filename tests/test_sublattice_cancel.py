@@ -66,7 +66,9 @@ def test_task_id_inside_a_sublattice_is_an_error_naming_the_sublattice(tmp_path)
     dispatch_id = ct.dispatch(_nested(pid_file))(str(pid_file))
     pid = int(wait_for_file(pid_file))
     try:
-        with pytest.raises(ct.TaskNotFoundError, match=r"node 0 :sublattice:middle \(sub-dispatch "):
+        with pytest.raises(
+            ct.TaskNotFoundError, match=r"node 0 :sublattice:middle \(sub-dispatch "
+        ):
             ct.cancel(dispatch_id, task_ids=[42])
         # The sub-dispatch can be addressed by its own id once its graph exists.
         middle_id = ct.get_result(dispatch_id).get_node(0).sub_dispatch_id

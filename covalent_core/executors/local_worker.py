@@ -75,8 +75,8 @@ def main() -> int:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    out_fh = tempfile.TemporaryFile()
-    err_fh = tempfile.TemporaryFile()
+    out_fh = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
+    err_fh = tempfile.TemporaryFile()  # noqa: SIM115
     os.dup2(out_fh.fileno(), 1)
     os.dup2(err_fh.fileno(), 2)
     start_cwd = os.getcwd()

@@ -62,7 +62,13 @@ def request(
     while True:
         try:
             reply = _send(path, message, timeout)
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
+        except (
+            FileNotFoundError,
+            ConnectionRefusedError,
+            ConnectionResetError,
+            BrokenPipeError,
+        ) as exc:
+            # All requests are idempotent: a service that went away is replaced and asked again.
             if not start:
                 raise ServiceError("the dispatcher service is not running") from exc
             if time.monotonic() - last_start > 1.0:

@@ -21,7 +21,7 @@ from ..errors import CovalentCoreError
 from ..executors.base import Executor, TaskContext, TaskOutcome
 from ..executors.local import LocalExecutor
 from ..graph import KIND_SUBLATTICE
-from ..process import START_TIME_TOLERANCE
+from ..process import START_TIME_TOLERANCE, is_dead
 from ..serialize import BUILD_SUBLATTICE, RESOLVE_OUTPUTS, GraphRecords, task_payload
 from ..status import TERMINAL, CancelReason, Status, dispatch_outcome
 from ..store import Store
@@ -54,13 +54,14 @@ def owner_alive(owner: str | None) -> bool:
         return False
     if host != socket.gethostname():
         return True  # another host's dispatcher: it answers for its own dispatches
+    # A killed dispatcher stays a zombie until its parent reaps it: that is dead too.
+    if is_dead(int(pid)):
+        return False
     try:
-        return (
-            abs(psutil.Process(int(pid)).create_time() - float(started))
-            < START_TIME_TOLERANCE + 0.01
-        )
+        started_at = psutil.Process(int(pid)).create_time()
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return False
+    return abs(started_at - float(started)) < START_TIME_TOLERANCE + 0.01
 
 
 @dataclass(eq=False)
@@ -386,7 +387,8 @@ class Dispatcher:
         )
         if not outcome.ok or outcome.output is None:
             raise CovalentCoreError(
-                f"building sublattice {node.name!r} failed: {outcome.error}\n{outcome.traceback or ''}"
+                f"building sublattice {node.name!r} failed: {outcome.error}\n"
+                f"{outcome.traceback or ''}"
             )
         return cloudpickle.loads(outcome.output)
 
