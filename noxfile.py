@@ -1,0 +1,27 @@
+"""Sessions per package: the core now; each executor plugin under plugins/ as it lands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+PLUGINS = sorted(
+    p.name for p in Path("plugins").glob("covalent-*") if (p / "pyproject.toml").exists()
+)
+
+
+@nox.session
+def core(session: nox.Session) -> None:
+    """Test covalent-core."""
+    session.install("-e", ".[test]")
+    session.run("ruff", "check", "covalent_core", "tests")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("plugin", PLUGINS)
+def plugin(session: nox.Session, plugin: str) -> None:
+    """Test one executor plugin against the core."""
+    session.install("-e", ".[test]", "-e", f"plugins/{plugin}")
+    session.run("pytest", f"plugins/{plugin}/tests", *session.posargs)
