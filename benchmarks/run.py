@@ -94,13 +94,19 @@ def throughput(lattice, n: int, tasks: int) -> dict:
     return {"tasks": tasks, "seconds": elapsed, "tasks_per_s": tasks / elapsed}
 
 
+def running_sleeper() -> tuple[str, dict]:
+    """Dispatch one long task and return once it runs: (dispatch id, job handle)."""
+    dispatch_id = ct.dispatch(one_sleeper)()
+    while not (handle := ct.get_result(dispatch_id).get_node(0).job_handle):
+        time.sleep(0.01)
+    time.sleep(0.05)
+    return dispatch_id, handle
+
+
 def cancel_latency_same_process(runs: int) -> list[float]:
     samples = []
     for _ in range(runs):
-        dispatch_id = ct.dispatch(one_sleeper)()
-        while not (handle := ct.get_result(dispatch_id).get_node(0).job_handle):
-            time.sleep(0.01)
-        time.sleep(0.05)
+        dispatch_id, handle = running_sleeper()
         start = time.perf_counter()
         ct.cancel(dispatch_id)
         while not is_dead(handle["pid"]):
@@ -113,10 +119,7 @@ def cancel_latency_same_process(runs: int) -> list[float]:
 def cancel_latency_cli(runs: int) -> list[float]:
     samples = []
     for _ in range(runs):
-        dispatch_id = ct.dispatch(one_sleeper)()
-        while not (handle := ct.get_result(dispatch_id).get_node(0).job_handle):
-            time.sleep(0.01)
-        time.sleep(0.05)
+        dispatch_id, handle = running_sleeper()
         start = time.perf_counter()
         proc = subprocess.Popen(
             [sys.executable, "-m", "covalent_core", "cancel", dispatch_id],
