@@ -1,0 +1,65 @@
+"""The covalent-core command, run as users run it: in a separate process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import covalent_core as ct
+
+
+@ct.electron
+def inc(x):
+    return x + 1
+
+
+@ct.electron
+def fail():
+    raise RuntimeError("broken on purpose")
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "covalent_core", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_status_result_and_list_show_what_the_store_holds():
+    @ct.lattice
+    def flow():
+        return inc(inc(1))
+
+    dispatch_id = ct.dispatch_sync(flow, timeout=60)().dispatch_id
+    status = cli("status", dispatch_id)
+    assert status.returncode == 0, status.stderr
+    assert "COMPLETED" in status.stdout and "inc" in status.stdout
+    assert ":parameter:" not in status.stdout
+    assert ":parameter:1" in cli("status", dispatch_id, "--all").stdout
+    result = cli("result", dispatch_id)
+    assert result.returncode == 0 and result.stdout.strip().endswith("3")
+    assert dispatch_id in cli("list", "--limit", "50").stdout
+
+
+def test_result_of_a_failed_dispatch_prints_the_traceback_and_exits_1():
+    @ct.lattice
+    def flow():
+        return fail()
+
+    dispatch_id = ct.dispatch_sync(flow, timeout=60)().dispatch_id
+    out = cli("result", dispatch_id)
+    assert out.returncode == 1
+    assert "RuntimeError: broken on purpose" in out.stdout
+
+
+def test_unknown_id_is_a_clear_error():
+    for args in (("status", "nope"), ("result", "nope"), ("cancel", "nope")):
+        out = cli(*args)
+        assert out.returncode == 1
+        assert "no dispatch 'nope'" in out.stderr
+
+
+def test_executors_lists_installed_executors():
+    out = cli("executors")
+    assert out.returncode == 0
+    assert "local" in out.stdout and "LocalExecutor" in out.stdout
+    assert "recording" in out.stdout
