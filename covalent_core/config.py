@@ -100,3 +100,15 @@ def service_dir() -> Path:
     path = data_dir() / "service" / digest
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment for the processes it starts (service, workers).
+
+    ``PYTHONPATH`` gets the directory holding ``covalent_core``, so they import the same
+    package even when it runs from a source tree that is not installed.
+    """
+    env = dict(os.environ)
+    package_parent = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    return env

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-.venv/bin/ruff check covalent_core tests benchmarks examples 2>/dev/null || .venv/bin/ruff check covalent_core tests benchmarks
+.venv/bin/ruff check covalent_core tests benchmarks examples noxfile.py
 set +e
 .venv/bin/python -m pytest "$@"
 code=$?

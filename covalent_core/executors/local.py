@@ -10,22 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import pickle
 import signal
-import struct
 import sys
-from pathlib import Path
 from typing import Any, ClassVar
 
+from .. import config
 from ..hookspecs import hookimpl
 from ..process import ProcessHandle, kill_group
 from .base import Executor, TaskContext, TaskOutcome
+from .local_worker import HEADER
 
 logger = logging.getLogger(__name__)
-
-HEADER = struct.Struct(">Q")
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 
 class WorkerDiedError(Exception):
@@ -112,10 +108,7 @@ class LocalExecutor(Executor):
         return int(config.get("max_workers", 16))
 
     async def _spawn(self) -> _Worker:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p
-        )
+        env = config.child_environment()
         proc = await asyncio.create_subprocess_exec(
             self.python_path,
             "-m",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -16,7 +15,6 @@ from ..errors import ServiceError
 from .paths import socket_path
 
 START_TIMEOUT = 30.0
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 
 def _send(path: Path, message: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -36,9 +34,8 @@ def _send(path: Path, message: dict[str, Any], timeout: float) -> dict[str, Any]
 def start_service() -> None:
     """Start the service in the background, detached from this process (it outlives it)."""
     directory = config.service_dir()
-    env = dict(os.environ)
+    env = config.child_environment()
     env[config.ENV_DB_URL] = config.db_url()
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
     with open(directory / "service.out", "ab") as log:
         subprocess.Popen(
             [sys.executable, "-m", "covalent_core.service"],

@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from ..errors import TaskCancelledError
-from ..executors.base import Executor, TaskContext
+from ..executors.base import Executor, TaskContext, TaskOutcome
 from ..graph import KIND_SUBLATTICE
 from ..serialize import task_payload
 from ..status import STAGES_IN_ORDER, CancelReason, Stage, Status
@@ -224,12 +224,8 @@ async def run_sublattice_stage(
         if ctx.cancelled.is_set() or status is Status.CANCELLED:
             raise TaskCancelledError(ctx.dispatch_id, ctx.node_id, stage.value)
         if status is Status.FAILED:
-            from ..executors.base import TaskOutcome
-
             ctx.outcome = TaskOutcome(
                 ok=False, error=f"sublattice dispatch {sub.dispatch_id} failed: {error}"
             )
         else:
-            from ..executors.base import TaskOutcome
-
             ctx.outcome = TaskOutcome(ok=True, output=output)
