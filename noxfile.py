@@ -14,8 +14,8 @@ PLUGINS = sorted(
 @nox.session
 def core(session: nox.Session) -> None:
     """Test covalent-core."""
-    session.install("-e", ".[test]")
-    session.run("ruff", "check", "covalent_core", "tests")
+    session.install("-e", ".[test]", "-e", "examples/covalent-workdir")
+    session.run("ruff", "check", "covalent_core", "tests", "examples")
     session.run("pytest", *session.posargs)
 
 

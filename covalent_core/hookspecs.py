@@ -21,6 +21,30 @@ later one runs; cleanup still does. ``covalent_cancel`` stops a running job.
 
 Every stage hook is ``firstresult``: the first non-None result is used, and for the stage
 hooks that result is an awaitable the dispatcher awaits.
+
+The contract an executor keeps (``docs/writing-an-executor.md`` walks through an example):
+
+* **Errors.** Any exception from a stage fails the node with the stage's name and the
+  exception's message (say what was wrong and what to do). Raise
+  :class:`~covalent_core.errors.TaskCancelledError` (``task.check_cancelled()``) to stop because
+  of a cancel; :class:`~covalent_core.errors.ExecutorConfigError` for bad options.
+* **Job handle.** ``run`` calls ``await task.set_job_handle(...)`` as soon as the job exists and
+  before its code can finish; the call returns once the handle is stored. The handle names the
+  resource as well as the job (host and PID with start time, cluster and job id, region and
+  job id, ARN), so that ``cancel`` needs nothing else.
+* **Cancellation inside a stage.** A cancel interrupts ``pickle``, ``upload``, ``provision``
+  and ``fetch`` with ``asyncio.CancelledError`` at their next ``await``; blocking work in a
+  thread is not interrupted, so loops there must check ``task.cancel_requested`` between
+  steps (each chunk of an upload, each poll of a queue) and must never start a job after it is
+  set. During ``run`` the dispatcher calls ``cancel`` with the stored handle and waits for
+  ``run`` to return: ``run`` must notice that its job ended and must not retry or resubmit a
+  job once ``task.cancel_requested`` is set.
+* **Cancel.** ``cancel(task_metadata, job_handle)`` works from the executor's stored
+  configuration and the handle alone (a fresh process, another machine), returns True only
+  once the resource confirms the job is gone (True for a job that already ended), stays
+  within the executor's ``cancel_bound``, and is safe to call twice.
+* **Cleanup.** ``cleanup`` removes everything earlier stages made, on the resource and
+  locally, after success, failure and cancel alike.
 """
 
 from __future__ import annotations
@@ -49,6 +73,7 @@ def covalent_executor_classes() -> list[type[Executor]]:
     Called once, when the plugin manager is built. Each class must subclass
     :class:`~covalent_core.executors.base.Executor` and set a unique ``short_name``.
     Results of all plugins are collected; returning None or ``[]`` provides nothing.
+    May raise: anything; the plugin is then listed as failed, others still load.
     """
 
 
@@ -67,6 +92,7 @@ def covalent_instantiate(
     cancel flag: a task cancelled before this never instantiates its executor. The dispatcher
     reuses the result for every task with the same class and configuration.
     Default: ``executor_class(**config)``. Stops at first non-None result.
+    May raise: :class:`~covalent_core.errors.ExecutorConfigError` for options it rejects.
     """
 
 
@@ -76,6 +102,8 @@ def covalent_pickle(executor: Executor, task: TaskContext) -> Awaitable[None] | 
 
     Called after instantiate. Default: ``executor.pickle(task)``, which builds the payload
     that :mod:`covalent_core.runner` runs. Stops at first non-None result.
+    May raise: :class:`~covalent_core.errors.SerializationError` naming the
+    argument that cannot be pickled.
     """
 
 
@@ -86,6 +114,7 @@ def covalent_upload(executor: Executor, task: TaskContext) -> Awaitable[None] | 
     Called after pickle. Default: ``executor.upload(task)``. A cancel requested during the
     upload cancels the awaitable (``asyncio.CancelledError`` inside it); cleanup then runs.
     Stops at first non-None result.
+    May raise: transfer errors (unreachable host, missing bucket), with what to fix.
     """
 
 
@@ -94,6 +123,8 @@ def covalent_provision(executor: Executor, task: TaskContext) -> Awaitable[None]
     """Create or reserve what the job runs on (batch script, job definition, device).
 
     Called after upload. Default: ``executor.provision(task)``. Stops at first non-None result.
+    May raise: :class:`~covalent_core.errors.ExecutorConfigError` when the resource
+    lacks what the task needs (interpreter, package, queue), naming it.
     """
 
 
@@ -105,6 +136,8 @@ def covalent_run(executor: Executor, task: TaskContext) -> Awaitable[None] | Non
     When a cancel arrives the dispatcher calls ``covalent_cancel`` with the stored handle and
     waits for this awaitable to return. Default: ``executor.run(task)``.
     Stops at first non-None result.
+    May raise: submission errors (the scheduler's own message). A job that
+    ends badly is not an error here: fetch describes it in ``task.outcome``.
     """
 
 
@@ -113,6 +146,7 @@ def covalent_fetch(executor: Executor, task: TaskContext) -> Awaitable[None] | N
     """Bring the outcome back into ``task.outcome`` (output or error, stdout, stderr).
 
     Called after run. Default: ``executor.fetch(task)``. Stops at first non-None result.
+    May raise: transfer errors; a missing outcome is described, not raised.
     """
 
 
@@ -123,6 +157,7 @@ def covalent_cleanup(executor: Executor, task: TaskContext) -> Awaitable[None] |
     Called once for every task whose executor was instantiated, whatever happened. Errors are
     recorded on the node and do not change its status. Default: ``executor.cleanup(task)``.
     Stops at first non-None result.
+    May raise: anything; the error is recorded, the node keeps its status.
     """
 
 
@@ -141,4 +176,5 @@ def covalent_cancel(
     process (CLI, recovery) with an executor built from the stored configuration. Raising or
     returning False makes the dispatcher retry with backoff while the node stays CANCELLING.
     Default: ``executor.cancel(task_metadata, job_handle)``. Stops at first non-None result.
+    May raise: anything on failure to reach the resource; it is retried.
     """

@@ -138,6 +138,7 @@ def _build() -> PluginRegistry:
             )
     if os.environ.get(ENV_TRACE):
         trace_log = logging.getLogger("covalent_core.hooks")
+        trace_log.setLevel(logging.DEBUG)
         manager.trace.root.setwriter(lambda msg: trace_log.debug(msg.rstrip()))
         manager.enable_tracing()
     return registry

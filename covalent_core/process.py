@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -28,6 +29,16 @@ class ProcessHandle:
     def to_dict(self) -> dict[str, object]:
         """The handle as a JSON-ready dict."""
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, text: str) -> ProcessHandle:
+        """The handle stored as JSON (extra keys, such as a pack id, are ignored)."""
+        data = json.loads(text)
+        return cls(**{k: data[k] for k in ("host", "pid", "pgid", "start_time")})
+
+    def alive(self) -> bool:
+        """True while this very process runs (not a zombie, not a reused PID)."""
+        return not is_dead(self.pid) and same_process(self)
 
     @classmethod
     def of(cls, pid: int) -> ProcessHandle:
@@ -123,3 +134,16 @@ def kill_group(handle: ProcessHandle, grace: float = 3.0, poll: float = 0.005) -
             return True
         time.sleep(poll)
     return not alive()
+
+
+def describe_exit(returncode: int | None) -> str:
+    """Say how a process ended, in words a user can act on."""
+    if returncode is None:
+        return "the task's process ended without a result"
+    if returncode < 0:
+        sig = signal.Signals(-returncode)
+        hint = (
+            " (the OOM killer sends SIGKILL when memory runs out)" if sig == signal.SIGKILL else ""
+        )
+        return f"the task's process was killed by signal {sig.name} ({-returncode}){hint}"
+    return f"the task's process exited with code {returncode} before returning a result"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from covalent_core import hookspecs, stages
 from covalent_core.plugins import registry
+from covalent_core.testing import suite
 
 STAGE_HOOKS = [
     "covalent_instantiate",
@@ -38,6 +39,7 @@ def test_every_hook_is_documented_with_when_default_and_result():
     for name in _specs():
         doc = inspect.getdoc(getattr(hookspecs, name)) or ""
         assert "Called" in doc, f"{name}: say when it is called"
+        assert "May raise:" in doc, f"{name}: say what it may raise"
         if name != "covalent_executor_classes":
             assert "Default:" in doc, f"{name}: say what the default does"
             assert "first non-None result" in doc, f"{name}: say it is firstresult"
@@ -56,6 +58,7 @@ def test_builtin_stages_are_registered_as_a_plugin_for_every_stage_hook():
 def test_every_hook_has_a_test():
     text = "".join(p.read_text() for p in TESTS.glob("test_*.py") if p.name != "test_hooks.py")
     text += (TESTS / "support" / "recording_executor.py").read_text()
+    text += Path(suite.__file__).read_text()
     stage_words = {
         "covalent_instantiate": "instantiat",
         "covalent_pickle": '"pickle"',

@@ -1,5 +1,27 @@
-"""Executors: the base class every executor plugin subclasses, and the built-in local one."""
+"""The public API for writing an executor plugin.
 
+Everything a plugin needs is importable from here: the base class and task context, the
+hook marker, helpers for local process groups, and the path of the standalone task runner
+(copy it to a resource that has only Python and cloudpickle).
+"""
+
+from pathlib import Path
+
+from .. import runner as _runner
+from ..hookspecs import hookimpl
+from ..process import ProcessHandle, describe_exit, kill_group
 from .base import Executor, TaskContext, TaskOutcome
 
-__all__ = ["Executor", "TaskContext", "TaskOutcome"]
+RUNNER_PATH = Path(_runner.__file__)
+"""``runner.py``: ``python runner.py PAYLOAD OUTCOME`` runs one task; stdlib + cloudpickle."""
+
+__all__ = [
+    "RUNNER_PATH",
+    "Executor",
+    "ProcessHandle",
+    "TaskContext",
+    "TaskOutcome",
+    "describe_exit",
+    "hookimpl",
+    "kill_group",
+]

@@ -11,13 +11,12 @@ import asyncio
 import json
 import logging
 import pickle
-import signal
 import sys
 from typing import Any, ClassVar
 
 from .. import config
 from ..hookspecs import hookimpl
-from ..process import ProcessHandle, kill_group
+from ..process import ProcessHandle, describe_exit, kill_group
 from .base import Executor, TaskContext, TaskOutcome
 from .local_worker import HEADER
 
@@ -30,19 +29,6 @@ class WorkerDiedError(Exception):
     def __init__(self, returncode: int | None) -> None:
         self.returncode = returncode
         super().__init__(describe_exit(returncode))
-
-
-def describe_exit(returncode: int | None) -> str:
-    """Say how a process ended, in words a user can act on."""
-    if returncode is None:
-        return "the task's process ended without a result"
-    if returncode < 0:
-        sig = signal.Signals(-returncode)
-        hint = (
-            " (the OOM killer sends SIGKILL when memory runs out)" if sig == signal.SIGKILL else ""
-        )
-        return f"the task's process was killed by signal {sig.name} ({-returncode}){hint}"
-    return f"the task's process exited with code {returncode} before returning a result"
 
 
 class _Worker:

@@ -1,0 +1,74 @@
+"""The task functions the conformance suite runs. Pickled by value: the resource needs only
+Python and cloudpickle, not covalent-core."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import cloudpickle
+
+
+def named(function: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """A copy of ``function`` called ``name`` (the node's name, which the gate keys on)."""
+
+    def task(*args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs)
+
+    task.__name__ = task.__qualname__ = name
+    return task
+
+
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+def combine(a: int, b: int = 0, *, label: str = "") -> str:
+    return f"{label}:{a + b}"
+
+
+def grow(data: bytes) -> bytes:
+    """Return the 50 MB argument with one byte more: a 50 MB result."""
+    return data + b"!"
+
+
+def explode(message: str) -> None:
+    raise ValueError(message)
+
+
+def die() -> None:
+    """End the task's process without a result, the way the OOM killer would."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def nap(seconds: float) -> str:
+    import time
+
+    time.sleep(seconds)
+    return "rested"
+
+
+def long_running(marker: str, seconds: float = 600.0) -> str:
+    """Start a child process that carries ``marker`` in its argv, then sleep.
+
+    A correct cancel stops the task and its child; the suite looks for the marker afterwards.
+    """
+    import subprocess
+    import sys
+    import time
+
+    subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)", marker],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(seconds)
+    return "finished"
+
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])

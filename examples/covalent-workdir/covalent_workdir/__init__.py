@@ -1,0 +1,110 @@
+"""A covalent-core executor that runs each task in its own directory, under any Python.
+
+    @ct.electron(executor=WorkdirExecutor(root="/scratch/tasks", python_path="python3.12"))
+
+Upload copies the task and covalent-core's standalone runner into ``<root>/<dispatch>-<node>``;
+provision checks the interpreter can run it; run starts it in its own session and stores its
+handle; fetch reads the outcome; cleanup removes the directory. Written against the public
+plugin API only (``covalent_core.executors``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+from covalent_core.errors import ExecutorConfigError
+from covalent_core.executors import (
+    RUNNER_PATH,
+    Executor,
+    ProcessHandle,
+    TaskContext,
+    TaskOutcome,
+    describe_exit,
+    hookimpl,
+    kill_group,
+)
+
+
+class WorkdirExecutor(Executor):
+    """Each task in ``root/<dispatch>-<node>``, run by ``python_path``; killable as a group."""
+
+    short_name: ClassVar[str] = "workdir"
+    cancel_bound: ClassVar[float] = 5.0
+
+    def __init__(self, root: str, python_path: str = sys.executable, cancel_grace: float = 2.0):
+        super().__init__()
+        self.root = Path(root)
+        self.python_path = python_path
+        self.cancel_grace = cancel_grace
+        self._checked = False
+
+    def workdir(self, task: TaskContext) -> Path:
+        """The task's own directory."""
+        return self.root / f"{task.dispatch_id}-{task.node_id}"
+
+    async def upload(self, task: TaskContext) -> None:
+        """Write the payload, set to run in the task's directory, and the runner."""
+        workdir = self.workdir(task)
+        workdir.mkdir(parents=True, exist_ok=True)
+        function, args, kwargs, environment = pickle.loads(task.payload or b"")
+        environment = {**(environment or {}), "cwd": str(workdir)}
+        (workdir / "payload").write_bytes(pickle.dumps((function, args, kwargs, environment)))
+        shutil.copyfile(RUNNER_PATH, workdir / "runner.py")
+
+    async def provision(self, task: TaskContext) -> None:
+        """Check once that the interpreter exists and has cloudpickle."""
+        if self._checked:
+            return
+        argv = [self.python_path, "-c", "import cloudpickle"]
+        try:
+            proc = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True)
+        except OSError as exc:
+            raise ExecutorConfigError(f"python_path {self.python_path!r}: {exc}") from None
+        if proc.returncode != 0:
+            raise ExecutorConfigError(
+                f"python_path {self.python_path!r} cannot import cloudpickle; "
+                f"install it there (`{self.python_path} -m pip install cloudpickle`)"
+            )
+        self._checked = True
+
+    async def run(self, task: TaskContext) -> None:
+        """Start the runner in its own session, store its handle, wait for it."""
+        workdir = self.workdir(task)
+        with open(workdir / "stdout", "wb") as out, open(workdir / "stderr", "wb") as err:
+            proc = await asyncio.create_subprocess_exec(
+                self.python_path, "runner.py", "payload", "outcome",
+                cwd=workdir, stdout=out, stderr=err, start_new_session=True,
+            )  # fmt: skip
+        await task.set_job_handle(ProcessHandle.of(proc.pid).to_dict())
+        task.state["returncode"] = await proc.wait()
+
+    async def fetch(self, task: TaskContext) -> None:
+        """Read the outcome, or say how the process ended without one."""
+        workdir = self.workdir(task)
+        out, err = ((workdir / n).read_text(errors="replace") for n in ("stdout", "stderr"))
+        if (workdir / "outcome").exists():
+            task.outcome = TaskOutcome.from_runner((workdir / "outcome").read_bytes(), out, err)
+        else:
+            message = describe_exit(task.state.get("returncode"))
+            task.outcome = TaskOutcome.died(message, out, err)
+
+    async def cleanup(self, task: TaskContext) -> None:
+        """Remove the task's directory, whatever happened."""
+        await asyncio.to_thread(shutil.rmtree, self.workdir(task), True)
+
+    async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
+        """SIGTERM the task's process group, SIGKILL after the grace; never a reused PID."""
+        handle = ProcessHandle.from_json(job_handle)
+        return await asyncio.to_thread(kill_group, handle, self.cancel_grace)
+
+
+@hookimpl
+def covalent_executor_classes() -> list[type[Executor]]:
+    """The executors this plugin provides."""
+    return [WorkdirExecutor]
