@@ -387,6 +387,9 @@ class ExecutorConformance:
             self.task_timeout,
             f"the task reached the end of {after}",
         )
+        if after == "pickle":
+            on_resource = leftovers()
+            assert on_resource == [], f"the pickle stage already put {on_resource} on the resource"
         node_id = self.task_node(dispatch_id, name).node_id
         ct.cancel(dispatch_id, task_ids=[node_id], wait=True, timeout=self.task_timeout)
         self.finished(dispatch_id)
