@@ -68,14 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 2:
         print("usage: runner.py PAYLOAD_FILE OUTCOME_FILE", file=sys.stderr)
         return 2
+    # The task may change directory (to the dispatcher's): fix the outcome's place first.
+    target = os.path.abspath(argv[1])
     with open(argv[0], "rb") as fh:
         outcome = execute(fh.read())
-    partial = argv[1] + ".partial"
+    partial = target + ".partial"
     with open(partial, "wb") as fh:
         fh.write(outcome)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(partial, argv[1])
+    os.replace(partial, target)
     return 0
 
 

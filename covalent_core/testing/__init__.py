@@ -5,6 +5,7 @@
 See :mod:`covalent_core.testing.suite` and ``docs/writing-an-executor.md``.
 """
 
+from .env import isolated_store
 from .suite import ExecutorConformance, marker_processes, wait_until
 
-__all__ = ["ExecutorConformance", "marker_processes", "wait_until"]
+__all__ = ["ExecutorConformance", "isolated_store", "marker_processes", "wait_until"]

@@ -43,6 +43,7 @@ import covalent_core as ct
 
 from ..executors.base import Executor
 from . import gate, tasks
+from .env import isolated_store
 
 STAGES_AFTER = {
     "pickle": ["upload", "provision", "run", "fetch"],
@@ -124,32 +125,9 @@ class ExecutorConformance:
     @classmethod
     def _conformance_store(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         """A private data directory and dispatcher service with the suite's gate loaded."""
-        from ..plugins import reset_registry
-        from ..service.client import request
-        from ..store.db import forget_stores
-
         data = tmp_path_factory.mktemp("conformance")
-        saved = dict(os.environ)
-        extra = [gate.__name__, *cls.extra_plugins]
-        extra += [m for m in saved.get("COVALENT_CORE_EXTRA_PLUGINS", "").split(",") if m]
-        os.environ.update(
-            COVALENT_CORE_DATA_DIR=str(data),
-            COVALENT_CORE_CONFIG=str(data / "config.toml"),
-            COVALENT_CORE_IDLE_TIMEOUT="120",
-            COVALENT_CORE_EXTRA_PLUGINS=",".join(dict.fromkeys(extra)),
-        )
-        os.environ.pop("COVALENT_CORE_DB_URL", None)
-        reset_registry()
-        forget_stores()
-        try:
+        with isolated_store(data, (gate.__name__, *cls.extra_plugins)):
             yield data
-        finally:
-            with contextlib.suppress(Exception):
-                request({"op": "shutdown"}, start=False, timeout=10)
-            os.environ.clear()
-            os.environ.update(saved)
-            reset_registry()
-            forget_stores()
 
     @pytest.fixture(autouse=True)
     def _stop_what_was_started(self) -> Iterator[None]:
@@ -213,6 +191,11 @@ class ExecutorConformance:
             return json.dumps(value, sort_keys=True)
 
         return wait_until(handle, self.task_timeout, f"the job handle of {name} was stored")
+
+    def failure(self, result: ct.Result) -> str:
+        """Every failed node's error, for assertion messages."""
+        errors = [f"{n.name}: {n.error}" for n in result.tasks if n.error]
+        return "; ".join(errors) or str(result.error)
 
     def finished(self, dispatch_id: str) -> ct.Result:
         """Wait for the dispatch to end (hang guard: ``task_timeout``)."""
@@ -290,13 +273,13 @@ class ExecutorConformance:
     def test_returns_value(self, executor: Executor) -> None:
         dispatch_id, _ = self.dispatch_one(tasks.add, executor, 2, 3)
         result = self.finished(dispatch_id)
-        assert result.status is ct.Status.COMPLETED, result.error
+        assert result.status is ct.Status.COMPLETED, self.failure(result)
         assert result.result == 5
 
     def test_args_and_kwargs(self, executor: Executor) -> None:
         dispatch_id, _ = self.dispatch_one(tasks.combine, executor, 1, b=2, label="sum")
         result = self.finished(dispatch_id)
-        assert result.status is ct.Status.COMPLETED, result.error
+        assert result.status is ct.Status.COMPLETED, self.failure(result)
         assert result.result == "sum:3"
 
     def test_large_argument_and_result(
@@ -305,7 +288,7 @@ class ExecutorConformance:
         data = os.urandom(1024) * (self.big_bytes // 1024)
         dispatch_id, _ = self.dispatch_one(tasks.grow, executor, data)
         result = self.finished(dispatch_id)
-        assert result.status is ct.Status.COMPLETED, result.error
+        assert result.status is ct.Status.COMPLETED, self.failure(result)
         output = result.result
         assert len(output) == len(data) + 1 and output[-1:] == b"!" and output[:4096] == data[:4096]
         self.assert_nothing_left(leftovers, _local_scratch)
@@ -334,7 +317,7 @@ class ExecutorConformance:
         assert self.task_node(dispatch_id, name).status is ct.Status.RUNNING
         assert job_alive(handle), "the probe does not see the job whose handle was stored"
         result = self.finished(dispatch_id)
-        assert result.status is ct.Status.COMPLETED, result.error
+        assert result.status is ct.Status.COMPLETED, self.failure(result)
         assert result.result == "rested"
 
     # -- basic tier: cancellation --------------------------------------------------------

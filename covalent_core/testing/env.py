@@ -1,0 +1,43 @@
+"""An isolated covalent-core environment for tests: own data directory, store and service."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def isolated_store(
+    data_dir: Path, extra_plugins: tuple[str, ...] = (), idle_timeout: float = 120
+) -> Iterator[Path]:
+    """Point covalent-core at ``data_dir`` (SQLite store, config file, service) until exit.
+
+    ``extra_plugins`` are added to ``COVALENT_CORE_EXTRA_PLUGINS`` (the service inherits it).
+    On exit the service of that store is shut down and the environment restored.
+    """
+    from ..plugins import reset_registry
+    from ..service.client import request
+    from ..store.db import forget_stores
+
+    saved = dict(os.environ)
+    extra = [*extra_plugins, *saved.get("COVALENT_CORE_EXTRA_PLUGINS", "").split(",")]
+    os.environ.update(
+        COVALENT_CORE_DATA_DIR=str(data_dir),
+        COVALENT_CORE_CONFIG=str(data_dir / "config.toml"),
+        COVALENT_CORE_IDLE_TIMEOUT=str(idle_timeout),
+        COVALENT_CORE_EXTRA_PLUGINS=",".join(dict.fromkeys(m for m in extra if m)),
+    )
+    os.environ.pop("COVALENT_CORE_DB_URL", None)
+    reset_registry()
+    forget_stores()
+    try:
+        yield data_dir
+    finally:
+        with contextlib.suppress(Exception):
+            request({"op": "shutdown"}, start=False, timeout=10)
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_registry()
+        forget_stores()

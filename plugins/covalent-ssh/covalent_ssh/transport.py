@@ -1,0 +1,389 @@
+"""One SSH connection per host, shared by every task to it and re-established after a drop.
+
+:class:`SSHTarget` says where to connect and how to trust the host; :func:`connection` returns
+the shared :class:`Connection` for a target in the running event loop. Commands are argv
+lists, joined with :func:`shlex.join` for the remote shell: user data is never spliced in
+unquoted. Covalent-slurm reaches login nodes through this same module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+logger = logging.getLogger(__name__)
+
+AGENT_SOURCE = (Path(__file__).parent / "agent.py").read_text()
+CHUNK = 4 * 2**20
+
+# Errors after which trying again may succeed: the server restarting, a dropped link.
+TRANSIENT = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncssh.ConnectionLost,
+    asyncssh.ChannelOpenError,
+    asyncssh.ServiceNotAvailable,
+)
+
+
+class SSHConnectError(ConnectionError):
+    """Connecting failed; the message says why and what to do."""
+
+
+class RemoteCommandError(RuntimeError):
+    """A remote command exited non-zero; the message carries its stderr."""
+
+
+@dataclass(frozen=True)
+class SSHTarget:
+    """Where to connect, as whom, and which host keys to trust."""
+
+    hostname: str
+    port: int = 22
+    username: str | None = None
+    key_file: str | None = None
+    known_hosts: str | None = None
+    accept_unknown_host_key: bool = False
+    connect_timeout: float = 10.0
+    retries: int = 3
+    max_channels: int = 6
+
+    def describe(self) -> str:
+        user = f"{self.username}@" if self.username else ""
+        return f"{user}{self.hostname}:{self.port}"
+
+    def known_hosts_file(self) -> str:
+        return os.path.expanduser(self.known_hosts or "~/.ssh/known_hosts")
+
+    def _trust(self) -> Any:
+        """What asyncssh verifies the host key against; None only by explicit opt-in."""
+        path = self.known_hosts_file()
+        if os.path.exists(path):
+            known = asyncssh.read_known_hosts(path)
+            if any(known.match(self.hostname, "", self.port)[:2]):
+                return known
+        if self.accept_unknown_host_key:
+            logger.warning(
+                "accepting any host key for %s (accept_unknown_host_key)", self.describe()
+            )
+            return None
+        if not os.path.exists(path):
+            raise SSHConnectError(
+                f"cannot verify the host key of {self.describe()}: no known_hosts file at {path}. "
+                f"Add the host with `ssh-keyscan -p {self.port} {self.hostname} >> {path}` "
+                "(check the key first), or pass known_hosts=..."
+            )
+        raise SSHConnectError(
+            f"the host key of {self.describe()} is not in {path}. Add it with "
+            f"`ssh-keyscan -p {self.port} {self.hostname} >> {path}` after checking it, or opt "
+            "in to accepting unknown keys with accept_unknown_host_key=True"
+        )
+
+    async def open(self) -> asyncssh.SSHClientConnection:
+        """Connect, retrying transient failures within ``connect_timeout`` seconds in all."""
+        trust = self._trust()
+        keys = [os.path.expanduser(self.key_file)] if self.key_file else ()
+        if self.key_file and not os.path.exists(keys[0]):
+            raise SSHConnectError(f"ssh_key_file {self.key_file!r} does not exist")
+        deadline = time.monotonic() + self.connect_timeout
+        delay, attempt = 0.2, 0
+        while True:
+            attempt += 1
+            left = max(0.1, deadline - time.monotonic())
+            try:
+                return await asyncio.wait_for(
+                    asyncssh.connect(
+                        self.hostname,
+                        self.port,
+                        username=self.username,
+                        client_keys=keys or (),
+                        known_hosts=trust,
+                        connect_timeout=left,
+                        keepalive_interval=15,
+                        keepalive_count_max=3,
+                        agent_path=None if keys else (),
+                    ),
+                    left,
+                )
+            except asyncssh.PermissionDenied:
+                raise SSHConnectError(
+                    f"{self.describe()} refused the key {self.key_file or '(default keys)'}: "
+                    "is its public key in the user's authorized_keys?"
+                ) from None
+            except asyncssh.HostKeyNotVerifiable as exc:
+                raise SSHConnectError(
+                    f"the host key of {self.describe()} does not match "
+                    f"{self.known_hosts_file()} ({exc.reason}). If the server's key changed "
+                    f"legitimately, remove the old entry (`ssh-keygen -R '[{self.hostname}]:"
+                    f"{self.port}'`) and add the new one; otherwise someone may be "
+                    "intercepting the connection"
+                ) from None
+            except TRANSIENT as exc:
+                left = deadline - time.monotonic()
+                if attempt >= max(1, self.retries) or left <= delay:
+                    why = (
+                        f"no answer within {self.connect_timeout:g} s"
+                        if isinstance(exc, asyncio.TimeoutError)
+                        else f"{type(exc).__name__}: {exc}"
+                    )
+                    raise SSHConnectError(
+                        f"cannot connect to {self.describe()} after {attempt} attempt(s): "
+                        f"{why}. Check the host name, port and network"
+                    ) from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+
+@dataclass
+class Connection:
+    """The shared connection to one target: commands, file transfer and task watching."""
+
+    target: SSHTarget
+    opened: int = 0
+    _conn: asyncssh.SSHClientConnection | None = None
+    _sftp: asyncssh.SFTPClient | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _watchers: dict[str, Watcher] = field(default_factory=dict)
+    _channels: asyncio.Semaphore | None = None
+
+    async def get(self) -> asyncssh.SSHClientConnection:
+        """The live connection, opening a new one if there is none or it dropped."""
+        async with self._lock:
+            if self._conn is None or self._conn.is_closed():
+                self._sftp = None
+                self._conn = await self.target.open()
+                self.opened += 1
+                logger.info("connected to %s (connection %d)", self.target.describe(), self.opened)
+            return self._conn
+
+    def _forget(self, conn: asyncssh.SSHClientConnection) -> None:
+        if self._conn is conn:
+            self._conn, self._sftp = None, None
+            conn.abort()
+
+    async def _retrying(self, operation: Any) -> Any:
+        """Run ``operation(conn)``; after a dropped link, reconnect and run it once more."""
+        for attempt in (1, 2):
+            conn = await self.get()
+            try:
+                return await operation(conn)
+            except (asyncssh.ConnectionLost, asyncssh.DisconnectError, BrokenPipeError) as exc:
+                self._forget(conn)
+                if attempt == 2:
+                    raise SSHConnectError(
+                        f"lost the connection to {self.target.describe()}: {exc}"
+                    ) from None
+            except asyncssh.ChannelOpenError as exc:
+                if conn.is_closed():
+                    self._forget(conn)
+                if attempt == 2:
+                    raise SSHConnectError(
+                        f"{self.target.describe()} refused a channel: {exc.reason}"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    async def run(self, argv: list[str], input: str | None = None, check: bool = True) -> Any:
+        """Run ``argv`` remotely (quoted for the shell); return asyncssh's completed process."""
+        command = shlex.join(argv)
+        if self._channels is None:
+            self._channels = asyncio.Semaphore(self.target.max_channels)
+
+        async def op(conn: asyncssh.SSHClientConnection) -> Any:
+            async with self._channels:  # type: ignore[union-attr]
+                return await conn.run(command, input=input, check=False)
+
+        result = await self._retrying(op)
+        if check and result.exit_status != 0:
+            stderr = (result.stderr or "").strip() or f"exit status {result.exit_status}"
+            raise RemoteCommandError(f"on {self.target.describe()}: {argv[0]}: {stderr}")
+        return result
+
+    async def agent(self, python: str, *args: str, check: bool = True) -> Any:
+        """Run the remote agent (``agent.py``) under ``python`` with ``args``."""
+        return await self.run([python, "-c", AGENT_SOURCE, *args], check=check)
+
+    async def sftp(self) -> asyncssh.SFTPClient:
+        conn = await self.get()
+        if self._sftp is None:
+            self._sftp = await conn.start_sftp_client()
+        return self._sftp
+
+    async def put(self, data: bytes, path: str, cancelled: Any = None) -> None:
+        """Write ``data`` to the remote ``path`` in chunks, stopping early if ``cancelled()``."""
+
+        async def op(_conn: asyncssh.SSHClientConnection) -> None:
+            sftp = await self.sftp()
+            async with sftp.open(path, "wb") as fh:
+                for start in range(0, max(len(data), 1), CHUNK):
+                    if cancelled is not None and cancelled():
+                        return
+                    await fh.write(data[start : start + CHUNK])
+
+        await self._retrying(op)
+
+    async def read(self, path: str) -> bytes | None:
+        """The remote file's bytes, or None if it does not exist."""
+
+        async def op(_conn: asyncssh.SSHClientConnection) -> bytes | None:
+            sftp = await self.sftp()
+            try:
+                async with sftp.open(path, "rb") as fh:
+                    return await fh.read()
+            except asyncssh.SFTPNoSuchFile:
+                return None
+
+        return await self._retrying(op)
+
+    async def wait_task(self, python: str, directory: str, pid: int, ticks: int) -> str:
+        """Wait until the task in ``directory`` ends; its exit status, or ``lost``."""
+        watcher = self._watchers.get(python)
+        if watcher is None:
+            watcher = self._watchers[python] = Watcher(self, python)
+        return await watcher.wait(directory, pid, ticks)
+
+    async def close(self) -> None:
+        for watcher in self._watchers.values():
+            await watcher.close()
+        self._watchers.clear()
+        if self._conn is not None:
+            self._conn.close()
+            with contextlib.suppress(Exception):
+                await self._conn.wait_closed()
+        self._conn = self._sftp = None
+
+
+class Watcher:
+    """One remote ``agent watch`` process per connection and interpreter, for all tasks.
+
+    Tasks keep running when the link drops (they are detached); the watcher is started again
+    on the next connection and every waiting task is registered with it anew.
+    """
+
+    def __init__(self, connection: Connection, python: str) -> None:
+        self.connection = connection
+        self.python = python
+        self.waiting: dict[str, tuple[int, int, asyncio.Future[str]]] = {}
+        self._process: asyncssh.SSHClientProcess[str] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._ready = asyncio.Lock()
+        self._reconnecting = False
+
+    async def wait(self, directory: str, pid: int, ticks: int) -> str:
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.waiting[directory] = (pid, ticks, future)
+        try:
+            try:
+                await self._send(directory, pid, ticks)
+            except (SSHConnectError, *TRANSIENT, asyncssh.Error) as exc:
+                # The task runs detached; keep trying to reach it rather than give up on it.
+                logger.warning("cannot watch %s yet: %s", directory, exc)
+                self._process = None
+                asyncio.get_running_loop().create_task(self._reconnect())
+            return await future
+        finally:
+            self.waiting.pop(directory, None)
+
+    async def _send(self, directory: str, pid: int, ticks: int) -> None:
+        async with self._ready:
+            if self._process is None:
+                await self._start()
+                return  # _start registered everything that waits, this task included
+            assert self._process is not None
+            self._process.stdin.write(f"add\t{directory}\t{pid}\t{ticks}\n")
+
+    async def _start(self) -> None:
+        conn = await self.connection.get()
+        command = shlex.join([self.python, "-c", AGENT_SOURCE, "watch"])
+        self._process = await conn.create_process(command)
+        for directory, (pid, ticks, _) in self.waiting.items():
+            self._process.stdin.write(f"add\t{directory}\t{pid}\t{ticks}\n")
+        self._reader = asyncio.create_task(self._read(self._process))
+
+    async def _read(self, process: asyncssh.SSHClientProcess[str]) -> None:
+        try:
+            async for line in process.stdout:
+                parts = line.rstrip("\n").split("\t")
+                if parts[0] == "done" and len(parts) == 3:
+                    entry = self.waiting.get(parts[1])
+                    if entry is not None and not entry[2].done():
+                        entry[2].set_result(parts[2])
+        except (asyncssh.Error, OSError) as exc:
+            logger.info("watcher on %s ended: %s", self.connection.target.describe(), exc)
+        if self._process is process:
+            self._process = None
+            if self.waiting:
+                asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        """The link dropped with tasks still running: reconnect (backing off) and re-watch."""
+        if self._reconnecting:
+            return
+        self._reconnecting = True
+        try:
+            await self._reconnect_loop()
+        finally:
+            self._reconnecting = False
+
+    async def _reconnect_loop(self) -> None:
+        delay = 0.2
+        while self.waiting:
+            try:
+                async with self._ready:
+                    if self._process is None:
+                        await self._start()
+                return
+            except (SSHConnectError, *TRANSIENT, asyncssh.Error) as exc:
+                logger.warning(
+                    "reconnecting to %s to watch %d task(s): %s",
+                    self.connection.target.describe(),
+                    len(self.waiting),
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def close(self) -> None:
+        if self._process is not None:
+            self._process.stdin.write_eof()
+            self._process.close()
+        if self._reader is not None:
+            self._reader.cancel()
+        for _, _, future in self.waiting.values():
+            future.cancel()
+
+
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[SSHTarget, Connection]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def connection(target: SSHTarget) -> Connection:
+    """The shared connection to ``target`` in the running event loop."""
+    pool = _pools.setdefault(asyncio.get_running_loop(), {})
+    conn = pool.get(target)
+    if conn is None:
+        conn = pool[target] = Connection(target)
+    return conn
+
+
+def opened_connections() -> int:
+    """How many SSH connections this process opened, in the running loop."""
+    pool = _pools.get(asyncio.get_running_loop(), {})
+    return sum(c.opened for c in pool.values())
+
+
+async def close_all() -> None:
+    """Close every connection of the running loop."""
+    pool = _pools.pop(asyncio.get_running_loop(), {})
+    for conn in pool.values():
+        await conn.close()
