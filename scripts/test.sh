@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# Set up and run every test of covalent-core. Exits non-zero if any test fails or none ran.
+# Set up and run every test: the core (with the example plugin), then each executor plugin
+# against its real server, started by its own tests. Fails if any test fails or none ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-.venv/bin/ruff check covalent_core tests benchmarks examples noxfile.py
-set +e
-.venv/bin/python -m pytest "$@"
-code=$?
-set -e
-if [ "$code" -eq 5 ]; then
-  echo "pytest collected no tests: failing on purpose" >&2
-  exit 1
-fi
-exit "$code"
+CLOUDPICKLE_VERSION=$(.venv/bin/python -c "import cloudpickle; print(cloudpickle.__version__)") \
+  tests/infra/install.sh
+.venv/bin/ruff check covalent_core tests benchmarks examples plugins noxfile.py
+
+status=0
+run_pytest() {
+  local code=0
+  .venv/bin/python -m pytest "$@" || code=$?
+  if [ "$code" -eq 5 ]; then
+    echo "pytest collected no tests in $PWD: failing on purpose" >&2
+    code=1
+  fi
+  return "$code"
+}
+run_pytest "$@" || status=1
+for plugin in plugins/covalent-*/; do
+  echo "== ${plugin%/}"
+  (cd "$plugin" && run_pytest "$@") || status=1
+done
+exit "$status"

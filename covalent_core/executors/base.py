@@ -74,7 +74,7 @@ class TaskContext:
     # Set by the dispatcher: stores the handle durably and returns once it is stored.
     _store_handle: Callable[[TaskContext, str], Awaitable[None]] | None = None
     # Set by the dispatcher: builds the payload from the node's function and inputs.
-    _build_payload: Callable[[], bytes] | None = None
+    _build_payload: Callable[[dict[str, Any] | None], bytes] | None = None
     workdir: Path | None = None
 
     @property
@@ -104,11 +104,15 @@ class TaskContext:
         if self._store_handle is not None:
             await self._store_handle(self, text)
 
-    def build_payload(self) -> bytes:
-        """The task's function, inputs and environment, pickled for :mod:`covalent_core.runner`."""
+    def build_payload(self, cwd: str | None = None) -> bytes:
+        """The task's function, inputs and environment, pickled for :mod:`covalent_core.runner`.
+
+        The task runs in the dispatching process's working directory when that exists where
+        it runs; ``cwd`` names another instead (relative: to where the runner is started).
+        """
         if self._build_payload is None:
             raise RuntimeError("this task has no payload builder")
-        return self._build_payload()
+        return self._build_payload({"cwd": cwd} if cwd else None)
 
 
 class Executor:

@@ -78,7 +78,9 @@ async def run_node(run: DispatchRun, node: NodeState) -> None:
         ctx.cancelled.set()
     ctx._store_handle = lambda c, h: dispatcher.store_job_handle(run, node, c, h)
     args, kwargs = build_inputs(run, node)
-    ctx._build_payload = lambda: task_payload(node.function, args, kwargs, run.environment)
+    ctx._build_payload = lambda override: task_payload(
+        node.function, args, kwargs, {**(run.environment or {}), **(override or {})}
+    )
     timer: asyncio.TimerHandle | None = None
     executor: Executor | None = None
     stage = Stage.INSTANTIATE

@@ -53,7 +53,12 @@ STAGES_AFTER = {
 }
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
+def wait_until(
+    check: Callable[[], Any],
+    timeout: float = 30.0,
+    what: str = "the condition held",
+    interval: float = 0.02,
+) -> Any:
     """Return the first truthy ``check()``; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:

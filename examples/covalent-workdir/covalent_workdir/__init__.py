@@ -2,16 +2,15 @@
 
     @ct.electron(executor=WorkdirExecutor(root="/scratch/tasks", python_path="python3.12"))
 
-Upload copies the task and covalent-core's standalone runner into ``<root>/<dispatch>-<node>``;
-provision checks the interpreter can run it; run starts it in its own session and stores its
-handle; fetch reads the outcome; cleanup removes the directory. Written against the public
-plugin API only (``covalent_core.executors``).
+Pickle sets the task to run in ``<root>/<dispatch>-<node>``; upload copies it there with
+covalent-core's standalone runner; provision checks the interpreter can run it; run starts it
+in its own session and stores its handle; fetch reads the outcome; cleanup removes the
+directory. Written against the public plugin API only (``covalent_core.executors``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import pickle
 import shutil
 import subprocess
 import sys
@@ -48,13 +47,15 @@ class WorkdirExecutor(Executor):
         """The task's own directory."""
         return self.root / f"{task.dispatch_id}-{task.node_id}"
 
+    async def pickle(self, task: TaskContext) -> None:
+        """The task's payload, set to run in its own directory."""
+        task.payload = task.build_payload(cwd=str(self.workdir(task)))
+
     async def upload(self, task: TaskContext) -> None:
-        """Write the payload, set to run in the task's directory, and the runner."""
+        """Write the payload and the runner into the task's directory."""
         workdir = self.workdir(task)
         workdir.mkdir(parents=True, exist_ok=True)
-        function, args, kwargs, environment = pickle.loads(task.payload or b"")
-        environment = {**(environment or {}), "cwd": str(workdir)}
-        (workdir / "payload").write_bytes(pickle.dumps((function, args, kwargs, environment)))
+        (workdir / "payload").write_bytes(task.payload or b"")
         shutil.copyfile(RUNNER_PATH, workdir / "runner.py")
 
     async def provision(self, task: TaskContext) -> None:

@@ -3,14 +3,12 @@
 Standard library only, Linux ``/proc`` only; nothing is installed on the remote machine. Modes:
 
 ``check``                       print the interpreter version; exit 3 if cloudpickle is missing
-``prepare DIR``                 create the task directory (mode 0700)
 ``start DIR ARGV_JSON ENV_JSON`` start the task detached, in its own session, and print its
                                 identity as JSON; idempotent (a second call prints the first job)
 ``watch``                       read ``add DIR PID TICKS`` lines; print ``done DIR CODE`` when a
                                 task ends (CODE: exit status, negative for a signal, or ``lost``)
 ``kill PID TICKS BOOT GRACE``   stop the task's process group: SIGTERM, GRACE s, SIGKILL; exit 0
                                 once nothing of it runs (a reused PID is never touched)
-``remove DIR``                  delete the task directory
 
 A task runs under a monitor process that leads its session and process group, waits for the
 task and writes its exit status to ``DIR/exitcode``; the task's output goes to ``DIR/stdout``
@@ -21,7 +19,6 @@ import contextlib
 import json
 import os
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -206,16 +203,12 @@ def main(argv):
     mode = argv[0]
     if mode == "check":
         check()
-    elif mode == "prepare":
-        os.makedirs(argv[1], mode=0o700, exist_ok=True)
     elif mode == "start":
         start(argv[1], argv[2], argv[3])
     elif mode == "watch":
         watch()
     elif mode == "kill":
         sys.exit(kill(int(argv[1]), int(argv[2]), argv[3], float(argv[4])))
-    elif mode == "remove":
-        shutil.rmtree(argv[1], ignore_errors=True)
     else:
         sys.exit(f"unknown mode {mode!r}")
 

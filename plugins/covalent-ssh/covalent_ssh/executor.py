@@ -94,12 +94,16 @@ class SSHExecutor(Executor):
             return ["conda", "run", "--no-capture-output", "-n", self.conda_env, "python"]
         return [self.python_path]
 
+    async def pickle(self, task: TaskContext) -> None:
+        """The payload, set to run in the task's remote directory (where the runner starts)."""
+        task.payload = task.build_payload(cwd=".")
+
     async def upload(self, task: TaskContext) -> None:
         """Create the task's directory and copy the payload and the runner over SFTP."""
         conn = self._conn()
         directory = self.task_dir(task)
-        await conn.agent(self.python_path, "prepare", directory)
         task.state["remote_dir"] = directory
+        await conn.makedirs(directory)
         await conn.put(RUNNER_SOURCE, posixpath.join(directory, "runner.py"))
         cancelled = lambda: task.cancel_requested  # noqa: E731
         await conn.put(task.payload or b"", posixpath.join(directory, "payload"), cancelled)
@@ -177,7 +181,7 @@ class SSHExecutor(Executor):
     async def cleanup(self, task: TaskContext) -> None:
         """Remove the task's remote directory (unless ``do_cleanup=False``)."""
         if self.do_cleanup and "remote_dir" in task.state:
-            await self._conn().agent(self.python_path, "remove", task.state["remote_dir"])
+            await self._conn().remove_tree(task.state["remote_dir"])
 
     async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
         """Kill the remote process group (SIGTERM, grace, SIGKILL), checking its start time."""

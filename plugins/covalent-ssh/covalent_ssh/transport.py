@@ -65,33 +65,40 @@ class SSHTarget:
     def known_hosts_file(self) -> str:
         return os.path.expanduser(self.known_hosts or "~/.ssh/known_hosts")
 
-    def _trust(self) -> Any:
-        """What asyncssh verifies the host key against; None only by explicit opt-in."""
+    def _trust(self) -> tuple[Any, bool]:
+        """(what asyncssh verifies the host key against, whether the host is known).
+
+        None (accept any key) only by explicit opt-in, and only for a host not known yet.
+        """
         path = self.known_hosts_file()
+        known = asyncssh.import_known_hosts("")
         if os.path.exists(path):
             known = asyncssh.read_known_hosts(path)
-            if any(known.match(self.hostname, "", self.port)[:2]):
-                return known
-        if self.accept_unknown_host_key:
-            logger.warning(
-                "accepting any host key for %s (accept_unknown_host_key)", self.describe()
+        listed = any(known.match(self.hostname, "", self.port)[:2])
+        if not listed and self.accept_unknown_host_key:
+            logger.warning("accepting any host key for %s (opted in)", self.describe())
+            return None, False
+        return known, listed
+
+    def _host_key_error(self, listed: bool, reason: str) -> SSHConnectError:
+        path = self.known_hosts_file()
+        if listed:
+            return SSHConnectError(
+                f"the host key of {self.describe()} does not match {path} ({reason}). If the "
+                f"server's key changed legitimately, remove the old entry (`ssh-keygen -R "
+                f"'[{self.hostname}]:{self.port}'`) and add the new one; otherwise someone may "
+                "be intercepting the connection"
             )
-            return None
-        if not os.path.exists(path):
-            raise SSHConnectError(
-                f"cannot verify the host key of {self.describe()}: no known_hosts file at {path}. "
-                f"Add the host with `ssh-keyscan -p {self.port} {self.hostname} >> {path}` "
-                "(check the key first), or pass known_hosts=..."
-            )
-        raise SSHConnectError(
-            f"the host key of {self.describe()} is not in {path}. Add it with "
-            f"`ssh-keyscan -p {self.port} {self.hostname} >> {path}` after checking it, or opt "
-            "in to accepting unknown keys with accept_unknown_host_key=True"
+        where = f"in {path}" if os.path.exists(path) else f"known: there is no {path}"
+        return SSHConnectError(
+            f"the host key of {self.describe()} is not {where}. Add it with `ssh-keyscan -p "
+            f"{self.port} {self.hostname} >> {path}` after checking it, pass known_hosts=..., "
+            "or opt in to accepting unknown keys with accept_unknown_host_key=True"
         )
 
     async def open(self) -> asyncssh.SSHClientConnection:
         """Connect, retrying transient failures within ``connect_timeout`` seconds in all."""
-        trust = self._trust()
+        trust, listed = self._trust()
         keys = [os.path.expanduser(self.key_file)] if self.key_file else ()
         if self.key_file and not os.path.exists(keys[0]):
             raise SSHConnectError(f"ssh_key_file {self.key_file!r} does not exist")
@@ -121,13 +128,7 @@ class SSHTarget:
                     "is its public key in the user's authorized_keys?"
                 ) from None
             except asyncssh.HostKeyNotVerifiable as exc:
-                raise SSHConnectError(
-                    f"the host key of {self.describe()} does not match "
-                    f"{self.known_hosts_file()} ({exc.reason}). If the server's key changed "
-                    f"legitimately, remove the old entry (`ssh-keygen -R '[{self.hostname}]:"
-                    f"{self.port}'`) and add the new one; otherwise someone may be "
-                    "intercepting the connection"
-                ) from None
+                raise self._host_key_error(listed, exc.reason) from None
             except TRANSIENT as exc:
                 left = deadline - time.monotonic()
                 if attempt >= max(1, self.retries) or left <= delay:
@@ -228,6 +229,26 @@ class Connection:
                     if cancelled is not None and cancelled():
                         return
                     await fh.write(data[start : start + CHUNK])
+
+        await self._retrying(op)
+
+    async def makedirs(self, path: str) -> None:
+        """Create ``path`` and its parents (new ones private to the user)."""
+
+        async def op(_conn: asyncssh.SSHClientConnection) -> None:
+            sftp = await self.sftp()
+            attrs = asyncssh.SFTPAttrs(permissions=0o700)
+            await sftp.makedirs(path, attrs, exist_ok=True)
+
+        await self._retrying(op)
+
+    async def remove_tree(self, path: str) -> None:
+        """Delete ``path`` and everything in it; nothing if it does not exist."""
+
+        async def op(_conn: asyncssh.SSHClientConnection) -> None:
+            sftp = await self.sftp()
+            if await sftp.exists(path):
+                await sftp.rmtree(path)
 
         await self._retrying(op)
 

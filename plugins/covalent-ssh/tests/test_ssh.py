@@ -1,0 +1,219 @@
+"""SSH-specific behaviour against the real sshd: dropped links, bad input, quoting, sharing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from covalent_ssh import SSHExecutor
+from probes import job_alive, listing
+
+import covalent_core as ct
+from covalent_core.testing import wait_until
+
+PYTHON = str(Path(sys.executable).absolute())
+
+
+@pytest.fixture
+def workdir() -> str:
+    return f"/tmp/covalent-ssh-tests/{uuid.uuid4().hex[:8]}"
+
+
+def make(sshd: Any, workdir: str, **overrides: Any) -> SSHExecutor:
+    options: dict[str, Any] = {
+        "username": "root",
+        "hostname": "127.0.0.1",
+        "port": sshd.port,
+        "ssh_key_file": str(sshd.client_key),
+        "known_hosts": str(sshd.known_hosts),
+        "remote_workdir": workdir,
+        "python_path": PYTHON,
+        "cancel_grace": 1.0,
+        "connect_timeout": 3.0,
+    }
+    options.update(overrides)
+    return SSHExecutor(**options)
+
+
+def dispatch(function: Any, executor: SSHExecutor, *args: Any) -> str:
+    task = ct.electron(function, executor=executor)
+
+    @ct.lattice
+    def flow(*a: Any) -> Any:
+        return task(*a)
+
+    return ct.dispatch(flow)(*args)
+
+
+def nap(seconds: float) -> str:
+    import time
+
+    time.sleep(seconds)
+    return "rested"
+
+
+def greeting() -> str:
+    import os
+
+    return os.environ["GREETING"] + "|" + os.getcwd()
+
+
+def handle_of(dispatch_id: str) -> str:
+    def get() -> str | None:
+        value = ct.get_result(dispatch_id).get_node(0).job_handle
+        return json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+
+    return wait_until(get, 60)
+
+
+def task_process(handle: str) -> psutil.Process:
+    """The task's own process: the child of its monitor."""
+    monitor = psutil.Process(json.loads(handle)["pid"])
+    return wait_until(lambda: (monitor.children() or [None])[0], 30)
+
+
+# -- a dropped connection --------------------------------------------------------------
+
+
+def test_a_task_survives_a_dropped_connection_and_is_picked_up_again(sshd, workdir):
+    dispatch_id = dispatch(nap, make(sshd, workdir), 3.0)
+    handle = handle_of(dispatch_id)
+    logins = sshd.accepted_logins()
+    assert sshd.drop_connections() >= 1
+    assert job_alive(handle), "the remote task must not die with the connection"
+    result = ct.get_result(dispatch_id, wait=True, timeout=60)
+    assert result.status is ct.Status.COMPLETED, result.get_node(0).error
+    assert result.result == "rested"
+    assert sshd.accepted_logins() > logins, "the executor reconnected"
+    assert listing(Path(workdir)) == []
+
+
+def test_a_task_is_cancelled_after_the_server_restarted(sshd, workdir):
+    dispatch_id = dispatch(nap, make(sshd, workdir), 600.0)
+    handle = handle_of(dispatch_id)
+    sshd.restart()
+    assert job_alive(handle)
+    start = time.monotonic()
+    ct.cancel(dispatch_id)
+    wait_until(lambda: not job_alive(handle), 20)
+    print(f"cancel after a restart: job gone in {time.monotonic() - start:.2f} s")
+    result = ct.get_result(dispatch_id, wait=True, timeout=60)
+    assert result.get_node(0).status is ct.Status.CANCELLED
+    assert listing(Path(workdir)) == []
+
+
+# -- bad input: a clear error within the connect timeout, FAILED, nothing left -----------
+
+
+def failed_quickly(dispatch_id: str, limit: float) -> str:
+    result = ct.get_result(dispatch_id, wait=True, timeout=60)
+    node = result.get_node(0)
+    assert node.status is ct.Status.FAILED, node.status
+    assert node.duration is not None and node.duration < limit, node.duration
+    return node.error or ""
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"port": 1}, "cannot connect to root@127.0.0.1:1"),
+        ({"ssh_key_file": "OTHER"}, "refused the key"),
+        ({"known_hosts": "WRONG"}, "does not match"),
+        ({"known_hosts": "EMPTY"}, "is not in"),
+        ({"ssh_key_file": "/nonexistent/key"}, "does not exist"),
+        ({"python_path": "/nonexistent/python3"}, "was not found on root@127.0.0.1"),
+        ({"python_path": "/usr/bin/python3"}, "cannot import cloudpickle"),
+    ],
+    ids=["wrong-port", "refused-key", "host-key-mismatch", "unknown-host-key", "no-key-file",
+         "no-remote-python", "no-cloudpickle"],
+)  # fmt: skip
+def test_bad_input_fails_the_node_clearly_and_leaves_nothing(
+    sshd, workdir, tmp_path, overrides, expected
+):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    replace = {
+        "OTHER": str(sshd.other_key),
+        "WRONG": str(sshd.wrong_known_hosts),
+        "EMPTY": str(empty),
+    }
+    overrides = {k: replace.get(v, v) if isinstance(v, str) else v for k, v in overrides.items()}
+    executor = make(sshd, workdir, **overrides)
+    error = failed_quickly(dispatch(nap, executor, 0.0), limit=executor.target.connect_timeout + 2)
+    assert expected in error, error
+    assert listing(Path(workdir)) == []
+
+
+def test_an_unreachable_host_fails_within_the_connect_timeout(sshd, workdir):
+    # A non-routable address: the connection attempt gets no answer at all.
+    executor = make(sshd, workdir, hostname="10.255.255.1", connect_timeout=2.0)
+    error = failed_quickly(dispatch(nap, executor, 0.0), limit=5.0)
+    assert "cannot connect to root@10.255.255.1" in error, error
+
+
+def test_an_unknown_host_key_is_accepted_only_on_explicit_opt_in(sshd, workdir, tmp_path):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    executor = make(sshd, workdir, known_hosts=str(empty), accept_unknown_host_key=True)
+    result = ct.get_result(dispatch(nap, executor, 0.0), wait=True, timeout=60)
+    assert result.status is ct.Status.COMPLETED
+    # A key that contradicts a known one is refused even then.
+    executor = make(
+        sshd, workdir, known_hosts=str(sshd.wrong_known_hosts), accept_unknown_host_key=True
+    )
+    assert "does not match" in failed_quickly(dispatch(nap, executor, 0.0), limit=5.0)
+
+
+def test_a_task_killed_by_someone_else_fails_with_its_signal(sshd, workdir):
+    dispatch_id = dispatch(nap, make(sshd, workdir), 600.0)
+    task_process(handle_of(dispatch_id)).send_signal(signal.SIGKILL)
+    result = ct.get_result(dispatch_id, wait=True, timeout=60)
+    node = result.get_node(0)
+    assert node.status is ct.Status.FAILED
+    assert "SIGKILL" in (node.error or ""), node.error
+    assert listing(Path(workdir)) == []
+
+
+# -- quoting ---------------------------------------------------------------------------
+
+
+def test_user_data_reaches_the_remote_shell_quoted(sshd, tmp_path):
+    canary = tmp_path / "pwned"
+    workdir = f"/tmp/covalent ssh tests/{uuid.uuid4().hex[:6]}; touch {canary}; echo $(id)"
+    value = f'it\'s "quoted" $(touch {canary}) `touch {canary}` ; touch {canary}'
+    executor = make(sshd, workdir, env={"GREETING": value})
+    result = ct.get_result(dispatch(greeting, executor), wait=True, timeout=60)
+    assert result.status is ct.Status.COMPLETED, result.get_node(0).error
+    said, cwd = result.result.split("|")
+    assert said == value
+    assert cwd.startswith(workdir)
+    assert not canary.exists(), "user data was run by the remote shell"
+    assert listing(Path(workdir)) == []
+
+
+# -- sharing one connection ------------------------------------------------------------
+
+
+def test_tasks_to_one_host_share_one_connection(sshd, workdir):
+    executor = make(sshd, workdir)
+    # Start the service's connection with one task, then count logins for twenty more.
+    ct.get_result(dispatch(nap, executor, 0.0), wait=True, timeout=60)
+    before = sshd.accepted_logins()
+    task = ct.electron(nap, executor=executor)
+
+    @ct.lattice
+    def many() -> list[str]:
+        return [task(0.2) for _ in range(20)]
+
+    result = ct.get_result(ct.dispatch(many)(), wait=True, timeout=120)
+    assert result.status is ct.Status.COMPLETED
+    assert sshd.accepted_logins() == before, "a task opened its own connection"
+    assert os.path.exists(workdir) and listing(Path(workdir)) == []
