@@ -5,7 +5,7 @@
 Measures dispatch throughput (a wide graph of 1,000 no-op electrons plus a reducer, a chain of
 200), the dispatcher's peak RSS and idle CPU, cancel latency (same process and from the CLI,
 to the task's process being dead; a zombie counts as dead), and cancelling 10,000 nodes that
-have not started.
+have not started; then each installed executor plugin against its real server.
 """
 
 from __future__ import annotations
@@ -152,6 +152,19 @@ def idle_cpu_percent(pid: int, seconds: float = 5.0) -> float:
     return 100 * (sum(proc.cpu_times()[:2]) - before) / seconds
 
 
+def plugin_benchmark(module: str, package: str, server: str) -> dict:
+    """Run an executor plugin's benchmark module, or say why it was skipped."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec(package) is None:
+        return {"skipped": f"{package} is not installed"}
+    if not os.path.exists(server):
+        return {"skipped": f"{server} is missing (tests/infra/install.sh installs it)"}
+    sys.path.insert(0, str(Path(__file__).parent))
+    return importlib.import_module(module).measure()
+
+
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -179,6 +192,7 @@ def main() -> int:
         "n": len(cli),
     }
     results["cancel_10000_not_started"] = cancel_many_not_started(10_000)
+    results["ssh"] = plugin_benchmark("ssh_bench", "covalent_ssh", "/usr/sbin/sshd")
 
     table = Table("benchmark", "result", "target", title="covalent-core benchmarks")
     w, c = results["wide_1000"], results["chain_200"]
@@ -209,6 +223,22 @@ def main() -> int:
         f"returned in {m['cancel_returned_s']:.2f} s, {m['nodes_started_after']} started",
         "<= 1 s, 0 started",
     )
+    ssh = results["ssh"]
+    if "skipped" in ssh:
+        table.add_row("ssh executor", f"skipped: {ssh['skipped']}", "")
+    else:
+        c, t = ssh["cancel_to_remote_process_dead_ms"], ssh["trivial_tasks"]
+        table.add_row(
+            "ssh: cancel -> remote process dead",
+            f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms",
+            "p50 <= 300 ms",
+        )
+        table.add_row(
+            f"ssh: {t['tasks']} trivial tasks, one host",
+            f"{t['tasks_per_s']:.1f} tasks/s ({t['seconds']:.2f} s), "
+            f"{ssh['ssh_logins_accepted']} SSH connection(s)",
+            "1 connection",
+        )
     console.print(table)
     OUT.mkdir(exist_ok=True)
     (OUT / "latest.json").write_text(json.dumps(results, indent=2))

@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+CLOUDPICKLE_VERSION=$(.venv/bin/python -c "import cloudpickle; print(cloudpickle.__version__)") \
+  tests/infra/install.sh
 exec .venv/bin/python benchmarks/run.py "$@"

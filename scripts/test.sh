@@ -3,6 +3,7 @@
 # against its real server, started by its own tests. Fails if any test fails or none ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 scripts/setup.sh
 CLOUDPICKLE_VERSION=$(.venv/bin/python -c "import cloudpickle; print(cloudpickle.__version__)") \
   tests/infra/install.sh
@@ -11,7 +12,7 @@ CLOUDPICKLE_VERSION=$(.venv/bin/python -c "import cloudpickle; print(cloudpickle
 status=0
 run_pytest() {
   local code=0
-  .venv/bin/python -m pytest "$@" || code=$?
+  "$ROOT/.venv/bin/python" -m pytest "$@" || code=$?
   if [ "$code" -eq 5 ]; then
     echo "pytest collected no tests in $PWD: failing on purpose" >&2
     code=1

@@ -117,18 +117,28 @@ class SSHServer:
         raise RuntimeError("sshd did not listen within 10 s")
 
     def session_pids(self) -> list[int]:
-        """PIDs of the per-connection sshd processes (children of the listener)."""
+        """PIDs of the per-connection sshd processes (not the commands they run)."""
         import psutil
 
         if self.proc is None:
             return []
         try:
-            return [p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)]
+            children = psutil.Process(self.proc.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return []
+        found = []
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                if child.exe() == SSHD or child.name().startswith("sshd"):
+                    found.append(child.pid)
+        return found
 
     def drop_connections(self) -> int:
-        """Kill every connection's sshd process, as a network failure would; return how many."""
+        """Kill every connection's sshd process, as a network failure would; return how many.
+
+        The commands those connections started lose their channel; processes that detached
+        into their own session (the tasks) are not touched.
+        """
         pids = self.session_pids()
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):

@@ -3,10 +3,12 @@
 Standard library only, Linux ``/proc`` only; nothing is installed on the remote machine. Modes:
 
 ``check``                       print the interpreter version; exit 3 if cloudpickle is missing
-``start DIR ARGV_JSON ENV_JSON`` start the task detached, in its own session, and print its
-                                identity as JSON; idempotent (a second call prints the first job)
-``watch``                       read ``add DIR PID TICKS`` lines; print ``done DIR CODE`` when a
-                                task ends (CODE: exit status, negative for a signal, or ``lost``)
+``watch``                       serve tab-separated requests on stdin, one per line:
+                                ``start DIR ARGV_JSON ENV_JSON`` starts the task detached, in its
+                                own session, and answers ``started DIR JOB_JSON`` (idempotent: a
+                                second start answers the first job) or ``error DIR MESSAGE``;
+                                ``add DIR PID TICKS`` answers ``done DIR CODE`` when the task ends
+                                (CODE: exit status, negative for a signal, or ``lost``)
 ``kill PID TICKS BOOT GRACE``   stop the task's process group: SIGTERM, GRACE s, SIGKILL; exit 0
                                 once nothing of it runs (a reused PID is never touched)
 
@@ -93,23 +95,28 @@ def monitor(directory, argv, env):
     write_atomic(os.path.join(directory, "exitcode"), str(code))
 
 
-def start(directory, argv_json, env_json):
+def start(directory, argv, env):
+    """Start the task unless it was started already; return its identity as JSON text."""
     job_file = os.path.join(directory, "job.json")
     if not os.path.exists(job_file):
         child = os.fork()
         if child == 0:
             try:
-                monitor(directory, json.loads(argv_json), json.loads(env_json))
+                monitor(directory, argv, env)
             finally:
                 os._exit(0)
         deadline = time.monotonic() + 30
         while not os.path.exists(job_file):
             if time.monotonic() > deadline:
-                sys.exit("the task's monitor did not start within 30 s")
-            time.sleep(0.002)
-        os.waitpid(child, os.WNOHANG)
+                raise RuntimeError("the task's monitor did not start within 30 s")
+            time.sleep(0.001)
     with open(job_file) as fh:
-        print(fh.read(), flush=True)
+        return fh.read().strip()
+
+
+def reply(*parts):
+    sys.stdout.write("\t".join(parts) + "\n")
+    sys.stdout.flush()
 
 
 def watch():
@@ -118,7 +125,7 @@ def watch():
     while True:
         ready, _, _ = select.select([0], [], [], 0.02)
         if ready:
-            chunk = os.read(0, 65536)
+            chunk = os.read(0, 1 << 20)
             if not chunk:
                 return
             buffer += chunk
@@ -127,6 +134,15 @@ def watch():
                 parts = line.decode().split("\t")
                 if parts[0] == "add" and len(parts) == 4:
                     watched[parts[1]] = (int(parts[2]), int(parts[3]))
+                elif parts[0] == "start" and len(parts) == 4:
+                    try:
+                        job = start(parts[1], json.loads(parts[2]), json.loads(parts[3]))
+                        reply("started", parts[1], job)
+                    except Exception as exc:
+                        reply("error", parts[1], f"cannot start the task: {exc}")
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
         for directory, (pid, ticks) in list(watched.items()):
             code_file = os.path.join(directory, "exitcode")
             if not os.path.exists(code_file) and alive(pid, ticks):
@@ -137,8 +153,7 @@ def watch():
             else:
                 code = "lost"
             del watched[directory]
-            sys.stdout.write(f"done\t{directory}\t{code}\n")
-            sys.stdout.flush()
+            reply("done", directory, code)
 
 
 def members(pgid):
@@ -203,8 +218,6 @@ def main(argv):
     mode = argv[0]
     if mode == "check":
         check()
-    elif mode == "start":
-        start(argv[1], argv[2], argv[3])
     elif mode == "watch":
         watch()
     elif mode == "kill":

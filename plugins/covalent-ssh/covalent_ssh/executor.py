@@ -17,7 +17,7 @@ from covalent_core.executors import (
 
 from .transport import Connection, RemoteCommandError, SSHTarget, connection
 
-RUNNER_SOURCE = RUNNER_PATH.read_bytes()
+RUNNER_SOURCE = RUNNER_PATH.read_text()
 
 
 class SSHExecutor(Executor):
@@ -60,8 +60,10 @@ class SSHExecutor(Executor):
         super().__init__()
         if not hostname:
             raise ExecutorConfigError("SSHExecutor needs hostname= (the machine to run on)")
-        if not remote_workdir:
-            raise ExecutorConfigError("SSHExecutor: remote_workdir must not be empty")
+        if not remote_workdir or any(c in remote_workdir for c in "\t\n\0"):
+            raise ExecutorConfigError(
+                "SSHExecutor: remote_workdir must be a non-empty path without tabs or newlines"
+            )
         self.target = SSHTarget(
             hostname=hostname,
             port=int(port),
@@ -83,7 +85,9 @@ class SSHExecutor(Executor):
         self._checked = False
 
     def _conn(self) -> Connection:
-        return connection(self.target)
+        conn = connection(self.target)
+        conn.reconnect_cap = self.poll_freq
+        return conn
 
     def task_dir(self, task: TaskContext) -> str:
         """The task's remote directory."""
@@ -99,12 +103,11 @@ class SSHExecutor(Executor):
         task.payload = task.build_payload(cwd=".")
 
     async def upload(self, task: TaskContext) -> None:
-        """Create the task's directory and copy the payload and the runner over SFTP."""
+        """Create the task's directory and copy the payload into it over SFTP."""
         conn = self._conn()
         directory = self.task_dir(task)
         task.state["remote_dir"] = directory
         await conn.makedirs(directory)
-        await conn.put(RUNNER_SOURCE, posixpath.join(directory, "runner.py"))
         cancelled = lambda: task.cancel_requested  # noqa: E731
         await conn.put(task.payload or b"", posixpath.join(directory, "payload"), cancelled)
         task.check_cancelled("upload")
@@ -144,9 +147,9 @@ class SSHExecutor(Executor):
         """Start the task detached in its own session, store its handle, watch it end."""
         conn = self._conn()
         directory = self.task_dir(task)
-        argv = json.dumps([*self._runner_argv(), "runner.py", "payload", "outcome"])
-        result = await conn.agent(self.python_path, "start", directory, argv, json.dumps(self.env))
-        job = json.loads(result.stdout)
+        watcher = conn.watcher(self.python_path)
+        argv = [*self._runner_argv(), "-c", RUNNER_SOURCE, "payload", "outcome"]
+        job = await watcher.start_task(directory, argv, self.env)
         handle = {
             "host": self.target.hostname,
             "port": self.target.port,
@@ -157,7 +160,7 @@ class SSHExecutor(Executor):
             "boot_id": job["boot_id"],
         }
         await task.set_job_handle(handle)
-        status = await conn.wait_task(self.python_path, directory, job["pid"], job["start_ticks"])
+        status = await watcher.wait_task(directory, job["pid"], job["start_ticks"])
         task.state["exit"] = None if status == "lost" else int(status)
 
     async def fetch(self, task: TaskContext) -> None:

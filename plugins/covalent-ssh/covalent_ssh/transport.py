@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -156,6 +157,7 @@ class Connection:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _watchers: dict[str, Watcher] = field(default_factory=dict)
     _channels: asyncio.Semaphore | None = None
+    reconnect_cap: float = 10.0
 
     async def get(self) -> asyncssh.SSHClientConnection:
         """The live connection, opening a new one if there is none or it dropped."""
@@ -265,12 +267,12 @@ class Connection:
 
         return await self._retrying(op)
 
-    async def wait_task(self, python: str, directory: str, pid: int, ticks: int) -> str:
-        """Wait until the task in ``directory`` ends; its exit status, or ``lost``."""
+    def watcher(self, python: str) -> Watcher:
+        """The watcher running under ``python`` on this connection."""
         watcher = self._watchers.get(python)
         if watcher is None:
             watcher = self._watchers[python] = Watcher(self, python)
-        return await watcher.wait(directory, pid, ticks)
+        return watcher
 
     async def close(self) -> None:
         for watcher in self._watchers.values():
@@ -286,92 +288,109 @@ class Connection:
 class Watcher:
     """One remote ``agent watch`` process per connection and interpreter, for all tasks.
 
+    It starts tasks (no new channel or interpreter per task) and reports when they end.
     Tasks keep running when the link drops (they are detached); the watcher is started again
-    on the next connection and every waiting task is registered with it anew.
+    on the next connection and every pending request is sent anew (both are idempotent).
     """
 
     def __init__(self, connection: Connection, python: str) -> None:
         self.connection = connection
         self.python = python
-        self.waiting: dict[str, tuple[int, int, asyncio.Future[str]]] = {}
+        self.pending: dict[tuple[str, str], tuple[str, asyncio.Future[str]]] = {}
         self._process: asyncssh.SSHClientProcess[str] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._ready = asyncio.Lock()
         self._reconnecting = False
 
-    async def wait(self, directory: str, pid: int, ticks: int) -> str:
+    async def start_task(self, directory: str, argv: list[str], env: dict[str, str]) -> Any:
+        """Start the task in ``directory`` detached; its identity (pid, start ticks, boot id).
+
+        If no connection can be made, raise: nothing was started. If the link drops after the
+        request went out, it is sent again on reconnect (a second start returns the first).
+        """
+        line = f"start\t{directory}\t{json.dumps(argv)}\t{json.dumps(env)}\n"
+        return json.loads(await self._request("start", directory, line, fail_fast=True))
+
+    async def wait_task(self, directory: str, pid: int, ticks: int) -> str:
+        """Wait until the task ends: its exit status (negative: a signal), or ``lost``."""
+        return await self._request("done", directory, f"add\t{directory}\t{pid}\t{ticks}\n")
+
+    async def _request(self, kind: str, directory: str, line: str, fail_fast: bool = False) -> str:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.waiting[directory] = (pid, ticks, future)
+        key = (kind, directory)
+        self.pending[key] = (line, future)
         try:
             try:
-                await self._send(directory, pid, ticks)
+                async with self._ready:
+                    if self._process is None:
+                        await self._start()  # sends every pending line, this one included
+                    else:
+                        self._process.stdin.write(line)
             except (SSHConnectError, *TRANSIENT, asyncssh.Error) as exc:
+                if fail_fast:
+                    raise
                 # The task runs detached; keep trying to reach it rather than give up on it.
-                logger.warning("cannot watch %s yet: %s", directory, exc)
+                logger.warning("cannot reach %s yet: %s", self.connection.target.describe(), exc)
                 self._process = None
                 asyncio.get_running_loop().create_task(self._reconnect())
             return await future
         finally:
-            self.waiting.pop(directory, None)
-
-    async def _send(self, directory: str, pid: int, ticks: int) -> None:
-        async with self._ready:
-            if self._process is None:
-                await self._start()
-                return  # _start registered everything that waits, this task included
-            assert self._process is not None
-            self._process.stdin.write(f"add\t{directory}\t{pid}\t{ticks}\n")
+            self.pending.pop(key, None)
 
     async def _start(self) -> None:
         conn = await self.connection.get()
         command = shlex.join([self.python, "-c", AGENT_SOURCE, "watch"])
         self._process = await conn.create_process(command)
-        for directory, (pid, ticks, _) in self.waiting.items():
-            self._process.stdin.write(f"add\t{directory}\t{pid}\t{ticks}\n")
+        for line, _ in self.pending.values():
+            self._process.stdin.write(line)
         self._reader = asyncio.create_task(self._read(self._process))
 
     async def _read(self, process: asyncssh.SSHClientProcess[str]) -> None:
         try:
             async for line in process.stdout:
-                parts = line.rstrip("\n").split("\t")
-                if parts[0] == "done" and len(parts) == 3:
-                    entry = self.waiting.get(parts[1])
-                    if entry is not None and not entry[2].done():
-                        entry[2].set_result(parts[2])
+                kind, _, rest = line.rstrip("\n").partition("\t")
+                directory, _, value = rest.partition("\t")
+                key = ("start" if kind in ("started", "error") else kind, directory)
+                entry = self.pending.get(key)
+                if entry is None or entry[1].done():
+                    continue
+                if kind == "error":
+                    entry[1].set_exception(
+                        RemoteCommandError(f"on {self.connection.target.describe()}: {value}")
+                    )
+                else:
+                    entry[1].set_result(value)
         except (asyncssh.Error, OSError) as exc:
             logger.info("watcher on %s ended: %s", self.connection.target.describe(), exc)
         if self._process is process:
             self._process = None
-            if self.waiting:
+            if self.pending:
                 asyncio.get_running_loop().create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
-        """The link dropped with tasks still running: reconnect (backing off) and re-watch."""
+        """The link dropped with requests pending: reconnect (backing off) and resend them."""
         if self._reconnecting:
             return
         self._reconnecting = True
+        delay = 0.2
         try:
-            await self._reconnect_loop()
+            while self.pending:
+                try:
+                    async with self._ready:
+                        if self._process is None:
+                            await self._start()
+                    return
+                except (SSHConnectError, *TRANSIENT, asyncssh.Error) as exc:
+                    logger.warning(
+                        "reconnecting to %s for %d task(s): %s",
+                        self.connection.target.describe(),
+                        len(self.pending),
+                        exc,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.connection.reconnect_cap)
         finally:
             self._reconnecting = False
-
-    async def _reconnect_loop(self) -> None:
-        delay = 0.2
-        while self.waiting:
-            try:
-                async with self._ready:
-                    if self._process is None:
-                        await self._start()
-                return
-            except (SSHConnectError, *TRANSIENT, asyncssh.Error) as exc:
-                logger.warning(
-                    "reconnecting to %s to watch %d task(s): %s",
-                    self.connection.target.describe(),
-                    len(self.waiting),
-                    exc,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
 
     async def close(self) -> None:
         if self._process is not None:
@@ -379,7 +398,7 @@ class Watcher:
             self._process.close()
         if self._reader is not None:
             self._reader.cancel()
-        for _, _, future in self.waiting.values():
+        for _, future in self.pending.values():
             future.cancel()
 
 
