@@ -5,6 +5,8 @@
 set -euo pipefail
 want=()
 command -v /usr/sbin/sshd >/dev/null || want+=(openssh-server)
+command -v slurmctld >/dev/null || want+=(slurm-wlm)
+command -v munged >/dev/null || want+=(munge)
 if [ "${#want[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "tests/infra/install.sh: need root to install: ${want[*]}" >&2

@@ -16,6 +16,8 @@ from covalent_core.testing import ExecutorConformance
 
 
 class SSHConformance(ExecutorConformance):
+    # The session's sshd keeps its keys and config in /tmp/covalent-sshd-*.
+    local_scratch_ignore = (*ExecutorConformance.local_scratch_ignore, "covalent-sshd-")
     user: str = "root"
     python: str = str(Path(sys.executable).absolute())
     home: Path = Path("/root")
