@@ -171,7 +171,7 @@ def pct(samples: list[float], q: float) -> float:
 
 
 def main() -> int:
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
     throughput(wide, 50, 51)  # warm up: service, workers
     pid = service_pid()
