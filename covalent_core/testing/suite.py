@@ -89,6 +89,8 @@ class ExecutorConformance:
     """Run the optional test that an electron's ``timeout=`` stops the job."""
     supports_packing: ClassVar[bool] = False
     """Run the optional packed-tasks test; override ``packed_executor`` too."""
+    job_starts_in: ClassVar[str] = "run"
+    """The stage that creates the job on the resource ("provision" for a batch submission)."""
     resource_is_local: ClassVar[bool] = True
     """Tasks run on this machine: the suite also looks for stray task processes itself."""
     extra_plugins: ClassVar[tuple[str, ...]] = ()
@@ -387,8 +389,11 @@ class ExecutorConformance:
         ran_after = [s for s in STAGES_AFTER[after] if f"start:{s}" in seen]
         assert ran_after == [], f"cancelled after {after}, yet {ran_after} ran: {seen}"
         assert "start:cleanup" in seen, f"cleanup did not run after the cancel: {seen}"
-        if after != "run":
-            assert node.job_handle is None, "a job was started for a task cancelled before run"
+        order = list(STAGES_AFTER) + ["fetch"]
+        if order.index(after) < order.index(self.job_starts_in):
+            assert node.job_handle is None, (
+                f"a job was started for a task cancelled before {self.job_starts_in}"
+            )
         self.assert_nothing_left(leftovers, _local_scratch)
 
     def test_cancel_while_running_stops_the_job_within_its_bound(

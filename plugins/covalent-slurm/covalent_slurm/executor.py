@@ -1,0 +1,227 @@
+"""SlurmExecutor: each task a Slurm batch job, submitted with sbatch and stopped with scancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import posixpath
+import time
+from typing import Any, ClassVar
+
+from covalent_ssh.transport import SSHTarget
+
+from covalent_core.errors import ExecutorConfigError
+from covalent_core.executors import RUNNER_PATH, Executor, TaskContext, TaskOutcome
+
+from .jobs import SlurmError, describe_end, final_state, poller, slurm
+from .script import batch_script, sbatch_option
+from .shell import LocalShell, RemoteShell, Shell
+
+RUNNER_SOURCE = RUNNER_PATH.read_bytes()
+
+
+class SlurmExecutor(Executor):
+    """Runs each task as a Slurm batch job, on this login node or on one reached over SSH.
+
+    Options follow Covalent's Slurm plugin where the concept is the same: ``username``,
+    ``address`` (the login node; empty: run Slurm's commands on this machine), ``ssh_key_file``,
+    ``options`` (any ``#SBATCH`` option: partition, account, qos, time, nodes, cpus-per-task,
+    mem, gres, ...), ``variables`` (environment of the job), ``prerun_commands``,
+    ``postrun_commands``, ``conda_env``, ``remote_workdir`` (on the shared file system),
+    ``use_srun``, ``srun_options``, ``poll_freq`` (seconds between the batched ``squeue``
+    calls), ``cleanup``. Also ``ssh_port``, ``known_hosts``, ``accept_unknown_host_key``,
+    ``python_path`` (the job's interpreter; needs cloudpickle), ``slurm_conf`` (``SLURM_CONF``
+    for every Slurm command) and ``cluster_name`` (asked of Slurm when not given).
+    """
+
+    short_name: ClassVar[str] = "slurm"
+    cancel_bound: ClassVar[float] = 20.0
+
+    def __init__(
+        self,
+        username: str | None = None,
+        address: str | None = None,
+        ssh_key_file: str | None = None,
+        options: dict[str, Any] | None = None,
+        variables: dict[str, Any] | None = None,
+        prerun_commands: list[str] | None = None,
+        postrun_commands: list[str] | None = None,
+        conda_env: str | None = None,
+        remote_workdir: str = "covalent-workdir",
+        use_srun: bool = True,
+        srun_options: dict[str, Any] | None = None,
+        poll_freq: float = 5.0,
+        cleanup: bool = True,
+        ssh_port: int = 22,
+        known_hosts: str | None = None,
+        accept_unknown_host_key: bool = False,
+        python_path: str = "python3",
+        slurm_conf: str | None = None,
+        cluster_name: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.options = dict(options or {})
+        for name, value in self.options.items():
+            sbatch_option(name, value)  # a bad option fails now, not at submission
+        self.variables = dict(variables or {})
+        self.prerun_commands = list(prerun_commands or [])
+        self.postrun_commands = list(postrun_commands or [])
+        self.conda_env = conda_env
+        self.remote_workdir = remote_workdir
+        self.use_srun = use_srun
+        self.srun_options = dict(srun_options or {})
+        if poll_freq <= 0:
+            raise ExecutorConfigError(f"poll_freq must be positive, not {poll_freq}")
+        self.poll_freq = poll_freq
+        self.do_cleanup = cleanup
+        self.python_path = python_path
+        self.cluster_name = cluster_name
+        env = {"SLURM_CONF": slurm_conf} if slurm_conf else {}
+        self.target: SSHTarget | None = None
+        self.shell: Shell
+        if address:
+            self.target = SSHTarget(
+                hostname=address,
+                port=int(ssh_port),
+                username=username,
+                key_file=ssh_key_file,
+                known_hosts=known_hosts,
+                accept_unknown_host_key=accept_unknown_host_key,
+            )
+            self.shell = RemoteShell(self.target, env)
+        else:
+            self.shell = LocalShell(env)
+        self._key = (self.target, slurm_conf)
+        self._checked = False
+
+    def task_dir(self, task: TaskContext) -> str:
+        """The task's directory on the cluster's shared file system."""
+        return posixpath.join(self.remote_workdir, f"{task.dispatch_id}-{task.node_id}")
+
+    async def pickle(self, task: TaskContext) -> None:
+        """The payload, set to run in the job's working directory."""
+        task.payload = task.build_payload(cwd=".")
+
+    async def upload(self, task: TaskContext) -> None:
+        """Create the task's directory; copy the payload, the runner and the batch script."""
+        directory = self.task_dir(task)
+        await self.shell.makedirs(directory)
+        task.state["dir"] = directory
+        cancelled = lambda: task.cancel_requested  # noqa: E731
+        await self.shell.put(task.payload or b"", posixpath.join(directory, "payload"), cancelled)
+        task.check_cancelled("upload")
+        await self.shell.put(RUNNER_SOURCE, posixpath.join(directory, "runner.py"))
+        await self.shell.put(self.script().encode(), posixpath.join(directory, "job.sh"))
+
+    def script(self) -> str:
+        """The batch script every task of this executor runs."""
+        return batch_script(
+            options=self.options,
+            variables=self.variables,
+            prerun_commands=self.prerun_commands,
+            postrun_commands=self.postrun_commands,
+            conda_env=self.conda_env,
+            python_path=self.python_path,
+            use_srun=self.use_srun,
+            srun_options=self.srun_options,
+        )
+
+    async def _check(self) -> None:
+        """Once: the cluster answers, its name, and the job's Python has cloudpickle."""
+        if self._checked:
+            return
+        if self.cluster_name is None:
+            config = await slurm(self.shell, ["scontrol", "show", "config"])
+            names = [ln.split("=", 1)[1].strip() for ln in config.splitlines()
+                     if ln.startswith("ClusterName")]  # fmt: skip
+            self.cluster_name = names[0] if names else "unknown"
+        if not self.conda_env:
+            probe = await self.shell.run([self.python_path, "-c", "import cloudpickle"])
+            if probe.returncode != 0:
+                raise ExecutorConfigError(
+                    f"{self.python_path!r} on {self.shell.describe()} cannot import cloudpickle "
+                    f"({probe.stderr.strip()}); install it or set python_path"
+                )
+        self._checked = True
+
+    async def provision(self, task: TaskContext) -> None:
+        """Submit the job with ``sbatch --parsable``; its handle is stored at once."""
+        await self._check()
+        task.check_cancelled("provision")
+        # Shielded: once sbatch has queued the job, its handle must be stored even if a
+        # cancel interrupts this stage, so that the cancel can reach the job.
+        await asyncio.shield(self._submit(task))
+
+    async def _submit(self, task: TaskContext) -> None:
+        directory = task.state["dir"]
+        argv = [
+            "sbatch",
+            "--parsable",
+            f"--job-name=covalent-{task.dispatch_id[:8]}-{task.node_id}",
+            f"--chdir={directory}",
+            "--output=stdout",
+            "--error=stderr",
+            posixpath.join(directory, "job.sh"),
+        ]
+        job_id = (await slurm(self.shell, argv)).strip().split(";")[0]
+        handle = {"cluster": self.cluster_name, "job_id": job_id}
+        if self.target is not None:
+            handle["address"] = self.target.hostname
+        task.state["job_id"] = job_id
+        await task.set_job_handle(handle)
+
+    async def run(self, task: TaskContext) -> None:
+        """Wait for the job to end; all of a dispatcher's jobs share one squeue per interval."""
+        end = await poller(self._key, self.shell, self.poll_freq).wait(task.state["job_id"])
+        task.state["end"] = end
+
+    async def fetch(self, task: TaskContext) -> None:
+        """Read the outcome and the job's stdout and stderr."""
+        directory = task.state["dir"]
+        out = await self.shell.read(posixpath.join(directory, "stdout"))
+        err = await self.shell.read(posixpath.join(directory, "stderr"))
+        stdout = (out or b"").decode(errors="replace")
+        stderr = (err or b"").decode(errors="replace")
+        outcome = await self.shell.read(posixpath.join(directory, "outcome"))
+        if outcome is not None:
+            task.outcome = TaskOutcome.from_runner(outcome, stdout, stderr)
+        else:
+            message = describe_end(task.state["job_id"], task.state["end"])
+            task.outcome = TaskOutcome.died(message, stdout, stderr)
+
+    async def cleanup(self, task: TaskContext) -> None:
+        """Remove the task's directory (unless ``cleanup=False``)."""
+        if self.do_cleanup and "dir" in task.state:
+            await self.shell.remove_tree(task.state["dir"])
+
+    async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
+        """``scancel`` the job (Slurm: SIGTERM, KillWait, SIGKILL); True once it left the queue."""
+        job_id = str(json.loads(job_handle)["job_id"])
+        try:
+            await slurm(self.shell, ["scancel", job_id])
+        except SlurmError as exc:
+            if "Invalid job id" in str(exc):
+                return True  # long gone
+            if "already completing or completed" not in str(exc):
+                raise
+        deadline = time.monotonic() + self.cancel_bound
+        while time.monotonic() < deadline:
+            if await self._gone(job_id):
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+    async def _gone(self, job_id: str) -> bool:
+        """True once the job has left the queue (its processes are dead) and has ended."""
+        argv = ["squeue", "--noheader", "--format=%T", f"--jobs={job_id}"]
+        try:
+            out = await slurm(self.shell, argv)
+        except SlurmError as exc:
+            if "Invalid job id" in str(exc):
+                return True
+            raise
+        return not out.strip() and await final_state(self.shell, job_id) is not None
+
+    async def close(self) -> None:
+        """Close the SSH connection to the login node, if any."""
+        await self.shell.close()
