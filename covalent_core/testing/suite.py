@@ -389,7 +389,7 @@ class ExecutorConformance:
         ran_after = [s for s in STAGES_AFTER[after] if f"start:{s}" in seen]
         assert ran_after == [], f"cancelled after {after}, yet {ran_after} ran: {seen}"
         assert "start:cleanup" in seen, f"cleanup did not run after the cancel: {seen}"
-        order = list(STAGES_AFTER) + ["fetch"]
+        order = [*STAGES_AFTER, "fetch"]
         if order.index(after) < order.index(self.job_starts_in):
             assert node.job_handle is None, (
                 f"a job was started for a task cancelled before {self.job_starts_in}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import posixpath
 import time
@@ -31,7 +32,8 @@ class SlurmExecutor(Executor):
     ``use_srun``, ``srun_options``, ``poll_freq`` (seconds between the batched ``squeue``
     calls), ``cleanup``. Also ``ssh_port``, ``known_hosts``, ``accept_unknown_host_key``,
     ``python_path`` (the job's interpreter; needs cloudpickle), ``slurm_conf`` (``SLURM_CONF``
-    for every Slurm command) and ``cluster_name`` (asked of Slurm when not given).
+    for every Slurm command), ``slurm_path`` (the directory of Slurm's commands when they are
+    not on PATH) and ``cluster_name`` (asked of Slurm when not given).
     """
 
     short_name: ClassVar[str] = "slurm"
@@ -58,6 +60,7 @@ class SlurmExecutor(Executor):
         python_path: str = "python3",
         slurm_conf: str | None = None,
         cluster_name: str | None = None,
+        slurm_path: str | None = None,
     ) -> None:
         super().__init__()
         self.options = dict(options or {})
@@ -76,6 +79,7 @@ class SlurmExecutor(Executor):
         self.do_cleanup = cleanup
         self.python_path = python_path
         self.cluster_name = cluster_name
+        self.slurm_path = slurm_path
         env = {"SLURM_CONF": slurm_conf} if slurm_conf else {}
         self.target: SSHTarget | None = None
         self.shell: Shell
@@ -88,10 +92,10 @@ class SlurmExecutor(Executor):
                 known_hosts=known_hosts,
                 accept_unknown_host_key=accept_unknown_host_key,
             )
-            self.shell = RemoteShell(self.target, env)
+            self.shell = RemoteShell(self.target, env, slurm_path)
         else:
-            self.shell = LocalShell(env)
-        self._key = (self.target, slurm_conf)
+            self.shell = LocalShell(env, slurm_path)
+        self._key = (self.target, slurm_conf, slurm_path)
         self._checked = False
 
     def task_dir(self, task: TaskContext) -> str:
@@ -148,9 +152,16 @@ class SlurmExecutor(Executor):
         """Submit the job with ``sbatch --parsable``; its handle is stored at once."""
         await self._check()
         task.check_cancelled("provision")
-        # Shielded: once sbatch has queued the job, its handle must be stored even if a
-        # cancel interrupts this stage, so that the cancel can reach the job.
-        await asyncio.shield(self._submit(task))
+        # Once sbatch has run, the job's handle must be stored even if a cancel interrupts
+        # this stage: the submission finishes (storing the handle starts the cancel of the
+        # job) before the cancellation goes on.
+        submit = asyncio.ensure_future(self._submit(task))
+        try:
+            await asyncio.shield(submit)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await submit
+            raise
 
     async def _submit(self, task: TaskContext) -> None:
         directory = task.state["dir"]

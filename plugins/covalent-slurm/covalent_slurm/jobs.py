@@ -77,7 +77,7 @@ def describe_end(job_id: str, end: JobEnd) -> str:
         "PREEMPTED": f"{where} was preempted by a higher-priority job (PREEMPTED)",
         "BOOT_FAIL": f"{where} failed because its node could not boot (BOOT_FAIL)",
         "DEADLINE": f"{where} missed its deadline (DEADLINE)",
-        "CANCELLED": f"{where} was cancelled outside covalent (by scancel or an administrator)",
+        "CANCELLED": f"{where} was cancelled outside covalent (CANCELLED by scancel or an admin)",
     }
     if end.state in messages:
         return messages[end.state]
@@ -96,7 +96,7 @@ class ControllerUnreachable(SlurmError):
     """slurmctld did not answer, even after retries."""
 
 
-async def slurm(shell: Shell, argv: list[str], retries: int = 3, delay: float = 1.0) -> str:
+async def slurm(shell: Shell, argv: list[str], retries: int = 2, delay: float = 1.0) -> str:
     """Run a Slurm command, retrying while slurmctld is unreachable; its stdout."""
     for attempt in range(1, retries + 1):
         COUNTER[argv[0]] += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import posixpath
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,16 +26,28 @@ class Completed:
     stderr: str
 
 
+SLURM_COMMANDS = frozenset({"sbatch", "squeue", "sacct", "scontrol", "scancel", "sinfo"})
+
+
+def resolve(argv: list[str], slurm_path: str | None) -> list[str]:
+    """Slurm's commands from ``slurm_path`` when one is configured."""
+    if slurm_path and argv[0] in SLURM_COMMANDS:
+        return [posixpath.join(slurm_path, argv[0]), *argv[1:]]
+    return argv
+
+
 class LocalShell:
     """Runs commands with subprocess and touches files directly: we are on the login node."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], slurm_path: str | None = None) -> None:
         self.env = env
+        self.slurm_path = slurm_path
 
     def describe(self) -> str:
         return "this machine"
 
     async def run(self, argv: list[str]) -> Completed:
+        argv = resolve(argv, self.slurm_path)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -76,14 +89,18 @@ class LocalShell:
 class RemoteShell:
     """Runs commands on a login node through covalent-ssh's shared connection."""
 
-    def __init__(self, target: SSHTarget, env: dict[str, str]) -> None:
+    def __init__(
+        self, target: SSHTarget, env: dict[str, str], slurm_path: str | None = None
+    ) -> None:
         self.target = target
         self.env = env
+        self.slurm_path = slurm_path
 
     def describe(self) -> str:
         return self.target.describe()
 
     async def run(self, argv: list[str]) -> Completed:
+        argv = resolve(argv, self.slurm_path)
         if self.env:
             argv = ["env", *(f"{k}={v}" for k, v in self.env.items()), *argv]
         result = await connection(self.target).run(argv, check=False)

@@ -1,0 +1,199 @@
+"""Slurm-specific behaviour against the real cluster: rejections, outcomes, batching, script."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from covalent_slurm import SlurmExecutor
+from covalent_slurm.jobs import JobEnd, describe_end
+from covalent_slurm.script import batch_script
+from probes import listing, queued_jobs
+
+import covalent_core as ct
+from covalent_core.testing import wait_until
+
+PYTHON = str(Path(sys.executable).absolute())
+GOLDEN = Path(__file__).parent / "golden"
+COMMANDS = ("sbatch", "squeue", "sacct", "scontrol", "scancel")
+
+
+@pytest.fixture
+def workdir() -> Path:
+    return Path("/tmp/covalent-slurm-tests") / uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def shims(tmp_path: Path) -> tuple[Path, Path]:
+    """A directory of Slurm commands that log each call, then run the real one."""
+    directory, log = tmp_path / "bin", tmp_path / "calls.log"
+    directory.mkdir()
+    for name in COMMANDS:
+        shim = directory / name
+        shim.write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\nexec /usr/bin/{name} "$@"\n')
+        shim.chmod(0o755)
+    return directory, log
+
+
+def calls(log: Path, command: str) -> list[str]:
+    if not log.exists():
+        return []
+    return [line for line in log.read_text().splitlines() if line.startswith(f"{command} ")]
+
+
+def make(cluster: Any, workdir: Path, **overrides: Any) -> SlurmExecutor:
+    options: dict[str, Any] = {
+        "options": {"partition": "debug"},
+        "remote_workdir": str(workdir),
+        "python_path": PYTHON,
+        "slurm_conf": str(cluster.conf),
+        "poll_freq": 0.5,
+    }
+    options.update(overrides)
+    return SlurmExecutor(**options)
+
+
+def dispatch(function: Any, executor: SlurmExecutor, *args: Any) -> str:
+    task = ct.electron(function, executor=executor)
+
+    @ct.lattice
+    def flow(*a: Any) -> Any:
+        return task(*a)
+
+    return ct.dispatch(flow)(*args)
+
+
+def node_of(dispatch_id: str) -> ct.NodeResult:
+    return ct.get_result(dispatch_id, wait=True, timeout=120).get_node(0)
+
+
+def nap(seconds: float) -> str:
+    import time
+
+    time.sleep(seconds)
+    return "rested"
+
+
+def exit_three() -> None:
+    import os
+
+    os._exit(3)
+
+
+# -- the batch script ------------------------------------------------------------------
+
+
+def test_the_batch_script_matches_the_golden_file():
+    script = batch_script(
+        options={"partition": "gpu", "time": "01:00:00", "gres": "gpu:1", "exclusive": True,
+                 "mem": "8G", "cpus-per-task": 4},
+        variables={"OMP_NUM_THREADS": 4, "GREETING": "it's $(not run)"},
+        prerun_commands=["module load cuda/12"],
+        postrun_commands=["echo done"],
+        conda_env="my env",
+        python_path="python3",
+        use_srun=True,
+        srun_options={"cpu-bind": "cores"},
+    )  # fmt: skip
+    golden = GOLDEN / "job.sh"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(script)
+    assert script == golden.read_text()
+
+
+def test_a_bad_option_fails_when_the_executor_is_made():
+    with pytest.raises(ct.ExecutorConfigError, match="not an sbatch option name"):
+        SlurmExecutor(options={"partition; rm -rf ~": "x"})
+    with pytest.raises(ct.ExecutorConfigError, match="must not contain a newline"):
+        SlurmExecutor(options={"partition": "debug\n#SBATCH --uid=0"})
+
+
+# -- bad input -------------------------------------------------------------------------
+
+
+def test_sbatch_rejecting_the_job_fails_the_node_with_slurms_message(cluster, workdir):
+    executor = make(cluster, workdir, options={"partition": "no-such-partition"})
+    node = node_of(dispatch(nap, executor, 0.0))
+    assert node.status is ct.Status.FAILED
+    assert "invalid partition specified: no-such-partition" in (node.error or ""), node.error
+    assert queued_jobs(cluster) == [] and listing(workdir) == []
+
+
+def test_an_unreachable_controller_is_retried_then_a_clear_error(cluster, workdir, shims, tmp_path):
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(re.sub(r"SlurmctldPort=\d+", "SlurmctldPort=1", cluster.conf.read_text()))
+    directory, log = shims
+    executor = make(
+        cluster, workdir, slurm_conf=str(conf), slurm_path=str(directory), cluster_name="covtest"
+    )
+    node = node_of(dispatch(nap, executor, 0.0))
+    assert node.status is ct.Status.FAILED
+    assert "slurmctld did not answer sbatch" in (node.error or ""), node.error
+    assert "Unable to contact slurm controller" in (node.error or "")
+    assert len(calls(log, "sbatch")) == 2, "sbatch is tried again before giving up"
+    assert queued_jobs(cluster) == [] and listing(workdir) == []
+
+
+# -- outcomes --------------------------------------------------------------------------
+
+
+def test_a_job_that_exits_non_zero_fails_with_its_exit_code(cluster, workdir):
+    node = node_of(dispatch(exit_three, make(cluster, workdir)))
+    assert node.status is ct.Status.FAILED
+    assert "exit code 3" in (node.error or ""), node.error
+
+
+def test_a_job_cancelled_by_an_administrator_fails_clearly(cluster, workdir):
+    dispatch_id = dispatch(nap, make(cluster, workdir), 600.0)
+    handle = wait_until(lambda: ct.get_result(dispatch_id).get_node(0).job_handle, 60)
+    assert cluster.run(["scancel", str(handle["job_id"])]).returncode == 0
+    node = node_of(dispatch_id)
+    assert node.status is ct.Status.FAILED
+    assert "cancelled outside covalent" in (node.error or ""), node.error
+    assert queued_jobs(cluster) == [] and listing(workdir) == []
+
+
+@pytest.mark.parametrize(
+    ("state", "words"),
+    [
+        ("TIMEOUT", "options['time']"),
+        ("OUT_OF_MEMORY", "options['mem']"),
+        ("NODE_FAIL", "node failed"),
+        ("PREEMPTED", "preempted"),
+        ("CANCELLED", "outside covalent"),
+    ],
+)
+def test_every_slurm_outcome_has_a_clear_message(state, words):
+    message = describe_end("42", JobEnd(state))
+    assert "Slurm job 42" in message and state in message and words in message
+    assert "exit code 2" in describe_end("42", JobEnd("FAILED", 2))
+    assert "signal 9" in describe_end("42", JobEnd("FAILED", 0, 9))
+
+
+# -- batching --------------------------------------------------------------------------
+
+
+def test_all_waiting_jobs_are_polled_with_one_squeue_call(cluster, workdir, shims):
+    directory, log = shims
+    executor = make(cluster, workdir, slurm_path=str(directory))
+    task = ct.electron(nap, executor=executor)
+
+    @ct.lattice
+    def many() -> list[str]:
+        return [task(3.0) for _ in range(8)]
+
+    start = time.monotonic()
+    result = ct.get_result(ct.dispatch(many)(), wait=True, timeout=180)
+    elapsed = time.monotonic() - start
+    assert result.status is ct.Status.COMPLETED, [n.error for n in result.tasks if n.error]
+    polls = [c for c in calls(log, "squeue") if "--format=%i %T" in c]
+    largest = max(len(c.split("--jobs=")[1].split(",")) for c in polls)
+    assert largest == 8, f"the poller never asked for all 8 jobs at once: {polls}"
+    assert len(polls) <= elapsed / 0.5 + 2, f"{len(polls)} squeue calls in {elapsed:.1f} s"
+    assert len(calls(log, "sbatch")) == 8
