@@ -193,6 +193,7 @@ def main() -> int:
     }
     results["cancel_10000_not_started"] = cancel_many_not_started(10_000)
     results["ssh"] = plugin_benchmark("ssh_bench", "covalent_ssh", "/usr/sbin/sshd")
+    results["slurm"] = plugin_benchmark("slurm_bench", "covalent_slurm", "/usr/sbin/slurmctld")
 
     table = Table("benchmark", "result", "target", title="covalent-core benchmarks")
     w, c = results["wide_1000"], results["chain_200"]
@@ -238,6 +239,23 @@ def main() -> int:
             f"{t['tasks_per_s']:.1f} tasks/s ({t['seconds']:.2f} s), "
             f"{ssh['ssh_logins_accepted']} SSH connection(s)",
             "1 connection",
+        )
+    slurm = results["slurm"]
+    if "skipped" in slurm:
+        table.add_row("slurm executor", f"skipped: {slurm['skipped']}", "")
+    else:
+        c, t = slurm["cancel_to_job_process_dead_ms"], slurm["short_tasks"]
+        table.add_row(
+            "slurm: cancel -> job's process dead",
+            f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms",
+            "p50 <= 1 s",
+        )
+        n = t["calls"]
+        table.add_row(
+            f"slurm: {t['tasks']} short tasks (poll {t['poll_freq']:g} s)",
+            f"{t['seconds']:.1f} s; squeue {n['squeue']}, sacct {n['sacct']}, "
+            f"scontrol {n['scontrol']}, sbatch {n['sbatch']} calls",
+            "one squeue per poll",
         )
     console.print(table)
     OUT.mkdir(exist_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -108,4 +109,7 @@ def measure(cancel_runs: int = 10, tasks: int = 100) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(), indent=2))
+    from covalent_core.testing import isolated_store
+
+    with isolated_store(Path(tempfile.mkdtemp(prefix="covalent-core-bench-"))):
+        print(json.dumps(measure(), indent=2))

@@ -132,6 +132,22 @@ async def final_state(shell: Shell, job_id: str) -> JobEnd | None:
     return JobEnd(state, code, sig, fields.get("Reason", ""))
 
 
+async def final_states(shell: Shell, ids: list[str]) -> dict[str, JobEnd | None]:
+    """Final states of several jobs from one ``scontrol show job`` call (all known jobs)."""
+    text = await slurm(shell, ["scontrol", "show", "job", "-o"])
+    found: dict[str, JobEnd | None] = {job_id: JobEnd("LOST") for job_id in ids}
+    for line in text.splitlines():
+        fields = parse_scontrol(line)
+        job_id = fields.get("JobId")
+        if job_id in found:
+            state = fields.get("JobState", "UNKNOWN")
+            code, sig = parse_exit(fields.get("ExitCode", "0:0"))
+            found[job_id] = (
+                None if state in ACTIVE else JobEnd(state, code, sig, fields.get("Reason", ""))
+            )
+    return found
+
+
 class JobPoller:
     """Waits on many jobs with one ``squeue`` call per interval."""
 
@@ -215,7 +231,7 @@ class JobPoller:
                 if "accounting storage is disabled" not in str(exc) and self.accounting:
                     raise
                 self.accounting = False
-        return {j: await final_state(self.shell, j) for j in ids}
+        return await final_states(self.shell, ids)
 
 
 _pollers: dict[tuple[int, Any], JobPoller] = {}
