@@ -15,6 +15,7 @@ from covalent_core.errors import ExecutorConfigError
 from covalent_core.executors import RUNNER_PATH, Executor, TaskContext, TaskOutcome
 
 from .jobs import SlurmError, describe_end, final_state, poller, slurm
+from .packing import Packer
 from .script import batch_script, sbatch_option
 from .shell import LocalShell, RemoteShell, Shell
 
@@ -33,7 +34,9 @@ class SlurmExecutor(Executor):
     calls), ``cleanup``. Also ``ssh_port``, ``known_hosts``, ``accept_unknown_host_key``,
     ``python_path`` (the job's interpreter; needs cloudpickle), ``slurm_conf`` (``SLURM_CONF``
     for every Slurm command), ``slurm_path`` (the directory of Slurm's commands when they are
-    not on PATH) and ``cluster_name`` (asked of Slurm when not given).
+    not on PATH) and ``cluster_name`` (asked of Slurm when not given). ``pack=True`` runs a
+    dispatch's tasks one after another inside one Slurm job (see :mod:`.packing`), which
+    ends ``pack_idle`` seconds after its last task.
     """
 
     short_name: ClassVar[str] = "slurm"
@@ -61,6 +64,8 @@ class SlurmExecutor(Executor):
         slurm_conf: str | None = None,
         cluster_name: str | None = None,
         slurm_path: str | None = None,
+        pack: bool = False,
+        pack_idle: float = 10.0,
     ) -> None:
         super().__init__()
         self.options = dict(options or {})
@@ -96,6 +101,8 @@ class SlurmExecutor(Executor):
         else:
             self.shell = LocalShell(env, slurm_path)
         self._key = (self.target, slurm_conf, slurm_path)
+        self.pack_idle = pack_idle
+        self.packer = Packer(self) if pack else None
         self._checked = False
 
     def task_dir(self, task: TaskContext) -> str:
@@ -115,10 +122,11 @@ class SlurmExecutor(Executor):
         await self.shell.put(task.payload or b"", posixpath.join(directory, "payload"), cancelled)
         task.check_cancelled("upload")
         await self.shell.put(RUNNER_SOURCE, posixpath.join(directory, "runner.py"))
-        await self.shell.put(self.script().encode(), posixpath.join(directory, "job.sh"))
+        if self.packer is None:
+            await self.shell.put(self.script().encode(), posixpath.join(directory, "job.sh"))
 
-    def script(self) -> str:
-        """The batch script every task of this executor runs."""
+    def script(self, command: list[str] | None = None) -> str:
+        """The batch script every task of this executor runs (or ``command`` instead)."""
         return batch_script(
             options=self.options,
             variables=self.variables,
@@ -128,6 +136,7 @@ class SlurmExecutor(Executor):
             python_path=self.python_path,
             use_srun=self.use_srun,
             srun_options=self.srun_options,
+            command=command,
         )
 
     async def _check(self) -> None:
@@ -155,7 +164,8 @@ class SlurmExecutor(Executor):
         # Once sbatch has run, the job's handle must be stored even if a cancel interrupts
         # this stage: the submission finishes (storing the handle starts the cancel of the
         # job) before the cancellation goes on.
-        submit = asyncio.ensure_future(self._submit(task))
+        work = self._submit(task) if self.packer is None else self.packer.provision(task)
+        submit = asyncio.ensure_future(work)
         try:
             await asyncio.shield(submit)
         except asyncio.CancelledError:
@@ -183,6 +193,9 @@ class SlurmExecutor(Executor):
 
     async def run(self, task: TaskContext) -> None:
         """Wait for the job to end; all of a dispatcher's jobs share one squeue per interval."""
+        if self.packer is not None:
+            await self.packer.run(task)
+            return
         end = await poller(self._key, self.shell, self.poll_freq).wait(task.state["job_id"])
         task.state["end"] = end
 
@@ -204,6 +217,8 @@ class SlurmExecutor(Executor):
         """Remove the task's directory (unless ``cleanup=False``)."""
         if self.do_cleanup and "dir" in task.state:
             await self.shell.remove_tree(task.state["dir"])
+        if self.packer is not None:
+            await self.packer.cleanup(task)
 
     async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
         """``scancel`` the job (Slurm: SIGTERM, KillWait, SIGKILL); True once it left the queue."""

@@ -39,8 +39,12 @@ def batch_script(
     python_path: str,
     use_srun: bool,
     srun_options: dict[str, Any],
+    command: list[str] | None = None,
 ) -> str:
-    """The text of the batch script; the task runs ``python runner.py payload outcome``."""
+    """The text of the batch script; the task runs ``python runner.py payload outcome``.
+
+    ``command`` replaces that (the packed-tasks job runs its own loop, without srun).
+    """
     lines = ["#!/bin/bash"]
     lines += [f"#SBATCH {sbatch_option(k, v)}" for k, v in sorted(options.items())]
     lines.append("")
@@ -52,8 +56,8 @@ def batch_script(
     if conda_env:
         lines.append('eval "$(conda shell.bash hook)"')
         lines.append(f"conda activate {shlex.quote(conda_env)}")
-    run = [python_path, "runner.py", "payload", "outcome"]
-    if use_srun:
+    run = command or [python_path, "runner.py", "payload", "outcome"]
+    if use_srun and command is None:
         run = ["srun", *(sbatch_option(k, v) for k, v in sorted(srun_options.items())), *run]
     lines.append(shlex.join(run))
     lines.append("status=$?")

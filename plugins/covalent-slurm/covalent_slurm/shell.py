@@ -79,6 +79,15 @@ class LocalShell:
         except FileNotFoundError:
             return None
 
+    async def rename(self, source: str, target: str) -> bool:
+        try:
+            await asyncio.to_thread(
+                os.rename, os.path.expanduser(source), os.path.expanduser(target)
+            )
+        except OSError:
+            return False
+        return True
+
     async def remove_tree(self, path: str) -> None:
         await asyncio.to_thread(shutil.rmtree, os.path.expanduser(path), True)
 
@@ -116,6 +125,9 @@ class RemoteShell:
 
     async def read(self, path: str) -> bytes | None:
         return await connection(self.target).read(path)
+
+    async def rename(self, source: str, target: str) -> bool:
+        return await connection(self.target).rename(source, target)
 
     async def remove_tree(self, path: str) -> None:
         await connection(self.target).remove_tree(path)

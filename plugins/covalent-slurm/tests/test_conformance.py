@@ -65,3 +65,27 @@ class TestSlurmOnLoginNode(SlurmConformance):
 
 class TestSlurmOverSSH(SlurmConformance):
     over_ssh = True
+
+
+class TestSlurmPacked(SlurmConformance):
+    """With pack=True every task of a dispatch runs inside one Slurm job."""
+
+    supports_packing = True
+    # A pilot job lingers pack_idle seconds after its last task, then ends by itself.
+    settle_seconds = 4.0
+
+    @pytest.fixture
+    def packed_executor(self, cluster, workdir: Path) -> SlurmExecutor:
+        return SlurmExecutor(
+            options={"partition": "debug"},
+            remote_workdir=str(workdir),
+            python_path=PYTHON,
+            slurm_conf=str(cluster.conf),
+            poll_freq=0.5,
+            pack=True,
+            pack_idle=2.0,
+        )
+
+    @pytest.fixture
+    def executor(self, packed_executor: SlurmExecutor) -> SlurmExecutor:
+        return packed_executor

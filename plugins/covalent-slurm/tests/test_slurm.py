@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -197,3 +198,28 @@ def test_all_waiting_jobs_are_polled_with_one_squeue_call(cluster, workdir, shim
     assert largest == 8, f"the poller never asked for all 8 jobs at once: {polls}"
     assert len(polls) <= elapsed / 0.5 + 2, f"{len(polls)} squeue calls in {elapsed:.1f} s"
     assert len(calls(log, "sbatch")) == 8
+
+
+# -- packing ---------------------------------------------------------------------------
+
+
+def add_one(x: int) -> int:
+    return x + 1
+
+
+def test_a_packed_chain_runs_in_one_slurm_job(cluster, workdir, shims):
+    directory, log = shims
+    executor = make(cluster, workdir, slurm_path=str(directory), pack=True, pack_idle=2.0)
+    step = ct.electron(add_one, executor=executor)
+
+    @ct.lattice
+    def chain(x: int) -> int:
+        return step(step(step(x)))
+
+    result = ct.get_result(ct.dispatch(chain)(1), wait=True, timeout=180)
+    assert result.status is ct.Status.COMPLETED, [n.error for n in result.tasks if n.error]
+    assert result.result == 4
+    handles = {json.dumps(n.job_handle, sort_keys=True) for n in result.tasks if n.job_handle}
+    assert len(handles) == 1, f"the chain ran in several jobs: {handles}"
+    assert len(calls(log, "sbatch")) == 1
+    wait_until(lambda: listing(workdir) == [] and queued_jobs(cluster) == [], 30)

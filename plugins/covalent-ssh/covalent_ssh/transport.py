@@ -244,6 +244,19 @@ class Connection:
 
         await self._retrying(op)
 
+    async def rename(self, source: str, target: str) -> bool:
+        """Rename ``source`` to ``target``; False if that cannot be done (a missing directory)."""
+
+        async def op(_conn: asyncssh.SSHClientConnection) -> bool:
+            sftp = await self.sftp()
+            try:
+                await sftp.rename(source, target)
+            except asyncssh.SFTPError:
+                return False
+            return True
+
+        return await self._retrying(op)
+
     async def remove_tree(self, path: str) -> None:
         """Delete ``path`` and everything in it; nothing if it does not exist."""
 

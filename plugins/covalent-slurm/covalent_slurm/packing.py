@@ -1,0 +1,155 @@
+"""Packing a dispatch's small tasks into one Slurm job, so they don't each wait in the queue.
+
+With ``pack=True`` the first task of a dispatch submits a job running :mod:`.pilot`; every
+task of that dispatch then joins its queue and stores **the same job handle**. The pilot runs
+them one after another (a chain runs in order) and ends ``pack_idle`` seconds after the last.
+Cancelling any of them cancels the job: the core then marks every node on it CANCELLED.
+A task arriving after the pilot closed its queue gets a new job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from covalent_core.executors import TaskContext
+
+from .jobs import JobEnd, poller, slurm
+
+if TYPE_CHECKING:
+    from .executor import SlurmExecutor
+
+PILOT_SOURCE = (Path(__file__).parent / "pilot.py").read_bytes()
+
+
+@dataclass
+class Pack:
+    """The packed job of one dispatch, as this executor knows it."""
+
+    directory: str
+    job_id: str | None = None
+    handle: dict[str, Any] | None = None
+    inflight: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Packer:
+    """Submits pilots, queues tasks into them, waits for their results, tidies up."""
+
+    def __init__(self, executor: SlurmExecutor) -> None:
+        self.executor = executor
+        self.packs: dict[str, Pack] = {}
+
+    @property
+    def shell(self) -> Any:
+        return self.executor.shell
+
+    def _poller(self) -> Any:
+        return poller(self.executor._key, self.shell, self.executor.poll_freq)
+
+    async def _ended(self, job_id: str) -> bool:
+        argv = ["squeue", "--noheader", "--format=%i", f"--jobs={job_id}"]
+        try:
+            return not (await slurm(self.shell, argv)).strip()
+        except Exception as exc:  # an unknown (purged) job id has ended too
+            if "Invalid job id" in str(exc):
+                return True
+            raise
+
+    async def provision(self, task: TaskContext) -> None:
+        """Queue the task into its dispatch's pilot (submitting one if needed); store the handle."""
+        pack = self.packs.get(task.dispatch_id)
+        if pack is None:
+            directory = posixpath.join(self.executor.remote_workdir, f"pack-{task.dispatch_id}")
+            pack = self.packs[task.dispatch_id] = Pack(directory)
+        pack.inflight += 1
+        task.state["pack"] = pack
+        name = f"{task.node_id:08d}"
+        incoming = posixpath.join(pack.directory, f".incoming-{name}")
+        entry = posixpath.join("..", posixpath.basename(task.state["dir"])).encode()
+        async with pack.lock:
+            for _ in range(3):
+                if pack.job_id is None or await self._ended(pack.job_id):
+                    await self._submit_pilot(task, pack)
+                await self.shell.put(entry, incoming)
+                if await self.shell.rename(incoming, posixpath.join(pack.directory, "queue", name)):
+                    break
+                pack.job_id = None  # the pilot closed its queue as we came: start another
+            else:
+                raise RuntimeError("could not queue the task into a packed Slurm job")
+        task.state["job_id"] = pack.job_id
+        task.state["pack_name"] = name
+        assert pack.handle is not None
+        await task.set_job_handle(pack.handle)
+
+    async def _submit_pilot(self, task: TaskContext, pack: Pack) -> None:
+        ex = self.executor
+        await ex.shell.makedirs(posixpath.join(pack.directory, "queue"))
+        await ex.shell.put(PILOT_SOURCE, posixpath.join(pack.directory, "pilot.py"))
+        idle = max(ex.pack_idle, 3 * ex.poll_freq)
+        script = ex.script(command=[ex.python_path, "pilot.py", ".", ex.python_path, f"{idle:g}"])
+        await ex.shell.put(script.encode(), posixpath.join(pack.directory, "job.sh"))
+        argv = [
+            "sbatch",
+            "--parsable",
+            f"--job-name=covalent-{task.dispatch_id[:8]}-pack",
+            f"--chdir={pack.directory}",
+            "--output=pilot.out",
+            "--error=pilot.err",
+            posixpath.join(pack.directory, "job.sh"),
+        ]
+        pack.job_id = (await slurm(ex.shell, argv)).strip().split(";")[0]
+        pack.handle = {"cluster": ex.cluster_name, "job_id": pack.job_id, "pack": task.dispatch_id}
+        if ex.target is not None:
+            pack.handle["address"] = ex.target.hostname
+
+    async def run(self, task: TaskContext) -> None:
+        """Wait for the task's line in the pilot's done file, or for the pilot to end."""
+        pack: Pack = task.state["pack"]
+        job_id, name = task.state["job_id"], task.state["pack_name"]
+        done = posixpath.join(pack.directory, f"done-{job_id}")
+        ended = asyncio.ensure_future(
+            poller(self.executor._key, self.shell, self.executor.poll_freq).wait(job_id)
+        )
+        try:
+            while True:
+                finished = ended.done()
+                code = await self._code(done, name)
+                if code is not None:
+                    task.state["end"] = JobEnd("COMPLETED" if code == 0 else "FAILED", code)
+                    return
+                if finished:
+                    task.state["end"] = ended.result()
+                    return
+                await asyncio.sleep(self.executor.poll_freq)
+        finally:
+            if not ended.done():
+                ended.cancel()
+
+    async def _code(self, done: str, name: str) -> int | None:
+        text = (await self.shell.read(done) or b"").decode()
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == name:
+                return int(parts[1])
+        return None
+
+    async def cleanup(self, task: TaskContext) -> None:
+        """Once the dispatch's last packed task is done, remove the pack after its job ends."""
+        pack: Pack | None = task.state.get("pack")
+        if pack is None:
+            return
+        pack.inflight -= 1
+        if pack.inflight == 0 and pack.job_id is not None:
+            asyncio.get_running_loop().create_task(self._tidy(task.dispatch_id, pack, pack.job_id))
+
+    async def _tidy(self, dispatch_id: str, pack: Pack, job_id: str) -> None:
+        with contextlib.suppress(Exception):
+            await self._poller().wait(job_id)
+            if pack.inflight == 0 and pack.job_id in (job_id, None):
+                self.packs.pop(dispatch_id, None)
+                await self.shell.remove_tree(pack.directory)

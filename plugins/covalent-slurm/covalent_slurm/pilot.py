@@ -1,0 +1,56 @@
+"""The packed-tasks job: runs the tasks queued for it, one after another, inside one Slurm job.
+
+    python pilot.py PACK_DIR PYTHON IDLE
+
+Standard library only; it runs on the compute node. Tasks arrive as files in
+``PACK_DIR/queue`` (their content: the task directory); each runs as
+``PYTHON runner.py payload outcome`` in its directory, with its exit status appended to
+``PACK_DIR/done-<SLURM_JOB_ID>``. After IDLE seconds with nothing queued the queue is closed
+(renamed, so that the executor submits a new job for later tasks), what slipped in is run,
+and the job ends. Cancelling the job (scancel) stops the task running and those queued.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+
+def run_one(queue, name, python, done):
+    with open(os.path.join(queue, name)) as fh:
+        task_dir = fh.read().strip()
+    os.remove(os.path.join(queue, name))
+    with (
+        open(os.path.join(task_dir, "stdout"), "wb") as out,
+        open(os.path.join(task_dir, "stderr"), "wb") as err,
+    ):
+        code = subprocess.call(
+            [python, "runner.py", "payload", "outcome"], cwd=task_dir, stdout=out, stderr=err
+        )
+    with open(done, "a") as fh:
+        fh.write(f"{name} {code}\n")
+
+
+def main(pack_dir, python, idle):
+    queue = os.path.join(pack_dir, "queue")
+    done = os.path.join(pack_dir, "done-" + os.environ.get("SLURM_JOB_ID", "0"))
+    open(done, "a").close()
+    last = time.monotonic()
+    while True:
+        names = sorted(n for n in os.listdir(queue) if not n.startswith("."))
+        if names:
+            run_one(queue, names[0], python, done)
+            last = time.monotonic()
+        elif time.monotonic() - last > idle:
+            closed = queue + ".closed-" + os.environ.get("SLURM_JOB_ID", "0")
+            os.rename(queue, closed)
+            for name in sorted(n for n in os.listdir(closed) if not n.startswith(".")):
+                run_one(closed, name, python, done)
+            os.rmdir(closed)
+            return
+        else:
+            time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], float(sys.argv[3]))
