@@ -1,0 +1,225 @@
+"""The AWS pieces both AWS plugins share: sessions and clients, clear errors, S3 transfer,
+and a poller that asks about many jobs in one call.
+
+Clients retry what AWS says to retry (throttling, 5xx) with botocore's standard backoff;
+errors that retrying cannot fix are turned into messages that say what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import configparser
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class AWSError(RuntimeError):
+    """An AWS call failed; the message says what was wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class AWSConfig:
+    """Where and as whom to call AWS."""
+
+    region: str | None = None
+    profile: str | None = None
+    credentials: str | None = None
+    endpoint_url: str | None = None
+    service_endpoints: tuple[tuple[str, str], ...] = ()
+    max_attempts: int = 8
+
+    def session(self) -> boto3.Session:
+        """A boto3 session from the profile and credentials file (default chain otherwise)."""
+        if not self.credentials:
+            return boto3.Session(profile_name=self.profile, region_name=self.region)
+        # A credentials file given explicitly wins over the environment's keys.
+        path = os.path.expanduser(self.credentials)
+        parser = configparser.ConfigParser()
+        if not parser.read(path):
+            raise AWSError(f"credentials file {self.credentials!r} does not exist")
+        section = self.profile or "default"
+        if section not in parser:
+            raise AWSError(f"credentials file {self.credentials!r} has no [{section}] profile")
+        entry = parser[section]
+        return boto3.Session(
+            aws_access_key_id=entry.get("aws_access_key_id"),
+            aws_secret_access_key=entry.get("aws_secret_access_key"),
+            aws_session_token=entry.get("aws_session_token"),
+            region_name=self.region,
+        )
+
+    def client(self, service: str) -> Any:
+        """A client for ``service`` that retries throttling with backoff."""
+        endpoint = dict(self.service_endpoints).get(service, self.endpoint_url)
+        config = Config(
+            retries={"mode": "standard", "max_attempts": self.max_attempts},
+            connect_timeout=10,
+            read_timeout=60,
+        )
+        return self.session().client(service, endpoint_url=endpoint, config=config)
+
+
+ADVICE = {
+    "NoSuchBucket": "the S3 bucket does not exist: create it or fix s3_bucket_name",
+    "AccessDenied": "access denied: the credentials lack the permission named above",
+    "AccessDeniedException": "access denied: the credentials lack the permission named above",
+    "ExpiredToken": "the credentials have expired: refresh them (e.g. `aws sso login`)",
+    "ExpiredTokenException": "the credentials have expired: refresh them (e.g. `aws sso login`)",
+    "InvalidClientTokenId": "the access key is not valid: check the profile or credentials",
+    "UnrecognizedClientException": "the access key is not valid: check the profile",
+    "SignatureDoesNotMatch": "the secret key does not match the access key",
+    "TooManyRequestsException": "AWS kept throttling the calls; try again later",
+    "ThrottlingException": "AWS kept throttling the calls; try again later",
+}
+
+
+def explain(exc: BaseException, what: str) -> AWSError:
+    """An :class:`AWSError` naming the call and what to do about ``exc``."""
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        message = exc.response.get("Error", {}).get("Message", "") or str(exc)
+        advice = ADVICE.get(code)
+        text = f"{what} failed: {code}: {message}" + (f" ({advice})" if advice else "")
+        return AWSError(text)
+    if isinstance(exc, NoCredentialsError):
+        return AWSError(f"{what} failed: no AWS credentials found (set profile or credentials)")
+    if isinstance(exc, EndpointConnectionError):
+        return AWSError(f"{what} failed: cannot reach {exc.kwargs.get('endpoint_url')}")
+    return AWSError(f"{what} failed: {type(exc).__name__}: {exc}")
+
+
+async def call(what: str, function: Callable[..., Any], **kwargs: Any) -> Any:
+    """Run a blocking boto3 call in a thread; errors become :class:`AWSError`."""
+    try:
+        return await asyncio.to_thread(function, **kwargs)
+    except (ClientError, BotoCoreError) as exc:
+        raise explain(exc, what) from None
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a ClientError (or '')."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+class S3:
+    """The few S3 operations the executors need, with clear errors."""
+
+    def __init__(self, config: AWSConfig, bucket: str) -> None:
+        self.client = config.client("s3")
+        self.bucket = bucket
+
+    async def check_bucket(self) -> None:
+        try:
+            await asyncio.to_thread(self.client.head_bucket, Bucket=self.bucket)
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 404:
+                raise AWSError(
+                    f"S3 bucket {self.bucket!r} does not exist: create it or fix s3_bucket_name"
+                ) from None
+            raise explain(exc, f"checking S3 bucket {self.bucket!r}") from None
+        except BotoCoreError as exc:
+            raise explain(exc, f"checking S3 bucket {self.bucket!r}") from None
+
+    async def put(self, key: str, data: bytes) -> None:
+        await call(f"uploading s3://{self.bucket}/{key}", self.client.put_object,
+                   Bucket=self.bucket, Key=key, Body=data)  # fmt: skip
+
+    async def get(self, key: str) -> bytes | None:
+        def read() -> bytes | None:
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            except ClientError as exc:
+                if error_code(exc) in ("NoSuchKey", "404"):
+                    return None
+                raise
+            return body.read()
+
+        return await call(f"downloading s3://{self.bucket}/{key}", read)
+
+    async def delete_prefix(self, prefix: str) -> None:
+        def delete() -> None:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                if keys:
+                    self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
+
+        await call(f"deleting s3://{self.bucket}/{prefix}", delete)
+
+    async def keys(self, prefix: str) -> list[str]:
+        def listing() -> list[str]:
+            paginator = self.client.get_paginator("list_objects_v2")
+            return [o["Key"] for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+                    for o in page.get("Contents", [])]  # fmt: skip
+
+        return await call(f"listing s3://{self.bucket}/{prefix}", listing)
+
+
+class BatchedPoller:
+    """Waits on many jobs, asking about up to ``batch`` of them in one call per interval.
+
+    ``describe(ids)`` returns ``{id: item}`` for the jobs it knows; ``final(item)`` says
+    whether a job has ended. A job the service no longer knows resolves to None.
+    """
+
+    def __init__(
+        self,
+        describe: Callable[[list[str]], Awaitable[dict[str, Any]]],
+        final: Callable[[Any], bool],
+        interval: float,
+        batch: int = 100,
+    ) -> None:
+        self.describe = describe
+        self.final = final
+        self.interval = interval
+        self.batch = batch
+        self.waiting: dict[str, asyncio.Future[Any]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def wait(self, job_id: str) -> Any:
+        future = self.waiting.get(job_id)
+        if future is None:
+            future = self.waiting[job_id] = asyncio.get_running_loop().create_future()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop())
+        try:
+            return await asyncio.shield(future)
+        finally:
+            if future.done():
+                self.waiting.pop(job_id, None)
+
+    async def _loop(self) -> None:
+        while self.waiting:
+            await asyncio.sleep(self.interval)
+            ids = [j for j, f in self.waiting.items() if not f.done()]
+            for start in range(0, len(ids), self.batch):
+                chunk = ids[start : start + self.batch]
+                try:
+                    found = await self.describe(chunk)
+                except AWSError as exc:
+                    logger.warning("polling %d job(s) failed: %s", len(chunk), exc)
+                    continue
+                for job_id in chunk:
+                    item = found.get(job_id)
+                    future = self.waiting.get(job_id)
+                    if future is None or future.done():
+                        continue
+                    if item is None or self.final(item):
+                        future.set_result(item)
