@@ -194,6 +194,7 @@ def main() -> int:
     results["cancel_10000_not_started"] = cancel_many_not_started(10_000)
     results["ssh"] = plugin_benchmark("ssh_bench", "covalent_ssh", "/usr/sbin/sshd")
     results["slurm"] = plugin_benchmark("slurm_bench", "covalent_slurm", "/usr/sbin/slurmctld")
+    results["awsbatch"] = plugin_benchmark("awsbatch_bench", "covalent_awsbatch", sys.executable)
 
     table = Table("benchmark", "result", "target", title="covalent-core benchmarks")
     w, c = results["wide_1000"], results["chain_200"]
@@ -256,6 +257,21 @@ def main() -> int:
             f"{t['seconds']:.1f} s; squeue {n['squeue']}, sacct {n['sacct']}, "
             f"scontrol {n['scontrol']}, sbatch {n['sbatch']} calls",
             "one squeue per poll",
+        )
+    batch = results["awsbatch"]
+    if "skipped" in batch:
+        table.add_row("aws batch executor", f"skipped: {batch['skipped']}", "")
+    else:
+        c, t = batch["cancel_to_job_process_dead_ms"], batch["short_tasks"]
+        table.add_row(
+            "aws batch (test double): cancel -> process dead",
+            f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms",
+            "",
+        )
+        table.add_row(
+            f"aws batch (test double): {t['tasks']} short tasks (poll {t['poll_freq']:g} s)",
+            f"{t['seconds']:.1f} s; {t['describe_jobs_calls']} describe_jobs calls",
+            "batched",
         )
     console.print(table)
     OUT.mkdir(exist_ok=True)
