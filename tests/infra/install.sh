@@ -26,7 +26,8 @@ if ! id covtest >/dev/null 2>&1; then
 fi
 usermod -p '*' covtest
 # The non-root user's own Python with cloudpickle (a remote machine needs nothing more).
-if [ ! -x /home/covtest/venv/bin/python ] || ! /home/covtest/venv/bin/python -c "import cloudpickle" 2>/dev/null; then
-  runuser -u covtest -- /usr/bin/python3 -m venv /home/covtest/venv
+have=$(/home/covtest/venv/bin/python -c "import cloudpickle; print(cloudpickle.__version__)" 2>/dev/null || true)
+if [ -z "$have" ] || { [ -n "${CLOUDPICKLE_VERSION:-}" ] && [ "$have" != "$CLOUDPICKLE_VERSION" ]; }; then
+  [ -x /home/covtest/venv/bin/python ] || runuser -u covtest -- /usr/bin/python3 -m venv /home/covtest/venv
   runuser -u covtest -- /home/covtest/venv/bin/pip install -q "cloudpickle${CLOUDPICKLE_VERSION:+==$CLOUDPICKLE_VERSION}"
 fi
