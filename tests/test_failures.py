@@ -43,7 +43,8 @@ def test_failed_task_keeps_its_traceback_and_stops_its_dependents_only():
     assert "node 0 (boom) failed" in result.error
     failed = result.get_node(0)
     assert failed.error == "ValueError: bad value 1"
-    assert "in boom\nValueError: bad value 1" in failed.traceback
+    assert "in boom" in failed.traceback
+    assert failed.traceback.rstrip().endswith("ValueError: bad value 1")
     dependent = result.get_node(2)
     assert dependent.status is ct.Status.CANCELLED
     assert dependent.cancel_reason == "upstream failed"
@@ -111,7 +112,7 @@ def test_unknown_executor_name_fails_at_dispatch_listing_installed_ones():
     def flow():
         return bad(1)
 
-    with pytest.raises(ct.ExecutorNotFoundError, match=r"installed: local, recording, .*workdir"):
+    with pytest.raises(ct.ExecutorNotFoundError, match=r"installed: .*local, recording.*workdir"):
         ct.dispatch(flow)()
 
 

@@ -1,0 +1,311 @@
+"""BraketExecutor: run quantum programs on Amazon Braket devices, and cancel them for real."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, ClassVar
+
+import cloudpickle
+from covalent_awsbatch.aws import S3, AWSConfig, AWSError, BatchedPoller, call, error_code
+
+from covalent_core.errors import ExecutorConfigError
+from covalent_core.executors import (
+    Executor,
+    ProcessHandle,
+    TaskContext,
+    TaskOutcome,
+    describe_exit,
+    kill_group,
+)
+
+from .programs import as_program, summary
+
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+_pollers: dict[tuple[int, Any], BatchedPoller] = {}
+
+
+class BraketExecutor(Executor):
+    """Runs an electron's quantum program on a Braket device.
+
+    The electron returns a Braket ``Circuit`` or OpenQASM text; the executor creates the
+    quantum task on ``device_arn`` with ``shots`` (and ``device_parameters``), stores its ARN
+    as the job handle, polls it and returns ``{"measurement_counts", "measurement_probabilities",
+    ...}``. ``device_arn="local:braket_sv"`` (or another local simulator) runs without AWS.
+    With ``hybrid=True`` the electron is a Python function that submits its own quantum tasks
+    (a variational loop): it runs in a killable local process, every task it creates is
+    recorded against the node, and a cancel kills the loop and cancels each unfinished task.
+
+    Other options: ``s3_bucket_name`` and ``s3_prefix`` (where Braket writes results),
+    ``region``, ``profile``, ``credentials``, ``endpoint_url``, ``service_endpoints``,
+    ``poll_freq``, ``workdir`` (local scratch), ``cancel_grace``, ``cleanup``.
+    """
+
+    short_name: ClassVar[str] = "braket"
+    cancel_bound: ClassVar[float] = 30.0
+
+    def __init__(
+        self,
+        device_arn: str = "local:braket_sv",
+        shots: int = 100,
+        device_parameters: dict[str, Any] | None = None,
+        s3_bucket_name: str = "",
+        s3_prefix: str = "covalent-braket",
+        hybrid: bool = False,
+        region: str | None = None,
+        profile: str | None = None,
+        credentials: str | None = None,
+        endpoint_url: str | None = None,
+        service_endpoints: dict[str, str] | None = None,
+        poll_freq: float = 1.0,
+        workdir: str = "~/.cache/covalent-braket",
+        cancel_grace: float = 2.0,
+        cleanup: bool = True,
+    ) -> None:
+        super().__init__()
+        self.device_arn = device_arn
+        self.local = device_arn.startswith("local")
+        if not self.local and not s3_bucket_name:
+            raise ExecutorConfigError(
+                f"BraketExecutor on {device_arn} needs s3_bucket_name (where Braket writes "
+                "results); use device_arn='local:braket_sv' to run without AWS"
+            )
+        self.shots = int(shots)
+        self.device_parameters = device_parameters
+        self.bucket, self.s3_prefix = s3_bucket_name, s3_prefix
+        self.hybrid = hybrid
+        self.aws = AWSConfig(
+            region=region,
+            profile=profile,
+            credentials=credentials,
+            endpoint_url=endpoint_url,
+            service_endpoints=tuple(sorted((service_endpoints or {}).items())),
+        )
+        self.poll_freq = poll_freq
+        self.workdir = Path(os.path.expanduser(workdir))
+        self.cancel_grace = cancel_grace
+        self.do_cleanup = cleanup
+        self._braket: Any = None
+
+    # -- AWS -------------------------------------------------------------------------------
+
+    @property
+    def braket(self) -> Any:
+        if self._braket is None:
+            self._braket = self.aws.client("braket")
+        return self._braket
+
+    def _prefix(self, task: TaskContext) -> str:
+        return f"{self.s3_prefix}/{task.dispatch_id}/{task.node_id}"
+
+    async def describe(self, arns: list[str]) -> dict[str, Any]:
+        """Status of up to 20 quantum tasks in one ``SearchQuantumTasks`` call."""
+        reply = await call(
+            "search_quantum_tasks",
+            self.braket.search_quantum_tasks,
+            filters=[{"name": "quantumTaskArn", "operator": "EQUAL", "values": arns}],
+        )
+        return {t["quantumTaskArn"]: t for t in reply.get("quantumTasks", [])}
+
+    def _poller(self) -> BatchedPoller:
+        key = (id(asyncio.get_running_loop()), self.aws)
+        poller = _pollers.get(key)
+        if poller is None:
+            poller = _pollers[key] = BatchedPoller(
+                self.describe, lambda t: t["status"] in TERMINAL, self.poll_freq, batch=20
+            )
+        return poller
+
+    # -- stages ----------------------------------------------------------------------------
+
+    def task_dir(self, task: TaskContext) -> Path:
+        return self.workdir / f"{task.dispatch_id}-{task.node_id}"
+
+    async def upload(self, task: TaskContext) -> None:
+        """Write the payload locally; for a device, check the results bucket first."""
+        if not self.local:
+            await S3(self.aws, self.bucket).check_bucket()
+        directory = self.task_dir(task)
+        await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+        task.state["dir"] = directory
+        await asyncio.to_thread((directory / "payload").write_bytes, task.payload or b"")
+
+    async def provision(self, task: TaskContext) -> None:
+        """For a device: build the program by running the electron in a killable process."""
+        if self.local or self.hybrid:
+            return
+        proc = await self._start(task, ["build"])
+        try:
+            code = await proc.wait()
+        except asyncio.CancelledError:
+            await asyncio.to_thread(kill_group, ProcessHandle.of(proc.pid), self.cancel_grace)
+            raise
+        outcome = self._outcome(task, code)
+        if not outcome.ok:
+            task.outcome = outcome
+            return
+        task.state["program"] = as_program(cloudpickle.loads(outcome.output or b""))
+
+    async def _start(self, task: TaskContext, mode: list[str]) -> asyncio.subprocess.Process:
+        directory = task.state["dir"]
+        env = dict(os.environ)
+        endpoints = dict(self.aws.service_endpoints)
+        if endpoints.get("braket") or self.aws.endpoint_url:
+            env["BRAKET_ENDPOINT"] = endpoints.get("braket") or self.aws.endpoint_url or ""
+        if endpoints.get("s3") or self.aws.endpoint_url:
+            env["AWS_ENDPOINT_URL_S3"] = endpoints.get("s3") or self.aws.endpoint_url or ""
+        if self.aws.region:
+            env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = self.aws.region
+        if self.aws.profile:
+            env["AWS_PROFILE"] = self.aws.profile
+        if self.aws.credentials:
+            env["AWS_SHARED_CREDENTIALS_FILE"] = os.path.expanduser(self.aws.credentials)
+        argv = [sys.executable, "-m"]
+        argv += ["covalent_core.runner"] if mode == ["build"] else ["covalent_braket.process"]
+        argv += [] if mode == ["build"] else [mode[0]]
+        argv += ["payload", "outcome", *mode[1:]]
+        with open(directory / "stdout", "wb") as out, open(directory / "stderr", "wb") as err:
+            return await asyncio.create_subprocess_exec(
+                *argv, cwd=directory, env=env, stdout=out, stderr=err, start_new_session=True
+            )
+
+    def _outcome(self, task: TaskContext, code: int | None) -> TaskOutcome:
+        directory: Path = task.state["dir"]
+        out = (directory / "stdout").read_text(errors="replace")
+        err = (directory / "stderr").read_text(errors="replace")
+        if (directory / "outcome").exists():
+            outcome = TaskOutcome.from_runner((directory / "outcome").read_bytes(), out, err)
+            (directory / "outcome").unlink()
+            return outcome
+        return TaskOutcome.died(describe_exit(code), out, err)
+
+    async def run(self, task: TaskContext) -> None:
+        """Create the quantum task (its ARN stored at once) and wait; or run the local process."""
+        if task.outcome is not None:  # building the program failed
+            return
+        if self.local or self.hybrid:
+            arns = task.state["dir"] / "arns"
+            mode = ["local", "-", self.device_arn, str(self.shots)] if self.local else [
+                "hybrid", str(arns)]  # fmt: skip
+            proc = await self._start(task, mode)
+            handle = {**ProcessHandle.of(proc.pid).to_dict(), "arns_file": str(arns),
+                      "region": self.aws.region or ""}  # fmt: skip
+            await task.set_job_handle(handle)
+            task.state["outcome"] = self._outcome(task, await proc.wait())
+            return
+        create = asyncio.ensure_future(self._create(task))
+        try:
+            await asyncio.shield(create)
+        except asyncio.CancelledError:
+            # The quantum task may exist already: its ARN is stored (and so cancelled) first.
+            await asyncio.gather(create, return_exceptions=True)
+            raise
+        task.state["quantum_task"] = await self._poller().wait(task.state["arn"])
+
+    async def _create(self, task: TaskContext) -> None:
+        from braket.aws import AwsQuantumTask, AwsSession
+
+        session = AwsSession(boto_session=self.aws.session(), braket_client=self.braket)
+        tags = {"covalent-dispatch": task.dispatch_id, "covalent-node": str(task.node_id)}
+        quantum_task = await call(
+            f"creating a quantum task on {self.device_arn}",
+            AwsQuantumTask.create,
+            aws_session=session,
+            device_arn=self.device_arn,
+            task_specification=task.state["program"],
+            s3_destination_folder=(self.bucket, self._prefix(task)),
+            shots=self.shots,
+            device_parameters=self.device_parameters,
+            tags=tags,
+            quiet=True,
+        )
+        task.state["arn"] = quantum_task.id
+        await task.set_job_handle({"region": self.aws.region or "", "arn": quantum_task.id})
+
+    async def fetch(self, task: TaskContext) -> None:
+        """The result: counts and probabilities from the results Braket wrote to S3."""
+        if task.outcome is not None:
+            return
+        if "outcome" in task.state:
+            task.outcome = task.state.pop("outcome")
+            return
+        info = task.state.get("quantum_task") or {}
+        arn = task.state.get("arn")
+        status = info.get("status", "UNKNOWN")
+        if status == "COMPLETED":
+            from braket.tasks import GateModelQuantumTaskResult
+
+            s3 = S3(self.aws, info["outputS3Bucket"])
+            text = await s3.get(f"{info['outputS3Directory']}/results.json")
+            if text is None:
+                task.outcome = TaskOutcome.died(f"quantum task {arn} COMPLETED without results")
+                return
+            result = GateModelQuantumTaskResult.from_string(text.decode())
+            output = summary(result, arn, self.device_arn)
+            task.outcome = TaskOutcome(ok=True, output=cloudpickle.dumps(output))
+            return
+        if status == "CANCELLED":
+            message = f"quantum task {arn} was cancelled outside covalent"
+        else:
+            reason = await self._failure_reason(arn) if arn else None
+            message = f"quantum task {arn} {status}: {reason or 'no reason given'}"
+        task.outcome = TaskOutcome.died(message)
+
+    async def _failure_reason(self, arn: str) -> str | None:
+        reply = await call("get_quantum_task", self.braket.get_quantum_task, quantumTaskArn=arn)
+        return reply.get("failureReason")
+
+    async def cleanup(self, task: TaskContext) -> None:
+        """Remove the local scratch directory and the task's results in S3."""
+        directory = task.state.get("dir")
+        if directory is not None:
+            await asyncio.to_thread(shutil.rmtree, directory, True)
+        if self.do_cleanup and not self.local and "arn" in task.state:
+            await S3(self.aws, self.bucket).delete_prefix(f"{self._prefix(task)}/")
+
+    # -- cancel ----------------------------------------------------------------------------
+
+    async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
+        """Kill the local process (if any), then cancel every unfinished quantum task."""
+        handle = json.loads(job_handle)
+        arns: list[str] = []
+        if "arn" in handle:
+            arns = [handle["arn"]]
+        else:
+            process = ProcessHandle.from_json(job_handle)
+            if not await asyncio.to_thread(kill_group, process, self.cancel_grace):
+                return False
+            path = Path(handle.get("arns_file") or "/nonexistent")
+            if path.exists():
+                arns = [a for a in path.read_text().split() if a]
+        return await self.cancel_quantum_tasks(arns)
+
+    async def cancel_quantum_tasks(self, arns: list[str]) -> bool:
+        """``CancelQuantumTask`` each unfinished one; True once all are CANCELLED or ended."""
+        if not arns:
+            return True
+        for arn in arns:
+            try:
+                await asyncio.to_thread(
+                    self.braket.cancel_quantum_task,
+                    quantumTaskArn=arn,
+                    clientToken=str(uuid.uuid4()),
+                )
+            except Exception as exc:
+                if error_code(exc) not in ("ConflictException", "ResourceNotFoundException"):
+                    raise AWSError(f"cancel_quantum_task {arn} failed: {exc}") from None
+        deadline = time.monotonic() + self.cancel_bound
+        while time.monotonic() < deadline:
+            states: dict[str, Any] = {}
+            for start in range(0, len(arns), 20):
+                states.update(await self.describe(arns[start : start + 20]))
+            if all(states.get(a, {}).get("status", "CANCELLED") in TERMINAL for a in arns):
+                return True
+            await asyncio.sleep(0.1)
+        return False

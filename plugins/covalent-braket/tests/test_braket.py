@@ -1,0 +1,256 @@
+"""Quantum tasks against the Braket test double (results really simulated, in moto's S3),
+the local simulator, and botocore's Stubber (every request checked against the API model)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from braket.circuits import Circuit
+from braket_double import PREFIX
+from conftest import BUCKET, REGION, SV1
+from covalent_braket import BraketExecutor
+from helpers import control, make, objects, unfinished
+
+import covalent_core as ct
+from covalent_core.executors import TaskContext
+from covalent_core.testing import wait_until
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path / "braket"
+
+
+@pytest.fixture(autouse=True)
+def quick_tasks(braket):
+    control(braket, run_seconds=0.5)
+    yield
+    control(braket, run_seconds=0.5)
+
+
+def dispatch(function: Any, executor: BraketExecutor, *args: Any) -> str:
+    task = ct.electron(function, executor=executor)
+
+    @ct.lattice
+    def flow(*a: Any) -> Any:
+        return task(*a)
+
+    return ct.dispatch(flow)(*args)
+
+
+def node_of(dispatch_id: str) -> ct.NodeResult:
+    return ct.get_result(dispatch_id, wait=True, timeout=120).get_node(0)
+
+
+def bell() -> Circuit:
+    from braket.circuits import Circuit
+
+    return Circuit().h(0).cnot(0, 1)
+
+
+def bell_qasm() -> str:
+    return "OPENQASM 3.0;\nbit[2] b;\nqubit[2] q;\nh q[0];\ncnot q[0], q[1];\nb = measure q;"
+
+
+def slow_bell() -> Circuit:
+    import time
+
+    from braket.circuits import Circuit
+
+    time.sleep(30)
+    return Circuit().h(0).cnot(0, 1)
+
+
+def three_qubits() -> Circuit:
+    from braket.circuits import Circuit
+
+    return Circuit().h(0).cnot(0, 1).cnot(1, 2)
+
+
+def broken_program() -> str:
+    return "OPENQASM 3.0;\nqubit[1] q;\nnot_a_gate q[0];"
+
+
+def variational_loop(device_arn: str, bucket: str) -> str:
+    """A hybrid electron: submits quantum tasks of its own, then keeps working."""
+    import time
+
+    from braket.aws import AwsQuantumTask, AwsSession
+    from braket.circuits import Circuit
+
+    session = AwsSession()
+    for angle in (0.1, 0.2, 0.3):
+        AwsQuantumTask.create(session, device_arn, Circuit().rx(0, angle), (bucket, "hybrid"), 10)
+    time.sleep(600)
+    return "converged"
+
+
+def assert_nothing_left(moto: Any, braket: Any, workdir: Path) -> None:
+    assert unfinished(braket) == []
+    assert objects(moto) == []
+    assert not workdir.exists() or list(workdir.iterdir()) == []
+
+
+# -- results ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("program", [bell, bell_qasm], ids=["circuit", "openqasm"])
+def test_a_program_runs_on_the_device_and_returns_counts(moto, braket, workdir, program):
+    node = node_of(dispatch(program, make(moto, braket, workdir)))
+    assert node.status is ct.Status.COMPLETED, node.error
+    result = node.output
+    assert set(result["measurement_counts"]) <= {"00", "11"}
+    assert sum(result["measurement_counts"].values()) == 100
+    assert abs(sum(result["measurement_probabilities"].values()) - 1) < 1e-9
+    assert node.job_handle["arn"] == result["task_arn"]
+    assert braket.tasks[result["task_arn"]].status == "COMPLETED"
+    assert_nothing_left(moto, braket, workdir)
+
+
+def test_the_local_simulator_needs_no_aws(workdir):
+    executor = BraketExecutor(device_arn="local:braket_sv", shots=50, workdir=str(workdir))
+    node = node_of(dispatch(bell, executor))
+    assert node.status is ct.Status.COMPLETED, node.error
+    assert sum(node.output["measurement_counts"].values()) == 50
+    assert node.output["task_arn"] is None
+
+
+# -- cancellation ----------------------------------------------------------------------
+
+
+def test_cancel_cancels_the_running_quantum_task(moto, braket, workdir):
+    control(braket, run_seconds=60)
+    dispatch_id = dispatch(bell, make(moto, braket, workdir))
+    handle = wait_until(lambda: ct.get_result(dispatch_id).get_node(0).job_handle, 60)
+    task = braket.tasks[handle["arn"]]
+    wait_until(lambda: task.status == "RUNNING", 10)
+    start = time.monotonic()
+    ct.cancel(dispatch_id, wait=True, timeout=60)
+    assert task.status == "CANCELLED", task.status
+    print(f"cancel -> quantum task CANCELLED in {time.monotonic() - start:.2f} s")
+    assert node_of(dispatch_id).status is ct.Status.CANCELLED
+    assert_nothing_left(moto, braket, workdir)
+
+
+def test_cancel_before_creation_creates_no_quantum_task(moto, braket, workdir):
+    created = braket.calls["CreateQuantumTask"]
+    dispatch_id = dispatch(slow_bell, make(moto, braket, workdir))
+    wait_until(lambda: ct.get_result(dispatch_id).get_node(0).stage == "provision", 60)
+    ct.cancel(dispatch_id, wait=True, timeout=60)
+    time.sleep(1)
+    assert node_of(dispatch_id).status is ct.Status.CANCELLED
+    assert braket.calls["CreateQuantumTask"] == created, "a quantum task was created"
+    assert_nothing_left(moto, braket, workdir)
+
+
+def test_cancel_from_a_fresh_process_cancels_the_quantum_task(moto, braket, workdir):
+    control(braket, run_seconds=60)
+    dispatch_id = dispatch(bell, make(moto, braket, workdir))
+    handle = wait_until(lambda: ct.get_result(dispatch_id).get_node(0).job_handle, 60)
+    fresh = subprocess.run(
+        [sys.executable, "-m", "covalent_core.testing.fresh_cancel", dispatch_id, "0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert fresh.returncode == 0, fresh.stderr
+    assert json.loads(fresh.stdout.splitlines()[-1])["confirmed"] is True
+    assert braket.tasks[handle["arn"]].status == "CANCELLED"
+    node = node_of(dispatch_id)
+    assert node.status is ct.Status.FAILED and "cancelled outside covalent" in (node.error or "")
+
+
+def test_a_hybrid_electron_is_killed_and_all_its_quantum_tasks_cancelled(moto, braket, workdir):
+    control(braket, run_seconds=60)
+    executor = make(moto, braket, workdir, hybrid=True)
+    dispatch_id = dispatch(variational_loop, executor, SV1, BUCKET)
+    arns_file = Path(wait_until(lambda: ct.get_result(dispatch_id).get_node(0).job_handle, 60)
+                     ["arns_file"])  # fmt: skip
+    wait_until(lambda: arns_file.exists() and len(arns_file.read_text().split()) == 3, 60)
+    arns = arns_file.read_text().split()
+    ct.cancel(dispatch_id, wait=True, timeout=60)
+    assert [braket.tasks[a].status for a in arns] == ["CANCELLED"] * 3
+    assert node_of(dispatch_id).status is ct.Status.CANCELLED
+    assert unfinished(braket) == []
+
+
+# -- outcomes and bad input -------------------------------------------------------------
+
+
+def test_a_failed_quantum_task_reports_brakets_reason(moto, braket, workdir):
+    node = node_of(dispatch(broken_program, make(moto, braket, workdir)))
+    assert node.status is ct.Status.FAILED
+    assert "FAILED" in (node.error or "") and "not_a_gate" in (node.error or ""), node.error
+
+
+@pytest.mark.parametrize(
+    ("program", "overrides", "words"),
+    [
+        (bell, {"device_arn": PREFIX + "nope"}, "does not exist"),
+        (bell, {"device_arn": PREFIX + "offline"}, "DeviceOfflineException"),
+        (three_qubits, {"device_arn": PREFIX + "small"}, "uses 3 qubits"),
+        (bell, {"s3_bucket_name": "no-such-bucket"}, "S3 bucket 'no-such-bucket' does not exist"),
+        (bell, {"credentials": "DENIED"}, "access denied"),
+        (lambda: 42, {}, "must return a braket Circuit"),
+    ],
+    ids=["unknown-device", "offline", "too-many-qubits", "no-bucket", "denied", "not-a-program"],
+)
+def test_bad_input_fails_clearly_and_queues_nothing(
+    moto, braket, workdir, tmp_path, program, overrides, words
+):
+    if overrides.get("credentials") == "DENIED":
+        path = tmp_path / "credentials"
+        path.write_text("[default]\naws_access_key_id = DENIEDKEY\naws_secret_access_key = x\n")
+        overrides = {**overrides, "credentials": str(path)}
+    created = len(braket.tasks)
+    node = node_of(dispatch(program, make(moto, braket, workdir, **overrides)))
+    assert node.status is ct.Status.FAILED
+    assert words in (node.error or ""), node.error
+    assert len(braket.tasks) == created
+    assert_nothing_left(moto, braket, workdir)
+
+
+# -- every request against the real API model --------------------------------------------
+
+
+def test_requests_match_the_braket_api_model(tmp_path):
+    asyncio.run(check_requests(tmp_path))
+
+
+async def check_requests(tmp_path: Path) -> None:
+    client = boto3.client("braket", region_name=REGION)
+    executor = BraketExecutor(device_arn=SV1, s3_bucket_name=BUCKET, region=REGION,
+                              workdir=str(tmp_path))  # fmt: skip
+    executor._braket = client
+    arn = f"arn:aws:braket:{REGION}:123456789012:quantum-task/abc"
+    summary = {"quantumTaskArn": arn, "status": "CANCELLED", "deviceArn": SV1, "shots": 100,
+               "outputS3Bucket": BUCKET, "outputS3Directory": "p/abc", "createdAt": 0}  # fmt: skip
+    with Stubber(client) as stub:
+        stub.add_response("create_quantum_task", {"quantumTaskArn": arn},
+                          {"deviceArn": SV1, "shots": 100, "action": ANY,
+                           "deviceParameters": ANY,
+                           "outputS3Bucket": BUCKET, "outputS3KeyPrefix": "covalent-braket/d/0",
+                           "tags": {"covalent-dispatch": "d", "covalent-node": "0"}})  # fmt: skip
+        stub.add_response("cancel_quantum_task",
+                          {"quantumTaskArn": arn, "cancellationStatus": "CANCELLING"},
+                          {"quantumTaskArn": arn, "clientToken": ANY})  # fmt: skip
+        stub.add_response("search_quantum_tasks", {"quantumTasks": [summary]},
+                          {"filters": [{"name": "quantumTaskArn", "operator": "EQUAL",
+                                        "values": [arn]}]})  # fmt: skip
+        stub.add_response("get_quantum_task", {**summary, "status": "FAILED",
+                                               "failureReason": "why", "deviceParameters": "{}"},
+                          {"quantumTaskArn": arn})  # fmt: skip
+        task = TaskContext(dispatch_id="d", node_id=0, name="bell", executor_name="braket")
+        task.state["program"] = Circuit().h(0).cnot(0, 1)
+        await executor._create(task)
+        assert task.state["arn"] == arn and json.loads(task.job_handle or "{}")["arn"] == arn
+        assert await executor.cancel_quantum_tasks([arn]) is True
+        assert await executor._failure_reason(arn) == "why"
+        stub.assert_no_pending_responses()
