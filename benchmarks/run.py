@@ -195,6 +195,7 @@ def main() -> int:
     results["ssh"] = plugin_benchmark("ssh_bench", "covalent_ssh", "/usr/sbin/sshd")
     results["slurm"] = plugin_benchmark("slurm_bench", "covalent_slurm", "/usr/sbin/slurmctld")
     results["awsbatch"] = plugin_benchmark("awsbatch_bench", "covalent_awsbatch", sys.executable)
+    results["braket"] = plugin_benchmark("braket_bench", "covalent_braket", sys.executable)
 
     table = Table("benchmark", "result", "target", title="covalent-core benchmarks")
     w, c = results["wide_1000"], results["chain_200"]
@@ -272,6 +273,23 @@ def main() -> int:
             f"aws batch (test double): {t['tasks']} short tasks (poll {t['poll_freq']:g} s)",
             f"{t['seconds']:.1f} s; {t['describe_jobs_calls']} describe_jobs calls",
             "batched",
+        )
+    braket = results["braket"]
+    if "skipped" in braket:
+        table.add_row("braket executor", f"skipped: {braket['skipped']}", "")
+    else:
+        c, t = braket["cancel_to_task_cancelled_ms"], braket["circuits"]
+        table.add_row(
+            "braket (test double): cancel -> task CANCELLED",
+            f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms "
+            f"(the double takes {c['double_cancel_delay_ms']:.0f} ms)",
+            "",
+        )
+        calls = ", ".join(f"{k} {v}" for k, v in sorted(t["api_calls"].items()))
+        table.add_row(
+            f"braket (test double): {t['circuits']} small circuits",
+            f"{t['seconds']:.1f} s; {calls}",
+            "",
         )
     console.print(table)
     OUT.mkdir(exist_ok=True)

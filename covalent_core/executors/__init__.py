@@ -1,7 +1,8 @@
 """The public API for writing an executor plugin.
 
 Everything a plugin needs is importable from here: the base class and task context, the
-hook marker, helpers for local process groups, and the path of the standalone task runner
+hook marker, helpers for local process groups, a pool of warm worker processes for running
+user code locally, and the path of the standalone task runner
 (copy it to a resource that has only Python and cloudpickle).
 """
 
@@ -11,6 +12,7 @@ from .. import runner as _runner
 from ..hookspecs import hookimpl
 from ..process import ProcessHandle, describe_exit, kill_group
 from .base import Executor, TaskContext, TaskOutcome
+from .pool import WorkerPool
 
 RUNNER_PATH = Path(_runner.__file__)
 """``runner.py``: ``python runner.py PAYLOAD OUTCOME`` runs one task; stdlib + cloudpickle."""
@@ -21,6 +23,7 @@ __all__ = [
     "ProcessHandle",
     "TaskContext",
     "TaskOutcome",
+    "WorkerPool",
     "describe_exit",
     "hookimpl",
     "kill_group",

@@ -11,6 +11,7 @@ import asyncio
 import configparser
 import logging
 import os
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +64,16 @@ class AWSConfig:
         )
 
     def client(self, service: str) -> Any:
-        """A client for ``service`` that retries throttling with backoff."""
+        """A client for ``service`` that retries throttling with backoff (made once, shared:
+        boto3 clients are thread-safe and slow to create)."""
+        key = (self, service)
+        with _clients_lock:
+            found = _clients.get(key)
+            if found is None:
+                found = _clients[key] = self._new_client(service)
+            return found
+
+    def _new_client(self, service: str) -> Any:
         endpoint = dict(self.service_endpoints).get(service, self.endpoint_url)
         config = Config(
             retries={"mode": "standard", "max_attempts": self.max_attempts},
@@ -72,6 +82,9 @@ class AWSConfig:
         )
         return self.session().client(service, endpoint_url=endpoint, config=config)
 
+
+_clients: dict[tuple[AWSConfig, str], Any] = {}
+_clients_lock = threading.Lock()
 
 ADVICE = {
     "NoSuchBucket": "the S3 bucket does not exist: create it or fix s3_bucket_name",

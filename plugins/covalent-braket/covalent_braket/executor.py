@@ -21,11 +21,10 @@ from covalent_core.executors import (
     ProcessHandle,
     TaskContext,
     TaskOutcome,
+    WorkerPool,
     describe_exit,
     kill_group,
 )
-
-from .programs import as_program, summary
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 _pollers: dict[tuple[int, Any], BatchedPoller] = {}
@@ -92,6 +91,8 @@ class BraketExecutor(Executor):
         self.cancel_grace = cancel_grace
         self.do_cleanup = cleanup
         self._braket: Any = None
+        self._session: Any = None
+        self._builders = WorkerPool(sys.executable, max_workers=4)
 
     # -- AWS -------------------------------------------------------------------------------
 
@@ -140,16 +141,13 @@ class BraketExecutor(Executor):
         """For a device: build the program by running the electron in a killable process."""
         if self.local or self.hybrid:
             return
-        proc = await self._start(task, ["build"])
-        try:
-            code = await proc.wait()
-        except asyncio.CancelledError:
-            await asyncio.to_thread(kill_group, ProcessHandle.of(proc.pid), self.cancel_grace)
-            raise
-        outcome = self._outcome(task, code)
+        # Warm workers: importing the Braket SDK once, not once per task.
+        outcome = await self._builders.run(task.payload or b"", kill_grace=self.cancel_grace)
         if not outcome.ok:
             task.outcome = outcome
             return
+        from .programs import as_program  # the Braket SDK is imported when first needed
+
         task.state["program"] = as_program(cloudpickle.loads(outcome.output or b""))
 
     async def _start(self, task: TaskContext, mode: list[str]) -> asyncio.subprocess.Process:
@@ -166,10 +164,8 @@ class BraketExecutor(Executor):
             env["AWS_PROFILE"] = self.aws.profile
         if self.aws.credentials:
             env["AWS_SHARED_CREDENTIALS_FILE"] = os.path.expanduser(self.aws.credentials)
-        argv = [sys.executable, "-m"]
-        argv += ["covalent_core.runner"] if mode == ["build"] else ["covalent_braket.process"]
-        argv += [] if mode == ["build"] else [mode[0]]
-        argv += ["payload", "outcome", *mode[1:]]
+        argv = [sys.executable, "-m", "covalent_braket.process", mode[0], "payload", "outcome"]
+        argv += mode[1:]
         with open(directory / "stdout", "wb") as out, open(directory / "stderr", "wb") as err:
             return await asyncio.create_subprocess_exec(
                 *argv, cwd=directory, env=env, stdout=out, stderr=err, start_new_session=True
@@ -211,7 +207,9 @@ class BraketExecutor(Executor):
     async def _create(self, task: TaskContext) -> None:
         from braket.aws import AwsQuantumTask, AwsSession
 
-        session = AwsSession(boto_session=self.aws.session(), braket_client=self.braket)
+        if self._session is None:
+            self._session = AwsSession(boto_session=self.aws.session(), braket_client=self.braket)
+        session = self._session
         tags = {"covalent-dispatch": task.dispatch_id, "covalent-node": str(task.node_id)}
         quantum_task = await call(
             f"creating a quantum task on {self.device_arn}",
@@ -241,12 +239,14 @@ class BraketExecutor(Executor):
         if status == "COMPLETED":
             from braket.tasks import GateModelQuantumTaskResult
 
+            from .programs import summary
+
             s3 = S3(self.aws, info["outputS3Bucket"])
             text = await s3.get(f"{info['outputS3Directory']}/results.json")
             if text is None:
                 task.outcome = TaskOutcome.died(f"quantum task {arn} COMPLETED without results")
                 return
-            result = GateModelQuantumTaskResult.from_string(text.decode())
+            result = await asyncio.to_thread(GateModelQuantumTaskResult.from_string, text.decode())
             output = summary(result, arn, self.device_arn)
             task.outcome = TaskOutcome(ok=True, output=cloudpickle.dumps(output))
             return
@@ -270,6 +270,10 @@ class BraketExecutor(Executor):
             await S3(self.aws, self.bucket).delete_prefix(f"{self._prefix(task)}/")
 
     # -- cancel ----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop the program-building workers."""
+        await self._builders.close()
 
     async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
         """Kill the local process (if any), then cancel every unfinished quantum task."""
