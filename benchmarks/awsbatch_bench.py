@@ -7,10 +7,7 @@ Throughput: 50 short tasks, total time, and how many describe_jobs calls the dou
 
 from __future__ import annotations
 
-import json
-import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,9 @@ from covalent_core.process import is_dead
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "infra"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import latency_ms, standalone  # noqa: E402
 
 
 def _sleep(seconds: float) -> None:
@@ -83,13 +83,8 @@ def measure(cancel_runs: int = 10, tasks: int = 50) -> dict[str, Any]:
         start = time.perf_counter()
         result = ct.get_result(ct.dispatch(many)(tasks), wait=True, timeout=900)
         seconds = time.perf_counter() - start
-        ordered = sorted(samples)
         return {
-            "cancel_to_job_process_dead_ms": {
-                "p50": 1e3 * statistics.median(samples),
-                "p95": 1e3 * ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))],
-                "n": len(samples),
-            },
+            "cancel_to_job_process_dead_ms": latency_ms(samples),
             "short_tasks": {
                 "tasks": tasks,
                 "status": str(result.status),
@@ -104,7 +99,4 @@ def measure(cancel_runs: int = 10, tasks: int = 50) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    from covalent_core.testing import isolated_store
-
-    with isolated_store(Path(tempfile.mkdtemp(prefix="covalent-core-bench-"))):
-        print(json.dumps(measure(), indent=2))
+    standalone(measure)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -20,6 +19,9 @@ import covalent_core as ct
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "infra"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import latency_ms, standalone  # noqa: E402
 
 
 def _bell() -> Any:
@@ -86,12 +88,9 @@ def measure(cancel_runs: int = 10, circuits: int = 20) -> dict[str, Any]:
         result = ct.get_result(ct.dispatch(many)(circuits), wait=True, timeout=600)
         seconds = time.perf_counter() - start
         calls = {k: v - before.get(k, 0) for k, v in double.calls.items()}
-        ordered = sorted(samples)
         return {
             "cancel_to_task_cancelled_ms": {
-                "p50": 1e3 * statistics.median(samples),
-                "p95": 1e3 * ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))],
-                "n": len(samples),
+                **latency_ms(samples),
                 "double_cancel_delay_ms": 1e3 * double.cancel_seconds,
             },
             "circuits": {
@@ -110,7 +109,4 @@ def measure(cancel_runs: int = 10, circuits: int = 20) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    from covalent_core.testing import isolated_store
-
-    with isolated_store(Path(tempfile.mkdtemp(prefix="covalent-core-bench-"))):
-        print(json.dumps(measure(), indent=2))
+    standalone(measure)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,9 @@ from rich.table import Table
 import covalent_core as ct
 from covalent_core.process import is_dead
 from covalent_core.service.client import request
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import latency_ms
 
 OUT = Path(__file__).parent / "results"
 
@@ -165,11 +167,6 @@ def plugin_benchmark(module: str, package: str, server: str) -> dict:
     return importlib.import_module(module).measure()
 
 
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def main() -> int:
     console = Console(width=None if sys.stdout.isatty() else 120)
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
@@ -181,16 +178,8 @@ def main() -> int:
     results["dispatcher_idle_cpu_percent"] = idle_cpu_percent(pid)
     same = cancel_latency_same_process(20)
     cli = cancel_latency_cli(10)
-    results["cancel_same_process_ms"] = {
-        "p50": 1e3 * statistics.median(same),
-        "p95": 1e3 * pct(same, 0.95),
-        "n": len(same),
-    }
-    results["cancel_cli_ms"] = {
-        "p50": 1e3 * statistics.median(cli),
-        "p95": 1e3 * pct(cli, 0.95),
-        "n": len(cli),
-    }
+    results["cancel_same_process_ms"] = latency_ms(same)
+    results["cancel_cli_ms"] = latency_ms(cli)
     results["cancel_10000_not_started"] = cancel_many_not_started(10_000)
     results["ssh"] = plugin_benchmark("ssh_bench", "covalent_ssh", "/usr/sbin/sshd")
     results["slurm"] = plugin_benchmark("slurm_bench", "covalent_slurm", "/usr/sbin/slurmctld")

@@ -7,8 +7,6 @@ were made (counted by logging wrappers around the real commands).
 
 from __future__ import annotations
 
-import json
-import statistics
 import sys
 import tempfile
 import time
@@ -21,6 +19,10 @@ from covalent_core.process import is_dead
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "infra"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import latency_ms, standalone  # noqa: E402
+
 COMMANDS = ("sbatch", "squeue", "sacct", "scontrol", "scancel")
 
 
@@ -93,13 +95,8 @@ def measure(cancel_runs: int = 10, tasks: int = 50) -> dict[str, Any]:
         result = ct.get_result(ct.dispatch(many)(tasks), wait=True, timeout=900)
         seconds = time.perf_counter() - start
         counted = log.read_text().split()
-        ordered = sorted(samples)
         return {
-            "cancel_to_job_process_dead_ms": {
-                "p50": 1e3 * statistics.median(samples),
-                "p95": 1e3 * ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))],
-                "n": len(samples),
-            },
+            "cancel_to_job_process_dead_ms": latency_ms(samples),
             "short_tasks": {
                 "tasks": tasks,
                 "status": str(result.status),
@@ -116,7 +113,4 @@ def measure(cancel_runs: int = 10, tasks: int = 50) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    from covalent_core.testing import isolated_store
-
-    with isolated_store(Path(tempfile.mkdtemp(prefix="covalent-core-bench-"))):
-        print(json.dumps(measure(), indent=2))
+    standalone(measure)

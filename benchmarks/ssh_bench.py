@@ -6,10 +6,7 @@ Throughput: 100 trivial tasks on one host, and how many SSH logins the server ac
 
 from __future__ import annotations
 
-import json
-import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +16,9 @@ import covalent_core as ct
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "infra"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import latency_ms, standalone  # noqa: E402
 
 
 def _stat(pid: int) -> tuple[str, int] | None:
@@ -89,13 +89,8 @@ def measure(cancel_runs: int = 10, tasks: int = 100) -> dict[str, Any]:
         start = time.perf_counter()
         result = ct.get_result(ct.dispatch(many)(tasks), wait=True, timeout=600)
         seconds = time.perf_counter() - start
-        ordered = sorted(samples)
         return {
-            "cancel_to_remote_process_dead_ms": {
-                "p50": 1e3 * statistics.median(samples),
-                "p95": 1e3 * ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))],
-                "n": len(samples),
-            },
+            "cancel_to_remote_process_dead_ms": latency_ms(samples),
             "trivial_tasks": {
                 "tasks": tasks,
                 "status": str(result.status),
@@ -109,7 +104,4 @@ def measure(cancel_runs: int = 10, tasks: int = 100) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    from covalent_core.testing import isolated_store
-
-    with isolated_store(Path(tempfile.mkdtemp(prefix="covalent-core-bench-"))):
-        print(json.dumps(measure(), indent=2))
+    standalone(measure)

@@ -12,6 +12,7 @@ from .. import runner as _runner
 from ..hookspecs import hookimpl
 from ..process import ProcessHandle, describe_exit, kill_group
 from .base import Executor, TaskContext, TaskOutcome
+from .polling import BatchedPoller, shared_poller
 from .pool import WorkerPool
 
 RUNNER_PATH = Path(_runner.__file__)
@@ -19,6 +20,7 @@ RUNNER_PATH = Path(_runner.__file__)
 
 __all__ = [
     "RUNNER_PATH",
+    "BatchedPoller",
     "Executor",
     "ProcessHandle",
     "TaskContext",
@@ -27,4 +29,5 @@ __all__ = [
     "describe_exit",
     "hookimpl",
     "kill_group",
+    "shared_poller",
 ]

@@ -70,6 +70,28 @@ def wait_until(
         time.sleep(interval)
 
 
+def dispatch_task(
+    function: Callable[..., Any],
+    executor: Executor | str,
+    *args: Any,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> str:
+    """Dispatch a workflow of one task, ``function(*args, **kwargs)``; its node id is 0."""
+    task = ct.electron(function, executor=executor, timeout=timeout)
+
+    @ct.lattice
+    def one_task(*a: Any, **kw: Any) -> Any:
+        return task(*a, **kw)
+
+    return ct.dispatch(one_task)(*args, **kwargs)
+
+
+def finished_task(dispatch_id: str, timeout: float = 120.0) -> ct.NodeResult:
+    """Wait for a :func:`dispatch_task` dispatch to end; its task's node."""
+    return ct.get_result(dispatch_id, wait=True, timeout=timeout).get_node(0)
+
+
 def marker_processes(marker: str) -> list[str]:
     """Processes on this machine whose command line carries ``marker``."""
     found = []
@@ -168,13 +190,8 @@ class ExecutorConformance:
     ) -> tuple[str, str]:
         """Dispatch a one-task workflow; return (dispatch id, the task's unique name)."""
         name = name or f"{function.__name__}_{uuid.uuid4().hex[:8]}"
-        task = ct.electron(tasks.named(function, name), executor=executor, timeout=timeout)
-
-        @ct.lattice
-        def conformance(*a: Any, **kw: Any) -> Any:
-            return task(*a, **kw)
-
-        return self.remember(ct.dispatch(conformance)(*args, **kwargs)), name
+        named = tasks.named(function, name)
+        return self.remember(dispatch_task(named, executor, *args, timeout=timeout, **kwargs)), name
 
     def remember(self, dispatch_id: str) -> str:
         """Note a dispatch so that teardown cancels it if the test left it running."""

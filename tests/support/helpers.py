@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import TypeVar
 
 import covalent_core as ct
+from covalent_core.testing import wait_until
 
 T = TypeVar("T")
-
-
-def wait_until(check: Callable[[], T], timeout: float = 30.0, interval: float = 0.02) -> T:
-    """Return the first truthy value of ``check()``; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {check}")
-        time.sleep(interval)
 
 
 def node(dispatch_id: str, node_id: int) -> ct.NodeResult:

@@ -1,5 +1,4 @@
-"""The AWS pieces both AWS plugins share: sessions and clients, clear errors, S3 transfer,
-and a poller that asks about many jobs in one call.
+"""The AWS pieces both AWS plugins share: sessions and clients, clear errors, S3 transfer.
 
 Clients retry what AWS says to retry (throttling, 5xx) with botocore's standard backoff;
 errors that retrying cannot fix are turned into messages that say what to do.
@@ -12,7 +11,7 @@ import configparser
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,56 +182,3 @@ class S3:
                     for o in page.get("Contents", [])]  # fmt: skip
 
         return await call(f"listing s3://{self.bucket}/{prefix}", listing)
-
-
-class BatchedPoller:
-    """Waits on many jobs, asking about up to ``batch`` of them in one call per interval.
-
-    ``describe(ids)`` returns ``{id: item}`` for the jobs it knows; ``final(item)`` says
-    whether a job has ended. A job the service no longer knows resolves to None.
-    """
-
-    def __init__(
-        self,
-        describe: Callable[[list[str]], Awaitable[dict[str, Any]]],
-        final: Callable[[Any], bool],
-        interval: float,
-        batch: int = 100,
-    ) -> None:
-        self.describe = describe
-        self.final = final
-        self.interval = interval
-        self.batch = batch
-        self.waiting: dict[str, asyncio.Future[Any]] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    async def wait(self, job_id: str) -> Any:
-        future = self.waiting.get(job_id)
-        if future is None:
-            future = self.waiting[job_id] = asyncio.get_running_loop().create_future()
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._loop())
-        try:
-            return await asyncio.shield(future)
-        finally:
-            if future.done():
-                self.waiting.pop(job_id, None)
-
-    async def _loop(self) -> None:
-        while self.waiting:
-            await asyncio.sleep(self.interval)
-            ids = [j for j, f in self.waiting.items() if not f.done()]
-            for start in range(0, len(ids), self.batch):
-                chunk = ids[start : start + self.batch]
-                try:
-                    found = await self.describe(chunk)
-                except AWSError as exc:
-                    logger.warning("polling %d job(s) failed: %s", len(chunk), exc)
-                    continue
-                for job_id in chunk:
-                    item = found.get(job_id)
-                    future = self.waiting.get(job_id)
-                    if future is None or future.done():
-                        continue
-                    if item is None or self.final(item):
-                        future.set_result(item)

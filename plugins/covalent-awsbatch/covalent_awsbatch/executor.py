@@ -9,12 +9,17 @@ import time
 from typing import Any, ClassVar
 
 from covalent_core.errors import ExecutorConfigError
-from covalent_core.executors import Executor, TaskContext, TaskOutcome
+from covalent_core.executors import (
+    BatchedPoller,
+    Executor,
+    TaskContext,
+    TaskOutcome,
+    shared_poller,
+)
 
-from .aws import S3, AWSConfig, AWSError, BatchedPoller, call
+from .aws import S3, AWSConfig, AWSError, call
 
 STOPPED = ("SUCCEEDED", "FAILED")
-_pollers: dict[tuple[int, Any], BatchedPoller] = {}
 
 
 class AWSBatchExecutor(Executor):
@@ -107,14 +112,13 @@ class AWSBatchExecutor(Executor):
         reply = await call("describe_jobs", self.batch.describe_jobs, jobs=ids)
         return {job["jobId"]: job for job in reply.get("jobs", [])}
 
+    async def _ended(self, ids: list[str]) -> dict[str, Any]:
+        """The stopped jobs among ``ids`` (an unknown one maps to None)."""
+        found = await self.describe(ids)
+        return {i: found.get(i) for i in ids if i not in found or found[i]["status"] in STOPPED}
+
     def _poller(self) -> BatchedPoller:
-        key = (id(asyncio.get_running_loop()), (self.aws, self.queue))
-        poller = _pollers.get(key)
-        if poller is None:
-            poller = _pollers[key] = BatchedPoller(
-                self.describe, lambda job: job["status"] in STOPPED, self.poll_freq
-            )
-        return poller
+        return shared_poller((self.aws, self.queue), self._ended, self.poll_freq)
 
     # -- stages ----------------------------------------------------------------------------
 

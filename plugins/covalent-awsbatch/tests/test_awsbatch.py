@@ -10,21 +10,7 @@ from conftest import BUCKET
 from test_conformance import make
 
 import covalent_core as ct
-from covalent_core.testing import wait_until
-
-
-def dispatch(function: Any, executor: Any, *args: Any) -> str:
-    task = ct.electron(function, executor=executor)
-
-    @ct.lattice
-    def flow(*a: Any) -> Any:
-        return task(*a)
-
-    return ct.dispatch(flow)(*args)
-
-
-def node_of(dispatch_id: str) -> ct.NodeResult:
-    return ct.get_result(dispatch_id, wait=True, timeout=120).get_node(0)
+from covalent_core.testing import dispatch_task, finished_task, wait_until
 
 
 def shout(text: str) -> str:
@@ -58,7 +44,7 @@ def credentials_file(tmp_path: Any, key: str) -> str:
 
 
 def test_the_result_comes_back_with_the_jobs_logs(moto, batch):
-    node = node_of(dispatch(shout, make(moto, batch), "hi"))
+    node = finished_task(dispatch_task(shout, make(moto, batch), "hi"))
     assert node.status is ct.Status.COMPLETED, node.error
     assert node.output == "HI"
     assert "hello from batch: hi" in (node.stdout or "")
@@ -67,7 +53,9 @@ def test_the_result_comes_back_with_the_jobs_logs(moto, batch):
 
 def test_a_missing_bucket_fails_before_anything_is_uploaded_or_submitted(moto, batch):
     submitted = batch.calls["submitjob"]
-    node = node_of(dispatch(shout, make(moto, batch, s3_bucket_name="no-such-bucket"), "x"))
+    node = finished_task(
+        dispatch_task(shout, make(moto, batch, s3_bucket_name="no-such-bucket"), "x")
+    )
     assert node.status is ct.Status.FAILED
     assert "S3 bucket 'no-such-bucket' does not exist" in (node.error or ""), node.error
     assert batch.calls["submitjob"] == submitted
@@ -75,7 +63,7 @@ def test_a_missing_bucket_fails_before_anything_is_uploaded_or_submitted(moto, b
 
 
 def test_an_unknown_queue_fails_with_awss_message_and_leaves_nothing(moto, batch):
-    node = node_of(dispatch(shout, make(moto, batch, batch_queue="no-such-queue"), "x"))
+    node = finished_task(dispatch_task(shout, make(moto, batch, batch_queue="no-such-queue"), "x"))
     assert node.status is ct.Status.FAILED
     assert "Job Queue no-such-queue not found" in (node.error or ""), node.error
     nothing_left(moto, batch)
@@ -84,7 +72,7 @@ def test_an_unknown_queue_fails_with_awss_message_and_leaves_nothing(moto, batch
 def test_denied_and_expired_credentials_fail_clearly(moto, batch, tmp_path):
     for key, words in (("DENIEDKEY", "access denied"), ("EXPIREDKEY", "have expired")):
         executor = make(moto, batch, credentials=credentials_file(tmp_path, key))
-        node = node_of(dispatch(shout, executor, "x"))
+        node = finished_task(dispatch_task(shout, executor, "x"))
         assert node.status is ct.Status.FAILED
         assert words in (node.error or ""), node.error
     nothing_left(moto, batch)
@@ -93,28 +81,31 @@ def test_denied_and_expired_credentials_fail_clearly(moto, batch, tmp_path):
 def test_throttling_is_retried_with_backoff(moto, batch):
     before = sum(batch.calls.values())
     control(batch, throttle=4)
-    node = node_of(dispatch(shout, make(moto, batch), "patient"))
+    node = finished_task(dispatch_task(shout, make(moto, batch), "patient"))
     assert node.status is ct.Status.COMPLETED, node.error
     assert sum(batch.calls.values()) - before >= 4 + 3, "throttled calls were not retried"
     nothing_left(moto, batch)
 
 
 def test_terminate_names_the_dispatch_and_node(moto, batch):
-    dispatch_id = dispatch(nap, make(moto, batch), 600.0)
+    dispatch_id = dispatch_task(nap, make(moto, batch), 600.0)
     handle = wait_until(lambda: ct.get_result(dispatch_id).get_node(0).job_handle, 60)
     job = batch.jobs[handle["job_id"]]
     wait_until(lambda: job.status == "RUNNING", 30)
     ct.cancel(dispatch_id, wait=True, timeout=60)
     assert job.status == "FAILED" and job.proc is not None and job.proc.poll() is not None
     assert dispatch_id in job.reason and "node 0" in job.reason, job.reason
-    assert node_of(dispatch_id).status is ct.Status.CANCELLED
+    assert finished_task(dispatch_id).status is ct.Status.CANCELLED
     nothing_left(moto, batch)
 
 
 def test_job_definitions_are_reused_by_content(moto, batch):
     registered = batch.calls["registerjobdefinition"]
     for text in ("a", "b"):
-        assert node_of(dispatch(shout, make(moto, batch, vcpu=3), text)).status.value == "COMPLETED"
+        assert (
+            finished_task(dispatch_task(shout, make(moto, batch, vcpu=3), text)).status.value
+            == "COMPLETED"
+        )
     assert batch.calls["registerjobdefinition"] - registered <= 1
     names = [n for n, defs in batch.definitions.items() if defs[0]["containerProperties"]
              ["resourceRequirements"][0]["value"] == "3"]  # fmt: skip

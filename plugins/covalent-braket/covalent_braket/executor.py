@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import cloudpickle
-from covalent_awsbatch.aws import S3, AWSConfig, AWSError, BatchedPoller, call, error_code
+from covalent_awsbatch.aws import S3, AWSConfig, AWSError, call, error_code
 
 from covalent_core.errors import ExecutorConfigError
 from covalent_core.executors import (
+    BatchedPoller,
     Executor,
     ProcessHandle,
     TaskContext,
@@ -24,10 +25,10 @@ from covalent_core.executors import (
     WorkerPool,
     describe_exit,
     kill_group,
+    shared_poller,
 )
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
-_pollers: dict[tuple[int, Any], BatchedPoller] = {}
 
 
 class BraketExecutor(Executor):
@@ -114,14 +115,13 @@ class BraketExecutor(Executor):
         )
         return {t["quantumTaskArn"]: t for t in reply.get("quantumTasks", [])}
 
+    async def _ended(self, arns: list[str]) -> dict[str, Any]:
+        """The quantum tasks among ``arns`` that ended (an unknown one maps to None)."""
+        found = await self.describe(arns)
+        return {a: found.get(a) for a in arns if a not in found or found[a]["status"] in TERMINAL}
+
     def _poller(self) -> BatchedPoller:
-        key = (id(asyncio.get_running_loop()), self.aws)
-        poller = _pollers.get(key)
-        if poller is None:
-            poller = _pollers[key] = BatchedPoller(
-                self.describe, lambda t: t["status"] in TERMINAL, self.poll_freq, batch=20
-            )
-        return poller
+        return shared_poller(self.aws, self._ended, self.poll_freq, batch=20)
 
     # -- stages ----------------------------------------------------------------------------
 

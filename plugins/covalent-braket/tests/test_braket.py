@@ -22,7 +22,7 @@ from helpers import control, make, objects, unfinished
 
 import covalent_core as ct
 from covalent_core.executors import TaskContext
-from covalent_core.testing import wait_until
+from covalent_core.testing import dispatch_task, finished_task, wait_until
 
 
 @pytest.fixture
@@ -35,20 +35,6 @@ def quick_tasks(braket):
     control(braket, run_seconds=0.5)
     yield
     control(braket, run_seconds=0.5)
-
-
-def dispatch(function: Any, executor: BraketExecutor, *args: Any) -> str:
-    task = ct.electron(function, executor=executor)
-
-    @ct.lattice
-    def flow(*a: Any) -> Any:
-        return task(*a)
-
-    return ct.dispatch(flow)(*args)
-
-
-def node_of(dispatch_id: str) -> ct.NodeResult:
-    return ct.get_result(dispatch_id, wait=True, timeout=120).get_node(0)
 
 
 def bell() -> Circuit:
@@ -105,7 +91,7 @@ def assert_nothing_left(moto: Any, braket: Any, workdir: Path) -> None:
 
 @pytest.mark.parametrize("program", [bell, bell_qasm], ids=["circuit", "openqasm"])
 def test_a_program_runs_on_the_device_and_returns_counts(moto, braket, workdir, program):
-    node = node_of(dispatch(program, make(moto, braket, workdir)))
+    node = finished_task(dispatch_task(program, make(moto, braket, workdir)))
     assert node.status is ct.Status.COMPLETED, node.error
     result = node.output
     assert set(result["measurement_counts"]) <= {"00", "11"}
@@ -118,7 +104,7 @@ def test_a_program_runs_on_the_device_and_returns_counts(moto, braket, workdir, 
 
 def test_the_local_simulator_needs_no_aws(workdir):
     executor = BraketExecutor(device_arn="local:braket_sv", shots=50, workdir=str(workdir))
-    node = node_of(dispatch(bell, executor))
+    node = finished_task(dispatch_task(bell, executor))
     assert node.status is ct.Status.COMPLETED, node.error
     assert sum(node.output["measurement_counts"].values()) == 50
     assert node.output["task_arn"] is None
@@ -129,7 +115,7 @@ def test_the_local_simulator_needs_no_aws(workdir):
 
 def test_cancel_cancels_the_running_quantum_task(moto, braket, workdir):
     control(braket, run_seconds=60)
-    dispatch_id = dispatch(bell, make(moto, braket, workdir))
+    dispatch_id = dispatch_task(bell, make(moto, braket, workdir))
     handle = wait_until(lambda: ct.get_result(dispatch_id).get_node(0).job_handle, 60)
     task = braket.tasks[handle["arn"]]
     wait_until(lambda: task.status == "RUNNING", 10)
@@ -137,24 +123,24 @@ def test_cancel_cancels_the_running_quantum_task(moto, braket, workdir):
     ct.cancel(dispatch_id, wait=True, timeout=60)
     assert task.status == "CANCELLED", task.status
     print(f"cancel -> quantum task CANCELLED in {time.monotonic() - start:.2f} s")
-    assert node_of(dispatch_id).status is ct.Status.CANCELLED
+    assert finished_task(dispatch_id).status is ct.Status.CANCELLED
     assert_nothing_left(moto, braket, workdir)
 
 
 def test_cancel_before_creation_creates_no_quantum_task(moto, braket, workdir):
     created = braket.calls["CreateQuantumTask"]
-    dispatch_id = dispatch(slow_bell, make(moto, braket, workdir))
+    dispatch_id = dispatch_task(slow_bell, make(moto, braket, workdir))
     wait_until(lambda: ct.get_result(dispatch_id).get_node(0).stage == "provision", 60)
     ct.cancel(dispatch_id, wait=True, timeout=60)
     time.sleep(1)
-    assert node_of(dispatch_id).status is ct.Status.CANCELLED
+    assert finished_task(dispatch_id).status is ct.Status.CANCELLED
     assert braket.calls["CreateQuantumTask"] == created, "a quantum task was created"
     assert_nothing_left(moto, braket, workdir)
 
 
 def test_cancel_from_a_fresh_process_cancels_the_quantum_task(moto, braket, workdir):
     control(braket, run_seconds=60)
-    dispatch_id = dispatch(bell, make(moto, braket, workdir))
+    dispatch_id = dispatch_task(bell, make(moto, braket, workdir))
     handle = wait_until(lambda: ct.get_result(dispatch_id).get_node(0).job_handle, 60)
     fresh = subprocess.run(
         [sys.executable, "-m", "covalent_core.testing.fresh_cancel", dispatch_id, "0"],
@@ -163,21 +149,21 @@ def test_cancel_from_a_fresh_process_cancels_the_quantum_task(moto, braket, work
     assert fresh.returncode == 0, fresh.stderr
     assert json.loads(fresh.stdout.splitlines()[-1])["confirmed"] is True
     assert braket.tasks[handle["arn"]].status == "CANCELLED"
-    node = node_of(dispatch_id)
+    node = finished_task(dispatch_id)
     assert node.status is ct.Status.FAILED and "cancelled outside covalent" in (node.error or "")
 
 
 def test_a_hybrid_electron_is_killed_and_all_its_quantum_tasks_cancelled(moto, braket, workdir):
     control(braket, run_seconds=60)
     executor = make(moto, braket, workdir, hybrid=True)
-    dispatch_id = dispatch(variational_loop, executor, SV1, BUCKET)
+    dispatch_id = dispatch_task(variational_loop, executor, SV1, BUCKET)
     arns_file = Path(wait_until(lambda: ct.get_result(dispatch_id).get_node(0).job_handle, 60)
                      ["arns_file"])  # fmt: skip
     wait_until(lambda: arns_file.exists() and len(arns_file.read_text().split()) == 3, 60)
     arns = arns_file.read_text().split()
     ct.cancel(dispatch_id, wait=True, timeout=60)
     assert [braket.tasks[a].status for a in arns] == ["CANCELLED"] * 3
-    assert node_of(dispatch_id).status is ct.Status.CANCELLED
+    assert finished_task(dispatch_id).status is ct.Status.CANCELLED
     assert unfinished(braket) == []
 
 
@@ -185,7 +171,7 @@ def test_a_hybrid_electron_is_killed_and_all_its_quantum_tasks_cancelled(moto, b
 
 
 def test_a_failed_quantum_task_reports_brakets_reason(moto, braket, workdir):
-    node = node_of(dispatch(broken_program, make(moto, braket, workdir)))
+    node = finished_task(dispatch_task(broken_program, make(moto, braket, workdir)))
     assert node.status is ct.Status.FAILED
     assert "FAILED" in (node.error or "") and "not_a_gate" in (node.error or ""), node.error
 
@@ -210,7 +196,7 @@ def test_bad_input_fails_clearly_and_queues_nothing(
         path.write_text("[default]\naws_access_key_id = DENIEDKEY\naws_secret_access_key = x\n")
         overrides = {**overrides, "credentials": str(path)}
     created = len(braket.tasks)
-    node = node_of(dispatch(program, make(moto, braket, workdir, **overrides)))
+    node = finished_task(dispatch_task(program, make(moto, braket, workdir, **overrides)))
     assert node.status is ct.Status.FAILED
     assert words in (node.error or ""), node.error
     assert len(braket.tasks) == created

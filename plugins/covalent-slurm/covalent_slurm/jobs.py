@@ -1,6 +1,6 @@
 """Slurm job states: asking for many jobs in one call, and saying how a job ended.
 
-One :class:`JobPoller` per cluster connection polls every job a dispatcher waits on with a
+One shared poller per cluster connection polls every job a dispatcher waits on with a
 single ``squeue`` call per interval. A job gone from the queue has ended; its final state
 comes from ``sacct`` when accounting is available (one call for all of them), else from
 ``scontrol show job``.
@@ -14,6 +14,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+
+from covalent_core.executors import BatchedPoller, shared_poller
 
 from .shell import Shell
 
@@ -148,45 +150,20 @@ async def final_states(shell: Shell, ids: list[str]) -> dict[str, JobEnd | None]
     return found
 
 
-class JobPoller:
-    """Waits on many jobs with one ``squeue`` call per interval."""
+class SlurmJobs:
+    """What the shared poller asks of one cluster connection: which of these jobs ended?"""
 
-    def __init__(self, shell: Shell, interval: float) -> None:
+    def __init__(self, shell: Shell) -> None:
         self.shell = shell
-        self.interval = interval
-        self.waiting: dict[str, asyncio.Future[JobEnd]] = {}
         self.accounting: bool | None = None
-        self._task: asyncio.Task[None] | None = None
 
-    async def wait(self, job_id: str) -> JobEnd:
-        """Return once the job has ended, with how it ended."""
-        future = self.waiting.get(job_id)
-        if future is None:
-            future = self.waiting[job_id] = asyncio.get_running_loop().create_future()
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._loop())
-        try:
-            return await asyncio.shield(future)
-        finally:
-            if future.done():
-                self.waiting.pop(job_id, None)
-
-    async def _loop(self) -> None:
-        while self.waiting:
-            await asyncio.sleep(self.interval)
-            ids = [j for j, f in self.waiting.items() if not f.done()]
-            if not ids:
-                continue
-            try:
-                active = await self._active(ids)
-                ended = [j for j in ids if j not in active]
-                if ended:
-                    for job_id, end in (await self._final(ended)).items():
-                        future = self.waiting.get(job_id)
-                        if future is not None and not future.done() and end is not None:
-                            future.set_result(end)
-            except SlurmError as exc:
-                logger.warning("polling Slurm on %s failed: %s", self.shell.describe(), exc)
+    async def ended(self, ids: list[str]) -> dict[str, JobEnd]:
+        """Final states of the jobs among ``ids`` that left the queue (one squeue call)."""
+        active = await self._active(ids)
+        gone = [j for j in ids if j not in active]
+        if not gone:
+            return {}
+        return {j: end for j, end in (await self._final(gone)).items() if end is not None}
 
     async def _active(self, ids: list[str]) -> set[str]:
         """Which of these jobs are still queued, running or completing: one squeue call."""
@@ -234,14 +211,12 @@ class JobPoller:
         return await final_states(self.shell, ids)
 
 
-_pollers: dict[tuple[int, Any], JobPoller] = {}
+_jobs: dict[Any, SlurmJobs] = {}
 
 
-def poller(key: Any, shell: Shell, interval: float) -> JobPoller:
+def poller(key: Any, shell: Shell, interval: float) -> BatchedPoller:
     """The poller of one cluster connection in the running event loop."""
-    full_key = (id(asyncio.get_running_loop()), key)
-    found = _pollers.get(full_key)
-    if found is None:
-        found = _pollers[full_key] = JobPoller(shell, interval)
-    found.interval = min(found.interval, interval)
-    return found
+    jobs = _jobs.get(key)
+    if jobs is None:
+        jobs = _jobs[key] = SlurmJobs(shell)
+    return shared_poller(key, jobs.ended, interval)

@@ -18,7 +18,7 @@ from covalent_slurm.script import batch_script
 from probes import listing, queued_jobs
 
 import covalent_core as ct
-from covalent_core.testing import wait_until
+from covalent_core.testing import dispatch_task, finished_task, wait_until
 
 PYTHON = str(Path(sys.executable).absolute())
 GOLDEN = Path(__file__).parent / "golden"
@@ -58,20 +58,6 @@ def make(cluster: Any, workdir: Path, **overrides: Any) -> SlurmExecutor:
     }
     options.update(overrides)
     return SlurmExecutor(**options)
-
-
-def dispatch(function: Any, executor: SlurmExecutor, *args: Any) -> str:
-    task = ct.electron(function, executor=executor)
-
-    @ct.lattice
-    def flow(*a: Any) -> Any:
-        return task(*a)
-
-    return ct.dispatch(flow)(*args)
-
-
-def node_of(dispatch_id: str) -> ct.NodeResult:
-    return ct.get_result(dispatch_id, wait=True, timeout=120).get_node(0)
 
 
 def nap(seconds: float) -> str:
@@ -120,7 +106,7 @@ def test_a_bad_option_fails_when_the_executor_is_made():
 
 def test_sbatch_rejecting_the_job_fails_the_node_with_slurms_message(cluster, workdir):
     executor = make(cluster, workdir, options={"partition": "no-such-partition"})
-    node = node_of(dispatch(nap, executor, 0.0))
+    node = finished_task(dispatch_task(nap, executor, 0.0))
     assert node.status is ct.Status.FAILED
     assert "invalid partition specified: no-such-partition" in (node.error or ""), node.error
     assert queued_jobs(cluster) == [] and listing(workdir) == []
@@ -133,7 +119,7 @@ def test_an_unreachable_controller_is_retried_then_a_clear_error(cluster, workdi
     executor = make(
         cluster, workdir, slurm_conf=str(conf), slurm_path=str(directory), cluster_name="covtest"
     )
-    node = node_of(dispatch(nap, executor, 0.0))
+    node = finished_task(dispatch_task(nap, executor, 0.0))
     assert node.status is ct.Status.FAILED
     assert "slurmctld did not answer sbatch" in (node.error or ""), node.error
     assert "Unable to contact slurm controller" in (node.error or "")
@@ -145,16 +131,16 @@ def test_an_unreachable_controller_is_retried_then_a_clear_error(cluster, workdi
 
 
 def test_a_job_that_exits_non_zero_fails_with_its_exit_code(cluster, workdir):
-    node = node_of(dispatch(exit_three, make(cluster, workdir)))
+    node = finished_task(dispatch_task(exit_three, make(cluster, workdir)))
     assert node.status is ct.Status.FAILED
     assert "exit code 3" in (node.error or ""), node.error
 
 
 def test_a_job_cancelled_by_an_administrator_fails_clearly(cluster, workdir):
-    dispatch_id = dispatch(nap, make(cluster, workdir), 600.0)
+    dispatch_id = dispatch_task(nap, make(cluster, workdir), 600.0)
     handle = wait_until(lambda: ct.get_result(dispatch_id).get_node(0).job_handle, 60)
     assert cluster.run(["scancel", str(handle["job_id"])]).returncode == 0
-    node = node_of(dispatch_id)
+    node = finished_task(dispatch_id)
     assert node.status is ct.Status.FAILED
     assert "cancelled outside covalent" in (node.error or ""), node.error
     assert queued_jobs(cluster) == [] and listing(workdir) == []

@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-
-from covalent_core.testing import isolated_store
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "tests" / "infra"))
 
-from sshd import SSHD, SSHServer  # noqa: E402
+from fixtures import private_store, sshd  # noqa: E402, F401
 
 # The non-root user and its Python with cloudpickle: tests/infra/install.sh makes both.
 USER = "covtest"
 USER_PYTHON = "/home/covtest/venv/bin/python"
-
-
-@pytest.fixture(scope="session")
-def sshd() -> Iterator[SSHServer]:
-    if not os.path.exists(SSHD):
-        pytest.fail(f"{SSHD} is missing: run tests/infra/install.sh (scripts/test.sh does)")
-    server = SSHServer.start()
-    yield server
-    server.remove()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def private_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    with isolated_store(tmp_path_factory.mktemp("data")) as data:
-        yield data

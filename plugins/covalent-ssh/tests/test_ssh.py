@@ -17,7 +17,7 @@ from covalent_ssh import SSHExecutor
 from probes import job_alive, listing
 
 import covalent_core as ct
-from covalent_core.testing import wait_until
+from covalent_core.testing import dispatch_task, wait_until
 
 PYTHON = str(Path(sys.executable).absolute())
 
@@ -41,16 +41,6 @@ def make(sshd: Any, workdir: str, **overrides: Any) -> SSHExecutor:
     }
     options.update(overrides)
     return SSHExecutor(**options)
-
-
-def dispatch(function: Any, executor: SSHExecutor, *args: Any) -> str:
-    task = ct.electron(function, executor=executor)
-
-    @ct.lattice
-    def flow(*a: Any) -> Any:
-        return task(*a)
-
-    return ct.dispatch(flow)(*args)
 
 
 def nap(seconds: float) -> str:
@@ -84,7 +74,7 @@ def task_process(handle: str) -> psutil.Process:
 
 
 def test_a_task_survives_a_dropped_connection_and_is_picked_up_again(sshd, workdir):
-    dispatch_id = dispatch(nap, make(sshd, workdir), 3.0)
+    dispatch_id = dispatch_task(nap, make(sshd, workdir), 3.0)
     handle = handle_of(dispatch_id)
     logins = sshd.accepted_logins()
     assert sshd.drop_connections() >= 1
@@ -97,7 +87,7 @@ def test_a_task_survives_a_dropped_connection_and_is_picked_up_again(sshd, workd
 
 
 def test_a_task_is_cancelled_after_the_server_restarted(sshd, workdir):
-    dispatch_id = dispatch(nap, make(sshd, workdir), 600.0)
+    dispatch_id = dispatch_task(nap, make(sshd, workdir), 600.0)
     handle = handle_of(dispatch_id)
     sshd.restart()
     assert job_alive(handle)
@@ -147,7 +137,9 @@ def test_bad_input_fails_the_node_clearly_and_leaves_nothing(
     }
     overrides = {k: replace.get(v, v) if isinstance(v, str) else v for k, v in overrides.items()}
     executor = make(sshd, workdir, **overrides)
-    error = failed_quickly(dispatch(nap, executor, 0.0), limit=executor.target.connect_timeout + 2)
+    error = failed_quickly(
+        dispatch_task(nap, executor, 0.0), limit=executor.target.connect_timeout + 2
+    )
     assert expected in error, error
     assert listing(Path(workdir)) == []
 
@@ -155,7 +147,7 @@ def test_bad_input_fails_the_node_clearly_and_leaves_nothing(
 def test_an_unreachable_host_fails_within_the_connect_timeout(sshd, workdir):
     # A non-routable address: the connection attempt gets no answer at all.
     executor = make(sshd, workdir, hostname="10.255.255.1", connect_timeout=2.0)
-    error = failed_quickly(dispatch(nap, executor, 0.0), limit=5.0)
+    error = failed_quickly(dispatch_task(nap, executor, 0.0), limit=5.0)
     assert "cannot connect to root@10.255.255.1" in error, error
 
 
@@ -163,17 +155,17 @@ def test_an_unknown_host_key_is_accepted_only_on_explicit_opt_in(sshd, workdir, 
     empty = tmp_path / "known_hosts"
     empty.write_text("")
     executor = make(sshd, workdir, known_hosts=str(empty), accept_unknown_host_key=True)
-    result = ct.get_result(dispatch(nap, executor, 0.0), wait=True, timeout=60)
+    result = ct.get_result(dispatch_task(nap, executor, 0.0), wait=True, timeout=60)
     assert result.status is ct.Status.COMPLETED
     # A key that contradicts a known one is refused even then.
     executor = make(
         sshd, workdir, known_hosts=str(sshd.wrong_known_hosts), accept_unknown_host_key=True
     )
-    assert "does not match" in failed_quickly(dispatch(nap, executor, 0.0), limit=5.0)
+    assert "does not match" in failed_quickly(dispatch_task(nap, executor, 0.0), limit=5.0)
 
 
 def test_a_task_killed_by_someone_else_fails_with_its_signal(sshd, workdir):
-    dispatch_id = dispatch(nap, make(sshd, workdir), 600.0)
+    dispatch_id = dispatch_task(nap, make(sshd, workdir), 600.0)
     task_process(handle_of(dispatch_id)).send_signal(signal.SIGKILL)
     result = ct.get_result(dispatch_id, wait=True, timeout=60)
     node = result.get_node(0)
@@ -190,7 +182,7 @@ def test_user_data_reaches_the_remote_shell_quoted(sshd, tmp_path):
     workdir = f"/tmp/covalent ssh tests/{uuid.uuid4().hex[:6]}; touch {canary}; echo $(id)"
     value = f'it\'s "quoted" $(touch {canary}) `touch {canary}` ; touch {canary}'
     executor = make(sshd, workdir, env={"GREETING": value})
-    result = ct.get_result(dispatch(greeting, executor), wait=True, timeout=60)
+    result = ct.get_result(dispatch_task(greeting, executor), wait=True, timeout=60)
     assert result.status is ct.Status.COMPLETED, result.get_node(0).error
     said, cwd = result.result.split("|")
     assert said == value
@@ -205,7 +197,7 @@ def test_user_data_reaches_the_remote_shell_quoted(sshd, tmp_path):
 def test_tasks_to_one_host_share_one_connection(sshd, workdir):
     executor = make(sshd, workdir)
     # Start the service's connection with one task, then count logins for twenty more.
-    ct.get_result(dispatch(nap, executor, 0.0), wait=True, timeout=60)
+    ct.get_result(dispatch_task(nap, executor, 0.0), wait=True, timeout=60)
     before = sshd.accepted_logins()
     task = ct.electron(nap, executor=executor)
 
