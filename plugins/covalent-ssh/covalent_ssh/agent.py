@@ -43,6 +43,12 @@ def stat(pid):
     return fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[19])
 
 
+def running(pid):
+    """True while ``pid`` exists and is not a zombie (one reading of /proc: no race)."""
+    info = stat(pid)
+    return info is not None and info[0] not in ("Z", "X")
+
+
 def alive(pid, ticks):
     """True while ``pid`` is the process started at ``ticks`` and not a zombie."""
     info = stat(pid)
@@ -191,12 +197,12 @@ def kill(pid, ticks, boot, grace):
     signal_all(targets, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        targets = {p for p in targets if stat(p) and stat(p)[0] not in ("Z", "X")} | members(pid)
+        targets = {p for p in targets if running(p)} | members(pid)
         if not targets:
             return 0
         time.sleep(0.01)
     for _ in range(500):
-        targets = {p for p in targets if stat(p) and stat(p)[0] not in ("Z", "X")} | members(pid)
+        targets = {p for p in targets if running(p)} | members(pid)
         if not targets:
             return 0
         signal_all(targets, signal.SIGKILL)

@@ -15,7 +15,7 @@ from covalent_core.executors import (
     describe_exit,
 )
 
-from .transport import Connection, RemoteCommandError, SSHTarget, connection
+from .transport import Connection, SSHTarget, connection
 
 RUNNER_SOURCE = RUNNER_PATH.read_text()
 
@@ -196,10 +196,8 @@ class SSHExecutor(Executor):
                 f"connects to {target.describe()}"
             )
         args = [str(handle["pid"]), str(handle["start_ticks"]), handle["boot_id"]]
-        try:
-            await self._conn().agent(self.python_path, "kill", *args, str(self.cancel_grace))
-        except RemoteCommandError:
-            return False
+        # A failure raises with the agent's stderr: the dispatcher records it and retries.
+        await self._conn().agent(self.python_path, "kill", *args, str(self.cancel_grace))
         return True
 
     async def close(self) -> None:
