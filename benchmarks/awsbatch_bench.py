@@ -8,6 +8,7 @@ Throughput: 50 short tasks, total time, and how many describe_jobs calls the dou
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "infra"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import latency_ms, standalone  # noqa: E402
+from common import credentials_file, latency_ms, standalone, wait_for_handle  # noqa: E402
 
 
 def _sleep(seconds: float) -> None:
@@ -52,6 +53,8 @@ def measure(cancel_runs: int = 10, tasks: int = 50) -> dict[str, Any]:
             service_endpoints={"s3": moto.url, "logs": moto.url, "batch": double.url},
             container_python=str(Path(sys.executable).absolute()),
             poll_freq=1.0,
+            # Explicit keys: the dispatcher service may have started without AWS variables.
+            credentials=credentials_file(tempfile.mkdtemp(prefix="covalent-bench-aws-")),
         )
         sleeper = ct.electron(_sleep, executor=executor)
         noop = ct.electron(_noop, executor=executor)
@@ -68,8 +71,7 @@ def measure(cancel_runs: int = 10, tasks: int = 50) -> dict[str, Any]:
         samples = []
         for _ in range(cancel_runs):
             dispatch_id = ct.dispatch(one_sleeper)()
-            while not (handle := ct.get_result(dispatch_id).get_node(0).job_handle):
-                time.sleep(0.005)
+            handle = wait_for_handle(dispatch_id)
             job = double.jobs[handle["job_id"]]
             while job.proc is None:
                 time.sleep(0.005)

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "infra"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import latency_ms, standalone  # noqa: E402
+from common import credentials_file, latency_ms, standalone, wait_for_handle  # noqa: E402
 
 
 def _bell() -> Any:
@@ -57,6 +57,7 @@ def measure(cancel_runs: int = 10, circuits: int = 20) -> dict[str, Any]:
             service_endpoints={"s3": moto.url, "braket": double.url},
             poll_freq=0.2,
             workdir=scratch,
+            credentials=credentials_file(scratch),
         )
         bell = ct.electron(_bell, executor=executor)
 
@@ -73,8 +74,7 @@ def measure(cancel_runs: int = 10, circuits: int = 20) -> dict[str, Any]:
         samples = []
         for _ in range(cancel_runs):
             dispatch_id = ct.dispatch(one)()
-            while not (handle := ct.get_result(dispatch_id).get_node(0).job_handle):
-                time.sleep(0.005)
+            handle = wait_for_handle(dispatch_id)
             task = double.tasks[handle["arn"]]
             start = time.perf_counter()
             ct.cancel(dispatch_id)

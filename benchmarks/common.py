@@ -17,6 +17,30 @@ def latency_ms(samples: list[float]) -> dict[str, float]:
     return {"p50": 1e3 * statistics.median(samples), "p95": 1e3 * p95, "n": len(samples)}
 
 
+def wait_for_handle(dispatch_id: str, timeout: float = 120.0) -> Any:
+    """The job handle of node 0 once stored; fail loudly if the dispatch ended without one."""
+    import time
+
+    import covalent_core as ct
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = ct.get_result(dispatch_id)
+        node = result.get_node(0)
+        if node.job_handle:
+            return node.job_handle
+        if result.is_finished or time.monotonic() > deadline:
+            raise RuntimeError(f"dispatch {dispatch_id} has no job handle: {node.error}")
+        time.sleep(0.005)
+
+
+def credentials_file(directory: str) -> str:
+    """A credentials file with the dummy keys the local AWS servers accept."""
+    path = Path(directory) / "credentials"
+    path.write_text("[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    return str(path)
+
+
 def standalone(measure: Callable[[], dict[str, Any]]) -> None:
     """Run one plugin's benchmark in a private store and print its numbers as JSON."""
     from covalent_core.testing import isolated_store

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "infra"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import latency_ms, standalone  # noqa: E402
+from common import latency_ms, standalone, wait_for_handle  # noqa: E402
 
 
 def _stat(pid: int) -> tuple[str, int] | None:
@@ -78,8 +78,7 @@ def measure(cancel_runs: int = 10, tasks: int = 100) -> dict[str, Any]:
         samples = []
         for _ in range(cancel_runs):
             dispatch_id = ct.dispatch(one_sleeper)()
-            while not (handle := ct.get_result(dispatch_id).get_node(0).job_handle):
-                time.sleep(0.005)
+            handle = wait_for_handle(dispatch_id)
             start = time.perf_counter()
             ct.cancel(dispatch_id)
             while _alive(handle):
