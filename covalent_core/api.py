@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import DispatchTimeoutError, TaskNotFoundError
-from .graph import KIND_PARAMETER, KIND_SUBLATTICE, Edge, downstream, edges_to_networkx
+from .graph import KIND_PARAMETER, KIND_SUBLATTICE, Edge, downstream
 from .result import CancelReport, NodeResult, Result
 from .serialize import current_environment, graph_to_records
 from .service import client as service
@@ -177,11 +177,8 @@ def request_cancel(dispatch_id: str, task_ids: int | Iterable[int] | None = None
         if requested_ids is None
         else requested_ids
     )
-    graph = edges_to_networkx(
-        list(by_id),
-        [Edge(e.parent, e.child, e.param_type) for e in edge_rows],
-    )
-    below = sorted(downstream(graph, targets)) if not whole else []
+    edges = [Edge(e.parent, e.child, e.param_type) for e in edge_rows]
+    below = sorted(downstream(edges, targets)) if not whole else []
     live = {i for i, r in by_id.items() if Status(r.status) not in TERMINAL}
     requested = [i for i in targets if i in live]
     below_live = [i for i in below if i in live]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reprlib
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -93,11 +94,20 @@ def edges_to_networkx(node_ids: list[int], edges: list[Edge]) -> nx.MultiDiGraph
     return graph
 
 
-def downstream(graph: nx.MultiDiGraph, node_ids: list[int]) -> set[int]:
-    """Every node reachable from ``node_ids`` (not including them)."""
-    import networkx as nx
+def downstream(edges: list[Edge], node_ids: list[int]) -> set[int]:
+    """Every node reachable from ``node_ids`` along ``edges`` (not including them).
 
-    out: set[int] = set()
-    for node_id in node_ids:
-        out |= nx.descendants(graph, node_id)
-    return out - set(node_ids)
+    A plain breadth-first walk: this is on the path of every ``cancel()``, where importing
+    networkx would cost a first cancel about 0.25 s.
+    """
+    children: dict[int, list[int]] = {}
+    for edge in edges:
+        children.setdefault(edge.parent, []).append(edge.child)
+    seen: set[int] = set()
+    queue = deque(node_ids)
+    while queue:
+        for child in children.get(queue.popleft(), ()):
+            if child not in seen:
+                seen.add(child)
+                queue.append(child)
+    return seen - set(node_ids)
