@@ -108,5 +108,18 @@ def measure(cancel_runs: int = 10, circuits: int = 20) -> dict[str, Any]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Table rows: (benchmark, result, target)."""
+    c, t = result["cancel_to_task_cancelled_ms"], result["circuits"]
+    calls = ", ".join(f"{k} {v}" for k, v in sorted(t["api_calls"].items()))
+    return [
+        ("braket (test double): cancel -> task CANCELLED",
+         f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms "
+         f"(the double takes {c['double_cancel_delay_ms']:.0f} ms)", ""),
+        (f"braket (test double): {t['circuits']} small circuits",
+         f"{t['seconds']:.1f} s; {calls}", ""),
+    ]  # fmt: skip
+
+
 if __name__ == "__main__":
     standalone(measure)

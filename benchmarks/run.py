@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("COVALENT_CORE_DATA_DIR", tempfile.mkdtemp(prefix="covalent-core-bench-"))
 os.environ.setdefault("COVALENT_CORE_IDLE_TIMEOUT", "30")
@@ -154,17 +155,32 @@ def idle_cpu_percent(pid: int, seconds: float = 5.0) -> float:
     return 100 * (sum(proc.cpu_times()[:2]) - before) / seconds
 
 
+# Each executor plugin's benchmark: its key in the JSON, module, package, and the server
+# (or program) it needs on this machine. Each module has measure() and rows(result).
+PLUGINS = [
+    ("ssh", "ssh_bench", "covalent_ssh", "/usr/sbin/sshd"),
+    ("slurm", "slurm_bench", "covalent_slurm", "/usr/sbin/slurmctld"),
+    ("awsbatch", "awsbatch_bench", "covalent_awsbatch", sys.executable),
+    ("braket", "braket_bench", "covalent_braket", sys.executable),
+]
+
+
+def _module(name: str) -> Any:
+    import importlib
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    return importlib.import_module(name)
+
+
 def plugin_benchmark(module: str, package: str, server: str) -> dict:
     """Run an executor plugin's benchmark module, or say why it was skipped."""
-    import importlib
     import importlib.util
 
     if importlib.util.find_spec(package) is None:
         return {"skipped": f"{package} is not installed"}
     if not os.path.exists(server):
         return {"skipped": f"{server} is missing (tests/infra/install.sh installs it)"}
-    sys.path.insert(0, str(Path(__file__).parent))
-    return importlib.import_module(module).measure()
+    return _module(module).measure()
 
 
 def main() -> int:
@@ -181,10 +197,8 @@ def main() -> int:
     results["cancel_same_process_ms"] = latency_ms(same)
     results["cancel_cli_ms"] = latency_ms(cli)
     results["cancel_10000_not_started"] = cancel_many_not_started(10_000)
-    results["ssh"] = plugin_benchmark("ssh_bench", "covalent_ssh", "/usr/sbin/sshd")
-    results["slurm"] = plugin_benchmark("slurm_bench", "covalent_slurm", "/usr/sbin/slurmctld")
-    results["awsbatch"] = plugin_benchmark("awsbatch_bench", "covalent_awsbatch", sys.executable)
-    results["braket"] = plugin_benchmark("braket_bench", "covalent_braket", sys.executable)
+    for key, module, package, server in PLUGINS:
+        results[key] = plugin_benchmark(module, package, server)
 
     table = Table("benchmark", "result", "target", title="covalent-core benchmarks")
     w, c = results["wide_1000"], results["chain_200"]
@@ -215,71 +229,12 @@ def main() -> int:
         f"returned in {m['cancel_returned_s']:.2f} s, {m['nodes_started_after']} started",
         "<= 1 s, 0 started",
     )
-    ssh = results["ssh"]
-    if "skipped" in ssh:
-        table.add_row("ssh executor", f"skipped: {ssh['skipped']}", "")
-    else:
-        c, t = ssh["cancel_to_remote_process_dead_ms"], ssh["trivial_tasks"]
-        table.add_row(
-            "ssh: cancel -> remote process dead",
-            f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms",
-            "p50 <= 300 ms",
-        )
-        table.add_row(
-            f"ssh: {t['tasks']} trivial tasks, one host",
-            f"{t['tasks_per_s']:.1f} tasks/s ({t['seconds']:.2f} s), "
-            f"{ssh['ssh_logins_accepted']} SSH connection(s)",
-            "1 connection",
-        )
-    slurm = results["slurm"]
-    if "skipped" in slurm:
-        table.add_row("slurm executor", f"skipped: {slurm['skipped']}", "")
-    else:
-        c, t = slurm["cancel_to_job_process_dead_ms"], slurm["short_tasks"]
-        table.add_row(
-            "slurm: cancel -> job's process dead",
-            f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms",
-            "p50 <= 1 s",
-        )
-        n = t["calls"]
-        table.add_row(
-            f"slurm: {t['tasks']} short tasks (poll {t['poll_freq']:g} s)",
-            f"{t['seconds']:.1f} s; squeue {n['squeue']}, sacct {n['sacct']}, "
-            f"scontrol {n['scontrol']}, sbatch {n['sbatch']} calls",
-            "one squeue per poll",
-        )
-    batch = results["awsbatch"]
-    if "skipped" in batch:
-        table.add_row("aws batch executor", f"skipped: {batch['skipped']}", "")
-    else:
-        c, t = batch["cancel_to_job_process_dead_ms"], batch["short_tasks"]
-        table.add_row(
-            "aws batch (test double): cancel -> process dead",
-            f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms",
-            "",
-        )
-        table.add_row(
-            f"aws batch (test double): {t['tasks']} short tasks (poll {t['poll_freq']:g} s)",
-            f"{t['seconds']:.1f} s; {t['describe_jobs_calls']} describe_jobs calls",
-            "batched",
-        )
-    braket = results["braket"]
-    if "skipped" in braket:
-        table.add_row("braket executor", f"skipped: {braket['skipped']}", "")
-    else:
-        c, t = braket["cancel_to_task_cancelled_ms"], braket["circuits"]
-        table.add_row(
-            "braket (test double): cancel -> task CANCELLED",
-            f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms "
-            f"(the double takes {c['double_cancel_delay_ms']:.0f} ms)",
-            "",
-        )
-        calls = ", ".join(f"{k} {v}" for k, v in sorted(t["api_calls"].items()))
-        table.add_row(
-            f"braket (test double): {t['circuits']} small circuits",
-            f"{t['seconds']:.1f} s; {calls}",
-            "",
-        )
+    for key, module, _package, _server in PLUGINS:
+        if "skipped" in results[key]:
+            table.add_row(f"{key} executor", f"skipped: {results[key]['skipped']}", "")
+        else:
+            for row in _module(module).rows(results[key]):
+                table.add_row(*row)
     console.print(table)
     OUT.mkdir(exist_ok=True)
     (OUT / "latest.json").write_text(json.dumps(results, indent=2))

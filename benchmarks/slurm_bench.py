@@ -112,5 +112,18 @@ def measure(cancel_runs: int = 10, tasks: int = 50) -> dict[str, Any]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Table rows: (benchmark, result, target)."""
+    c, t = result["cancel_to_job_process_dead_ms"], result["short_tasks"]
+    n = t["calls"]
+    return [
+        ("slurm: cancel -> job's process dead", f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms",
+         "p50 <= 1 s"),
+        (f"slurm: {t['tasks']} short tasks (poll {t['poll_freq']:g} s)",
+         f"{t['seconds']:.1f} s; squeue {n['squeue']}, sacct {n['sacct']}, "
+         f"scontrol {n['scontrol']}, sbatch {n['sbatch']} calls", "one squeue per poll"),
+    ]  # fmt: skip
+
+
 if __name__ == "__main__":
     standalone(measure)

@@ -102,5 +102,17 @@ def measure(cancel_runs: int = 10, tasks: int = 100) -> dict[str, Any]:
         server.remove()
 
 
+def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Table rows: (benchmark, result, target)."""
+    c, t = result["cancel_to_remote_process_dead_ms"], result["trivial_tasks"]
+    return [
+        ("ssh: cancel -> remote process dead", f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms",
+         "p50 <= 300 ms"),
+        (f"ssh: {t['tasks']} trivial tasks, one host",
+         f"{t['tasks_per_s']:.1f} tasks/s ({t['seconds']:.2f} s), "
+         f"{result['ssh_logins_accepted']} SSH connection(s)", "1 connection"),
+    ]  # fmt: skip
+
+
 if __name__ == "__main__":
     standalone(measure)
