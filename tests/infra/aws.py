@@ -45,6 +45,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class JSONHandler(BaseHTTPRequestHandler):
+    """What both AWS test doubles speak: JSON bodies, AWS-style errors, the caller's key."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(length) or b"{}")
+
+    def access_key(self) -> str:
+        key = re.search(r"Credential=([^/]+)/", self.headers.get("Authorization", ""))
+        return key.group(1) if key else ""
+
+    def reply(self, status: int, data: dict[str, Any]) -> None:
+        raw = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        if status >= 400:
+            self.send_header("x-amzn-ErrorType", data.get("__type", "ClientException"))
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+
 class MotoServer:
     """``moto_server`` in its own process on a free port."""
 
@@ -141,39 +166,22 @@ class BatchDouble:
         self.url = f"http://127.0.0.1:{self.port}"
         double = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JSONHandler):
             def do_GET(self) -> None:
                 if self.path == "/stats":
-                    self._send(200, dict(double.calls))
+                    self.reply(200, dict(double.calls))
                 else:
-                    self._send(404, {"message": "not found"})
+                    self.reply(404, {"message": "not found"})
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = self.body()
                 if self.path == "/control":
                     double.throttle = int(body.get("throttle", 0))
                     double.start_delay = float(body.get("start_delay", double.start_delay))
-                    self._send(200, {})
+                    self.reply(200, {})
                     return
                 operation = self.path.rsplit("/", 1)[-1]
-                key = re.search(r"Credential=([^/]+)/", self.headers.get("Authorization", ""))
-                access_key = key.group(1) if key else ""
-                status, reply = double.handle(operation, body, access_key)
-                self._send(status, reply)
-
-            def _send(self, status: int, reply: dict[str, Any]) -> None:
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                if status >= 400:
-                    self.send_header("x-amzn-ErrorType", reply.get("__type", "ClientException"))
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(*double.handle(operation, body, self.access_key()))
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

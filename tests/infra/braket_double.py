@@ -23,10 +23,10 @@ import urllib.parse
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
-from aws import REGION, MotoServer, free_port
+from aws import REGION, JSONHandler, MotoServer, free_port
 
 PREFIX = "arn:aws:braket:::device/quantum-simulator/amazon/"
 DEVICES = {
@@ -83,46 +83,26 @@ class BraketDouble:
         self.url = f"http://127.0.0.1:{self.port}"
         double = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _body(self) -> dict[str, Any]:
-                length = int(self.headers.get("Content-Length") or 0)
-                return json.loads(self.rfile.read(length) or b"{}")
-
-            def _reply(self, status: int, data: dict[str, Any]) -> None:
-                raw = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                if status >= 400:
-                    self.send_header("x-amzn-ErrorType", data["__type"])
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
+        class Handler(JSONHandler):
             def _route(self, method: str) -> None:
-                key = re.search(r"Credential=([^/]+)/", self.headers.get("Authorization", ""))
-                if key and key.group(1).startswith("DENIED"):
+                if self.access_key().startswith("DENIED"):
                     denied = "not authorized to perform braket actions"
-                    self._reply(403, {"__type": "AccessDeniedException", "message": denied})
+                    self.reply(403, {"__type": "AccessDeniedException", "message": denied})
                     return
-                body = self._body() if method in ("POST", "PUT") else {}
-                path = self.path.split("?")[0]
-                status, data = double.handle(method, path, body)
-                self._reply(status, data)
+                body = self.body() if method in ("POST", "PUT") else {}
+                self.reply(*double.handle(method, self.path.split("?")[0], body))
 
             def do_GET(self) -> None:
                 if self.path == "/stats":
-                    self._reply(200, dict(double.calls))
+                    self.reply(200, dict(double.calls))
                     return
                 self._route("GET")
 
             def do_POST(self) -> None:
                 if self.path == "/control":
-                    settings = self._body()
+                    settings = self.body()
                     double.run_seconds = float(settings.get("run_seconds", double.run_seconds))
-                    self._reply(200, {})
+                    self.reply(200, {})
                     return
                 self._route("POST")
 
