@@ -33,8 +33,7 @@ def dispatch(lattice: Lattice) -> Callable[..., str]:
 
     @functools.wraps(lattice.function)
     def submit(*args: Any, **kwargs: Any) -> str:
-        graph, template = lattice.build_graph(*args, **kwargs)
-        records = graph_to_records(graph, template)
+        records = graph_to_records(lattice.build_graph(*args, **kwargs))
         dispatch_id = str(uuid.uuid4())
         store = open_store()
         with store.write() as conn:
@@ -44,7 +43,6 @@ def dispatch(lattice: Lattice) -> Callable[..., str]:
                 name=lattice.name,
                 node_rows=records.nodes,
                 edge_rows=records.edges,
-                template=records.template,
                 environment=current_environment(),
             )
         service.request({"op": "wake"})

@@ -53,6 +53,10 @@ class DispatchTimeoutError(CovalentCoreError, TimeoutError):
     """``get_result(wait=True, timeout=...)`` ran out of time before the dispatch finished."""
 
 
+class GraphBuildError(CovalentCoreError, ValueError):
+    """A lattice's graph cannot be built: an electron called with arguments it cannot take."""
+
+
 class SerializationError(CovalentCoreError, ValueError):
     """A function, argument or result could not be pickled or unpickled."""
 

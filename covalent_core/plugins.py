@@ -172,6 +172,8 @@ def resolve_executor(spec: Any) -> tuple[str, dict[str, Any]]:
     """
     if spec is None:
         spec = "local"
+    if isinstance(spec, tuple):  # already resolved: a parent lattice's (name, options)
+        return spec[0], dict(spec[1])
     if isinstance(spec, Executor):
         return type(spec).short_name, spec.config
     if isinstance(spec, str):
@@ -188,3 +190,19 @@ def resolve_executor(spec: Any) -> tuple[str, dict[str, Any]]:
         f"executor must be an Executor instance or an installed executor's short name, "
         f"not {spec!r}; installed: {', '.join(sorted(registry().executors))}"
     )
+
+
+def executor_spec_json(spec: Any) -> tuple[str | None, dict[str, Any]]:
+    """An executor given as an instance, a short name or a ``(name, options)`` pair, as JSON."""
+    if isinstance(spec, Executor):
+        return type(spec).short_name, spec.config
+    if isinstance(spec, tuple):
+        return spec[0], dict(spec[1])
+    return (spec if isinstance(spec, str) else None), {}
+
+
+def executor_from_json(name: str | None, data: dict[str, Any]) -> Any:
+    """The inverse of :func:`executor_spec_json`: a short name, a ``(name, options)`` pair."""
+    if not name:
+        return None
+    return (name, data) if data else name

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import pickle
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,18 +15,17 @@ import cloudpickle
 
 from .errors import SerializationError
 from .graph import KIND_PARAMETER, TransportGraph
-from .plugins import resolve_executor
+from .plugins import executor_from_json, resolve_executor
 from .status import Status
-from .workflow import Lattice, resolve_template
+from .workflow import Lattice
 
 
 @dataclass
 class GraphRecords:
-    """A graph as rows for the ``nodes`` and ``edges`` tables, plus the pickled return value."""
+    """A graph as rows for the ``nodes`` and ``edges`` tables."""
 
     nodes: list[dict[str, Any]] = field(default_factory=list)
     edges: list[dict[str, Any]] = field(default_factory=list)
-    template: bytes = b""
 
 
 def current_environment() -> dict[str, Any]:
@@ -31,11 +33,12 @@ def current_environment() -> dict[str, Any]:
     return {"cwd": os.getcwd(), "sys_path": [p or os.getcwd() for p in sys.path]}
 
 
-def dumps(value: Any, what: str) -> bytes:
-    """cloudpickle ``value``; a failure says what could not be pickled and what to do."""
+def dumps(value: Any, what: str | Callable[[], str]) -> bytes:
+    """cloudpickle ``value``; a failure says ``what`` could not be pickled and what to do."""
     try:
         return cloudpickle.dumps(value)
     except Exception as exc:
+        what = what if isinstance(what, str) else what()
         raise SerializationError(
             f"{what} cannot be pickled ({type(exc).__name__}: {exc}). Pass something "
             "cloudpickle can serialize (not open files, locks, sockets or live connections); "
@@ -43,7 +46,7 @@ def dumps(value: Any, what: str) -> bytes:
         ) from exc
 
 
-def graph_to_records(graph: TransportGraph, template: Any) -> GraphRecords:
+def graph_to_records(graph: TransportGraph) -> GraphRecords:
     """Pickle every function and parameter of ``graph``; nothing is stored if one fails."""
     records = GraphRecords()
     functions: dict[int, bytes] = {}
@@ -63,7 +66,9 @@ def graph_to_records(graph: TransportGraph, template: Any) -> GraphRecords:
             "executor_config": None,
         }
         if node.kind == KIND_PARAMETER:
-            row["output"] = dumps(node.value, node.label or f"parameter node {node.node_id}")
+            row["output"] = dumps(
+                node.value, functools.partial(_parameter_label, graph, node.node_id)
+            )
             row["output_repr"] = node.name
             row["status"] = Status.COMPLETED.value
         else:
@@ -85,23 +90,33 @@ def graph_to_records(graph: TransportGraph, template: Any) -> GraphRecords:
                 "parent": edge.parent,
                 "child": edge.child,
                 "param_type": edge.param_type,
-                "param_name": edge.param_name,
+                "edge_name": edge.edge_name,
                 "arg_index": edge.arg_index,
             }
         )
-    records.template = dumps(template, "the lattice's return value")
     return records
 
 
-def build_sublattice(lattice: Lattice, *args: Any, **kwargs: Any) -> GraphRecords:
-    """Build a sublattice's graph from its inputs; runs in a worker, where user code may run."""
-    graph, template = lattice.build_graph(*args, **kwargs)
-    return graph_to_records(graph, template)
+def _parameter_label(graph: TransportGraph, node_id: int) -> str:
+    """Words for where a parameter node came from, for an error about its value."""
+    for edge in graph.edges:
+        if edge.parent == node_id:
+            child = graph.nodes[edge.child]
+            return f"argument {edge.edge_name!r} of node {child.node_id} ({child.name})"
+    return f"parameter node {node_id}"
 
 
-def resolve_outputs(template: Any, node_ids: list[int], *outputs: Any) -> Any:
-    """The lattice's return value with node outputs put in; runs in a worker."""
-    return resolve_template(template, dict(zip(node_ids, outputs, strict=True)))
+def build_sublattice(
+    sub: Lattice, json_parent_metadata: str, *args: Any, **kwargs: Any
+) -> GraphRecords:
+    """Build a sublattice's graph from its inputs; runs in a worker, where user code may run.
+
+    Electrons of a sublattice without an executor of its own use its parent's default.
+    """
+    parent = json.loads(json_parent_metadata)
+    default = executor_from_json(parent.get("executor"), parent.get("executor_data") or {})
+    graph = sub.build_graph(*args, _default_executor=default, **kwargs)
+    return graph_to_records(graph)
 
 
 def task_payload(
@@ -115,4 +130,3 @@ def task_payload(
 
 
 BUILD_SUBLATTICE = cloudpickle.dumps(build_sublattice)
-RESOLVE_OUTPUTS = cloudpickle.dumps(resolve_outputs)

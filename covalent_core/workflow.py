@@ -1,28 +1,50 @@
 """The programming model: ``@electron``, ``@lattice``, ``wait``, and building a transport graph.
 
 Inside a lattice being built, calling an electron adds a node instead of running the function;
-outside one, an electron is a plain function call. Node ids follow Covalent: an electron call
-adds its own node first, then, for each argument in order (positional, then keyword), a
-parameter node for a plain value or a collection node for a list or dict.
+outside one, an electron is a plain function call. Graphs are built node for node as
+Covalent 0.240 builds them, so task ids mean the same in both:
+
+* an electron call adds its node, then binds its arguments to the function's signature and
+  connects them in that order: positional ones first, then keyword ones in the signature's
+  order (``**kwargs`` extras in call order); too many arguments is an error, as in Covalent;
+* an argument that is an output becomes an edge; a list, tuple or set becomes an
+  ``:electron_list:`` node whose items are its arguments; a dict becomes an
+  ``:electron_dict:`` node fed by a list of its keys and a list of its values; anything else
+  becomes a ``:parameter:`` node named after ``str(value)``;
+* a sublattice (``electron(a_lattice)(...)``) is a node whose first two inputs are the
+  lattice and its parent's metadata, then the call's arguments;
+* indexing, attributes, unpacking and arithmetic on an output add nodes of their own;
+* the lattice's return value feeds a final ``:postprocess:reconstruct`` node, which is the
+  dispatch's result; every other electron that it does not reference is waited for.
 """
 
 from __future__ import annotations
 
 import contextvars
+import dis
 import functools
-import operator
+import inspect
+import json
+import types
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from . import graph_tasks
+from .binding import function_name, named_params
 from .graph import (
     DICT_PREFIX,
     KIND_COLLECTION,
     KIND_ELECTRON,
     KIND_PARAMETER,
+    KIND_POSTPROCESS,
     KIND_SUBLATTICE,
     LIST_PREFIX,
+    PARAM_ARG,
+    PARAM_KWARG,
+    POSTPROCESS_NAME,
     SUBLATTICE_PREFIX,
+    WAIT_EDGE_NAME,
     TransportGraph,
     parameter_name,
 )
@@ -31,286 +53,483 @@ _building: contextvars.ContextVar[_Build | None] = contextvars.ContextVar(
     "covalent_core_building", default=None
 )
 
+# Nodes the graph makes for itself (collections, indexing, arithmetic) run on this executor.
+INTERNAL_EXECUTOR = "local"
+
 
 @dataclass
 class _Build:
     graph: TransportGraph
-    executor: Any
-
-
-@dataclass(frozen=True)
-class NodeRef:
-    """Stands for a node's output inside a lattice's stored return value."""
-
-    node_id: int
-
-
-def build_list(*items: Any) -> list[Any]:
-    """Function of a list collection node."""
-    return list(items)
-
-
-def build_dict(keys: tuple[Any, ...], *values: Any) -> dict[Any, Any]:
-    """Function of a dict collection node (its keys are bound when the graph is built)."""
-    return dict(zip(keys, values, strict=True))
+    lattice: Lattice
+    default_executor: Any
+    bound: dict[int, Electron] = field(default_factory=dict)
+    """Every electron call's result by node id, as Covalent's ``_bound_electrons``."""
 
 
 class Electron:
-    """A task: a function plus how to run it. Returned by :func:`electron`."""
+    """A task: a function plus how to run it. Returned by :func:`electron`.
+
+    Inside a lattice being built, calling it (or an operation on its output) returns a *bound*
+    electron: one that stands for a node's output and has a ``node_id``.
+    """
+
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        node_id: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        executor: Any = None,
+        timeout: float | None = None,
+        _fname: str | None = None,
+    ) -> None:
+        self.function = function
+        self.node_id = node_id
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        if executor is not None:
+            self.metadata["executor"] = executor
+        if timeout is not None:
+            self.metadata["timeout"] = timeout
+        # The name Covalent gives this electron's function when naming derived nodes.
+        self._fname = _fname or function_name(function)
+        if node_id is None:
+            functools.update_wrapper(self, function, updated=())  # type: ignore[arg-type]
+
+    # Covalent's metadata accessors.
+    def set_metadata(self, name: str, value: Any) -> None:
+        """Set one metadata entry (``executor``, ``timeout``, ...)."""
+        self.metadata[name] = value
+
+    def get_metadata(self, name: str) -> Any:
+        """One metadata entry; ``KeyError`` if it was never set."""
+        return self.metadata[name]
+
+    @property
+    def executor(self) -> Any:
+        """The electron's executor (instance or short name), or None for the lattice's."""
+        return self.metadata.get("executor")
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds after which the task is stopped, or None."""
+        return self.metadata.get("timeout")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        build = _building.get()
+        if build is None:
+            return self.function(*args, **kwargs)
+        if isinstance(self.function, Lattice):
+            return _bind_sublattice(build, self, args, kwargs)
+        metadata = dict(self.metadata)
+        if metadata.get("executor") is None:
+            metadata["executor"] = build.default_executor
+        return _bind(build, self.function, args, kwargs, self._fname, KIND_ELECTRON, metadata)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        # A decorated method binds like a function: ``obj.method(x)`` calls it with ``obj``.
+        return self if instance is None else types.MethodType(self, instance)
+
+    # -- operations on an output inside a lattice become nodes of their own --------------
+
+    def _derived(self, function: Callable[..., Any], name: str, *args: Any) -> Electron:
+        build = _building.get()
+        if build is None or self.node_id is None:
+            raise TypeError(
+                f"{name!r}: an electron's output can be indexed, unpacked or used in arithmetic "
+                "only inside a lattice being built"
+            )
+        return _bind(build, function, args, {}, name, KIND_ELECTRON, _internal_metadata())
+
+    def __getitem__(self, key: Any) -> Electron:
+        name = f":{self._fname}.__getitem__"
+        return self._derived(graph_tasks.get_item, name, self, key)
+
+    def __getattr__(self, attr: str) -> Electron:
+        # Only called for attributes the object lacks; dunders (pickling, copying) stay real.
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(attr)
+        if attr == "keys":
+            raise AttributeError(
+                "an electron's output has no attribute 'keys' while the lattice is built (it "
+                "would clash with dict.keys, as in Covalent); rename that attribute"
+            )
+        if self.__dict__.get("node_id") is None or _building.get() is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
+        name = f":{self._fname}.__getattr__"
+        return self._derived(graph_tasks.get_attr, name, self, attr)
+
+    def __iter__(self) -> Any:
+        frame = inspect.currentframe()
+        count = _unpacked_count(frame.f_back if frame is not None else None)
+        if count is None:
+            raise TypeError(
+                f"the output of {self._fname!r} can only be unpacked into two or more names "
+                "(a, b = out) while the lattice is built: its length is not known yet. Index it "
+                "(out[0]) or iterate inside an electron. (Covalent silently builds nothing here.)"
+            )
+        return iter(
+            [
+                self._derived(graph_tasks.get_item, f":{self._fname}()[{i}]", self, i)
+                for i in range(count)
+            ]
+        )
+
+    # As in Covalent: int(), float() and complex() of an output are 0 while building.
+    def __int__(self) -> int:
+        return 0
+
+    def __float__(self) -> float:
+        return 0.0
+
+    def __complex__(self) -> complex:
+        return 0j
+
+    def __add__(self, other: Any) -> Electron:
+        return _arithmetic(self, other, "+")
+
+    def __radd__(self, other: Any) -> Electron:
+        return _arithmetic(other, self, "+")
+
+    def __sub__(self, other: Any) -> Electron:
+        return _arithmetic(self, other, "-")
+
+    def __rsub__(self, other: Any) -> Electron:
+        return _arithmetic(other, self, "-")
+
+    def __mul__(self, other: Any) -> Electron:
+        return _arithmetic(self, other, "*")
+
+    def __rmul__(self, other: Any) -> Electron:
+        return _arithmetic(self, other, "*")  # Covalent keeps the output first here
+
+    def __truediv__(self, other: Any) -> Electron:
+        return _arithmetic(self, other, "/")
+
+    def __rtruediv__(self, other: Any) -> Electron:
+        return _arithmetic(other, self, "/")
+
+    def __pow__(self, other: Any) -> Electron:
+        return _arithmetic(self, other, "**")
+
+    def wait_for(self, electrons: Electron | Iterable[Electron]) -> Electron:
+        """Start this (bound) electron only after ``electrons`` finished; see :func:`wait`."""
+        return wait(self, electrons)
+
+    def __str__(self) -> str:
+        # An unbound electron stands for its function, as Covalent's decorated function does.
+        return str(self.function) if self.node_id is None else repr(self)
+
+    def __repr__(self) -> str:
+        where = f" node {self.node_id}" if self.node_id is not None else ""
+        return f"<Electron {self._fname}{where}>"
+
+    def __reduce__(self) -> Any:
+        return (_unbound_electron, (self.function, self.metadata))
+
+
+def _unbound_electron(function: Callable[..., Any], metadata: dict[str, Any]) -> Electron:
+    return Electron(function, metadata=metadata)
+
+
+def _internal_metadata() -> dict[str, Any]:
+    return {"executor": INTERNAL_EXECUTOR}
+
+
+def _unpacked_count(frame: types.FrameType | None) -> int | None:
+    """How many names the instruction that asked for an iterator unpacks into (2 or more)."""
+    if frame is None:
+        return None
+    for instruction in dis.get_instructions(frame.f_code):
+        if instruction.offset == frame.f_lasti:
+            if instruction.opname == "UNPACK_SEQUENCE" and instruction.arg >= 2:
+                return int(instruction.arg)
+            return None
+    return None
+
+
+def _operand_name(operand: Any) -> str:
+    if isinstance(operand, Electron):
+        return operand._fname
+    function = getattr(operand, "function", None)
+    return function_name(function) if function else f"{operand}"
+
+
+def _arithmetic(left: Any, right: Any, op: str) -> Electron:
+    build = _building.get()
+    if build is None:
+        raise TypeError(f"arithmetic ({op}) on an electron works only inside a lattice being built")
+    name = f"{_operand_name(left)}_{op}_{_operand_name(right)}"
+    function = functools.partial(graph_tasks.binary_op, op=op)
+    metadata = {"executor": build.lattice.metadata.get("workflow_executor") or INTERNAL_EXECUTOR}
+    return _bind(
+        build, function, (), {"arg_1": left, "arg_2": right}, name, KIND_ELECTRON, metadata
+    )
+
+
+def _bind(
+    build: _Build,
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    name: str,
+    kind: str,
+    metadata: dict[str, Any],
+    fname: str | None = None,
+) -> Electron:
+    """Add a node for ``function(*args, **kwargs)``, connect its arguments, return it bound."""
+    named_args, named_kwargs = named_params(function, args, kwargs)
+    node_id = build.graph.add_node(name, kind, function=function, metadata=metadata)
+    for index, (param, value) in enumerate(named_args.items()):
+        _connect(build, node_id, param, value, PARAM_ARG, index)
+    for param, value in named_kwargs.items():
+        _connect(build, node_id, param, value, PARAM_KWARG, None)
+    bound = Electron(function, node_id=node_id, metadata=metadata, _fname=fname or name)
+    build.bound[node_id] = bound
+    return bound
+
+
+def _connect(
+    build: _Build, child: int, param: str, value: Any, param_type: str, arg_index: int | None
+) -> None:
+    """Connect one argument of ``child``: an edge from an output, else the nodes for a value."""
+    if isinstance(value, Electron) and value.node_id is not None:
+        parent = value.node_id
+    elif isinstance(value, (list, tuple, set)):
+        parent = _bind(
+            build,
+            graph_tasks.auto_list,
+            tuple(value),
+            {},
+            LIST_PREFIX,
+            KIND_COLLECTION,
+            _internal_metadata(),
+            fname="_auto_list_node",
+        ).node_id
+    elif isinstance(value, dict):
+        parent = _bind(
+            build,
+            graph_tasks.auto_dict,
+            (list(value.keys()), list(value.values())),
+            {},
+            DICT_PREFIX,
+            KIND_COLLECTION,
+            _internal_metadata(),
+            fname="_auto_dict_node",
+        ).node_id
+    else:
+        parent = build.graph.add_node(parameter_name(value), KIND_PARAMETER, value=value)
+    build.graph.add_edge(parent, child, param, param_type, arg_index)
+
+
+def _bind_sublattice(
+    build: _Build, electron: Electron, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Electron:
+    sub: Lattice = electron.function
+    metadata = {"executor": None, "timeout": electron.metadata.get("timeout")}
+    return _bind(
+        build,
+        graph_tasks.sublattice_call,
+        (sub, build.lattice.metadata_json(build.default_executor), *args),
+        kwargs,
+        SUBLATTICE_PREFIX + sub.__name__,
+        KIND_SUBLATTICE,
+        metadata,
+        fname="_build_sublattice_graph",
+    )
+
+
+def _retval_node_ids(retval: Any) -> set[int]:
+    """The node ids a lattice's return value refers to, collected as Covalent collects them."""
+    node_ids: list[int] = []
+    if isinstance(retval, Electron) and retval.node_id is not None:
+        node_ids.append(retval.node_id)
+    elif isinstance(retval, (list, tuple, set)):
+        for item in retval:
+            node_ids.extend(_retval_node_ids(item))
+    elif isinstance(retval, dict):
+        for item in retval.values():
+            node_ids.extend(_retval_node_ids(item))
+    return set(node_ids)
+
+
+def _add_postprocess(build: _Build, retval: Any) -> None:
+    """The final node: it takes the return value and waits for every unreferenced electron."""
+    refs = _retval_node_ids(retval)
+    before = dict(build.bound)
+    referenced = {f"node:{node_id}": before[node_id] for node_id in refs}
+    metadata = {"executor": build.lattice.metadata.get("workflow_executor") or INTERNAL_EXECUTOR}
+    pp = _bind(
+        build,
+        graph_tasks.reconstruct,
+        (retval,),
+        referenced,
+        POSTPROCESS_NAME,
+        KIND_POSTPROCESS,
+        metadata,
+        fname="_postprocess_recursively",
+    )
+    for node_id in before:
+        if node_id not in refs:
+            build.graph.add_edge(node_id, pp.node_id, WAIT_EDGE_NAME)  # type: ignore[arg-type]
+
+
+class Lattice:
+    """A workflow: a function whose electron calls form a graph. Returned by :func:`lattice`."""
 
     def __init__(
         self,
         function: Callable[..., Any],
         *,
         executor: Any = None,
-        timeout: float | None = None,
-        node_id: int | None = None,
+        workflow_executor: Any = None,
     ) -> None:
-        self.function = function
-        self.executor = executor
-        self.timeout = timeout
-        self.node_id = node_id
-        if node_id is None:
-            functools.update_wrapper(self, function, updated=())
+        self.workflow_function = function
+        self.__name__ = function_name(function)
+        self.__doc__ = getattr(function, "__doc__", None)
+        self.__wrapped__ = function
+        self.metadata: dict[str, Any] = {
+            "executor": executor,
+            "workflow_executor": workflow_executor,
+        }
+        self.transport_graph = TransportGraph()
+        self.inputs: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
     @property
-    def _name(self) -> str:
-        return getattr(self.function, "__name__", type(self.function).__name__)
+    def function(self) -> Callable[..., Any]:
+        """The workflow function."""
+        return self.workflow_function
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        build = _building.get()
-        if build is None:
-            return self.function(*args, **kwargs)
-        graph = build.graph
-        executor = self.executor if self.executor is not None else build.executor
-        if isinstance(self.function, Lattice):
-            node_id = graph.add_node(
-                SUBLATTICE_PREFIX + self.function.name,
-                KIND_SUBLATTICE,
-                function=self.function,
-                executor=executor,
-                timeout=self.timeout,
-            )
-        else:
-            node_id = graph.add_node(
-                self._name,
-                KIND_ELECTRON,
-                function=self.function,
-                executor=executor,
-                timeout=self.timeout,
-            )
-        for index, value in enumerate(args):
-            _connect(graph, node_id, value, "arg", index, None, executor)
-        for key, value in kwargs.items():
-            _connect(graph, node_id, value, "kwarg", None, key, executor)
-        return Electron(
-            self.function, executor=self.executor, timeout=self.timeout, node_id=node_id
-        )
+    @property
+    def name(self) -> str:
+        """The workflow function's name."""
+        return self.__name__
 
-    # Operations on an electron's output inside a lattice become nodes of their own.
-    def _op(self, function: Callable[..., Any], name: str, *args: Any) -> Electron:
-        function = _named(function, name)
-        # Indexing and arithmetic on outputs are trivial: they always run locally.
-        return Electron(function, executor="local")(*args)
-
-    def __getitem__(self, key: Any) -> Electron:
-        if _building.get() is None or self.node_id is None:
-            raise TypeError("an electron can only be indexed inside a lattice")
-        return self._op(operator.getitem, f":{self._name}.__getitem__", self, key)
-
-    def __getattr__(self, attr: str) -> Electron:
-        if attr.startswith("__") or _building.get() is None or self.node_id is None:
-            raise AttributeError(attr)
-        return self._op(getattr, f":{self._name}.__getattr__", self, attr)
-
-    def __iter__(self) -> Any:
-        raise TypeError(
-            f"the output of {self._name!r} cannot be unpacked or iterated while the lattice is "
-            "being built; index it instead (out[0], out[1])"
-        )
-
-    def __add__(self, other: Any) -> Electron:
-        return self._op(operator.add, f"{self._name}_+_", self, other)
-
-    def __radd__(self, other: Any) -> Electron:
-        return self._op(operator.add, f"_+_{self._name}", other, self)
-
-    def __sub__(self, other: Any) -> Electron:
-        return self._op(operator.sub, f"{self._name}_-_", self, other)
-
-    def __rsub__(self, other: Any) -> Electron:
-        return self._op(operator.sub, f"_-_{self._name}", other, self)
-
-    def __mul__(self, other: Any) -> Electron:
-        return self._op(operator.mul, f"{self._name}_*_", self, other)
-
-    def __rmul__(self, other: Any) -> Electron:
-        return self._op(operator.mul, f"_*_{self._name}", other, self)
-
-    def __truediv__(self, other: Any) -> Electron:
-        return self._op(operator.truediv, f"{self._name}_/_", self, other)
-
-    def __rtruediv__(self, other: Any) -> Electron:
-        return self._op(operator.truediv, f"_/_{self._name}", other, self)
-
-    def __repr__(self) -> str:
-        where = f" node {self.node_id}" if self.node_id is not None else ""
-        return f"<Electron {self._name}{where}>"
-
-    def __reduce__(self) -> Any:
-        return (Electron, (self.function,), {"executor": self.executor, "timeout": self.timeout})
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.executor = state["executor"]
-        self.timeout = state["timeout"]
-        self.node_id = None
-
-
-def _named(function: Callable[..., Any], name: str) -> Callable[..., Any]:
-    def op(*args: Any) -> Any:
-        return function(*args)
-
-    op.__name__ = op.__qualname__ = name
-    return op
-
-
-def _connect(
-    graph: TransportGraph,
-    child: int,
-    value: Any,
-    param_type: str,
-    arg_index: int | None,
-    param_name: str | None,
-    executor: Any,
-) -> None:
-    """Connect one argument of ``child``: an edge from an electron, else a new node."""
-    if isinstance(value, Electron) and value.node_id is not None:
-        graph.add_edge(value.node_id, child, param_type, arg_index=arg_index, param_name=param_name)
-        return
-    where = f"argument {param_name or arg_index!s} of node {child} ({graph.nodes[child].name})"
-    if isinstance(value, (list, dict)):
-        is_list = isinstance(value, list)
-        items = list(enumerate(value)) if is_list else list(value.items())
-        function = build_list if is_list else functools.partial(build_dict, tuple(value))
-        node_id = graph.add_node(
-            LIST_PREFIX if is_list else DICT_PREFIX,
-            KIND_COLLECTION,
-            function=function,
-            executor="local",
-            label=where,
-        )
-        for index, (_key, item) in enumerate(items):
-            _connect(graph, node_id, item, "arg", index, None, executor)
-    else:
-        node_id = graph.add_node(parameter_name(value), KIND_PARAMETER, value=value, label=where)
-    graph.add_edge(node_id, child, param_type, arg_index=arg_index, param_name=param_name)
-
-
-def _template(value: Any) -> Any:
-    """Replace electrons in a lattice's return value with references to their nodes."""
-    if isinstance(value, Electron) and value.node_id is not None:
-        return NodeRef(value.node_id)
-    if isinstance(value, list):
-        return [_template(v) for v in value]
-    if isinstance(value, tuple) and not hasattr(value, "_fields"):
-        return tuple(_template(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _template(v) for k, v in value.items()}
-    return value
-
-
-def resolve_template(template: Any, outputs: dict[int, Any]) -> Any:
-    """Put node outputs back where a lattice's return value referenced them."""
-    if isinstance(template, NodeRef):
-        return outputs[template.node_id]
-    if isinstance(template, list):
-        return [resolve_template(v, outputs) for v in template]
-    if isinstance(template, tuple) and not hasattr(template, "_fields"):
-        return tuple(resolve_template(v, outputs) for v in template)
-    if isinstance(template, dict):
-        return {k: resolve_template(v, outputs) for k, v in template.items()}
-    return template
-
-
-def template_refs(template: Any) -> set[int]:
-    """The node ids a stored return value refers to."""
-    if isinstance(template, NodeRef):
-        return {template.node_id}
-    if isinstance(template, (list, tuple)):
-        return set().union(*(template_refs(v) for v in template)) if template else set()
-    if isinstance(template, dict):
-        return template_refs(list(template.values()))
-    return set()
-
-
-class Lattice:
-    """A workflow: a function whose electron calls form a graph. Returned by :func:`lattice`."""
-
-    def __init__(self, function: Callable[..., Any], *, executor: Any = None) -> None:
-        self.function = function
-        self.executor = executor
-        self.name = getattr(function, "__name__", "lattice")
-        functools.update_wrapper(self, function, updated=())
+    @property
+    def executor(self) -> Any:
+        """The default executor of the lattice's electrons."""
+        return self.metadata.get("executor")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # A plain call, as in Covalent: outside a dispatch its electrons run as plain calls;
         # inside another lattice's build its electrons join that graph. To make it one node
         # with a graph of its own, wrap it: ``electron(this_lattice)``.
-        return self.function(*args, **kwargs)
+        return self.workflow_function(*args, **kwargs)
 
-    def build_graph(self, *args: Any, **kwargs: Any) -> tuple[TransportGraph, Any]:
-        """Run the lattice function in build mode; return its graph and its return template."""
-        graph = TransportGraph()
-        token = _building.set(_Build(graph=graph, executor=self.executor))
+    def build_graph(
+        self, *args: Any, _default_executor: Any = None, **kwargs: Any
+    ) -> TransportGraph:
+        """Run the workflow function in build mode; the graph is also ``self.transport_graph``."""
+        named_args, named_kwargs = named_params(self.workflow_function, args, kwargs)
+        executor = self.metadata.get("executor")
+        build = _Build(
+            graph=TransportGraph(),
+            lattice=self,
+            default_executor=executor if executor is not None else _default_executor,
+        )
+        token = _building.set(build)
         try:
-            returned = self.function(*args, **kwargs)
+            retval = self.workflow_function(*named_args.values(), **named_kwargs)
+            _add_postprocess(build, retval)
         finally:
             _building.reset(token)
-        return graph, _template(returned)
+        self.transport_graph = build.graph
+        self.inputs = (args, kwargs)
+        return build.graph
 
-    def __repr__(self) -> str:
-        return f"<Lattice {self.name}>"
+    def metadata_json(self, default_executor: Any = None) -> str:
+        """The lattice's metadata as its sublattices receive it (Covalent's key layout)."""
+        from .plugins import executor_spec_json
+
+        executor = self.metadata.get("executor")
+        executor = executor if executor is not None else default_executor
+        name, data = executor_spec_json(executor)
+        wf_name, wf_data = executor_spec_json(self.metadata.get("workflow_executor") or executor)
+        return json.dumps(
+            {
+                "executor": name,
+                "workflow_executor": wf_name,
+                "hooks": {},
+                "triggers": None,
+                "executor_data": data,
+                "workflow_executor_data": wf_data,
+            }
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["transport_graph"] = TransportGraph()  # rebuilt where it is needed
+        return state
 
 
 def electron(
     _func: Callable[..., Any] | None = None,
     *,
     executor: Any = None,
+    backend: Any = None,
     timeout: float | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Any:
     """Make a function a task of a workflow.
 
     ``executor`` is an executor instance or an installed executor's short name ("local",
-    "slurm", ...); ``timeout`` (seconds) stops the task through the cancel machinery when it
-    runs longer. A :class:`Lattice` passed here becomes a sublattice.
+    "slurm", ...); ``backend`` is Covalent's old name for it. ``timeout`` (seconds) stops the
+    task through the cancel machinery when it runs longer. A :class:`Lattice` passed here
+    becomes a sublattice.
     """
-    if timeout is not None and timeout <= 0:
+    if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
         raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    options = dict(metadata or {})
+    if executor is None:
+        executor = backend
+    if executor is not None:
+        options["executor"] = executor
+    if timeout is not None:
+        options["timeout"] = timeout
 
     def decorate(function: Callable[..., Any]) -> Electron:
-        return Electron(function, executor=executor, timeout=timeout)
+        return Electron(function, metadata=options)
 
     return decorate if _func is None else decorate(_func)
 
 
-def lattice(_func: Callable[..., Any] | None = None, *, executor: Any = None) -> Any:
-    """Make a function a workflow; ``executor`` is the default for its electrons."""
+def lattice(
+    _func: Callable[..., Any] | None = None,
+    *,
+    executor: Any = None,
+    backend: Any = None,
+    workflow_executor: Any = None,
+) -> Any:
+    """Make a function a workflow; ``executor`` is the default for its electrons.
+
+    ``workflow_executor`` runs the nodes the graph makes for itself from the workflow's code
+    (arithmetic on outputs and assembling the result); by default they run locally.
+    """
 
     def decorate(function: Callable[..., Any]) -> Lattice:
-        return Lattice(function, executor=executor)
+        return Lattice(
+            function,
+            executor=executor if executor is not None else backend,
+            workflow_executor=workflow_executor,
+        )
 
     return decorate if _func is None else decorate(_func)
 
 
 def wait(child: Any, parents: Electron | Iterable[Electron]) -> Any:
     """Make ``child`` start only after ``parents`` finished, without passing their outputs."""
-    if _building.get() is None or not isinstance(child, Electron):
+    build = _building.get()
+    if build is None:
         return child
-    graph = _building.get().graph  # type: ignore[union-attr]
+    if not isinstance(child, Electron) or child.node_id is None:
+        raise TypeError(f"wait() takes an electron's output as its child, not {child!r}")
     parents = [parents] if isinstance(parents, Electron) else list(parents)
     for parent in parents:
-        graph.add_edge(parent.node_id, child.node_id, "wait")  # type: ignore[arg-type]
-    return child
+        if not isinstance(parent, Electron) or parent.node_id is None:
+            raise TypeError(f"wait() takes electrons' outputs as parents, not {parent!r}")
+        build.graph.add_edge(parent.node_id, child.node_id, WAIT_EDGE_NAME)
+    return Electron(
+        child.function, node_id=child.node_id, metadata=child.metadata, _fname=child._fname
+    )
 
 
 def is_building() -> bool:
@@ -321,9 +540,7 @@ def is_building() -> bool:
 __all__ = [
     "Electron",
     "Lattice",
-    "NodeRef",
     "electron",
     "lattice",
-    "resolve_template",
     "wait",
 ]

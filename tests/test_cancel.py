@@ -67,7 +67,8 @@ def test_cancel_running_task_kills_process_group_and_spares_independent_branch(t
     pids = _pids(pid_file)
     report = ct.cancel(dispatch_id, task_ids=0)
     assert report.requested == [0]
-    assert report.downstream == [2]
+    # 2: inc(slow); 6: the result node (it waits for node 0); 7: the returned list
+    assert report.downstream == [2, 6, 7]
     wait_until(lambda: all(is_dead(p) for p in pids), timeout=10)
     result = ct.get_result(dispatch_id, wait=True, timeout=60)
     assert result.status is ct.Status.CANCELLED
@@ -146,10 +147,10 @@ def test_cancel_from_the_cli_in_another_process_after_the_dispatcher_exited(tmp_
     )
     assert cli.returncode == 0, cli.stderr
     assert "requested: 0 (spawn_tree_and_sleep)" in cli.stdout
-    assert "downstream, will not run: 2 (inc)" in cli.stdout
+    assert "downstream, will not run: 2 (inc), 3 (:postprocess:reconstruct)" in cli.stdout
     wait_until(lambda: all(is_dead(p) for p in pids), timeout=10)
     result = ct.get_result(dispatch_id, wait=True, timeout=30)
-    assert [n.status for n in result.tasks] == [ct.Status.CANCELLED, ct.Status.CANCELLED]
+    assert [n.status for n in result.tasks] == [ct.Status.CANCELLED] * 3
 
 
 def test_cancel_whole_dispatch_before_anything_starts_starts_nothing(tmp_path):
@@ -218,7 +219,7 @@ def test_unknown_dispatch_and_task_ids_are_clear_errors():
 
     dispatch_id = ct.dispatch_sync(flow, timeout=60)().dispatch_id
     with pytest.raises(
-        ct.TaskNotFoundError, match=r"task id\(s\) 99 are not nodes .* nodes are 0-1"
+        ct.TaskNotFoundError, match=r"task id\(s\) 99 are not nodes .* nodes are 0-2"
     ):
         ct.cancel(dispatch_id, task_ids=[99])
 

@@ -76,7 +76,7 @@ def test_unpicklable_argument_fails_at_dispatch_naming_the_argument():
 
     before = len(ct.list_dispatches(1000))
     with pytest.raises(
-        ct.SerializationError, match=r"argument x of node 0 \(inc\) cannot be pickled"
+        ct.SerializationError, match=r"argument 'x' of node 0 \(inc\) cannot be pickled"
     ):
         ct.dispatch(flow)(lock)
     assert len(ct.list_dispatches(1000)) == before  # nothing half-stored

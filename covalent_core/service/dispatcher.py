@@ -22,12 +22,11 @@ from ..executors.base import Executor, TaskContext, TaskOutcome
 from ..executors.local import LocalExecutor
 from ..graph import KIND_SUBLATTICE
 from ..process import START_TIME_TOLERANCE, is_dead
-from ..serialize import BUILD_SUBLATTICE, RESOLVE_OUTPUTS, GraphRecords, task_payload
+from ..serialize import BUILD_SUBLATTICE, GraphRecords, task_payload
 from ..status import TERMINAL, CancelReason, Status, dispatch_outcome
 from ..store import Store
 from ..store import queries as q
 from ..store.schema import dispatches, jobs, nodes
-from ..workflow import NodeRef, template_refs
 from .run import DispatchRun, NodeState
 from .writer import WriteBuffer
 
@@ -253,9 +252,7 @@ class Dispatcher:
         for e in edge_rows:
             states[e.child].inputs.append(e)
             states[e.parent].children.append(e.child)
-        run = DispatchRun(
-            self, dispatch_id, row.name, row.environment, row.result_template, states, parent
-        )
+        run = DispatchRun(self, dispatch_id, row.name, row.environment, states, parent)
         if row.cancel_requested:
             run.cancel_all_reason = CancelReason.USER.value
         self.runs[dispatch_id] = run
@@ -315,12 +312,7 @@ class Dispatcher:
                 if failed is not None:
                     error = f"node {failed.node_id} ({failed.name}) failed"
             elif status is Status.COMPLETED:
-                try:
-                    result = await self._resolve_result(run)
-                except CovalentCoreError as exc:
-                    status, error = Status.FAILED, str(exc)
-            elif status is Status.CANCELLED:
-                error = None
+                result = run.result()
         finally:
             self.runs.pop(run.dispatch_id, None)
         ended = time.time()
@@ -335,34 +327,6 @@ class Dispatcher:
         await self.writes.execute(finish)
         await self.writes.flush()
         return status, error, result
-
-    async def _resolve_result(self, run: DispatchRun) -> bytes:
-        template = run.template
-        try:
-            value = cloudpickle.loads(template)
-        except Exception:
-            value = None
-        if isinstance(value, NodeRef):
-            return run.nodes[value.node_id].output or b""
-        refs = sorted(template_refs(value)) if value is not None else None
-        if refs == []:
-            return template
-        if refs is None:
-            refs = sorted(n.node_id for n in run.nodes.values() if n.output is not None)
-        outputs = [run.nodes[i].output or b"" for i in refs]
-        outcome = await self._run_internal(
-            task_payload(
-                RESOLVE_OUTPUTS,
-                [template, cloudpickle.dumps(refs), *outputs],
-                {},
-                run.environment,
-            )
-        )
-        if not outcome.ok or outcome.output is None:
-            raise CovalentCoreError(
-                f"the lattice's return value could not be assembled: {outcome.error}"
-            )
-        return outcome.output
 
     async def _run_internal(self, payload: bytes) -> TaskOutcome:
         """Run a built-in step (build a sublattice, assemble a result) on a local worker."""
@@ -381,9 +345,8 @@ class Dispatcher:
         self, run: DispatchRun, node: NodeState, args: list[bytes], kwargs: dict[str, bytes]
     ) -> GraphRecords:
         """Build a sublattice's graph from its inputs, in a worker."""
-        assert node.function is not None
         outcome = await self._run_internal(
-            task_payload(BUILD_SUBLATTICE, [node.function, *args], kwargs, run.environment)
+            task_payload(BUILD_SUBLATTICE, args, kwargs, run.environment)
         )
         if not outcome.ok or outcome.output is None:
             raise CovalentCoreError(
@@ -406,7 +369,6 @@ class Dispatcher:
                 name=node.name.removeprefix(":sublattice:"),
                 node_rows=records.nodes,
                 edge_rows=records.edges,
-                template=records.template,
                 environment=run.environment,
                 parent_dispatch_id=run.dispatch_id,
                 parent_node_id=node.node_id,

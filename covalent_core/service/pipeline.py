@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import TaskCancelledError
 from ..executors.base import Executor, TaskContext, TaskOutcome
-from ..graph import KIND_SUBLATTICE
+from ..graph import KIND_SUBLATTICE, PARAM_ARG, PARAM_WAIT
 from ..serialize import task_payload
 from ..status import STAGES_IN_ORDER, CancelReason, Stage, Status
 from .run import DispatchRun, NodeState
@@ -30,14 +30,14 @@ def build_inputs(run: DispatchRun, node: NodeState) -> tuple[list[bytes], dict[s
     positional: dict[int, bytes] = {}
     keywords: dict[str, bytes] = {}
     for edge in node.inputs:
-        if edge.param_type == "wait":
+        if edge.param_type == PARAM_WAIT:
             continue
         output = run.nodes[edge.parent].output
         assert output is not None, f"input {edge.parent} of {node.node_id} has no output"
-        if edge.param_type == "arg":
+        if edge.param_type == PARAM_ARG:
             positional[edge.arg_index] = output
         else:
-            keywords[edge.param_name] = output
+            keywords[edge.edge_name] = output
     return [positional[i] for i in sorted(positional)], keywords
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..executors.base import TaskContext
-from ..graph import KIND_PARAMETER
+from ..graph import KIND_PARAMETER, KIND_POSTPROCESS
 from ..status import TERMINAL, CancelReason, Stage, Status
 
 if TYPE_CHECKING:
@@ -69,7 +69,6 @@ class DispatchRun:
         dispatch_id: str,
         name: str,
         environment: dict[str, Any],
-        template: bytes,
         nodes: dict[int, NodeState],
         parent: tuple[DispatchRun, int] | None = None,
     ) -> None:
@@ -77,7 +76,6 @@ class DispatchRun:
         self.dispatch_id = dispatch_id
         self.name = name
         self.environment = environment
-        self.template = template
         self.nodes = nodes
         self.parent = parent
         self.finished: asyncio.Future[Status] = asyncio.get_running_loop().create_future()
@@ -213,6 +211,13 @@ class DispatchRun:
             return
         if all(n.settled for n in self.nodes.values()):
             self.finished.set_result(Status.COMPLETED)
+
+    def result(self) -> bytes | None:
+        """The dispatch's result: the output of its post-processing node."""
+        for node in self.nodes.values():
+            if node.kind == KIND_POSTPROCESS:
+                return node.output
+        return None
 
     def first_failure(self) -> NodeState | None:
         """The lowest-numbered FAILED node, whose error becomes the dispatch's."""

@@ -24,7 +24,6 @@ def insert_dispatch(
     name: str,
     node_rows: list[dict[str, Any]],
     edge_rows: list[dict[str, Any]],
-    template: bytes,
     environment: dict[str, Any],
     parent_dispatch_id: str | None = None,
     parent_node_id: int | None = None,
@@ -46,7 +45,6 @@ def insert_dispatch(
             started_at=now if owner else None,
             owner=owner,
             cancel_requested=False,
-            result_template=template,
             environment=environment,
             num_nodes=len(node_rows),
         )
@@ -59,9 +57,7 @@ def insert_dispatch(
 
 def get_dispatch(conn: Connection, dispatch_id: str, *, with_result: bool = False) -> Row[Any]:
     """The dispatch row; :class:`DispatchNotFoundError` lists recent ids when there is none."""
-    columns = [
-        c for c in dispatches.c if with_result or c.name not in ("result", "result_template")
-    ]
+    columns = [c for c in dispatches.c if with_result or c.name != "result"]
     row = conn.execute(select(*columns).where(dispatches.c.dispatch_id == dispatch_id)).first()
     if row is None:
         raise DispatchNotFoundError(dispatch_id, recent_dispatch_ids(conn))
@@ -81,7 +77,7 @@ def recent_dispatch_ids(conn: Connection, limit: int = 5) -> list[str]:
 
 def list_dispatches(conn: Connection, limit: int = 50) -> list[Row[Any]]:
     """Recent top-level dispatches, newest first."""
-    columns = [c for c in dispatches.c if c.name not in ("result", "result_template")]
+    columns = [c for c in dispatches.c if c.name != "result"]
     return list(
         conn.execute(
             select(*columns)

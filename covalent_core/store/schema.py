@@ -37,8 +37,6 @@ dispatches = Table(
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("error", Text, nullable=True),
     Column("result", LargeBinary, nullable=True),
-    # What the lattice function returned, with node outputs replaced by references.
-    Column("result_template", LargeBinary, nullable=True),
     # cwd and sys.path of the dispatching process, so tasks import what the user imported.
     Column("environment", JSON, nullable=False),
     Column("num_nodes", Integer, nullable=False, default=0),
@@ -70,7 +68,7 @@ nodes = Table(
     ),
     Column("node_id", Integer, primary_key=True, autoincrement=False),
     Column("name", String(255), nullable=False),
-    # electron | parameter | collection | sublattice
+    # electron | parameter | collection | sublattice | postprocess
     Column("kind", String(16), nullable=False),
     Column("status", String(16), nullable=False),
     Column("stage", String(16), nullable=True),
@@ -103,7 +101,8 @@ edges = Table(
     Column("child", Integer, nullable=False),
     # arg | kwarg | wait
     Column("param_type", String(8), nullable=False),
-    Column("param_name", String(255), nullable=True),
+    # Covalent's edge name: the parameter fed, "node:N", or "!waiting_edge".
+    Column("edge_name", String(255), nullable=True),
     Column("arg_index", Integer, nullable=True),
     ForeignKeyConstraint(["dispatch_id"], ["dispatches.dispatch_id"], ondelete="CASCADE"),
 )
