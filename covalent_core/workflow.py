@@ -215,6 +215,13 @@ class Electron:
         """Start this (bound) electron only after ``electrons`` finished; see :func:`wait`."""
         return wait(self, electrons)
 
+    def __hash__(self) -> int:
+        # Outputs in a set are ordered by this: by node id, the same every run (Covalent's
+        # order follows object addresses).
+        if self.node_id is None:
+            return object.__hash__(self)
+        return hash(("covalent_core.output", self.node_id))
+
     def __str__(self) -> str:
         # An unbound electron stands for its function, as Covalent's decorated function does.
         return str(self.function) if self.node_id is None else repr(self)

@@ -20,6 +20,9 @@ run_pytest() {
   return "$code"
 }
 run_pytest "$@" || status=1
+# Graphs and values against real Covalent 0.240, on a new random seed each run.
+echo "== covalent 0.240 differential"
+"$ROOT/.venv/bin/python" tests/compat/reference.py --count 200 --run 10 || status=1
 for plugin in plugins/covalent-*/; do
   echo "== ${plugin%/}"
   (cd "$plugin" && run_pytest "$@") || status=1

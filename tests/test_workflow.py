@@ -186,3 +186,45 @@ def test_independent_tasks_run_concurrently():
     result = ct.dispatch_sync(flow, timeout=60)()
     assert result.result == list(range(6))
     assert time.monotonic() - start < 4.5  # six 1 s naps, not one after another
+
+
+def test_electron_on_a_partial_and_on_a_method():
+    import functools
+
+    scaled = ct.electron(functools.partial(add, y=100))
+
+    class Account:
+        def __init__(self, balance):
+            self.balance = balance
+
+        @ct.electron
+        def deposit(self, amount):
+            return self.balance + amount
+
+    @ct.lattice
+    def flow(a):
+        return [scaled(a), Account(5).deposit(a)]
+
+    graph = flow.build_graph(1)
+    assert [n.name for n in graph.nodes if n.kind == "electron"] == ["add", "deposit"]
+    assert ct.dispatch_sync(flow, timeout=60)(1).result == [101, 6]
+
+
+def test_electron_metadata_and_lattice_workflow_executor_are_kept():
+    executor = ct.LocalExecutor(max_workers=2)
+    timed = ct.electron(identity.function, metadata={"timeout": 30, "note": "kept"})
+
+    @ct.lattice(executor="local", workflow_executor=executor)
+    def flow(a):
+        return timed(a) + 1
+
+    graph = flow.build_graph(1)
+    assert graph.get_node_value(0, "metadata")["timeout"] == 30
+    assert graph.get_node_value(0, "metadata")["note"] == "kept"
+    assert graph.get_node_value(0, "metadata")["executor"] == "local"
+    arithmetic = graph.nodes[2]  # identity_+_1 runs on the workflow executor
+    assert arithmetic.name == "identity_+_1" and arithmetic.executor is executor
+    assert graph.nodes[-1].executor is executor  # and so does the result node
+    result = ct.dispatch_sync(flow, timeout=60)(1)
+    assert result.result == 2
+    assert result.get_node(2).executor == "local"
