@@ -167,6 +167,12 @@ async def finish_cancel(run: DispatchRun, node: NodeState, values: dict[str, Any
     job = run.dispatcher.jobs.get(node.job_id) if node.job_id is not None else None
     if job is not None and job.task is not None and not job.confirmed.is_set():
         run.set_status(node, Status.CANCELLING, **values)
+        # The cancel is under way: wait until it is confirmed, or has failed often enough
+        # to be retried in the background; only then may the dispatch end around it.
+        await job.settled.wait()
+        if job.confirmed.is_set():
+            run.set_status(node, Status.CANCELLED, **values)
+            return
         node.cancel_unconfirmed = True
         run._check_finished()
         job.waiting_nodes.append((run, node, values))

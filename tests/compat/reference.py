@@ -210,14 +210,12 @@ def compare(python: Path, seed: int, count: int, run_count: int, minimum: float)
     print(f"{'random programs with the same graph':<45}{agreement:>10.1%}")
     print(f"{'dispatched on both, same result':<45}{len(run) - len(value_diffs):>6} / {len(run)}")
     for p, kind, a, b in failures[:10]:
-        print(
-            f"\n--- {p.name}: {kind}\n{p.body}\nours:   {json.dumps(a)[:600]}\ntheirs: {json.dumps(b)[:600]}"
-        )
+        print(f"\n--- {p.name}: {kind}\n{p.body}")
+        print(f"ours:   {json.dumps(a)[:600]}\ntheirs: {json.dumps(b)[:600]}")
     for p, a, b in value_diffs[:10]:
-        print(
-            f"\n--- {p.name}: values differ\n{p.body}\nours:   {a.get('status')} {a.get('result')}\n"
-            f"theirs: {b.get('status')} {b.get('result')}"
-        )
+        print(f"\n--- {p.name}: values differ\n{p.body}")
+        print(f"ours:   {a.get('status')} {a.get('result')}")
+        print(f"theirs: {b.get('status')} {b.get('result')}")
     construct_failures = [p.name for p, *_ in failures if not p.name.startswith("random_")]
     ok = agreement >= minimum and not value_diffs and not construct_failures
     print("\nPASS" if ok else "\nFAIL")
