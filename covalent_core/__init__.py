@@ -40,6 +40,10 @@ _LAZY = {
     "dispatch_sync": "api",
     "get_result": "api",
     "list_dispatches": "api",
+    "get_config": "config",
+    "set_config": "config",
+    "reload_config": "config",
+    "get_context": "context",
     "Executor": "executors.base",
     "TaskContext": "executors.base",
     "TaskOutcome": "executors.base",
@@ -47,21 +51,48 @@ _LAZY = {
     "CancelReport": "result",
     "NodeResult": "result",
     "Result": "result",
+    "covalent_start": "service.lifecycle",
+    "covalent_stop": "service.lifecycle",
+    "is_covalent_running": "service.lifecycle",
+    "TransportableObject": "transportable",
+    "stop_triggers": "triggers",
+}
+_MODULES = {"executor": ".executor", "triggers": ".triggers", "metadata": "importlib.metadata"}
+
+# Covalent names that covalent-core does not provide, and what to use instead.
+_NOT_PROVIDED = {
+    "get_result_manager": "use ct.get_result(dispatch_id): results are read from the store",
 }
 
 if TYPE_CHECKING:
-    from . import executor
+    from . import executor, triggers
     from .api import cancel, dispatch, dispatch_sync, get_result, list_dispatches
+    from .config import get_config, reload_config, set_config
+    from .context import get_context
     from .executors.base import Executor, TaskContext, TaskOutcome
     from .executors.local import LocalExecutor
     from .result import CancelReport, NodeResult, Result
+    from .service.lifecycle import covalent_start, covalent_stop, is_covalent_running
+    from .transportable import TransportableObject
+    from .triggers import stop_triggers
+
+
+def _not_provided(name: str, advice: str) -> Any:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"ct.{name} is not provided by covalent-core: {advice}")
+
+    refuse.__name__ = name
+    return refuse
 
 
 def __getattr__(name: str) -> Any:
     import importlib
 
-    if name == "executor":
-        return importlib.import_module(".executor", __name__)
+    if name in _MODULES:
+        target = _MODULES[name]
+        return importlib.import_module(target, __name__ if target.startswith(".") else None)
+    if name in _NOT_PROVIDED:
+        return _not_provided(name, _NOT_PROVIDED[name])
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'covalent_core' has no attribute {name!r}")
@@ -94,13 +125,24 @@ __all__ = [
     "TaskContext",
     "TaskNotFoundError",
     "TaskOutcome",
+    "TransportableObject",
     "cancel",
+    "covalent_start",
+    "covalent_stop",
     "dispatch",
     "dispatch_sync",
     "electron",
     "executor",
+    "get_config",
+    "get_context",
     "get_result",
+    "is_covalent_running",
     "lattice",
     "list_dispatches",
+    "reload_config",
+    "set_config",
+    "status",
+    "stop_triggers",
+    "triggers",
     "wait",
 ]

@@ -8,10 +8,11 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from . import config
 from .errors import DispatchTimeoutError, TaskNotFoundError
-from .graph import KIND_PARAMETER, KIND_SUBLATTICE, Edge, downstream
+from .graph import KIND_PARAMETER, KIND_POSTPROCESS, KIND_SUBLATTICE, Edge, downstream
 from .result import CancelReport, NodeResult, Result
-from .serialize import current_environment, graph_to_records
+from .serialize import current_environment, lattice_records
 from .service import client as service
 from .status import TERMINAL, CancelReason, Status
 from .store import open_store
@@ -33,7 +34,7 @@ def dispatch(lattice: Lattice) -> Callable[..., str]:
 
     @functools.wraps(lattice.function)
     def submit(*args: Any, **kwargs: Any) -> str:
-        records = graph_to_records(lattice.build_graph(*args, **kwargs))
+        records = lattice_records(lattice, args, kwargs)
         dispatch_id = str(uuid.uuid4())
         store = open_store()
         with store.write() as conn:
@@ -44,6 +45,8 @@ def dispatch(lattice: Lattice) -> Callable[..., str]:
                 node_rows=records.nodes,
                 edge_rows=records.edges,
                 environment=current_environment(),
+                lattice=records.lattice,
+                inputs=records.inputs,
             )
         service.request({"op": "wake"})
         return dispatch_id
@@ -68,8 +71,25 @@ def _status(dispatch_id: str) -> Status:
         return Status(q.get_dispatch(conn, dispatch_id).status)
 
 
-def get_result(dispatch_id: str, wait: bool = False, timeout: float | None = None) -> Result:
+def get_result(
+    dispatch_id: str,
+    wait: bool = False,
+    timeout: float | None = None,
+    *,
+    status_only: bool = False,
+    workflow_output: bool = True,
+    intermediate_outputs: bool = True,
+    sublattice_results: bool = True,
+    results_dir: str | None = None,
+    dispatcher_addr: str | None = None,
+) -> Any:
     """Read a dispatch and all its nodes; with ``wait=True``, first wait until it finished.
+
+    Covalent's options: ``status_only`` returns ``{"id": ..., "status": ...}`` only;
+    ``workflow_output=False`` leaves ``result.result`` None; ``intermediate_outputs=False``
+    leaves node outputs unread; ``sublattice_results=False`` leaves each sublattice node's
+    ``sublattice_result`` None. ``results_dir`` and ``dispatcher_addr`` are accepted and
+    unused: results live in the store (``COVALENT_CORE_DB_URL``).
 
     Raises :class:`DispatchNotFoundError` for an unknown id and :class:`DispatchTimeoutError`
     when ``timeout`` seconds pass first (the dispatch keeps running).
@@ -89,9 +109,17 @@ def get_result(dispatch_id: str, wait: bool = False, timeout: float | None = Non
             )
             delay = min(delay * 1.5, POLL_MAX)
     store = open_store()
+    if status_only:
+        return {"id": dispatch_id, "status": str(_status(dispatch_id))}
     with store.read() as conn:
         row = q.get_dispatch(conn, dispatch_id, with_result=True)
-        node_rows = q.get_nodes(conn, dispatch_id, blobs=True)
+        node_rows = q.get_nodes(conn, dispatch_id, outputs=True)
+        edge_rows = q.get_edges(conn, dispatch_id)
+    nodes = [NodeResult.from_row(r) for r in node_rows]
+    if not intermediate_outputs:
+        for node in nodes:
+            if node.kind != KIND_POSTPROCESS:
+                node.output_bytes = None
     return Result(
         dispatch_id=row.dispatch_id,
         name=row.name,
@@ -100,9 +128,16 @@ def get_result(dispatch_id: str, wait: bool = False, timeout: float | None = Non
         started_at=row.started_at,
         ended_at=row.ended_at,
         error=row.error,
-        nodes=[NodeResult.from_row(r) for r in node_rows],
+        nodes=nodes,
         parent_dispatch_id=row.parent_dispatch_id,
-        result_bytes=row.result,
+        root_dispatch_id=row.root_dispatch_id,
+        edges=[Edge(e.parent, e.child, e.edge_name, e.param_type, e.arg_index) for e in edge_rows],
+        lattice_bytes=row.lattice,
+        inputs_bytes=row.inputs,
+        results_dir=str(config.data_dir()),
+        _loader=functools.partial(get_result, workflow_output=workflow_output),
+        _with_sublattices=sublattice_results,
+        _with_output=workflow_output,
     )
 
 
@@ -175,7 +210,7 @@ def request_cancel(dispatch_id: str, task_ids: int | Iterable[int] | None = None
         if requested_ids is None
         else requested_ids
     )
-    edges = [Edge(e.parent, e.child, e.param_type) for e in edge_rows]
+    edges = [Edge(e.parent, e.child, e.edge_name, e.param_type) for e in edge_rows]
     below = sorted(downstream(edges, targets)) if not whole else []
     live = {i for i, r in by_id.items() if Status(r.status) not in TERMINAL}
     requested = [i for i in targets if i in live]

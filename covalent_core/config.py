@@ -112,3 +112,106 @@ def child_environment() -> dict[str, str]:
     package_parent = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     return env
+
+
+# -- Covalent's configuration functions, over the same TOML file ---------------------------
+
+
+def _flatten(prefix: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(f"{prefix}.{key}" if prefix else str(key), item))
+        return out
+    return {prefix: value}
+
+
+def _defaults() -> dict[str, Any]:
+    return {
+        "store": {"url": db_url()},
+        "dispatcher": {"idle_timeout": idle_timeout()},
+        "executors": {},
+    }
+
+
+def _merged() -> dict[str, Any]:
+    merged = _defaults()
+    for key, value in _flatten("", load_config()).items():
+        _set_in(merged, key, value)
+    return merged
+
+
+def _set_in(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = data.get(part)
+        if not isinstance(child, dict):
+            child = data[part] = {}
+        data = child
+    data[parts[-1]] = value
+
+
+def _get_in(data: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(data, dict) or part not in data:
+            raise KeyError(
+                f"no configuration value {key!r}; set it with ct.set_config({key!r}, value) or "
+                f"in {config_path()}"
+            )
+        data = data[part]
+    return data
+
+
+def get_config(entries: str | list[str] | None = None) -> Any:
+    """Covalent's ``get_config``: everything, one dotted key, or a dict of several keys.
+
+    Keys are the config file's (``store.url``, ``dispatcher.idle_timeout``,
+    ``executors.slurm.address``, ...); ``dispatcher.db_path`` reads the store's SQLite path.
+    Other Covalent keys read back what ``set_config`` stored.
+    """
+    merged = _merged()
+    if not entries:
+        return merged
+    if isinstance(entries, str):
+        return _get_alias(merged, entries)
+    if len(entries) == 1:
+        return _get_alias(merged, entries[0])
+    return {key: _get_alias(merged, key) for key in entries}
+
+
+def _get_alias(merged: dict[str, Any], key: str) -> Any:
+    if key == "dispatcher.db_path":
+        url = _get_in(merged, "store.url")
+        return url.split("///", 1)[-1] if url.startswith("sqlite") else url
+    return _get_in(merged, key)
+
+
+def set_config(new_config: dict[str, Any] | str, new_value: Any = None) -> None:
+    """Covalent's ``set_config``: one dotted key and a value, or a dict of them; saved at once.
+
+    ``dispatcher.db_path`` sets the store to that SQLite file. The file is written with
+    owner-only permissions.
+    """
+    import tomli_w
+
+    updates = {new_config: new_value} if isinstance(new_config, str) else dict(new_config)
+    data = dict(load_config())
+    for key, value in updates.items():
+        if key == "dispatcher.db_path":
+            key, value = "store.url", f"sqlite:///{Path(str(value)).expanduser()}"
+        if value is None:
+            raise ValueError(f"set_config({key!r}, None): TOML has no null; remove the key instead")
+        _set_in(data, key, value)
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    partial = path.with_name(path.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        tomli_w.dump(data, fh)
+    os.replace(partial, path)
+    reload_config()
+
+
+def reload_config() -> None:
+    """Covalent's ``reload_config``: read the config file again (it is also re-read on change)."""
+    _load.cache_clear()

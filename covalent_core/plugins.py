@@ -21,6 +21,7 @@ import pluggy
 
 from . import config, hookspecs, stages
 from .errors import ExecutorConfigError, ExecutorNotFoundError
+from .executor.base import is_covalent_executor
 from .executors.base import Executor
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,12 @@ ENTRY_POINT_GROUP = "covalent_core.plugins"
 ENV_PLUGINS = "COVALENT_CORE_PLUGINS"
 ENV_TRACE = "COVALENT_CORE_TRACE_HOOKS"
 ENV_EXTRA = "COVALENT_CORE_EXTRA_PLUGINS"
+
+# Registered first, always, as ordinary plugins: (name, module).
+DEFAULT_PLUGINS = (
+    ("local", "covalent_core.executors.local"),
+    ("covalent", "covalent_core.executors.covalent_adapter"),
+)
 
 
 @dataclass
@@ -89,8 +96,12 @@ def _build() -> PluginRegistry:
     manager.register(stages, name="covalent_core.stages")
     registry = PluginRegistry(manager=manager)
     allowed = {n.strip() for n in os.environ.get(ENV_PLUGINS, "").split(",") if n.strip()}
-    entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
     seen: set[str] = set()
+    for name, module_name in DEFAULT_PLUGINS:
+        # The built-in executors: the graph's own nodes need the local one.
+        manager.register(importlib.import_module(module_name), name=name)
+        seen.add(name)
+    entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
     for ep in entry_points:
         if ep.name in seen or (allowed and ep.name not in allowed):
             continue
@@ -111,23 +122,18 @@ def _build() -> PluginRegistry:
         except Exception as exc:
             registry.failed[module_name] = f"{type(exc).__name__}: {exc}"
             logger.warning("plugin module %r failed to load: %s", module_name, exc)
-    if "local" not in seen and (not allowed or "local" in allowed):
-        # Running from a source tree without the package installed: register the built-in.
-        from .executors import local
-
-        manager.register(local, name="local")
     manager.check_pending()
     for plugin_name, plugin in manager.list_name_plugin():
-        impl = getattr(plugin, "covalent_executor_classes", None)
-        if impl is None:
-            continue
         try:
-            found = impl() or []
+            found = _executor_classes(plugin)
         except Exception as exc:
             registry.failed[plugin_name] = f"covalent_executor_classes raised {exc!r}"
             continue
         for cls in found:
-            if not (isinstance(cls, type) and issubclass(cls, Executor) and cls.short_name):
+            usable = isinstance(cls, type) and (
+                issubclass(cls, Executor) or is_covalent_executor(cls)
+            )
+            if not (usable and cls.short_name):
                 registry.failed[plugin_name] = (
                     f"{cls!r} is not an Executor subclass with a short_name"
                 )
@@ -142,6 +148,22 @@ def _build() -> PluginRegistry:
         manager.trace.root.setwriter(lambda msg: trace_log.debug(msg.rstrip()))
         manager.enable_tracing()
     return registry
+
+
+def _executor_classes(plugin: Any) -> list[Any]:
+    """A plugin's executor classes: its hook's answer, or Covalent's module convention.
+
+    A module written for Covalent names its executor class in ``EXECUTOR_PLUGIN_NAME`` (or
+    ``executor_plugin_name``); such a class runs through the ``covalent`` adapter.
+    """
+    impl = getattr(plugin, "covalent_executor_classes", None)
+    if impl is not None:
+        return list(impl() or [])
+    for attribute in ("EXECUTOR_PLUGIN_NAME", "executor_plugin_name"):
+        class_name = getattr(plugin, attribute, None)
+        if isinstance(class_name, str) and hasattr(plugin, class_name):
+            return [getattr(plugin, class_name)]
+    return []
 
 
 _lock = threading.Lock()
@@ -174,6 +196,10 @@ def resolve_executor(spec: Any) -> tuple[str, dict[str, Any]]:
         spec = "local"
     if isinstance(spec, tuple):  # already resolved: a parent lattice's (name, options)
         return spec[0], dict(spec[1])
+    if is_covalent_executor(spec) and not isinstance(spec, type):
+        from .executors.covalent_adapter import CovalentExecutorAdapter, adapter_options
+
+        return CovalentExecutorAdapter.short_name, adapter_options(spec)
     if isinstance(spec, Executor):
         return type(spec).short_name, spec.config
     if isinstance(spec, str):
@@ -181,10 +207,12 @@ def resolve_executor(spec: Any) -> tuple[str, dict[str, Any]]:
         options = config.executor_defaults(spec)
         try:
             instance = cls(**options)
-        except ExecutorConfigError as exc:
+        except (ExecutorConfigError, TypeError) as exc:
             raise ExecutorConfigError(
                 f"{exc} (from [executors.{spec}] in {config.config_path()})"
             ) from None
+        if is_covalent_executor(instance):
+            return resolve_executor(instance)
         return spec, instance.config
     raise ExecutorConfigError(
         f"executor must be an Executor instance or an installed executor's short name, "

@@ -1,17 +1,24 @@
-"""What users read back: a dispatch's result with every node, and the report of a cancel."""
+"""What users read back: a dispatch's result with every node, and the report of a cancel.
+
+:class:`Result` reads the way Covalent's does (``get_node_result``, ``get_all_node_outputs``,
+``result``, ``status``, ``inputs``, ``start_time``, ``lattice.transport_graph``, the status
+constants) and keeps our richer view: ``nodes`` and ``get_node`` with each node's stage,
+cancel reason, executor and job handle.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import cloudpickle
-
-from .errors import SerializationError
+from . import status as status_names
+from .graph import KIND_PARAMETER, KIND_POSTPROCESS, Edge, TransportGraph
 from .status import Status
+from .transportable import TransportableObject
 
 
 def _when(ts: float | None) -> str:
@@ -20,16 +27,11 @@ def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
 
 
-def _load(data: bytes | None, what: str) -> Any:
-    if data is None:
+def utc_datetime(ts: float | None) -> dt.datetime | None:
+    """A stored time as Covalent returns it: a naive datetime in UTC."""
+    if ts is None:
         return None
-    try:
-        return cloudpickle.loads(data)
-    except Exception as exc:
-        raise SerializationError(
-            f"{what} could not be unpickled here ({type(exc).__name__}: {exc}); "
-            "import the modules it needs, or read it where the workflow was defined"
-        ) from exc
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).replace(tzinfo=None)
 
 
 @dataclass
@@ -54,14 +56,26 @@ class NodeResult:
     cancel_stage: str | None
     sub_dispatch_id: str | None
     output_bytes: bytes | None = field(default=None, repr=False)
+    output_repr: str | None = field(default=None, repr=False)
+    executor_config: dict[str, Any] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return f"<NodeResult {self.node_id} {self.name}: {self.status}>"
 
     @property
+    def encoded_output(self) -> TransportableObject | None:
+        """The output as Covalent hands it over (a :class:`TransportableObject`), or None."""
+        if self.output_bytes is None:
+            return None
+        if self.kind != KIND_PARAMETER and self.status is not Status.COMPLETED:
+            return None
+        return TransportableObject.from_pickle(self.output_bytes, self.output_repr)
+
+    @property
     def output(self) -> Any:
         """The node's output (unpickled on access), or None if it has none."""
-        return _load(self.output_bytes, f"the output of node {self.node_id} ({self.name})")
+        encoded = self.encoded_output
+        return None if encoded is None else encoded.get_deserialized()
 
     @property
     def duration(self) -> float | None:
@@ -96,12 +110,78 @@ class NodeResult:
             cancel_stage=row.cancel_stage,
             sub_dispatch_id=row.sub_dispatch_id,
             output_bytes=getattr(row, "output", None),
+            output_repr=row.output_repr,
+            executor_config=row.executor_config,
         )
+
+
+class ResultGraph(TransportGraph):
+    """A dispatch's transport graph with what ran: Covalent's ``result.lattice.transport_graph``.
+
+    ``get_node_value(node_id, key)`` answers Covalent's keys: ``name``, ``status``, ``output``,
+    ``value``, ``error``, ``stdout``, ``stderr``, ``start_time``, ``end_time``,
+    ``sub_dispatch_id``, ``sublattice_result``, ``metadata``.
+    """
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(edges=list(result.edges))
+        self._result = result
+
+    def get_node_value(self, node_id: int, key: str) -> Any:
+        """One value of one node, by Covalent's key."""
+        node = self._result.get_node(node_id)
+        values: dict[str, Callable[[], Any]] = {
+            "name": lambda: node.name,
+            "status": lambda: node.status,
+            "output": lambda: node.encoded_output,
+            "value": lambda: node.encoded_output if node.kind == KIND_PARAMETER else None,
+            "error": lambda: node.error,
+            "stdout": lambda: node.stdout,
+            "stderr": lambda: node.stderr,
+            "start_time": lambda: utc_datetime(node.started_at),
+            "end_time": lambda: utc_datetime(node.ended_at),
+            "sub_dispatch_id": lambda: node.sub_dispatch_id,
+            "sublattice_result": lambda: self._result._sublattice_result(node),
+            "metadata": lambda: {"executor": node.executor, "executor_data": node.executor_config},
+        }
+        if key not in values:
+            raise KeyError(
+                f"node {node_id} has no value {key!r}; known keys: {', '.join(sorted(values))}"
+            )
+        return values[key]()
+
+    @property
+    def nodes(self) -> list[Any]:  # type: ignore[override]
+        return self._result.nodes
+
+    @nodes.setter
+    def nodes(self, value: Any) -> None:  # the dataclass initialiser assigns it
+        pass
+
+    def get_internal_graph_copy(self) -> Any:
+        """A copy of the networkx graph, as Covalent's method returns."""
+        return self._graph.copy()
 
 
 @dataclass
 class Result:
-    """A dispatch read from the store: readable from any process, at any time."""
+    """A dispatch read from the store: readable from any process, at any time.
+
+    Covalent's reading of it works: ``result.result``, ``result.status == Result.COMPLETED``,
+    ``get_node_result(i)["output"].get_deserialized()``, ``result.lattice.transport_graph``.
+    """
+
+    NEW_OBJ = Status.NEW_OBJECT
+    NEW_OBJECT = Status.NEW_OBJECT
+    RUNNING = Status.RUNNING
+    CANCELLING = Status.CANCELLING
+    COMPLETED = Status.COMPLETED
+    FAILED = Status.FAILED
+    CANCELLED = Status.CANCELLED
+    PENDING_REUSE = status_names.PENDING_REUSE
+    POSTPROCESSING = status_names.POSTPROCESSING
+    PENDING_POSTPROCESSING = status_names.PENDING_POSTPROCESSING
+    POSTPROCESSING_FAILED = status_names.POSTPROCESSING_FAILED
 
     dispatch_id: str
     name: str
@@ -112,23 +192,31 @@ class Result:
     error: str | None
     nodes: list[NodeResult]
     parent_dispatch_id: str | None = None
-    result_bytes: bytes | None = field(default=None, repr=False)
+    root_dispatch_id: str = ""
+    edges: list[Edge] = field(default_factory=list, repr=False)
+    lattice_bytes: bytes | None = field(default=None, repr=False)
+    inputs_bytes: bytes | None = field(default=None, repr=False)
+    results_dir: str | None = None
+    # Reads another dispatch (a sublattice's); set by ct.get_result.
+    _loader: Callable[[str], Result] | None = field(default=None, repr=False)
+    _with_sublattices: bool = field(default=True, repr=False)
+    _with_output: bool = field(default=True, repr=False)
 
-    @property
-    def result(self) -> Any:
-        """What the lattice returned (None until the dispatch COMPLETED)."""
-        return _load(self.result_bytes, f"the result of dispatch {self.dispatch_id}")
+    def __post_init__(self) -> None:
+        self.root_dispatch_id = self.root_dispatch_id or self.dispatch_id
+        self._by_id = {n.node_id: n for n in self.nodes}
+
+    # -- our view ------------------------------------------------------------------------
 
     def get_node(self, node_id: int) -> NodeResult:
         """The node with this id."""
-        for node in self.nodes:
-            if node.node_id == node_id:
-                return node
-        raise KeyError(f"dispatch {self.dispatch_id} has no node {node_id}")
-
-    def get_node_result(self, node_id: int) -> Any:
-        """The output of a node (Covalent's name for it)."""
-        return self.get_node(node_id).output
+        try:
+            return self._by_id[node_id]
+        except KeyError:
+            span = f"0-{len(self.nodes) - 1}" if self.nodes else "none"
+            raise KeyError(
+                f"dispatch {self.dispatch_id} has no node {node_id} (its nodes are {span})"
+            ) from None
 
     @property
     def is_finished(self) -> bool:
@@ -138,27 +226,124 @@ class Result:
     @property
     def tasks(self) -> list[NodeResult]:
         """The nodes that run code (electrons, collections, sublattices), not parameters."""
-        return [n for n in self.nodes if n.kind != "parameter"]
+        return [n for n in self.nodes if n.kind != KIND_PARAMETER]
+
+    @property
+    def failed_nodes(self) -> list[NodeResult]:
+        """Every FAILED node, in id order."""
+        return [n for n in self.nodes if n.status is Status.FAILED]
+
+    # -- Covalent's view -----------------------------------------------------------------
+
+    @property
+    def encoded_result(self) -> TransportableObject | None:
+        """The lattice's return value as a :class:`TransportableObject` (once COMPLETED)."""
+        if not self._with_output or self.status is not Status.COMPLETED:
+            return None
+        for node in reversed(self.nodes):
+            if node.kind == KIND_POSTPROCESS:
+                return node.encoded_output
+        return None
+
+    @property
+    def result(self) -> Any:
+        """What the lattice returned (None until the dispatch COMPLETED)."""
+        encoded = self.encoded_result
+        return None if encoded is None else encoded.get_deserialized()
+
+    @property
+    def start_time(self) -> dt.datetime | None:
+        """When the dispatch started running (naive UTC, as in Covalent)."""
+        return utc_datetime(self.started_at)
+
+    @property
+    def end_time(self) -> dt.datetime | None:
+        """When the dispatch ended (naive UTC, as in Covalent)."""
+        return utc_datetime(self.ended_at)
+
+    @property
+    def inputs(self) -> TransportableObject | None:
+        """The dispatch's arguments: ``{"args": (...), "kwargs": {...}}`` when deserialized."""
+        if self.inputs_bytes is None:
+            return None
+        return TransportableObject.from_pickle(self.inputs_bytes)
+
+    @property
+    def lattice(self) -> Any:
+        """The dispatched lattice, with ``transport_graph`` holding what ran."""
+        from .workflow import Lattice
+
+        lattice = None
+        if self.lattice_bytes is not None:
+            lattice = TransportableObject.from_pickle(self.lattice_bytes).get_deserialized()
+        if not isinstance(lattice, Lattice):
+            lattice = Lattice(lambda: None)
+            lattice.__name__ = self.name
+        lattice.transport_graph = ResultGraph(self)
+        lattice.inputs = self.inputs
+        return lattice
+
+    def get_node_result(self, node_id: int) -> dict[str, Any]:
+        """Covalent's record of one node: ids, name, times, status, output, error, streams."""
+        node = self.get_node(node_id)
+        return {
+            "node_id": node.node_id,
+            "node_name": node.name,
+            "start_time": utc_datetime(node.started_at),
+            "end_time": utc_datetime(node.ended_at),
+            "status": node.status,
+            "output": node.encoded_output,
+            "error": node.error,
+            "sublattice_result": self._sublattice_result(node),
+            "stdout": node.stdout,
+            "stderr": node.stderr,
+        }
+
+    def get_all_node_outputs(self) -> dict[str, TransportableObject | None]:
+        """Every node's output, keyed ``"name(id)"`` as in Covalent."""
+        return {f"{n.name}({n.node_id})": n.encoded_output for n in self.nodes}
+
+    def get_all_node_results(self) -> list[dict[str, Any]]:
+        """:meth:`get_node_result` of every node, in id order."""
+        return [self.get_node_result(n.node_id) for n in self.nodes]
+
+    def post_process(self) -> Any:
+        """The lattice's return value (post-processing already ran as the result node)."""
+        return self.result
+
+    def _sublattice_result(self, node: NodeResult) -> Result | None:
+        if not (self._with_sublattices and node.sub_dispatch_id and self._loader):
+            return None
+        return self._loader(node.sub_dispatch_id)
+
+    # -- text -----------------------------------------------------------------------------
 
     def __repr__(self) -> str:
         return f"<Result {self.dispatch_id} {self.name}: {self.status}, {len(self.nodes)} nodes>"
 
     def __str__(self) -> str:
-        lines = [
-            f"Dispatch {self.dispatch_id} ({self.name}): {self.status}",
-        ]
+        lines = [f"Dispatch {self.dispatch_id} ({self.name}): {self.status}"]
         if self.error:
-            lines.append(f"  error: {self.error}")
+            lines.append("  error: " + self.error.replace("\n", "\n    "))
         for node in self.tasks:
-            why = (
-                f" ({node.cancel_reason}, at {node.cancel_stage or 'start'})"
-                if node.status is Status.CANCELLED
-                else ""
-            )
+            why = ""
+            if node.status is Status.CANCELLED:
+                why = f" ({node.cancel_reason}, at {node.cancel_stage or 'start'})"
+            elif node.status is Status.FAILED and node.error:
+                why = f": {node.error.splitlines()[0]}"
             lines.append(f"  [{node.node_id}] {node.name}: {node.status}{why}")
-        if self.status is Status.COMPLETED:
+        if self.status is Status.COMPLETED and self._with_output:
             lines.append(f"  result: {self.result!r}")
         return "\n".join(lines)
+
+
+def failure_summary(failed: list[tuple[int, str, str | None]]) -> str:
+    """The dispatch's error for its failed nodes: each node's id, name and exception."""
+    lines = ["The following tasks failed:"]
+    for node_id, name, error in failed:
+        first = (error or "").strip().splitlines()
+        lines.append(f"{node_id}: {name}" + (f": {first[0]}" if first else ""))
+    return "\n".join(lines)
 
 
 @dataclass

@@ -6,7 +6,8 @@ machine that does not have covalent-core installed and run ``python runner.py IN
 The payload is ``pickle.dumps((function, args, kwargs, environment))`` where ``function`` and
 each argument are cloudpickle bytes, and ``environment`` is ``{"cwd": ..., "sys_path": [...]}``
 or None. The outcome is ``pickle.dumps(dict)`` with ``ok`` and either ``output`` (cloudpickle
-bytes) or ``error``, ``traceback`` and ``exception`` (cloudpickle bytes, or None).
+bytes) or ``error``, ``traceback`` and ``exception`` (cloudpickle bytes, or None); a
+successful outcome also has ``output_repr``, ``str()`` of the value when it is short.
 """
 
 from __future__ import annotations
@@ -19,11 +20,20 @@ from typing import Any
 
 import cloudpickle
 
+OUTPUT_REPR_MAX = 10_000
+# Set for the task (and what it starts): which dispatch and node it is. See ct.get_context().
+ENV_DISPATCH_ID = "COVALENT_CORE_DISPATCH_ID"
+ENV_NODE_ID = "COVALENT_CORE_NODE_ID"
+
 
 def apply_environment(environment: dict[str, Any] | None) -> None:
     """Make the task see the dispatching process's working directory and import path."""
     if not environment:
         return
+    task = environment.get("task")
+    if task:
+        os.environ[ENV_DISPATCH_ID] = str(task["dispatch_id"])
+        os.environ[ENV_NODE_ID] = str(task["node_id"])
     for entry in reversed(environment.get("sys_path") or []):
         if entry not in sys.path:
             sys.path.insert(0, entry)
@@ -45,6 +55,7 @@ def execute(payload: bytes) -> bytes:
         value = function(*args, **kwargs)
         stage = "pickling the task's result"
         output = cloudpickle.dumps(value)
+        text = _text(value)
     except BaseException as exc:
         try:
             exception: bytes | None = cloudpickle.dumps(exc)
@@ -59,7 +70,16 @@ def execute(payload: bytes) -> bytes:
                 "exception": exception,
             }
         )
-    return pickle.dumps({"ok": True, "output": output})
+    return pickle.dumps({"ok": True, "output": output, "output_repr": text})
+
+
+def _text(value: Any) -> str | None:
+    """``str(value)``, kept when short (clients show it without unpickling the value)."""
+    try:
+        text = str(value)
+    except Exception:
+        return None
+    return text if len(text) <= OUTPUT_REPR_MAX else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 import cloudpickle
 
 from .errors import SerializationError
-from .graph import KIND_PARAMETER, TransportGraph
+from .graph import KIND_PARAMETER, MAX_NAME, PARAMETER_PREFIX, TransportGraph
 from .plugins import executor_from_json, resolve_executor
 from .status import Status
 from .workflow import Lattice
@@ -26,6 +26,10 @@ class GraphRecords:
 
     nodes: list[dict[str, Any]] = field(default_factory=list)
     edges: list[dict[str, Any]] = field(default_factory=list)
+    lattice: bytes | None = None
+    """The lattice itself (cloudpickle), for ``result.lattice``; only clients unpickle it."""
+    inputs: bytes | None = None
+    """``{"args": ..., "kwargs": ...}`` (cloudpickle), for ``result.inputs`` and redispatch."""
 
 
 def current_environment() -> dict[str, Any]:
@@ -69,7 +73,8 @@ def graph_to_records(graph: TransportGraph) -> GraphRecords:
             row["output"] = dumps(
                 node.value, functools.partial(_parameter_label, graph, node.node_id)
             )
-            row["output_repr"] = node.name
+            text = node.name.removeprefix(PARAMETER_PREFIX)
+            row["output_repr"] = text if len(node.name) < MAX_NAME else None
             row["status"] = Status.COMPLETED.value
         else:
             key = id(node.function)
@@ -97,6 +102,17 @@ def graph_to_records(graph: TransportGraph) -> GraphRecords:
     return records
 
 
+def lattice_records(
+    lattice: Lattice, args: tuple[Any, ...], kwargs: dict[str, Any], default_executor: Any = None
+) -> GraphRecords:
+    """Build the lattice's graph for these arguments; records of it, the lattice and its inputs."""
+    graph = lattice.build_graph(*args, _default_executor=default_executor, **kwargs)
+    records = graph_to_records(graph)
+    records.lattice = dumps(lattice, f"lattice {lattice.__name__!r}")
+    records.inputs = dumps({"args": args, "kwargs": kwargs}, "the lattice's arguments")
+    return records
+
+
 def _parameter_label(graph: TransportGraph, node_id: int) -> str:
     """Words for where a parameter node came from, for an error about its value."""
     for edge in graph.edges:
@@ -115,8 +131,7 @@ def build_sublattice(
     """
     parent = json.loads(json_parent_metadata)
     default = executor_from_json(parent.get("executor"), parent.get("executor_data") or {})
-    graph = sub.build_graph(*args, _default_executor=default, **kwargs)
-    return graph_to_records(graph)
+    return lattice_records(sub, args, kwargs, default)
 
 
 def task_payload(

@@ -24,6 +24,10 @@ class Status(str, Enum):
     def __str__(self) -> str:
         return self.value
 
+    def __bool__(self) -> bool:
+        # As Covalent's statuses: a status is false only while the object is new.
+        return self is not Status.NEW_OBJECT
+
     @property
     def is_terminal(self) -> bool:
         """True once the status can never change again."""
@@ -31,6 +35,28 @@ class Status(str, Enum):
 
 
 TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+
+# Covalent's ``ct.status`` names: ``ct.status.COMPLETED`` is ``Status.COMPLETED``.
+NEW_OBJECT = Status.NEW_OBJECT
+RUNNING = Status.RUNNING
+CANCELLING = Status.CANCELLING
+COMPLETED = Status.COMPLETED
+FAILED = Status.FAILED
+CANCELLED = Status.CANCELLED
+# Covalent's server passes through these; a covalent-core dispatch never does.
+STARTING = "STARTING"
+DISPATCHING = "DISPATCHING"
+DISPATCHING_SUBLATTICE = "DISPATCHING"
+PENDING_REUSE = "PENDING_REUSE"
+PENDING_REPLACEMENT = "PENDING_REPLACEMENT"
+POSTPROCESSING = "POSTPROCESSING"
+PENDING_POSTPROCESSING = "PENDING_POSTPROCESSING"
+POSTPROCESSING_FAILED = "POSTPROCESSING_FAILED"
+
+
+def is_terminal(status: Status | str) -> bool:
+    """Covalent's ``ct.status.is_terminal``: COMPLETED, FAILED or CANCELLED."""
+    return str(status) in {s.value for s in TERMINAL}
 
 
 class Stage(str, Enum):

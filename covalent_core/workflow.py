@@ -465,6 +465,7 @@ class Lattice:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["transport_graph"] = TransportGraph()  # rebuilt where it is needed
+        state["inputs"] = None
         return state
 
 

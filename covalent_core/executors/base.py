@@ -34,6 +34,8 @@ class TaskOutcome:
     traceback: str | None = None
     stdout: str = ""
     stderr: str = ""
+    output_repr: str | None = None
+    """``str()`` of the output when it is short, so clients can show it without unpickling."""
 
     @classmethod
     def from_runner(cls, data: bytes, stdout: str = "", stderr: str = "") -> TaskOutcome:
@@ -46,6 +48,7 @@ class TaskOutcome:
             traceback=raw.get("traceback"),
             stdout=stdout,
             stderr=stderr,
+            output_repr=raw.get("output_repr"),
         )
 
     @classmethod

@@ -22,6 +22,7 @@ from ..executors.base import Executor, TaskContext, TaskOutcome
 from ..executors.local import LocalExecutor
 from ..graph import KIND_SUBLATTICE
 from ..process import START_TIME_TOLERANCE, is_dead
+from ..result import failure_summary
 from ..serialize import BUILD_SUBLATTICE, GraphRecords, task_payload
 from ..status import TERMINAL, CancelReason, Status, dispatch_outcome
 from ..store import Store
@@ -308,9 +309,7 @@ class Dispatcher:
             error: str | None = None
             result: bytes | None = None
             if status is Status.FAILED:
-                failed = run.first_failure()
-                if failed is not None:
-                    error = f"node {failed.node_id} ({failed.name}) failed"
+                error = failure_summary([(n.node_id, n.name, n.error) for n in run.failed_nodes()])
             elif status is Status.COMPLETED:
                 result = run.result()
         finally:
@@ -321,7 +320,7 @@ class Dispatcher:
             conn.execute(
                 update(dispatches)
                 .where(dispatches.c.dispatch_id == run.dispatch_id)
-                .values(status=status.value, error=error, result=result, ended_at=ended)
+                .values(status=status.value, error=error, ended_at=ended)
             )
 
         await self.writes.execute(finish)
@@ -370,6 +369,8 @@ class Dispatcher:
                 node_rows=records.nodes,
                 edge_rows=records.edges,
                 environment=run.environment,
+                lattice=records.lattice,
+                inputs=records.inputs,
                 parent_dispatch_id=run.dispatch_id,
                 parent_node_id=node.node_id,
                 root_dispatch_id=root,

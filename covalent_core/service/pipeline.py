@@ -78,8 +78,9 @@ async def run_node(run: DispatchRun, node: NodeState) -> None:
         ctx.cancelled.set()
     ctx._store_handle = lambda c, h: dispatcher.store_job_handle(run, node, c, h)
     args, kwargs = build_inputs(run, node)
+    task = {"dispatch_id": run.dispatch_id, "node_id": node.node_id}
     ctx._build_payload = lambda override: task_payload(
-        node.function, args, kwargs, {**(run.environment or {}), **(override or {})}
+        node.function, args, kwargs, {**(run.environment or {}), "task": task, **(override or {})}
     )
     timer: asyncio.TimerHandle | None = None
     executor: Executor | None = None
@@ -151,9 +152,13 @@ def outcome_values(ctx: TaskContext) -> tuple[Status, dict[str, Any]]:
     values: dict[str, Any] = {"stdout": outcome.stdout, "stderr": outcome.stderr}
     if outcome.ok:
         values["output"] = outcome.output
+        values["output_repr"] = outcome.output_repr
         return Status.COMPLETED, values
     values["error"] = outcome.error
     values["traceback"] = outcome.traceback
+    if outcome.traceback:
+        # As Covalent does: the failed task's traceback ends its stderr.
+        values["stderr"] = (outcome.stderr or "") + outcome.traceback
     return Status.FAILED, values
 
 

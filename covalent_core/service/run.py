@@ -43,6 +43,7 @@ class NodeState:
     sub_dispatch_id: str | None
     job_id: int | None
     stage: str | None = None
+    error: str | None = None
     inputs: list[Any] = field(default_factory=list)  # edge rows into this node
     children: list[int] = field(default_factory=list)
     waiting: int = 0
@@ -96,6 +97,8 @@ class DispatchRun:
             )
             return False
         node.status = status
+        if "error" in values:
+            node.error = values["error"]
         now = time.time()
         if status is Status.RUNNING:
             values.setdefault("started_at", now)
@@ -219,9 +222,6 @@ class DispatchRun:
                 return node.output
         return None
 
-    def first_failure(self) -> NodeState | None:
-        """The lowest-numbered FAILED node, whose error becomes the dispatch's."""
-        for node in self.nodes.values():
-            if node.status is Status.FAILED:
-                return node
-        return None
+    def failed_nodes(self) -> list[NodeState]:
+        """The FAILED nodes in id order; their errors become the dispatch's."""
+        return [n for n in self.nodes.values() if n.status is Status.FAILED]

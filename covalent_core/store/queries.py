@@ -13,6 +13,9 @@ from .schema import dispatches, edges, jobs, nodes
 
 TERMINAL_VALUES = [s.value for s in TERMINAL]
 
+# Dispatch columns that hold pickles, read only when asked for.
+BLOB_COLUMNS = ("lattice", "inputs")
+
 # Node columns without the (possibly large) blobs.
 NODE_SUMMARY = [c for c in nodes.c if c.name not in ("function", "output")]
 
@@ -25,6 +28,8 @@ def insert_dispatch(
     node_rows: list[dict[str, Any]],
     edge_rows: list[dict[str, Any]],
     environment: dict[str, Any],
+    lattice: bytes | None = None,
+    inputs: bytes | None = None,
     parent_dispatch_id: str | None = None,
     parent_node_id: int | None = None,
     root_dispatch_id: str | None = None,
@@ -46,6 +51,8 @@ def insert_dispatch(
             owner=owner,
             cancel_requested=False,
             environment=environment,
+            lattice=lattice,
+            inputs=inputs,
             num_nodes=len(node_rows),
         )
     )
@@ -57,7 +64,7 @@ def insert_dispatch(
 
 def get_dispatch(conn: Connection, dispatch_id: str, *, with_result: bool = False) -> Row[Any]:
     """The dispatch row; :class:`DispatchNotFoundError` lists recent ids when there is none."""
-    columns = [c for c in dispatches.c if with_result or c.name != "result"]
+    columns = [c for c in dispatches.c if with_result or c.name not in BLOB_COLUMNS]
     row = conn.execute(select(*columns).where(dispatches.c.dispatch_id == dispatch_id)).first()
     if row is None:
         raise DispatchNotFoundError(dispatch_id, recent_dispatch_ids(conn))
@@ -77,7 +84,7 @@ def recent_dispatch_ids(conn: Connection, limit: int = 5) -> list[str]:
 
 def list_dispatches(conn: Connection, limit: int = 50) -> list[Row[Any]]:
     """Recent top-level dispatches, newest first."""
-    columns = [c for c in dispatches.c if c.name != "result"]
+    columns = [c for c in dispatches.c if c.name not in BLOB_COLUMNS]
     return list(
         conn.execute(
             select(*columns)
@@ -88,9 +95,16 @@ def list_dispatches(conn: Connection, limit: int = 50) -> list[Row[Any]]:
     )
 
 
-def get_nodes(conn: Connection, dispatch_id: str, *, blobs: bool = False) -> list[Row[Any]]:
-    """The dispatch's nodes in id order, with the job handle of each."""
-    columns = list(nodes.c) if blobs else NODE_SUMMARY
+def get_nodes(
+    conn: Connection, dispatch_id: str, *, blobs: bool = False, outputs: bool = False
+) -> list[Row[Any]]:
+    """The dispatch's nodes in id order, with the job handle of each.
+
+    ``blobs`` adds functions and outputs (for running them); ``outputs`` adds outputs only.
+    """
+    columns = (
+        list(nodes.c) if blobs else [*NODE_SUMMARY, nodes.c.output] if outputs else NODE_SUMMARY
+    )
     stmt = (
         select(
             *columns,

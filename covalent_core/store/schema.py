@@ -36,7 +36,9 @@ dispatches = Table(
     Column("owner", String(255), nullable=True),
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("error", Text, nullable=True),
-    Column("result", LargeBinary, nullable=True),
+    # The dispatched lattice and {"args", "kwargs"} (cloudpickle), read only by clients.
+    Column("lattice", LargeBinary, nullable=True),
+    Column("inputs", LargeBinary, nullable=True),
     # cwd and sys.path of the dispatching process, so tasks import what the user imported.
     Column("environment", JSON, nullable=False),
     Column("num_nodes", Integer, nullable=False, default=0),

@@ -1,5 +1,7 @@
-"""Graphs as Covalent builds them: every edge has Covalent's ``edge_name``; the result is the
-output of the graph's ``:postprocess:reconstruct`` node, so no return template is stored.
+"""Graphs and results as Covalent has them: every edge has Covalent's ``edge_name``; the result
+is the output of the graph's ``:postprocess:reconstruct`` node, so neither a return template
+nor a second copy of the result is stored; the dispatched lattice and its inputs are kept for
+``result.lattice`` and ``result.inputs``.
 
 Revision ID: 0002
 Revises: 0001
@@ -22,10 +24,16 @@ def upgrade() -> None:
         batch.alter_column("param_name", new_column_name="edge_name")
     with op.batch_alter_table("dispatches") as batch:
         batch.drop_column("result_template")
+        batch.drop_column("result")
+        batch.add_column(sa.Column("lattice", sa.LargeBinary, nullable=True))
+        batch.add_column(sa.Column("inputs", sa.LargeBinary, nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("dispatches") as batch:
+        batch.drop_column("inputs")
+        batch.drop_column("lattice")
         batch.add_column(sa.Column("result_template", sa.LargeBinary, nullable=True))
+        batch.add_column(sa.Column("result", sa.LargeBinary, nullable=True))
     with op.batch_alter_table("edges") as batch:
         batch.alter_column("edge_name", new_column_name="param_name")

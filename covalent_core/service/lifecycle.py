@@ -1,0 +1,42 @@
+"""Covalent's ``covalent_start``, ``covalent_stop`` and ``is_covalent_running``, on our service.
+
+covalent-core needs no server started by hand (any client starts the dispatcher service when
+it is needed); these let Covalent code that starts and stops its server run unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from ..errors import ServiceError
+from .client import request, service_running
+
+START_WAIT = 30.0
+
+
+def covalent_start(*args: Any, quiet: bool = False, **kwargs: Any) -> None:
+    """Start the dispatcher service of the current store (if not running) and wait for it.
+
+    Covalent's server options (port, workers, ...) are accepted and have no effect here.
+    """
+    reply = request({"op": "ping"}, timeout=START_WAIT)
+    if not quiet:
+        print(f"covalent-core dispatcher service running (pid {reply.get('pid')})")
+
+
+def covalent_stop(*, quiet: bool = False) -> None:
+    """Stop the dispatcher service; running dispatches are taken over by the next one."""
+    with contextlib.suppress(ServiceError, OSError):
+        request({"op": "shutdown"}, start=False, timeout=10)
+    deadline = time.monotonic() + START_WAIT
+    while service_running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not quiet:
+        print("covalent-core dispatcher service stopped")
+
+
+def is_covalent_running() -> bool:
+    """True if the dispatcher service of the current store answers."""
+    return service_running()
