@@ -62,7 +62,15 @@ _MODULES = {"executor": ".executor", "triggers": ".triggers", "metadata": "impor
 # Covalent names that covalent-core does not provide, and what to use instead.
 _NOT_PROVIDED = {
     "get_result_manager": "use ct.get_result(dispatch_id): results are read from the store",
+    **{
+        name: "task environments (dependencies, hooks, leptons, file transfers) are not "
+        "available yet; install what the task needs where it runs, and call setup code "
+        "from the electron itself"
+        for name in ("DepsBash", "DepsCall", "DepsModule", "DepsPip", "Lepton")
+    },
+    "redispatch": "redispatch is not available yet; dispatch the lattice again",
 }
+_NOT_PROVIDED_MODULES = ("leptons", "fs", "fs_strategies")
 
 if TYPE_CHECKING:
     from . import executor, triggers
@@ -93,6 +101,10 @@ def __getattr__(name: str) -> Any:
         return importlib.import_module(target, __name__ if target.startswith(".") else None)
     if name in _NOT_PROVIDED:
         return _not_provided(name, _NOT_PROVIDED[name])
+    if name in _NOT_PROVIDED_MODULES:
+        raise NotImplementedError(
+            f"ct.{name} is not available yet: {_NOT_PROVIDED['DepsBash'].split('; ', 1)[1]}"
+        )
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'covalent_core' has no attribute {name!r}")

@@ -9,6 +9,7 @@ installed as packages (in-house plugins, test doubles).
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib.metadata
 import logging
@@ -68,6 +69,8 @@ class PluginRegistry:
             return self.executors[short_name].cls
         except KeyError:
             known = ", ".join(sorted(self.executors)) or "none"
+            close = difflib.get_close_matches(short_name, list(self.executors), n=1)
+            guess = f" Did you mean {close[0]!r}?" if close else ""
             failed = (
                 f" Plugins that failed to load: {', '.join(sorted(self.failed))}"
                 " (see `covalent-core executors`)."
@@ -75,8 +78,8 @@ class PluginRegistry:
                 else ""
             )
             raise ExecutorNotFoundError(
-                f"no executor named {short_name!r} is installed; installed: {known}.{failed} "
-                f"Install its package (e.g. `pip install covalent-{short_name}`)."
+                f"no executor named {short_name!r} is installed;{guess} installed: {known}."
+                f"{failed} Install its package (e.g. `pip install covalent-{short_name}`)."
             ) from None
 
 

@@ -38,8 +38,10 @@ def apply_environment(environment: dict[str, Any] | None) -> None:
         if entry not in sys.path:
             sys.path.insert(0, entry)
     cwd = environment.get("cwd")
-    if cwd and os.path.isdir(cwd) and os.getcwd() != cwd:
-        os.chdir(cwd)
+    if cwd:
+        cwd = os.path.expanduser(cwd)
+        if os.path.isdir(cwd) and os.getcwd() != cwd:
+            os.chdir(cwd)
 
 
 def execute(payload: bytes) -> bytes:

@@ -114,6 +114,16 @@ class Electron:
         """Seconds after which the task is stopped, or None."""
         return self.metadata.get("timeout")
 
+    @property
+    def task_group_id(self) -> int | None:
+        """Covalent's task group: each task is its own group here (packing is per executor)."""
+        return self.node_id
+
+    @property
+    def packing_tasks(self) -> bool:
+        """Covalent's task-packing flag; packing is an executor option here (Slurm ``pack``)."""
+        return False
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         build = _building.get()
         if build is None:
@@ -416,6 +426,26 @@ class Lattice:
         """The default executor of the lattice's electrons."""
         return self.metadata.get("executor")
 
+    def set_metadata(self, name: str, value: Any) -> None:
+        """Set one metadata entry (``executor``, ``workflow_executor``)."""
+        self.metadata[name] = value
+
+    def get_metadata(self, name: str) -> Any:
+        """One metadata entry, or None."""
+        return self.metadata.get(name)
+
+    def dispatch(self, *args: Any, **kwargs: Any) -> str:
+        """Covalent's deprecated ``lattice.dispatch(...)``: ``ct.dispatch(lattice)(...)``."""
+        from .api import dispatch
+
+        return dispatch(self)(*args, **kwargs)
+
+    def dispatch_sync(self, *args: Any, **kwargs: Any) -> Any:
+        """Covalent's deprecated ``lattice.dispatch_sync(...)``; use ``ct.dispatch_sync``."""
+        from .api import dispatch_sync
+
+        return dispatch_sync(self)(*args, **kwargs)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # A plain call, as in Covalent: outside a dispatch its electrons run as plain calls;
         # inside another lattice's build its electrons join that graph. To make it one node
@@ -442,6 +472,18 @@ class Lattice:
         self.transport_graph = build.graph
         self.inputs = (args, kwargs)
         return build.graph
+
+    def draw(self, *args: Any, path: str | None = None, **kwargs: Any) -> Any:
+        """Draw the graph these arguments build: inline in a notebook; returns the SVG's path.
+
+        Covalent shows it in its UI; here the picture is an SVG file (``path``, or a
+        temporary file) drawn with matplotlib (``pip install covalent-core[draw]``).
+        """
+        from .drawing import draw_graph, show_inline
+
+        svg = draw_graph(self.build_graph(*args, **kwargs), self.__name__, path)
+        show_inline(svg)
+        return svg
 
     def metadata_json(self, default_executor: Any = None) -> str:
         """The lattice's metadata as its sublattices receive it (Covalent's key layout)."""

@@ -38,17 +38,19 @@ async def _call(method: Any, *args: Any) -> Any:
 
 
 def _load(directory: Path) -> tuple[Any, dict[str, Any]]:
+    """The executor and the task's metadata, in the dispatching process's import path."""
+    environment = pickle.loads((directory / PAYLOAD_FILE).read_bytes())[3]
+    apply_environment(environment)
     executor = cloudpickle.loads((directory / EXECUTOR_FILE).read_bytes())
     metadata = json.loads((directory / METADATA_FILE).read_text())
     return executor, metadata
 
 
 async def _run(directory: Path) -> dict[str, Any]:
-    function_bytes, args_bytes, kwargs_bytes, environment = pickle.loads(
+    executor, metadata = _load(directory)
+    function_bytes, args_bytes, kwargs_bytes, _ = pickle.loads(
         (directory / PAYLOAD_FILE).read_bytes()
     )
-    apply_environment(environment)
-    executor, metadata = _load(directory)
     executor._covalent_core_task_dir = str(directory)
     executor._task_stdout = io.StringIO()
     executor._task_stderr = io.StringIO()

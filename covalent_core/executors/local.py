@@ -11,11 +11,14 @@ import asyncio
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any, ClassVar
 
+from .. import config
+from ..errors import ExecutorConfigError
 from ..hookspecs import hookimpl
 from ..process import ProcessHandle, kill_group
-from .base import Executor, TaskContext
+from .base import Executor, TaskContext, TaskOutcome
 from .pool import WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -26,29 +29,61 @@ class LocalExecutor(Executor):
 
     Options: ``max_workers`` (tasks at once, default 16), ``cancel_grace`` (seconds between
     SIGTERM and SIGKILL, default 3), ``python_path`` (interpreter for the workers, default
-    the dispatcher's).
+    the dispatcher's). Covalent's local-executor options keep their meaning: ``workdir`` (the
+    task's working directory, created if needed; default: the dispatching process's),
+    ``create_unique_workdir`` (a subdirectory ``DISPATCH_ID/node_N`` of it per task),
+    ``log_stdout``/``log_stderr`` (append the task's output to these files; relative paths
+    go under the data directory's ``results/DISPATCH_ID``), ``time_limit`` (seconds after
+    which the task is stopped and fails; -1: none). ``cache_dir`` and ``retries`` are
+    accepted and recorded, with no effect, as in Covalent.
     """
 
     short_name: ClassVar[str] = "local"
     cancel_bound: ClassVar[float] = 5.0
 
     def __init__(
-        self, max_workers: int = 16, cancel_grace: float = 3.0, python_path: str | None = None
+        self,
+        max_workers: int = 16,
+        cancel_grace: float = 3.0,
+        python_path: str | None = None,
+        workdir: str = "",
+        create_unique_workdir: bool = False,
+        log_stdout: str = "",
+        log_stderr: str = "",
+        cache_dir: str = "",
+        time_limit: float = -1,
+        retries: int = 0,
     ) -> None:
         super().__init__()
         if max_workers < 1:
-            from ..errors import ExecutorConfigError
-
             raise ExecutorConfigError(f"max_workers must be at least 1, not {max_workers}")
         self.max_workers = max_workers
         self.cancel_grace = cancel_grace
         self.python_path = python_path or sys.executable
+        self.workdir = workdir
+        self.create_unique_workdir = create_unique_workdir
+        self.log_stdout = log_stdout
+        self.log_stderr = log_stderr
+        self.cache_dir = cache_dir
+        self.time_limit = time_limit
+        self.retries = retries
         self.pool = WorkerPool(self.python_path, max_workers)
 
     @classmethod
     def concurrency_for(cls, config: dict[str, Any]) -> int:
         """One task per worker: ``max_workers``."""
         return int(config.get("max_workers", 16))
+
+    async def pickle(self, task: TaskContext) -> None:
+        """The payload, set to run in ``workdir`` when one is configured."""
+        workdir = None
+        if self.workdir:
+            path = Path(self.workdir).expanduser()
+            if self.create_unique_workdir:
+                path = path / task.dispatch_id / f"node_{task.node_id}"
+            path.mkdir(parents=True, exist_ok=True)
+            workdir = str(path.resolve())
+        task.payload = task.build_payload(cwd=workdir)
 
     async def run(self, task: TaskContext) -> None:
         """Hand the payload to a warm worker; its handle is stored before the task starts."""
@@ -58,11 +93,34 @@ class LocalExecutor(Executor):
             await task.set_job_handle(handle.to_dict())
             task.check_cancelled("run")
 
-        task.state["outcome"] = await self.pool.run(task.payload, started)
+        running = self.pool.run(task.payload, started, kill_grace=self.cancel_grace)
+        if self.time_limit is None or self.time_limit <= 0:
+            task.state["outcome"] = await running
+            return
+        try:
+            task.state["outcome"] = await asyncio.wait_for(running, self.time_limit)
+        except asyncio.TimeoutError:
+            task.state["outcome"] = TaskOutcome.died(
+                f"the task reached the executor's time_limit of {self.time_limit:g} s and was "
+                "stopped (use timeout= on the electron to have it cancelled instead)"
+            )
 
     async def fetch(self, task: TaskContext) -> None:
         """The outcome came back over the worker's pipe; nothing to download."""
         task.outcome = task.state.pop("outcome", None)
+        if task.outcome is not None and (self.log_stdout or self.log_stderr):
+            await asyncio.to_thread(self._write_logs, task, task.outcome)
+
+    def _write_logs(self, task: TaskContext, outcome: TaskOutcome) -> None:
+        for name, text in ((self.log_stdout, outcome.stdout), (self.log_stderr, outcome.stderr)):
+            if not name:
+                continue
+            path = Path(name).expanduser()
+            if not path.is_absolute():
+                path = config.data_dir() / "results" / task.dispatch_id / path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as fh:
+                fh.write(text or "")
 
     async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
         """Kill the worker's process group, checking the start time so a reused PID is spared."""

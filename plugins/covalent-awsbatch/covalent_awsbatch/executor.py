@@ -17,6 +17,7 @@ from covalent_core.executors import (
     shared_poller,
 )
 
+from . import container
 from .aws import S3, AWSConfig, AWSError, call
 
 STOPPED = ("SUCCEEDED", "FAILED")
@@ -29,6 +30,8 @@ class AWSBatchExecutor(Executor):
     credentials file), ``s3_bucket_name``, ``batch_queue``, ``container_image_uri``, ``vcpu``,
     ``memory`` (GiB), ``num_gpus``, ``batch_job_role_name``, ``batch_execution_role_name``,
     ``batch_job_log_group_name``, ``retry_attempts``, ``time_limit`` (seconds), ``poll_freq``.
+    Without ``container_image_uri`` jobs use Covalent's executor image (the job's program
+    needs only Python, boto3 and cloudpickle); ``cache_dir`` is accepted and unused.
     Also ``endpoint_url`` (every service) and ``service_endpoints`` (per service, e.g.
     ``{"s3": ...}``) for private endpoints and tests, ``container_python`` (the image's
     interpreter) and ``cleanup``.
@@ -58,13 +61,12 @@ class AWSBatchExecutor(Executor):
         service_endpoints: dict[str, str] | None = None,
         container_python: str = "python",
         cleanup: bool = True,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
-        required = {
-            "s3_bucket_name": s3_bucket_name,
-            "batch_queue": batch_queue,
-            "container_image_uri": container_image_uri,
-        }
+        container_image_uri = container_image_uri or container.DEFAULT_IMAGE
+        self.cache_dir = cache_dir
+        required = {"s3_bucket_name": s3_bucket_name, "batch_queue": batch_queue}
         missing = [name for name, value in required.items() if not value]
         if missing:
             raise ExecutorConfigError(f"AWSBatchExecutor needs {', '.join(missing)}")
@@ -195,8 +197,9 @@ class AWSBatchExecutor(Executor):
     async def run(self, task: TaskContext) -> None:
         """Submit the job; its handle is stored at once; wait with batched describe_jobs."""
         assert self._definition is not None
-        command = [self.container_python, "-m", "covalent_awsbatch.container",
-                   f"s3://{self.bucket}/{self.prefix(task)}"]  # fmt: skip
+        command = container.command(
+            self.container_python, f"s3://{self.bucket}/{self.prefix(task)}"
+        )
         reply = await call(
             "submit_job",
             self.batch.submit_job,

@@ -45,6 +45,15 @@ class BraketExecutor(Executor):
     Other options: ``s3_bucket_name`` and ``s3_prefix`` (where Braket writes results),
     ``region``, ``profile``, ``credentials``, ``endpoint_url``, ``service_endpoints``,
     ``poll_freq``, ``workdir`` (local scratch), ``cancel_grace``, ``cleanup``.
+
+    Covalent's Braket plugin runs each electron as a Braket Hybrid Job whose code reads the
+    device from ``AMZN_BRAKET_DEVICE_ARN``. Its options are accepted: ``quantum_device`` is
+    ``device_arn``, and passing it (or any of ``ecr_image_uri``, ``classical_device``,
+    ``storage``, ``braket_job_execution_role_name``) makes the electron a hybrid one unless
+    ``hybrid`` says otherwise; the classical part then runs in a killable local process with
+    ``AMZN_BRAKET_DEVICE_ARN`` set, instead of a job container, so the container options are
+    recorded without effect, as are ``cache_dir`` and ``log_group_name``. ``time_limit``
+    (seconds; -1: none) stops a hybrid electron that runs longer; it fails.
     """
 
     short_name: ClassVar[str] = "braket"
@@ -57,7 +66,7 @@ class BraketExecutor(Executor):
         device_parameters: dict[str, Any] | None = None,
         s3_bucket_name: str = "",
         s3_prefix: str = "covalent-braket",
-        hybrid: bool = False,
+        hybrid: bool | None = None,
         region: str | None = None,
         profile: str | None = None,
         credentials: str | None = None,
@@ -67,8 +76,31 @@ class BraketExecutor(Executor):
         workdir: str = "~/.cache/covalent-braket",
         cancel_grace: float = 2.0,
         cleanup: bool = True,
+        quantum_device: str | None = None,
+        ecr_image_uri: str = "",
+        braket_job_execution_role_name: str = "",
+        classical_device: str = "",
+        storage: int = 30,
+        time_limit: float = -1,
+        cache_dir: str = "",
+        log_group_name: str = "",
     ) -> None:
         super().__init__()
+        covalent_job = bool(
+            quantum_device or ecr_image_uri or classical_device or braket_job_execution_role_name
+        )
+        if hybrid is None:
+            hybrid = covalent_job
+        device_arn = quantum_device or device_arn
+        self.job_options = {
+            "ecr_image_uri": ecr_image_uri,
+            "braket_job_execution_role_name": braket_job_execution_role_name,
+            "classical_device": classical_device,
+            "storage": storage,
+            "cache_dir": cache_dir,
+            "log_group_name": log_group_name,
+        }
+        self.time_limit = time_limit
         self.device_arn = device_arn
         self.local = device_arn.startswith("local")
         if not self.local and not s3_bucket_name:
@@ -164,6 +196,7 @@ class BraketExecutor(Executor):
             env["AWS_PROFILE"] = self.aws.profile
         if self.aws.credentials:
             env["AWS_SHARED_CREDENTIALS_FILE"] = os.path.expanduser(self.aws.credentials)
+        env["AMZN_BRAKET_DEVICE_ARN"] = self.device_arn  # as inside a Braket Hybrid Job
         argv = [sys.executable, "-m", "covalent_braket.process", mode[0], "payload", "outcome"]
         argv += mode[1:]
         with open(directory / "stdout", "wb") as out, open(directory / "stderr", "wb") as err:
@@ -193,7 +226,20 @@ class BraketExecutor(Executor):
             handle = {**ProcessHandle.of(proc.pid).to_dict(), "arns_file": str(arns),
                       "region": self.aws.region or ""}  # fmt: skip
             await task.set_job_handle(handle)
-            task.state["outcome"] = self._outcome(task, await proc.wait())
+            limit = self.time_limit if self.time_limit and self.time_limit > 0 else None
+            try:
+                code = await asyncio.wait_for(proc.wait(), limit)
+            except asyncio.TimeoutError:
+                # The same stop as a cancel: the loop and every quantum task it created.
+                assert task.job_handle is not None
+                await self.cancel(task.metadata, task.job_handle)
+                await proc.wait()
+                task.state["outcome"] = TaskOutcome.died(
+                    f"the electron reached the executor's time_limit of {self.time_limit:g} s "
+                    "and was stopped"
+                )
+                return
+            task.state["outcome"] = self._outcome(task, code)
             return
         create = asyncio.ensure_future(self._create(task))
         try:

@@ -37,6 +37,12 @@ class SlurmExecutor(Executor):
     not on PATH) and ``cluster_name`` (asked of Slurm when not given). ``pack=True`` runs a
     dispatch's tasks one after another inside one Slurm job (see :mod:`.packing`), which
     ends ``pack_idle`` seconds after its last task.
+
+    Covalent's other options keep their meaning: ``cert_file`` (an SSH certificate for the
+    key), ``srun_append`` (a command placed between ``srun`` and the task, split into words),
+    ``create_unique_workdir`` (the task runs in ``remote_workdir/DISPATCH_ID/node_N`` instead
+    of ``remote_workdir``; what it writes there is kept). ``cache_dir`` is accepted and unused
+    (nothing is staged locally); ``sshproxy`` (NERSC's key service) is refused with advice.
     """
 
     short_name: ClassVar[str] = "slurm"
@@ -66,8 +72,21 @@ class SlurmExecutor(Executor):
         slurm_path: str | None = None,
         pack: bool = False,
         pack_idle: float = 10.0,
+        cert_file: str | None = None,
+        create_unique_workdir: bool = False,
+        srun_append: str | None = None,
+        cache_dir: str | None = None,
+        sshproxy: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        if sshproxy:
+            raise ExecutorConfigError(
+                "SlurmExecutor: sshproxy is not supported; get the key and certificate with "
+                "NERSC's `sshproxy` command yourself and pass ssh_key_file= and cert_file="
+            )
+        self.create_unique_workdir = create_unique_workdir
+        self.srun_append = srun_append
+        self.cache_dir = cache_dir
         self.options = dict(options or {})
         for name, value in self.options.items():
             sbatch_option(name, value)  # a bad option fails now, not at submission
@@ -94,6 +113,7 @@ class SlurmExecutor(Executor):
                 port=int(ssh_port),
                 username=username,
                 key_file=ssh_key_file,
+                cert_file=cert_file,
                 known_hosts=known_hosts,
                 accept_unknown_host_key=accept_unknown_host_key,
             )
@@ -109,15 +129,25 @@ class SlurmExecutor(Executor):
         """The task's directory on the cluster's shared file system."""
         return posixpath.join(self.remote_workdir, f"{task.dispatch_id}-{task.node_id}")
 
+    def workdir(self, task: TaskContext) -> str:
+        """Where the task runs, relative to its own directory (the job's working directory)."""
+        if self.create_unique_workdir:
+            return posixpath.join("..", task.dispatch_id, f"node_{task.node_id}")
+        return ".."
+
     async def pickle(self, task: TaskContext) -> None:
-        """The payload, set to run in the job's working directory."""
-        task.payload = task.build_payload(cwd=".")
+        """The payload, set to run in ``remote_workdir`` (or its per-task subdirectory)."""
+        task.payload = task.build_payload(cwd=self.workdir(task))
 
     async def upload(self, task: TaskContext) -> None:
         """Create the task's directory; copy the payload, the runner and the batch script."""
         directory = self.task_dir(task)
         await self.shell.makedirs(directory)
         task.state["dir"] = directory
+        if self.create_unique_workdir:
+            await self.shell.makedirs(
+                posixpath.normpath(posixpath.join(directory, self.workdir(task)))
+            )
         cancelled = lambda: task.cancel_requested  # noqa: E731
         await self.shell.put(task.payload or b"", posixpath.join(directory, "payload"), cancelled)
         task.check_cancelled("upload")
@@ -136,6 +166,7 @@ class SlurmExecutor(Executor):
             python_path=self.python_path,
             use_srun=self.use_srun,
             srun_options=self.srun_options,
+            srun_append=self.srun_append,
             command=command,
         )
 

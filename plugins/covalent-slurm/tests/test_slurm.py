@@ -79,14 +79,15 @@ def exit_three() -> None:
 def test_the_batch_script_matches_the_golden_file():
     script = batch_script(
         options={"partition": "gpu", "time": "01:00:00", "gres": "gpu:1", "exclusive": True,
-                 "mem": "8G", "cpus-per-task": 4},
+                 "mem": "8G", "cpus-per-task": 4, "N": 1, "parsable": "", "requeue": False},
         variables={"OMP_NUM_THREADS": 4, "GREETING": "it's $(not run)"},
         prerun_commands=["module load cuda/12"],
         postrun_commands=["echo done"],
         conda_env="my env",
         python_path="python3",
         use_srun=True,
-        srun_options={"cpu-bind": "cores"},
+        srun_options={"cpu-bind": "cores", "n": 4, "c": 8, "G": 4},
+        srun_append="nsys profile --stats=true",
     )  # fmt: skip
     golden = GOLDEN / "job.sh"
     if os.environ.get("UPDATE_GOLDEN"):
@@ -211,3 +212,36 @@ def test_a_packed_chain_runs_in_one_slurm_job(cluster, workdir, shims):
     assert len(handles) == 1, f"the chain ran in several jobs: {handles}"
     assert len(calls(log, "sbatch")) == 1
     wait_until(lambda: listing(workdir) == [] and queued_jobs(cluster) == [], 30)
+
+
+def write_here(name: str) -> str:
+    import os as _os
+
+    with open(name, "w") as fh:
+        fh.write("kept")
+    return _os.getcwd()
+
+
+def test_one_letter_options_and_empty_values_run_as_covalent_writes_them(cluster, workdir):
+    executor = make(
+        cluster,
+        workdir,
+        options={"partition": "debug", "N": 1, "n": 1, "parsable": ""},
+        srun_options={"n": 1, "c": 1},
+        srun_append="env",
+    )
+    result = ct.get_result(dispatch_task(add_one, executor, 41), wait=True, timeout=120)
+    assert result.status is ct.Status.COMPLETED, [n.error for n in result.tasks if n.error]
+    assert result.result == 42
+
+
+def test_the_task_runs_in_remote_workdir_and_its_files_are_kept(cluster, tmp_path):
+    workdir = tmp_path.resolve()
+    result = ct.get_result(dispatch_task(write_here, make(cluster, workdir), "out.txt"), True, 120)
+    assert result.status is ct.Status.COMPLETED, [n.error for n in result.tasks if n.error]
+    assert Path(result.result) == workdir
+    assert (workdir / "out.txt").read_text() == "kept"
+    unique = make(cluster, workdir, create_unique_workdir=True)
+    result = ct.get_result(dispatch_task(write_here, unique, "mine.txt"), True, 120)
+    expected = workdir / result.dispatch_id / "node_0"
+    assert Path(result.result) == expected and (expected / "mine.txt").read_text() == "kept"

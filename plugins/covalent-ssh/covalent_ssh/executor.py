@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import posixpath
+import sys
 from typing import Any, ClassVar
 
 from covalent_core.errors import ExecutorConfigError
 from covalent_core.executors import (
     RUNNER_PATH,
     Executor,
+    ProcessHandle,
     TaskContext,
     TaskOutcome,
+    WorkerPool,
     describe_exit,
+    kill_group,
 )
 
-from .transport import Connection, SSHTarget, connection
+from .transport import Connection, SSHConnectError, SSHTarget, connection
+
+logger = logging.getLogger(__name__)
 
 RUNNER_SOURCE = RUNNER_PATH.read_text()
 
@@ -32,6 +40,12 @@ class SSHExecutor(Executor):
     (explicit opt-in), ``env`` (environment variables for the task), ``connect_timeout``,
     ``retries``, ``cancel_grace`` (seconds between SIGTERM and SIGKILL) and ``max_channels``
     (commands at once on the shared connection; sshd allows 10 sessions by default).
+    Covalent's other options keep their meaning: the task runs in ``remote_workdir`` (in
+    ``remote_workdir/DISPATCH_ID/node_N`` with ``create_unique_workdir=True``), and what it
+    writes there stays; its payload and outcome go in a directory under ``remote_cache``
+    (default: ``remote_workdir``), removed after the task; ``run_local_on_ssh_fail=True`` runs
+    the task on this machine when the host cannot be reached. ``cache_dir`` is accepted and
+    unused (nothing is staged locally).
     The remote machine needs Linux, Python 3 and cloudpickle; nothing else is installed.
     """
 
@@ -56,6 +70,10 @@ class SSHExecutor(Executor):
         retries: int = 3,
         cancel_grace: float = 3.0,
         max_channels: int = 6,
+        remote_cache: str = "",
+        create_unique_workdir: bool = False,
+        run_local_on_ssh_fail: bool = False,
+        cache_dir: str = "",
     ) -> None:
         super().__init__()
         if not hostname:
@@ -76,6 +94,11 @@ class SSHExecutor(Executor):
             max_channels=max_channels,
         )
         self.remote_workdir = remote_workdir
+        self.remote_cache = remote_cache or remote_workdir
+        self.create_unique_workdir = create_unique_workdir
+        self.run_local_on_ssh_fail = run_local_on_ssh_fail
+        self.cache_dir = cache_dir
+        self._local_pool: WorkerPool | None = None
         self.python_path = python_path
         self.conda_env = conda_env
         self.poll_freq = poll_freq
@@ -90,8 +113,15 @@ class SSHExecutor(Executor):
         return conn
 
     def task_dir(self, task: TaskContext) -> str:
-        """The task's remote directory."""
-        return posixpath.join(self.remote_workdir, f"{task.dispatch_id}-{task.node_id}")
+        """The task's remote directory (payload, outcome, output), removed after the task."""
+        return posixpath.join(self.remote_cache, f"{task.dispatch_id}-{task.node_id}")
+
+    def workdir(self, task: TaskContext) -> str:
+        """Where the task runs: ``remote_workdir`` (or its per-task subdirectory); kept."""
+        path = self.remote_workdir
+        if self.create_unique_workdir:
+            path = posixpath.join(path, task.dispatch_id, f"node_{task.node_id}")
+        return path if posixpath.isabs(path) else posixpath.join("~", path)
 
     def _runner_argv(self) -> list[str]:
         if self.conda_env:
@@ -99,22 +129,32 @@ class SSHExecutor(Executor):
         return [self.python_path]
 
     async def pickle(self, task: TaskContext) -> None:
-        """The payload, set to run in the task's remote directory (where the runner starts)."""
-        task.payload = task.build_payload(cwd=".")
+        """The payload, set to run in the remote working directory."""
+        task.payload = task.build_payload(cwd=self.workdir(task))
 
     async def upload(self, task: TaskContext) -> None:
-        """Create the task's directory and copy the payload into it over SFTP."""
+        """Create the task's directories and copy the payload over SFTP."""
         conn = self._conn()
         directory = self.task_dir(task)
+        try:
+            await conn.makedirs(directory)
+        except SSHConnectError:
+            if not self.run_local_on_ssh_fail:
+                raise
+            logger.warning(
+                "%s unreachable: running task %s locally", self.target.describe(), task.node_id
+            )
+            task.state["local"] = True
+            return
         task.state["remote_dir"] = directory
-        await conn.makedirs(directory)
+        await conn.makedirs(self.workdir(task).removeprefix("~/"))
         cancelled = lambda: task.cancel_requested  # noqa: E731
         await conn.put(task.payload or b"", posixpath.join(directory, "payload"), cancelled)
         task.check_cancelled("upload")
 
     async def provision(self, task: TaskContext) -> None:
         """Check once that the remote Python runs and has cloudpickle."""
-        if self._checked:
+        if self._checked or task.state.get("local"):
             return
         conn = self._conn()
         where = self.target.describe()
@@ -145,6 +185,9 @@ class SSHExecutor(Executor):
 
     async def run(self, task: TaskContext) -> None:
         """Start the task detached in its own session, store its handle, watch it end."""
+        if task.state.get("local"):
+            await self._run_locally(task)
+            return
         conn = self._conn()
         directory = self.task_dir(task)
         watcher = conn.watcher(self.python_path)
@@ -163,8 +206,23 @@ class SSHExecutor(Executor):
         status = await watcher.wait_task(directory, job["pid"], job["start_ticks"])
         task.state["exit"] = None if status == "lost" else int(status)
 
+    async def _run_locally(self, task: TaskContext) -> None:
+        """``run_local_on_ssh_fail``: the task on this machine, in a killable worker."""
+        if self._local_pool is None:
+            self._local_pool = WorkerPool(sys.executable, 4)
+        payload = task.build_payload()
+
+        async def started(handle: ProcessHandle) -> None:
+            await task.set_job_handle({"local": handle.to_dict()})
+            task.check_cancelled("run")
+
+        task.state["outcome"] = await self._local_pool.run(payload, started, self.cancel_grace)
+
     async def fetch(self, task: TaskContext) -> None:
         """Read the outcome, stdout and stderr back over SFTP."""
+        if task.state.get("local"):
+            task.outcome = task.state.pop("outcome", None)
+            return
         conn = self._conn()
         directory = self.task_dir(task)
         out = await conn.read(posixpath.join(directory, "stdout"))
@@ -189,6 +247,9 @@ class SSHExecutor(Executor):
     async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
         """Kill the remote process group (SIGTERM, grace, SIGKILL), checking its start time."""
         handle = json.loads(job_handle)
+        if "local" in handle:
+            local = ProcessHandle(**handle["local"])
+            return await asyncio.to_thread(kill_group, local, self.cancel_grace)
         target = self.target
         if (handle["host"], handle["port"]) != (target.hostname, target.port):
             raise ExecutorConfigError(
@@ -203,3 +264,5 @@ class SSHExecutor(Executor):
     async def close(self) -> None:
         """Close the shared connection (a new one opens on next use)."""
         await self._conn().close()
+        if self._local_pool is not None:
+            await self._local_pool.close()

@@ -53,6 +53,7 @@ class SSHTarget:
     port: int = 22
     username: str | None = None
     key_file: str | None = None
+    cert_file: str | None = None
     known_hosts: str | None = None
     accept_unknown_host_key: bool = False
     connect_timeout: float = 10.0
@@ -100,9 +101,14 @@ class SSHTarget:
     async def open(self) -> asyncssh.SSHClientConnection:
         """Connect, retrying transient failures within ``connect_timeout`` seconds in all."""
         trust, listed = self._trust()
-        keys = [os.path.expanduser(self.key_file)] if self.key_file else ()
+        keys: list[Any] = [os.path.expanduser(self.key_file)] if self.key_file else []
         if self.key_file and not os.path.exists(keys[0]):
             raise SSHConnectError(f"ssh_key_file {self.key_file!r} does not exist")
+        if self.cert_file:
+            cert = os.path.expanduser(self.cert_file)
+            if not os.path.exists(cert):
+                raise SSHConnectError(f"cert_file {self.cert_file!r} does not exist")
+            keys = [(keys[0], cert)] if keys else keys
         deadline = time.monotonic() + self.connect_timeout
         delay, attempt = 0.2, 0
         while True:

@@ -1,0 +1,164 @@
+"""Covalent's surrounding API: config, context, service control, executor options, other names."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+import covalent_core as ct
+from covalent_core.config import config_path
+
+
+@ct.electron
+def where_am_i():
+    import os as _os
+
+    context = ct.get_context()
+    return context.dispatch_id, context.node_id, context.task_id, _os.getcwd()
+
+
+@ct.electron
+def shout(text):
+    print(text.upper())
+    return text
+
+
+def test_get_context_inside_a_running_electron():
+    @ct.lattice
+    def workflow():
+        return where_am_i()
+
+    dispatch_id = ct.dispatch(workflow)()
+    result = ct.get_result(dispatch_id, wait=True)
+    assert result.result[:3] == (dispatch_id, 0, 0)
+    assert ct.get_context().dispatch_id is None  # outside a task
+
+
+def test_config_reads_and_writes_the_toml_file_as_covalent_does():
+    before = config_path().read_bytes() if config_path().exists() else None
+    try:
+        ct.set_config({"executors.local.log_stdout": "out.log", "sdk.log_level": "debug"})
+        ct.set_config("executors.local.cancel_grace", 2.0)
+        assert ct.get_config("executors.local.log_stdout") == "out.log"
+        assert ct.get_config(["sdk.log_level", "executors.local.cancel_grace"]) == {
+            "sdk.log_level": "debug",
+            "executors.local.cancel_grace": 2.0,
+        }
+        everything = ct.get_config()
+        assert everything["store"]["url"].startswith("sqlite:///")
+        assert ct.get_config("dispatcher.db_path").endswith("covalent.db")
+        assert stat.S_IMODE(config_path().stat().st_mode) == 0o600
+        ct.reload_config()
+        with pytest.raises(KeyError, match="no configuration value 'sdk.nothing'"):
+            ct.get_config("sdk.nothing")
+        # A short name takes its options from the file, as Covalent's executors do.
+        @ct.electron(executor="local")
+        def named(x):
+            print("logged", x)
+            return x
+
+        @ct.lattice
+        def workflow(x):
+            return named(x)
+
+        result = ct.get_result(ct.dispatch(workflow)(7), wait=True)
+        log = Path(ct.get_config()["store"]["url"].split("///")[1]).parent / "results"
+        assert (log / result.dispatch_id / "out.log").read_text() == "logged 7\n"
+    finally:
+        if before is None:
+            config_path().unlink(missing_ok=True)
+        else:
+            config_path().write_bytes(before)
+        ct.reload_config()
+
+
+def test_local_executor_takes_covalents_options(tmp_path):
+    executor = ct.executor.LocalExecutor(
+        workdir=str(tmp_path / "work"),
+        create_unique_workdir=True,
+        log_stdout=str(tmp_path / "stdout.log"),
+        cache_dir=str(tmp_path / "cache"),
+        retries=2,
+    )
+    here = ct.electron(where_am_i.function, executor=executor)
+    loud = ct.electron(shout.function, executor=executor)
+
+    @ct.lattice
+    def workflow():
+        return [here(), loud("quiet")]
+
+    dispatch_id = ct.dispatch(workflow)()
+    result = ct.get_result(dispatch_id, wait=True)
+    assert result.status == ct.Result.COMPLETED, result
+    assert result.result[0][3] == str(tmp_path / "work" / dispatch_id / "node_0")
+    assert (tmp_path / "stdout.log").read_text() == "QUIET\n"
+
+
+def test_local_executor_time_limit_stops_the_task():
+    limited = ct.executor.LocalExecutor(time_limit=0.5, cancel_grace=0.2)
+
+    @ct.electron(executor=limited)
+    def forever():
+        import time as _time
+
+        _time.sleep(600)
+
+    @ct.lattice
+    def workflow():
+        return forever()
+
+    result = ct.get_result(ct.dispatch(workflow)(), wait=True, timeout=60)
+    assert result.status == ct.Result.FAILED
+    assert "time_limit of 0.5 s" in result.get_node(0).error
+
+
+def test_unknown_executor_name_is_refused_at_dispatch_with_a_suggestion():
+    @ct.electron(executor="locl")
+    def task():
+        return 1
+
+    @ct.lattice
+    def workflow():
+        return task()
+
+    with pytest.raises(ct.ExecutorNotFoundError, match="Did you mean 'local'"):
+        ct.dispatch(workflow)()
+
+
+def test_service_control_functions():
+    ct.covalent_start(quiet=True)
+    assert ct.is_covalent_running()
+    ct.covalent_stop(quiet=True)
+    assert not ct.is_covalent_running()
+    ct.covalent_start(quiet=True)  # and any client starts it again when needed
+    assert ct.is_covalent_running()
+
+
+def test_names_covalent_has_and_we_do_not_say_what_to_use():
+    with pytest.raises(NotImplementedError, match="use ct.get_result"):
+        ct.get_result_manager("x")
+    with pytest.raises(NotImplementedError, match="cron or a systemd timer"):
+        ct.triggers.TimeTrigger(time_gap=5)
+    with pytest.raises(NotImplementedError, match="cron"):
+        ct.stop_triggers(["x"])
+    assert ct.metadata.version("covalent-core")
+
+
+def test_executor_namespace_has_installed_classes_and_covalents_bases():
+    assert ct.executor.LocalExecutor is ct.LocalExecutor
+    assert issubclass(ct.executor.BaseExecutor, ct.executor.base.BaseExecutor.__mro__[1])
+    with pytest.raises(AttributeError, match="no installed executor class 'NopeExecutor'"):
+        ct.executor.NopeExecutor  # noqa: B018
+
+
+def test_lattice_draw_writes_a_picture_with_ids_and_names(tmp_path):
+    @ct.lattice
+    def workflow(x):
+        return shout(shout(x))
+
+    path = workflow.draw("a", path=str(tmp_path / "graph.svg"))
+    text = Path(path).read_text()
+    assert "0: shout" in text and ":postprocess:reconstruct" in text
+    assert workflow.transport_graph.get_node_value(0, "name") == "shout"
