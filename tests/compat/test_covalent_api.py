@@ -51,8 +51,9 @@ def test_config_reads_and_writes_the_toml_file_as_covalent_does():
         assert ct.get_config("dispatcher.db_path").endswith("covalent.db")
         assert stat.S_IMODE(config_path().stat().st_mode) == 0o600
         ct.reload_config()
-        with pytest.raises(KeyError, match="no configuration value 'sdk.nothing'"):
+        with pytest.raises(KeyError, match=r"no configuration value 'sdk\.nothing'"):
             ct.get_config("sdk.nothing")
+
         # A short name takes its options from the file, as Covalent's executors do.
         @ct.electron(executor="local")
         def named(x):
@@ -137,7 +138,7 @@ def test_service_control_functions():
 
 
 def test_names_covalent_has_and_we_do_not_say_what_to_use():
-    with pytest.raises(NotImplementedError, match="use ct.get_result"):
+    with pytest.raises(NotImplementedError, match=r"use ct\.get_result"):
         ct.get_result_manager("x")
     with pytest.raises(NotImplementedError, match="cron or a systemd timer"):
         ct.triggers.TimeTrigger(time_gap=5)

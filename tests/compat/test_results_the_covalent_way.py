@@ -193,9 +193,10 @@ def test_get_result_options_as_in_covalent():
     assert ct.get_result(dispatch_id, workflow_output=False).result is None
     bare = ct.get_result(dispatch_id, intermediate_outputs=False)
     assert bare.get_node_result(0)["output"] is None and bare.result == 12
-    assert ct.get_result(dispatch_id, sublattice_results=False).get_node_result(0)[
-        "sublattice_result"
-    ] is None
+    assert (
+        ct.get_result(dispatch_id, sublattice_results=False).get_node_result(0)["sublattice_result"]
+        is None
+    )
     assert full.get_node_result(0)["sublattice_result"].result == 2
 
 

@@ -110,3 +110,30 @@ def test_job_definitions_are_reused_by_content(moto, batch):
     names = [n for n, defs in batch.definitions.items() if defs[0]["containerProperties"]
              ["resourceRequirements"][0]["value"] == "3"]  # fmt: skip
     assert len(names) == 1
+
+
+def test_covalents_default_image_when_none_is_given():
+    from covalent_awsbatch import AWSBatchExecutor
+    from covalent_awsbatch.container import DEFAULT_IMAGE, program
+
+    executor = AWSBatchExecutor(s3_bucket_name="b", batch_queue="q", cache_dir="/tmp/unused")
+    assert (
+        executor.image == DEFAULT_IMAGE == "public.ecr.aws/covalent/covalent-executor-base:stable"
+    )
+    # The job's program is self-contained: Python, boto3 and cloudpickle are all it imports.
+    source = program()
+    imports = {
+        line.split()[1].split(".")[0]
+        for line in source.splitlines()
+        if line.startswith(("import ", "from ")) or line.startswith("    import ")
+    }
+    assert imports <= {
+        "__future__",
+        "os",
+        "pickle",
+        "sys",
+        "traceback",
+        "typing",
+        "cloudpickle",
+        "boto3",
+    }, imports

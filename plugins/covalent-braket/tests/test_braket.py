@@ -240,3 +240,51 @@ async def check_requests(tmp_path: Path) -> None:
         assert await executor.cancel_quantum_tasks([arn]) is True
         assert await executor._failure_reason(arn) == "why"
         stub.assert_no_pending_responses()
+
+
+# -- Covalent's options ------------------------------------------------------------------
+
+
+def covalent_style_electron(bucket: str) -> dict:
+    """An electron written for Covalent's Braket plugin: it reads its device from the job."""
+    import os
+
+    from braket.aws import AwsDevice, AwsSession
+    from braket.circuits import Circuit
+
+    device = AwsDevice(os.environ["AMZN_BRAKET_DEVICE_ARN"], aws_session=AwsSession())
+    task = device.run(Circuit().h(0).cnot(0, 1), (bucket, "covalent-style"), shots=20)
+    return {
+        "device": os.environ["AMZN_BRAKET_DEVICE_ARN"],
+        "counts": dict(task.result().measurement_counts),
+    }
+
+
+def test_covalents_braket_options_run_the_electron_as_a_hybrid_one(moto, braket, workdir):
+    executor = make(
+        moto,
+        braket,
+        workdir,
+        device_arn="local:braket_sv",
+        quantum_device=SV1,
+        ecr_image_uri="123.dkr.ecr.us-east-1.amazonaws.com/covalent:latest",
+        classical_device="ml.m5.large",
+        storage=30,
+        braket_job_execution_role_name="CovalentBraketJobsExecutionRole",
+        cache_dir="/tmp/unused",
+        time_limit=120,
+    )
+    assert executor.hybrid and executor.device_arn == SV1
+    node = finished_task(dispatch_task(covalent_style_electron, executor, BUCKET), timeout=120)
+    assert node.status is ct.Status.COMPLETED, node.error
+    assert node.output["device"] == SV1
+    assert sum(node.output["counts"].values()) == 20
+
+
+def test_time_limit_stops_a_hybrid_electron_and_its_quantum_tasks(moto, braket, workdir):
+    control(braket, run_seconds=600)
+    executor = make(moto, braket, workdir, hybrid=True, time_limit=3)
+    node = finished_task(dispatch_task(variational_loop, executor, SV1, BUCKET), timeout=120)
+    assert node.status is ct.Status.FAILED
+    assert "time_limit of 3 s" in node.error
+    wait_until(lambda: unfinished(braket) == [], 30)

@@ -209,3 +209,53 @@ def test_tasks_to_one_host_share_one_connection(sshd, workdir):
     assert result.status is ct.Status.COMPLETED
     assert sshd.accepted_logins() == before, "a task opened its own connection"
     assert os.path.exists(workdir) and listing(Path(workdir)) == []
+
+
+# -- Covalent's options ------------------------------------------------------------------
+
+
+def write_here(name: str) -> str:
+    import os
+
+    with open(name, "w") as fh:
+        fh.write("kept")
+    return os.getcwd()
+
+
+def test_the_task_runs_in_remote_workdir_and_its_files_are_kept(sshd, tmp_path):
+    workdir = str(tmp_path / "work")
+    cache = str(tmp_path / "cache")
+    executor = make(sshd, workdir, remote_cache=cache)
+    result = ct.get_result(dispatch_task(write_here, executor, "out.txt"), wait=True, timeout=60)
+    assert result.status is ct.Status.COMPLETED, result.get_node(0).error
+    assert result.result == workdir
+    assert (Path(workdir) / "out.txt").read_text() == "kept"
+    assert listing(Path(cache)) == []  # the payload and outcome are gone
+    unique = make(sshd, workdir, create_unique_workdir=True)
+    result = ct.get_result(dispatch_task(write_here, unique, "mine.txt"), wait=True, timeout=60)
+    expected = Path(workdir) / result.dispatch_id / "node_0"
+    assert result.result == str(expected) and (expected / "mine.txt").read_text() == "kept"
+
+
+def test_run_local_on_ssh_fail_runs_the_task_here_when_the_host_is_unreachable(sshd, workdir):
+    executor = make(sshd, workdir, port=1, connect_timeout=1.0, run_local_on_ssh_fail=True)
+    result = ct.get_result(dispatch_task(nap, executor, 0.0), wait=True, timeout=60)
+    assert result.status is ct.Status.COMPLETED, result.get_node(0).error
+    assert result.result == "rested"
+    assert "local" in result.get_node(0).job_handle
+    strict = make(sshd, workdir, port=1, connect_timeout=1.0)
+    failed = ct.get_result(dispatch_task(nap, strict, 0.0), wait=True, timeout=60)
+    assert failed.status is ct.Status.FAILED
+
+
+def test_cancel_of_a_task_run_locally_after_ssh_failed(sshd, workdir):
+    executor = make(sshd, workdir, port=1, connect_timeout=1.0, run_local_on_ssh_fail=True)
+    dispatch_id = dispatch_task(nap, executor, 600.0)
+    handle = wait_until(lambda: ct.get_result(dispatch_id).get_node(0).job_handle, 60)
+    ct.cancel(dispatch_id)
+    result = ct.get_result(dispatch_id, wait=True, timeout=60)
+    assert result.get_node(0).status is ct.Status.CANCELLED
+    assert (
+        not psutil.pid_exists(handle["local"]["pid"])
+        or psutil.Process(handle["local"]["pid"]).status() == psutil.STATUS_ZOMBIE
+    )
