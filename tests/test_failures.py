@@ -40,7 +40,7 @@ def test_failed_task_keeps_its_traceback_and_stops_its_dependents_only():
 
     result = ct.dispatch_sync(flow, timeout=60)()
     assert result.status is ct.Status.FAILED
-    assert "node 0 (boom) failed" in result.error
+    assert "0: boom: ValueError" in result.error
     failed = result.get_node(0)
     assert failed.error == "ValueError: bad value 1"
     assert "in boom" in failed.traceback

@@ -68,7 +68,7 @@ def test_an_executor_of_a_plugin_left_out_says_how_to_get_it(monkeypatch):
     monkeypatch.setenv(ENV_PLUGINS, "local")
     reset_registry()
     try:
-        with pytest.raises(ct.ExecutorNotFoundError, match=r"installed: local.*pip install"):
+        with pytest.raises(ct.ExecutorNotFoundError, match=r"covalent, local.*pip install"):
             registry().executor_class("workdir")
     finally:
         monkeypatch.delenv(ENV_PLUGINS)

@@ -61,6 +61,12 @@ class QuantumTask:
             "outputS3Bucket": self.bucket,
             "outputS3Directory": self.directory,
             "createdAt": self.created,
+            # Braket answers the QueueInfo attribute, which the SDK asks for while it waits.
+            "queueInfo": {
+                "queue": "QUANTUM_TASKS_QUEUE",
+                "position": "1" if self.status == "QUEUED" else "None",
+                "queuePriority": "Normal",
+            },
         }
         if self.ended:
             data["endedAt"] = self.ended

@@ -249,11 +249,13 @@ def covalent_style_electron(bucket: str) -> dict:
     """An electron written for Covalent's Braket plugin: it reads its device from the job."""
     import os
 
-    from braket.aws import AwsDevice, AwsSession
+    from braket.aws import AwsQuantumTask, AwsSession
     from braket.circuits import Circuit
 
-    device = AwsDevice(os.environ["AMZN_BRAKET_DEVICE_ARN"], aws_session=AwsSession())
-    task = device.run(Circuit().h(0).cnot(0, 1), (bucket, "covalent-style"), shots=20)
+    # (AwsDevice(arn).run(...) does the same after a GetDevice call the test double lacks.)
+    device = os.environ["AMZN_BRAKET_DEVICE_ARN"]
+    circuit = Circuit().h(0).cnot(0, 1)
+    task = AwsQuantumTask.create(AwsSession(), device, circuit, (bucket, "covalent-style"), 20)
     return {
         "device": os.environ["AMZN_BRAKET_DEVICE_ARN"],
         "counts": dict(task.result().measurement_counts),
