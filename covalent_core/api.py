@@ -9,12 +9,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import config
-from .errors import DispatchTimeoutError, TaskNotFoundError
-from .graph import KIND_PARAMETER, KIND_POSTPROCESS, KIND_SUBLATTICE, Edge, downstream
+from .cancel_requests import request_cancel
+from .errors import DispatchTimeoutError
+from .graph import KIND_POSTPROCESS, Edge
 from .result import CancelReport, NodeResult, Result
 from .serialize import current_environment, lattice_records
 from .service import client as service
-from .status import TERMINAL, CancelReason, Status
+from .status import Status
 from .store import open_store
 from .store import queries as q
 from .workflow import Lattice
@@ -141,31 +142,6 @@ def get_result(
     )
 
 
-def _not_found_message(
-    dispatch_id: str, missing: list[int], node_rows: list[Any], subs: dict[int, str]
-) -> str:
-    ids = [r.node_id for r in node_rows]
-    span = f"{min(ids)}-{max(ids)}" if ids else "none"
-    msg = (
-        f"task id(s) {', '.join(map(str, missing))} are not nodes of dispatch {dispatch_id} "
-        f"(its nodes are {span}; list them with `covalent-core status {dispatch_id}`)."
-    )
-    sublattices = [r for r in node_rows if r.kind == KIND_SUBLATTICE]
-    if sublattices:
-        parts = []
-        for r in sublattices:
-            sub = subs.get(r.node_id)
-            where = f"sub-dispatch {sub}" if sub else "not built yet"
-            parts.append(f"node {r.node_id} {r.name} ({where})")
-        msg += (
-            " Nodes inside a sublattice belong to its own dispatch: "
-            + "; ".join(parts)
-            + ". Cancel the sublattice node, or address its sub-dispatch by id: "
-            "ct.cancel(SUB_DISPATCH_ID, task_ids=[...])."
-        )
-    return msg
-
-
 def cancel(
     dispatch_id: str,
     task_ids: int | Iterable[int] | None = None,
@@ -185,66 +161,6 @@ def cancel(
         service.request({"op": "cancel", "dispatch_ids": [dispatch_id, *report.sub_dispatches]})
         if wait:
             _wait_cancelled(dispatch_id, report.cancelled, timeout)
-    return report
-
-
-def request_cancel(dispatch_id: str, task_ids: int | Iterable[int] | None = None) -> CancelReport:
-    """Store the cancel flags (durably) and return the report; does not wake the dispatcher."""
-    whole = task_ids is None
-    if isinstance(task_ids, int):
-        task_ids = [task_ids]
-    requested_ids = None if task_ids is None else sorted(set(task_ids))
-    store = open_store()
-    with store.read() as conn:
-        drow = q.get_dispatch(conn, dispatch_id)
-        node_rows = q.get_nodes(conn, dispatch_id)
-        edge_rows = q.get_edges(conn, dispatch_id)
-    by_id = {r.node_id: r for r in node_rows}
-    subs = {r.node_id: r.sub_dispatch_id for r in node_rows if r.sub_dispatch_id}
-    if requested_ids is not None:
-        missing = [i for i in requested_ids if i not in by_id]
-        if missing:
-            raise TaskNotFoundError(_not_found_message(dispatch_id, missing, node_rows, subs))
-    targets = (
-        [r.node_id for r in node_rows if r.kind != KIND_PARAMETER]
-        if requested_ids is None
-        else requested_ids
-    )
-    edges = [Edge(e.parent, e.child, e.edge_name, e.param_type) for e in edge_rows]
-    below = sorted(downstream(edges, targets)) if not whole else []
-    live = {i for i, r in by_id.items() if Status(r.status) not in TERMINAL}
-    requested = [i for i in targets if i in live]
-    below_live = [i for i in below if i in live]
-    finished = {i: Status(by_id[i].status) for i in (targets if not whole else []) if i not in live}
-    # Sublattice nodes among the cancelled: their sub-dispatches are cancelled whole.
-    sub_ids: list[str] = []
-    frontier = [subs[i] for i in requested + below_live if i in subs]
-    with store.write() as conn:
-        while frontier:
-            sub = frontier.pop()
-            sub_ids.append(sub)
-            q.flag_cancel(conn, sub, None, CancelReason.PARENT_SUBLATTICE_CANCELLED.value)
-            frontier.extend(
-                r.sub_dispatch_id
-                for r in q.get_nodes(conn, sub)
-                if r.sub_dispatch_id and r.status not in q.TERMINAL_VALUES
-            )
-        if requested or below_live:
-            if whole:
-                q.flag_cancel(conn, dispatch_id, None, CancelReason.USER.value)
-            else:
-                q.flag_cancel(conn, dispatch_id, requested, CancelReason.USER.value)
-                q.flag_cancel(conn, dispatch_id, below_live, CancelReason.UPSTREAM_CANCELLED.value)
-    report = CancelReport(
-        dispatch_id=dispatch_id,
-        requested=requested,
-        downstream=below_live,
-        already_finished=finished,
-        sub_dispatches=sub_ids,
-        whole_dispatch=whole,
-        dispatch_status=Status(drow.status),
-        names={i: by_id[i].name for i in {*targets, *below}},
-    )
     return report
 
 

@@ -2,7 +2,7 @@
 
 A plugin is a module (or object) with functions marked ``@hookimpl`` and named as below; it
 is found through the ``covalent_core.plugins`` entry-point group. The core's own
-implementations (:mod:`covalent_core.stages`) are registered first, as a plugin like any
+implementations (:mod:`covalent_core.hookimpls`) are registered first, as a plugin like any
 other, and run last (``trylast``): a plugin hook that returns a non-None value replaces them.
 
 For each task the dispatcher calls, in order::
@@ -101,7 +101,7 @@ def covalent_pickle(executor: Executor, task: TaskContext) -> Awaitable[None] | 
     """Serialize the task into ``task.payload``.
 
     Called after instantiate. Default: ``executor.pickle(task)``, which builds the payload
-    that :mod:`covalent_core.runner` runs. Stops at first non-None result.
+    that :mod:`covalent_core.executors.runner` runs. Stops at first non-None result.
     May raise: :class:`~covalent_core.errors.SerializationError` naming the
     argument that cannot be pickled.
     """

@@ -20,7 +20,7 @@ from typing import Any
 
 import pluggy
 
-from . import config, hookspecs, stages
+from . import config, hookimpls, hookspecs
 from .errors import ExecutorConfigError, ExecutorNotFoundError
 from .executor.base import is_covalent_executor
 from .executors.base import Executor
@@ -35,7 +35,7 @@ ENV_EXTRA = "COVALENT_CORE_EXTRA_PLUGINS"
 # Registered first, always, as ordinary plugins: (name, module).
 DEFAULT_PLUGINS = (
     ("local", "covalent_core.executors.local"),
-    ("covalent", "covalent_core.executors.covalent_adapter"),
+    ("covalent", "covalent_core.executor.adapter"),
 )
 
 
@@ -96,7 +96,7 @@ def _dist_of(module_name: str) -> tuple[str, str]:
 def _build() -> PluginRegistry:
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
-    manager.register(stages, name="covalent_core.stages")
+    manager.register(hookimpls, name="covalent_core.hookimpls")
     registry = PluginRegistry(manager=manager)
     allowed = {n.strip() for n in os.environ.get(ENV_PLUGINS, "").split(",") if n.strip()}
     seen: set[str] = set()
@@ -200,7 +200,7 @@ def resolve_executor(spec: Any) -> tuple[str, dict[str, Any]]:
     if isinstance(spec, tuple):  # already resolved: a parent lattice's (name, options)
         return spec[0], dict(spec[1])
     if is_covalent_executor(spec) and not isinstance(spec, type):
-        from .executors.covalent_adapter import CovalentExecutorAdapter, adapter_options
+        from .executor.adapter import CovalentExecutorAdapter, adapter_options
 
         return CovalentExecutorAdapter.short_name, adapter_options(spec)
     if isinstance(spec, Executor):

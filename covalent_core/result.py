@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -270,15 +271,15 @@ class Result:
 
     @property
     def lattice(self) -> Any:
-        """The dispatched lattice, with ``transport_graph`` holding what ran."""
-        from .workflow import Lattice
+        """The dispatched lattice, with ``transport_graph`` holding what ran.
 
-        lattice = None
+        Without the stored lattice (a sub-dispatch built elsewhere), a stand-in that has
+        ``__name__``, ``transport_graph`` and ``inputs``.
+        """
         if self.lattice_bytes is not None:
             lattice = TransportableObject.from_pickle(self.lattice_bytes).get_deserialized()
-        if not isinstance(lattice, Lattice):
-            lattice = Lattice(lambda: None)
-            lattice.__name__ = self.name
+        else:
+            lattice = types.SimpleNamespace(__name__=self.name, metadata={})
         lattice.transport_graph = ResultGraph(self)
         lattice.inputs = self.inputs
         return lattice

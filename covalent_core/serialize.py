@@ -140,7 +140,7 @@ def task_payload(
     kwargs: dict[str, bytes],
     environment: dict[str, Any] | None,
 ) -> bytes:
-    """The payload :func:`covalent_core.runner.execute` runs."""
+    """The payload :func:`covalent_core.executors.runner.execute` runs."""
     return pickle.dumps((function, args, kwargs, environment), protocol=pickle.HIGHEST_PROTOCOL)
 
 

@@ -434,18 +434,6 @@ class Lattice:
         """One metadata entry, or None."""
         return self.metadata.get(name)
 
-    def dispatch(self, *args: Any, **kwargs: Any) -> str:
-        """Covalent's deprecated ``lattice.dispatch(...)``: ``ct.dispatch(lattice)(...)``."""
-        from .api import dispatch
-
-        return dispatch(self)(*args, **kwargs)
-
-    def dispatch_sync(self, *args: Any, **kwargs: Any) -> Any:
-        """Covalent's deprecated ``lattice.dispatch_sync(...)``; use ``ct.dispatch_sync``."""
-        from .api import dispatch_sync
-
-        return dispatch_sync(self)(*args, **kwargs)
-
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # A plain call, as in Covalent: outside a dispatch its electrons run as plain calls;
         # inside another lattice's build its electrons join that graph. To make it one node

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from covalent_core.executors.local import LocalExecutor
-from covalent_core.process import ProcessHandle
+from covalent_core.executors.processes import ProcessHandle
 from covalent_core.testing import ExecutorConformance
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from covalent_core import hookspecs, stages
+from covalent_core import hookimpls, hookspecs
 from covalent_core.plugins import registry
 from covalent_core.testing import suite
 
@@ -47,12 +47,12 @@ def test_every_hook_is_documented_with_when_default_and_result():
 
 def test_builtin_stages_are_registered_as_a_plugin_for_every_stage_hook():
     manager = registry().manager
-    assert manager.get_plugin("covalent_core.stages") is stages
+    assert manager.get_plugin("covalent_core.hookimpls") is hookimpls
     for name in _specs():
         if name == "covalent_executor_classes":
             continue
         impls = getattr(manager.hook, name).get_hookimpls()
-        assert any(i.plugin is stages for i in impls), name
+        assert any(i.plugin is hookimpls for i in impls), name
 
 
 def test_every_hook_has_a_test():

@@ -5,7 +5,7 @@ here with one changed import (``from covalent_core.executor.base import BaseExec
 Each of its tasks runs in a killable process of its own (``setup``, ``run``, ``teardown``),
 where ``set_job_handle`` and ``get_cancel_requested`` work as in Covalent; cancelling the task
 calls the executor's ``cancel(task_metadata, job_handle)`` with the handle it set, then stops
-that process. See :mod:`covalent_core.executors.covalent_adapter` for how it is driven.
+that process. See :mod:`covalent_core.executor.adapter` for how it is driven.
 """
 
 from __future__ import annotations

@@ -8,12 +8,12 @@ user code locally, and the path of the standalone task runner
 
 from pathlib import Path
 
-from .. import runner as _runner
 from ..hookspecs import hookimpl
-from ..process import ProcessHandle, describe_exit, kill_group
+from . import runner as _runner
 from .base import Executor, TaskContext, TaskOutcome
 from .polling import BatchedPoller, shared_poller
 from .pool import WorkerPool
+from .processes import ProcessHandle, describe_exit, kill_group
 
 RUNNER_PATH = Path(_runner.__file__)
 """``runner.py``: ``python runner.py PAYLOAD OUTCOME`` runs one task; stdlib + cloudpickle."""

@@ -39,7 +39,7 @@ class TaskOutcome:
 
     @classmethod
     def from_runner(cls, data: bytes, stdout: str = "", stderr: str = "") -> TaskOutcome:
-        """Decode what :func:`covalent_core.runner.execute` returned."""
+        """Decode what :func:`covalent_core.executors.runner.execute` returned."""
         raw = pickle.loads(data)
         return cls(
             ok=raw["ok"],
@@ -74,10 +74,14 @@ class TaskContext:
     state: dict[str, Any] = field(default_factory=dict)
     job_handle: str | None = None
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
-    # Set by the dispatcher: stores the handle durably and returns once it is stored.
-    _store_handle: Callable[[TaskContext, str], Awaitable[None]] | None = None
-    # Set by the dispatcher: builds the payload from the node's function and inputs.
-    _build_payload: Callable[[dict[str, Any] | None], bytes] | None = None
+    handle_recorder: Callable[[TaskContext, str], Awaitable[None]] | None = field(
+        default=None, repr=False
+    )
+    """Given by the dispatcher: stores a handle durably (executors call :meth:`set_job_handle`)."""
+    payload_factory: Callable[[dict[str, Any] | None], bytes] | None = field(
+        default=None, repr=False
+    )
+    """Given by the dispatcher: pickles the task (executors call :meth:`build_payload`)."""
     workdir: Path | None = None
 
     @property
@@ -104,18 +108,18 @@ class TaskContext:
         """
         text = handle if isinstance(handle, str) else json.dumps(handle, sort_keys=True)
         self.job_handle = text
-        if self._store_handle is not None:
-            await self._store_handle(self, text)
+        if self.handle_recorder is not None:
+            await self.handle_recorder(self, text)
 
     def build_payload(self, cwd: str | None = None) -> bytes:
-        """The task's function, inputs and environment, pickled for :mod:`covalent_core.runner`.
+        """The task's function, inputs and environment, pickled for :mod:`.runner`.
 
         The task runs in the dispatching process's working directory when that exists where
         it runs; ``cwd`` names another instead (relative: to where the runner is started).
         """
-        if self._build_payload is None:
-            raise RuntimeError("this task has no payload builder")
-        return self._build_payload({"cwd": cwd} if cwd else None)
+        if self.payload_factory is None:
+            raise RuntimeError("this task has no payload factory")
+        return self.payload_factory({"cwd": cwd} if cwd else None)
 
 
 class Executor:

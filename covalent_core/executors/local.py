@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 from .. import config
 from ..errors import ExecutorConfigError
 from ..hookspecs import hookimpl
-from ..process import ProcessHandle, kill_group
 from .base import Executor, TaskContext, TaskOutcome
 from .pool import WorkerPool
+from .processes import ProcessHandle, kill_group
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import pickle
 from collections.abc import Awaitable, Callable
 
 from .. import config
-from ..process import ProcessHandle, describe_exit, kill_group
 from .base import TaskOutcome
-from .local_worker import HEADER
+from .processes import ProcessHandle, describe_exit, kill_group
+from .worker import HEADER
 
 
 class WorkerDiedError(Exception):
@@ -59,7 +59,7 @@ class Worker:
 
 
 class WorkerPool:
-    """Up to ``max_workers`` warm workers (``python -m covalent_core.executors.local_worker``)."""
+    """Up to ``max_workers`` warm workers (``python -m covalent_core.executors.worker``)."""
 
     def __init__(self, python_path: str, max_workers: int = 16) -> None:
         self.python_path = python_path
@@ -71,7 +71,7 @@ class WorkerPool:
         proc = await asyncio.create_subprocess_exec(
             self.python_path,
             "-m",
-            "covalent_core.executors.local_worker",
+            "covalent_core.executors.worker",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,

@@ -66,7 +66,7 @@ class Service:
             return {"ok": True, "applied": applied}
         if op == "cancel_tasks":
             # The CLI's fast path: this process has the store open and everything imported.
-            from ..api import request_cancel
+            from ..cancel_requests import request_cancel
 
             try:
                 report = await asyncio.to_thread(

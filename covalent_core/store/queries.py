@@ -180,3 +180,103 @@ def flag_cancel(
             .where(and_(cond, nodes.c.cancel_reason.is_(None)))
             .values(cancel_reason=reason)
         )
+
+
+# -- what the dispatcher service writes and reads ----------------------------------------
+
+
+def update_dispatch(conn: Connection, dispatch_id: str, status: Status, **values: Any) -> None:
+    """Set a dispatch's status (and other columns) unless it already ended."""
+    conn.execute(
+        update(dispatches)
+        .where(
+            and_(
+                dispatches.c.dispatch_id == dispatch_id,
+                dispatches.c.status.not_in(TERMINAL_VALUES),
+            )
+        )
+        .values(status=status.value, **values)
+    )
+
+
+def fail_dispatch(conn: Connection, dispatch_id: str, error: str) -> None:
+    """End a dispatch FAILED with ``error``; no node of it may look pending afterwards."""
+    now = time.time()
+    conn.execute(
+        update(nodes)
+        .where(and_(nodes.c.dispatch_id == dispatch_id, nodes.c.status.not_in(TERMINAL_VALUES)))
+        .values(status=Status.FAILED.value, error=error, ended_at=now)
+    )
+    update_dispatch(conn, dispatch_id, Status.FAILED, error=error, ended_at=now)
+
+
+def unfinished_top_level(conn: Connection) -> list[Row[Any]]:
+    """Top-level dispatches that have not ended, with their owner."""
+    return list(
+        conn.execute(
+            select(dispatches.c.dispatch_id, dispatches.c.owner).where(
+                and_(
+                    dispatches.c.parent_dispatch_id.is_(None),
+                    dispatches.c.status.not_in(TERMINAL_VALUES),
+                )
+            )
+        )
+    )
+
+
+def claim_dispatch(conn: Connection, dispatch_id: str, owner: str, previous: str | None) -> bool:
+    """Make ``owner`` the dispatch's owner if ``previous`` still is; True if it took."""
+    current = dispatches.c.owner.is_(None) if previous is None else dispatches.c.owner == previous
+    result = conn.execute(
+        update(dispatches)
+        .where(and_(dispatches.c.dispatch_id == dispatch_id, current))
+        .values(owner=owner)
+    )
+    return result.rowcount == 1
+
+
+def insert_job(
+    conn: Connection, dispatch_id: str, executor: str, config: dict[str, Any], handle: str
+) -> int:
+    """Record a job on a resource; returns its id."""
+    result = conn.execute(
+        insert(jobs).values(
+            dispatch_id=dispatch_id,
+            executor=executor,
+            executor_config=config,
+            handle=handle,
+            created_at=time.time(),
+            state="active",
+            cancel_attempts=0,
+        )
+    )
+    return int(result.inserted_primary_key[0])
+
+
+def update_job(conn: Connection, job_id: int, **values: Any) -> None:
+    """Update a job's cancel state (``state``, ``cancel_attempts``, ``cancel_error``)."""
+    conn.execute(update(jobs).where(jobs.c.job_id == job_id).values(**values))
+
+
+def cancel_requests(conn: Connection, dispatch_ids: list[str]) -> list[Row[Any]]:
+    """Unfinished nodes of these dispatches whose cancel flag is set."""
+    return list(
+        conn.execute(
+            select(nodes.c.dispatch_id, nodes.c.node_id, nodes.c.cancel_reason).where(
+                and_(
+                    nodes.c.dispatch_id.in_(dispatch_ids),
+                    nodes.c.cancel_requested.is_(True),
+                    nodes.c.status.not_in(TERMINAL_VALUES),
+                )
+            )
+        )
+    )
+
+
+def set_sub_dispatch(conn: Connection, dispatch_id: str, node_id: int, sub_id: str) -> None:
+    """Record the sub-dispatch a sublattice node runs."""
+    conn.execute(
+        update(nodes)
+        .where(and_(nodes.c.dispatch_id == dispatch_id, nodes.c.node_id == node_id))
+        .values(sub_dispatch_id=sub_id)
+    )

@@ -45,7 +45,7 @@ def program() -> str:
     source = RUNNER_PATH.read_text()
     marker = '\nif __name__ == "__main__":'
     if marker not in source:
-        raise RuntimeError("covalent_core/runner.py changed shape: its main guard is missing")
+        raise RuntimeError("covalent_core's runner changed shape: its main guard is missing")
     return source.split(marker, 1)[0] + _MAIN
 
 

@@ -3,7 +3,7 @@
 An electron whose executor is such an instance is stored with the executor ``"covalent"``
 and options holding the instance pickled, so the dispatcher never unpickles or imports it.
 For each task, ``upload`` writes the task and the executor into a private directory, ``run``
-starts :mod:`covalent_core.executors.covalent_runner` there in a process group of its own
+starts :mod:`covalent_core.executor.adapter_runner` there in a process group of its own
 (its handle stored at once), ``fetch`` reads the outcome and ``cleanup`` removes the
 directory. ``cancel`` raises the task's cancel flag (``get_cancel_requested()`` turns
 true), calls the executor's own ``cancel(task_metadata, job_handle)`` with the handle it set,
@@ -26,11 +26,11 @@ import cloudpickle
 
 from .. import config
 from ..errors import ExecutorConfigError
-from ..executor.base import CANCEL_FLAG_FILE
+from ..executors.base import Executor, TaskContext, TaskOutcome
+from ..executors.processes import ProcessHandle, describe_exit, kill_group
 from ..hookspecs import hookimpl
-from ..process import ProcessHandle, describe_exit, kill_group
-from .base import Executor, TaskContext, TaskOutcome
-from .covalent_runner import EXECUTOR_FILE, METADATA_FILE, OUTCOME_FILE, PAYLOAD_FILE
+from .adapter_runner import EXECUTOR_FILE, METADATA_FILE, OUTCOME_FILE, PAYLOAD_FILE
+from .base import CANCEL_FLAG_FILE
 
 STDOUT_FILE = "process.out"
 STDERR_FILE = "process.err"
@@ -103,7 +103,7 @@ class CovalentExecutorAdapter(Executor):
             proc = await asyncio.create_subprocess_exec(
                 self.python_path,
                 "-m",
-                "covalent_core.executors.covalent_runner",
+                "covalent_core.executor.adapter_runner",
                 "run",
                 str(directory),
                 stdin=asyncio.subprocess.DEVNULL,
@@ -167,7 +167,7 @@ class CovalentExecutorAdapter(Executor):
         proc = await asyncio.create_subprocess_exec(
             self.python_path,
             "-m",
-            "covalent_core.executors.covalent_runner",
+            "covalent_core.executor.adapter_runner",
             "cancel",
             str(directory),
             stdout=asyncio.subprocess.PIPE,

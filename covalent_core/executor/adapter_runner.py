@@ -1,9 +1,9 @@
 """The process that runs one task through an executor written for Covalent.
 
-``python -m covalent_core.executors.covalent_runner run DIR`` unpickles the executor and the
+``python -m covalent_core.executor.adapter_runner run DIR`` unpickles the executor and the
 task from ``DIR``, calls ``setup``, ``run(function, args, kwargs, task_metadata)`` and
 ``teardown`` (awaiting them for an ``AsyncBaseExecutor``), and writes the outcome to
-``DIR/outcome`` in :mod:`covalent_core.runner`'s format. ``... cancel DIR`` calls the
+``DIR/outcome`` in :mod:`covalent_core.executors.runner`'s format. ``... cancel DIR`` calls the
 executor's ``cancel(task_metadata, job_handle)`` with the handle the running task set, and
 prints ``{"confirmed": bool}``. Executors run only in these processes, never in the service.
 """
@@ -24,7 +24,7 @@ from typing import Any
 import cloudpickle
 
 from ..executor.base import CANCEL_FLAG_FILE, JOB_HANDLE_FILE
-from ..runner import OUTPUT_REPR_MAX, apply_environment
+from ..executors.runner import OUTPUT_REPR_MAX, apply_environment
 
 EXECUTOR_FILE = "executor.pkl"
 PAYLOAD_FILE = "payload.pkl"
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     """``run DIR`` or ``cancel DIR``."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2 or argv[0] not in ("run", "cancel"):
-        print("usage: covalent_runner run|cancel DIR", file=sys.stderr)
+        print("usage: adapter_runner run|cancel DIR", file=sys.stderr)
         return 2
     directory = Path(argv[1]).resolve()
     if argv[0] == "cancel":

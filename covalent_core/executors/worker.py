@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import psutil
 
-from covalent_core.runner import execute
+from covalent_core.executors.runner import execute
 
 HEADER = struct.Struct(">Q")
 

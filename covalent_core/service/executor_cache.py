@@ -1,0 +1,79 @@
+"""Executor instances of the dispatcher: one per name and configuration, with its concurrency.
+
+Executors are made through the ``covalent_instantiate`` hook the first time a task needs one
+and reused for every task with the same configuration. The local executor also runs the
+dispatcher's own steps that execute user code (building a sublattice's graph), so that the
+service itself never unpickles user data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..executors.base import Executor, TaskContext, TaskOutcome
+from ..executors.local import LocalExecutor
+
+if TYPE_CHECKING:
+    from ..plugins import PluginRegistry
+
+DEFAULT_EXECUTOR = "local"
+
+
+class ExecutorCache:
+    """Executors by (name, configuration), made on first use; bounds on concurrent tasks."""
+
+    def __init__(self, registry: PluginRegistry) -> None:
+        self.registry = registry
+        self._executors: dict[str, Executor] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+
+    @staticmethod
+    def key(name: str | None, config: dict[str, Any] | None) -> str:
+        """The identity of an executor configuration."""
+        return f"{name or DEFAULT_EXECUTOR}:{json.dumps(config or {}, sort_keys=True)}"
+
+    async def get(self, name: str | None, config: dict[str, Any] | None) -> Executor:
+        """The executor for this name and configuration, instantiated on first use."""
+        key = self.key(name, config)
+        if key in self._executors:
+            return self._executors[key]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key not in self._executors:
+                cls = self.registry.executor_class(name or DEFAULT_EXECUTOR)
+                self._executors[key] = await self.registry.hook.covalent_instantiate(
+                    executor_class=cls, config=dict(config or {})
+                )
+        return self._executors[key]
+
+    def semaphore(self, name: str | None, config: dict[str, Any] | None) -> asyncio.Semaphore:
+        """How many tasks of this executor configuration may run at once."""
+        key = self.key(name, config)
+        sem = self._semaphores.get(key)
+        if sem is None:
+            cls = self.registry.executor_class(name or DEFAULT_EXECUTOR)
+            sem = self._semaphores[key] = asyncio.Semaphore(
+                max(1, cls.concurrency_for(config or {}))
+            )
+        return sem
+
+    async def run_internal(self, payload: bytes) -> TaskOutcome:
+        """Run one of the dispatcher's own steps on a local worker, and return its outcome."""
+        executor = await self.get(DEFAULT_EXECUTOR, LocalExecutor().config)
+        ctx = TaskContext(dispatch_id="", node_id=-1, name="internal", executor_name="local")
+        ctx.payload = payload
+        await executor.run(ctx)
+        await executor.fetch(ctx)
+        assert ctx.outcome is not None
+        return ctx.outcome
+
+    async def close(self) -> None:
+        """Close every executor."""
+        for executor in self._executors.values():
+            with contextlib.suppress(Exception):
+                await executor.close()
+        self._executors.clear()

@@ -1,0 +1,258 @@
+"""The stages of one node, in order, with the cancel flag checked before each.
+
+instantiate -> pickle -> upload -> provision -> run -> fetch, then cleanup
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import TaskCancelledError
+from ..executors.base import Executor, TaskContext, TaskOutcome
+from ..graph import KIND_SUBLATTICE, PARAM_ARG, PARAM_WAIT
+from ..serialize import task_payload
+from ..status import STAGES_IN_ORDER, CancelReason, Stage, Status
+
+if TYPE_CHECKING:
+    from .executor_cache import ExecutorCache
+    from .jobs import JobRegistry
+    from .scheduling import DispatchRun
+    from .states import NodeState
+    from .sublattices import Sublattices
+
+logger = logging.getLogger(__name__)
+
+# After a confirmed cancel, how long the run stage may take to notice its job is gone.
+RUN_STAGE_SETTLE = 10.0
+
+SubRunner = Callable[["DispatchRun"], Awaitable[tuple[Status, str | None, bytes | None]]]
+
+
+def inputs_of(run: DispatchRun, node: NodeState) -> tuple[list[bytes], dict[str, bytes]]:
+    """The node's arguments, as the pickled outputs of its parents."""
+    positional: dict[int, bytes] = {}
+    keywords: dict[str, bytes] = {}
+    for edge in node.inputs:
+        if edge.param_type == PARAM_WAIT:
+            continue
+        output = run.nodes[edge.parent].output
+        assert output is not None, f"input {edge.parent} of {node.node_id} has no output"
+        if edge.param_type == PARAM_ARG:
+            positional[edge.arg_index] = output
+        else:
+            keywords[edge.edge_name] = output
+    return [positional[i] for i in sorted(positional)], keywords
+
+
+async def until_cancelled(awaitable: Awaitable[Any], ctx: TaskContext, stage: Stage) -> Any:
+    """Await a stage; if a cancel arrives first, cancel it and raise TaskCancelledError."""
+    task = asyncio.ensure_future(awaitable)
+    if not task.done() and not ctx.cancelled.is_set():
+        waiter = asyncio.ensure_future(ctx.cancelled.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+    raise TaskCancelledError(ctx.dispatch_id, ctx.node_id, stage.value)
+
+
+def outcome_values(ctx: TaskContext) -> tuple[Status, dict[str, Any]]:
+    """How the node ends, from the outcome its executor fetched."""
+    outcome = ctx.outcome
+    if outcome is None:
+        return Status.FAILED, {
+            "error": f"executor {ctx.executor_name!r} fetched no outcome for this task "
+            "(its fetch stage must set task.outcome)"
+        }
+    values: dict[str, Any] = {"stdout": outcome.stdout, "stderr": outcome.stderr}
+    if outcome.ok:
+        values["output"] = outcome.output
+        values["output_repr"] = outcome.output_repr
+        return Status.COMPLETED, values
+    values["error"] = outcome.error
+    values["traceback"] = outcome.traceback
+    if outcome.traceback:
+        # As Covalent does: the failed task's traceback ends its stderr.
+        values["stderr"] = (outcome.stderr or "") + outcome.traceback
+    return Status.FAILED, values
+
+
+class NodeStages:
+    """Takes nodes through their stages with the executors, jobs and sublattices given."""
+
+    def __init__(
+        self,
+        hooks: Any,
+        executors: ExecutorCache,
+        jobs: JobRegistry,
+        sublattices: Sublattices,
+        run_sub: SubRunner,
+        time_out: Callable[[DispatchRun, NodeState], None],
+    ) -> None:
+        self.hooks = hooks
+        self.executors = executors
+        self.jobs = jobs
+        self.sublattices = sublattices
+        self.run_sub = run_sub
+        self.time_out = time_out
+
+    def context(self, run: DispatchRun, node: NodeState) -> TaskContext:
+        """The task context of a node: its ids, and how to store its handle and payload."""
+        args, kwargs = inputs_of(run, node)
+        task = {"dispatch_id": run.dispatch_id, "node_id": node.node_id}
+        environment = {**(run.environment or {}), "task": task}
+
+        def payload(override: dict[str, Any] | None) -> bytes:
+            return task_payload(node.function, args, kwargs, {**environment, **(override or {})})
+
+        async def record(ctx: TaskContext, handle: str) -> None:
+            await self.jobs.store_handle(run, node, ctx, handle)
+
+        ctx = TaskContext(
+            dispatch_id=run.dispatch_id,
+            node_id=node.node_id,
+            name=node.name,
+            executor_name=node.executor or "local",
+            handle_recorder=record,
+            payload_factory=payload,
+        )
+        if node.cancel_requested:
+            ctx.cancelled.set()
+        return ctx
+
+    async def run_node(self, run: DispatchRun, node: NodeState) -> None:
+        """Take one node through its stages and record how it ended. Never raises."""
+        ctx = node.ctx = self.context(run, node)
+        timer: asyncio.TimerHandle | None = None
+        executor: Executor | None = None
+        stage = Stage.INSTANTIATE
+        status, values = Status.FAILED, {}
+        semaphore: Any = contextlib.nullcontext()
+        if node.kind != KIND_SUBLATTICE:
+            semaphore = self.executors.semaphore(node.executor, node.executor_config)
+        try:
+            async with semaphore:
+                ctx.check_cancelled(Stage.INSTANTIATE)
+                run.set_status(node, Status.RUNNING)
+                if node.timeout:
+                    loop = asyncio.get_running_loop()
+                    timer = loop.call_later(node.timeout, self.time_out, run, node)
+                for stage in STAGES_IN_ORDER:
+                    ctx.check_cancelled(stage)
+                    run.states.stage(run.dispatch_id, node, stage)
+                    if node.kind == KIND_SUBLATTICE:
+                        await self._sublattice(run, node, ctx, stage)
+                    elif stage is Stage.INSTANTIATE:
+                        made = self.executors.get(node.executor, node.executor_config)
+                        executor = await until_cancelled(made, ctx, stage)
+                    elif stage is Stage.RUN:
+                        await self._run(run, node, ctx, executor)
+                    else:
+                        call = getattr(self.hooks, f"covalent_{stage.value}")
+                        await until_cancelled(call(executor=executor, task=ctx), ctx, stage)
+                ctx.check_cancelled(Stage.FETCH)
+                status, values = outcome_values(ctx)
+        except TaskCancelledError as exc:
+            status, values = Status.CANCELLED, {"cancel_stage": exc.stage or stage.value}
+        except Exception as exc:
+            if ctx.cancelled.is_set():
+                status, values = Status.CANCELLED, {"cancel_stage": stage.value}
+            else:
+                status = Status.FAILED
+                values = {
+                    "error": f"stage {stage.value!r} failed: {type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc(),
+                }
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if executor is not None:
+            await self._cleanup(executor, ctx, node, values)
+        if status is Status.CANCELLED:
+            await self.jobs.settle_cancelled(run, node, self._cancel_values(node, values))
+        else:
+            if status is Status.COMPLETED:
+                node.output = values["output"]
+            run.set_status(node, status, **values)
+        self.jobs.release(node)
+
+    async def _cleanup(
+        self, executor: Executor, ctx: TaskContext, node: NodeState, values: dict[str, Any]
+    ) -> None:
+        try:
+            await self.hooks.covalent_cleanup(executor=executor, task=ctx)
+        except Exception as exc:
+            logger.warning("cleanup of node %s failed: %s", node.node_id, exc)
+            note = f"cleanup failed: {type(exc).__name__}: {exc}"
+            values["error"] = f"{values['error']}\n{note}" if values.get("error") else note
+
+    @staticmethod
+    def _cancel_values(node: NodeState, values: dict[str, Any]) -> dict[str, Any]:
+        values.setdefault("cancel_reason", node.cancel_reason or CancelReason.USER.value)
+        values["cancel_requested"] = True
+        if node.timed_out:
+            values.setdefault("error", f"timed out after {node.timeout:g} s; stopped")
+        return values
+
+    async def _run(
+        self, run: DispatchRun, node: NodeState, ctx: TaskContext, executor: Executor | None
+    ) -> None:
+        """Run the job; on cancel, stop it through ``covalent_cancel`` and wait for it to end."""
+        job_task = asyncio.ensure_future(self.hooks.covalent_run(executor=executor, task=ctx))
+        waiter = asyncio.ensure_future(ctx.cancelled.wait())
+        try:
+            await asyncio.wait({job_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if job_task.done():
+            job_task.result()
+            return
+        run.set_status(node, Status.CANCELLING)
+        if ctx.job_handle is not None and node.job_id is not None:
+            job = self.jobs.cancel(node)
+            await job.settled.wait()
+            if job.confirmed.is_set():
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(asyncio.shield(job_task), RUN_STAGE_SETTLE)
+        if not job_task.done():
+            job_task.cancel()
+        with contextlib.suppress(BaseException):
+            await job_task
+        raise TaskCancelledError(ctx.dispatch_id, ctx.node_id, Stage.RUN.value)
+
+    async def _sublattice(
+        self, run: DispatchRun, node: NodeState, ctx: TaskContext, stage: Stage
+    ) -> None:
+        """A sublattice node: at ``run``, build its graph in a worker and run it as a dispatch."""
+        if stage is not Stage.RUN:
+            return
+        if node.sub_dispatch_id is None:
+            args, kwargs = inputs_of(run, node)
+            build = self.sublattices.build(run, node, args, kwargs)
+            records = await until_cancelled(build, ctx, stage)
+            ctx.check_cancelled(stage)
+            sub = await self.sublattices.create(run, node, records)
+        else:  # a previous dispatcher had started it: resume it
+            sub = await self.sublattices.resume(run, node)
+        run.sub_runs[node.node_id] = sub
+        if ctx.cancelled.is_set():
+            sub.cancel_all(CancelReason.PARENT_SUBLATTICE_CANCELLED.value)
+        status, error, output = await self.run_sub(sub)
+        if ctx.cancelled.is_set() or status is Status.CANCELLED:
+            raise TaskCancelledError(ctx.dispatch_id, ctx.node_id, stage.value)
+        if status is Status.FAILED:
+            ctx.outcome = TaskOutcome(
+                ok=False, error=f"sublattice dispatch {sub.dispatch_id} failed: {error}"
+            )
+        else:
+            ctx.outcome = TaskOutcome(ok=True, output=output)

@@ -1,0 +1,160 @@
+"""Node and dispatch states, and the one place where statuses change.
+
+Every status a node or a dispatch takes goes through :class:`StateRecorder`, which checks the
+transition against the tables below (terminal statuses are sticky: whatever an executor
+reports late, a CANCELLED node never becomes COMPLETED) and queues the write to the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..status import TERMINAL, CancelReason, Stage, Status
+from ..store import queries as q
+
+if TYPE_CHECKING:
+    from ..executors.base import TaskContext
+    from ..store.writes import WriteBuffer
+
+logger = logging.getLogger(__name__)
+
+# The only status changes a node may make.
+NODE_TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.NEW_OBJECT: frozenset({Status.RUNNING, Status.CANCELLED, Status.FAILED}),
+    Status.RUNNING: frozenset(
+        {Status.CANCELLING, Status.COMPLETED, Status.FAILED, Status.CANCELLED}
+    ),
+    Status.CANCELLING: frozenset({Status.CANCELLED}),
+}
+
+# The only status changes a dispatch may make.
+DISPATCH_TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.NEW_OBJECT: frozenset({Status.RUNNING, Status.FAILED, Status.CANCELLED}),
+    Status.RUNNING: frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED}),
+}
+
+
+class CancelPhase(enum.Enum):
+    """How far a node's cancel has come."""
+
+    NONE = "none"
+    """No cancel was requested."""
+    REQUESTED = "requested"
+    """The durable flag is set; the node has not been acted on yet (it starts cancelled)."""
+    APPLIED = "applied"
+    """The node's stages are being interrupted and its job, if any, stopped."""
+    UNCONFIRMED = "unconfirmed"
+    """The node is CANCELLING: its executor's cancel failed and is retried in the background."""
+
+
+@dataclass(eq=False)
+class NodeState:
+    """What the dispatcher knows about one node while the dispatch runs."""
+
+    node_id: int
+    name: str
+    kind: str
+    status: Status
+    executor: str | None
+    executor_config: dict[str, Any] | None
+    timeout: float | None
+    function: bytes | None
+    output: bytes | None
+    cancel_reason: str | None
+    sub_dispatch_id: str | None
+    job_id: int | None
+    stage: str | None = None
+    error: str | None = None
+    phase: CancelPhase = CancelPhase.NONE
+    inputs: list[Any] = field(default_factory=list)  # edge rows into this node
+    children: list[int] = field(default_factory=list)
+    waiting: int = 0
+    task: asyncio.Task[None] | None = None
+    ctx: TaskContext | None = None
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once a cancel (or timeout) was requested for the node."""
+        return self.phase is not CancelPhase.NONE
+
+    @property
+    def timed_out(self) -> bool:
+        """True if the node was cancelled because it ran past its ``timeout=``."""
+        return self.cancel_reason == CancelReason.TIMEOUT.value
+
+    @property
+    def settled(self) -> bool:
+        """Terminal, or CANCELLING with a cancel the dispatcher keeps retrying in the background."""
+        return self.status in TERMINAL or (
+            self.status is Status.CANCELLING and self.phase is CancelPhase.UNCONFIRMED
+        )
+
+
+class StateRecorder:
+    """Changes statuses (checked against the transition tables) and records them."""
+
+    def __init__(self, writes: WriteBuffer) -> None:
+        self.writes = writes
+
+    def node(self, dispatch_id: str, node: NodeState, status: Status, **values: Any) -> bool:
+        """Move ``node`` to ``status`` if allowed; queue the write and return True."""
+        if status is not node.status and status not in NODE_TRANSITIONS.get(node.status, ()):
+            logger.debug(
+                "dispatch %s node %s: ignored %s -> %s",
+                dispatch_id,
+                node.node_id,
+                node.status,
+                status,
+            )
+            return False
+        node.status = status
+        if "error" in values:
+            node.error = values["error"]
+        now = time.time()
+        if status is Status.RUNNING:
+            values.setdefault("started_at", now)
+        if status in TERMINAL:
+            values.setdefault("ended_at", now)
+        self.writes.update_node(dispatch_id, node.node_id, status=status.value, **values)
+        return True
+
+    def stage(self, dispatch_id: str, node: NodeState, stage: Stage) -> None:
+        """Record the stage a node reached."""
+        node.stage = stage.value
+        self.writes.update_node(dispatch_id, node.node_id, stage=stage.value)
+
+    def cancel_flag(self, dispatch_id: str, node: NodeState) -> None:
+        """Record durably that the node is to be cancelled, and why."""
+        self.writes.update_node(
+            dispatch_id, node.node_id, cancel_requested=True, cancel_reason=node.cancel_reason
+        )
+
+    def note(self, dispatch_id: str, node: NodeState, **values: Any) -> None:
+        """Record values of a node that do not change its status (an error, a job id)."""
+        self.writes.update_node(dispatch_id, node.node_id, **values)
+
+    async def dispatch(
+        self, dispatch_id: str, current: Status, status: Status, **values: Any
+    ) -> bool:
+        """Move a dispatch from ``current`` to ``status`` if allowed, and record it."""
+        if status is not current and status not in DISPATCH_TRANSITIONS.get(current, ()):
+            logger.warning("dispatch %s: refused %s -> %s", dispatch_id, current, status)
+            return False
+        now = time.time()
+        if status is Status.RUNNING:
+            values.setdefault("started_at", now)
+        if status in TERMINAL:
+            values.setdefault("ended_at", now)
+        await self.writes.execute(
+            lambda conn: q.update_dispatch(conn, dispatch_id, status, **values)
+        )
+        return True
+
+    async def fail_dispatch(self, dispatch_id: str, error: str) -> None:
+        """End a dispatch that could not run FAILED, and every unfinished node of it with it."""
+        await self.writes.execute(lambda conn: q.fail_dispatch(conn, dispatch_id, error))

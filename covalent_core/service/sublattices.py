@@ -1,0 +1,76 @@
+"""Sublattice nodes: their graph is built in a worker from their inputs, then run as a dispatch.
+
+The sub-dispatch is stored with its parent and root, so that it can be addressed by its own
+id, read like any dispatch, and resumed by a dispatcher that takes over.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+
+from ..errors import CovalentCoreError
+from ..serialize import BUILD_SUBLATTICE, GraphRecords, task_payload
+from ..status import Status
+from ..store import queries as q
+
+if TYPE_CHECKING:
+    from .dispatcher import Dispatcher
+    from .scheduling import DispatchRun
+    from .states import NodeState
+
+
+class Sublattices:
+    """Builds, stores and runs the sub-dispatches of sublattice nodes."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    async def build(
+        self, run: DispatchRun, node: NodeState, args: list[bytes], kwargs: dict[str, bytes]
+    ) -> GraphRecords:
+        """Build a sublattice's graph from its inputs, in a worker (user code runs there)."""
+        outcome = await self.dispatcher.executors.run_internal(
+            task_payload(BUILD_SUBLATTICE, args, kwargs, run.environment)
+        )
+        if not outcome.ok or outcome.output is None:
+            raise CovalentCoreError(
+                f"building sublattice {node.name!r} failed: {outcome.error}\n"
+                f"{outcome.traceback or ''}"
+            )
+        # Our own records of the graph: rows of bytes, never the user's objects.
+        return cloudpickle.loads(outcome.output)
+
+    async def create(self, run: DispatchRun, node: NodeState, records: GraphRecords) -> DispatchRun:
+        """Store a sublattice's graph as a dispatch of its own and load it."""
+        dispatcher = self.dispatcher
+        sub_id = str(uuid.uuid4())
+
+        def insert(conn: Any) -> None:
+            q.insert_dispatch(
+                conn,
+                dispatch_id=sub_id,
+                name=node.name.removeprefix(":sublattice:"),
+                node_rows=records.nodes,
+                edge_rows=records.edges,
+                environment=run.environment,
+                lattice=records.lattice,
+                inputs=records.inputs,
+                parent_dispatch_id=run.dispatch_id,
+                parent_node_id=node.node_id,
+                root_dispatch_id=run.root.dispatch_id,
+                owner=dispatcher.owner,
+                status=Status.RUNNING,
+            )
+            q.set_sub_dispatch(conn, run.dispatch_id, node.node_id, sub_id)
+
+        await dispatcher.writes.execute(insert)
+        node.sub_dispatch_id = sub_id
+        return await dispatcher.load(sub_id, parent=(run, node.node_id))
+
+    async def resume(self, run: DispatchRun, node: NodeState) -> DispatchRun:
+        """Load the sub-dispatch a previous dispatcher had started."""
+        assert node.sub_dispatch_id is not None
+        return await self.dispatcher.load(node.sub_dispatch_id, parent=(run, node.node_id))
