@@ -104,11 +104,17 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Table rows: (benchmark, result, target)."""
     c, t = result["cancel_to_job_process_dead_ms"], result["short_tasks"]
     return [
-        ("aws batch (test double): cancel -> process dead",
-         f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms", ""),
-        (f"aws batch (test double): {t['tasks']} short tasks (poll {t['poll_freq']:g} s)",
-         f"{t['seconds']:.1f} s; {t['describe_jobs_calls']} describe_jobs calls", "batched"),
-    ]  # fmt: skip
+        (
+            "aws batch (test double): cancel -> process dead",
+            f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms",
+            "",
+        ),
+        (
+            f"aws batch (test double): {t['tasks']} short tasks (poll {t['poll_freq']:g} s)",
+            f"{t['seconds']:.1f} s; {t['describe_jobs_calls']} describe_jobs calls",
+            "batched",
+        ),
+    ]
 
 
 if __name__ == "__main__":

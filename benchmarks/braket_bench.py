@@ -113,12 +113,18 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     c, t = result["cancel_to_task_cancelled_ms"], result["circuits"]
     calls = ", ".join(f"{k} {v}" for k, v in sorted(t["api_calls"].items()))
     return [
-        ("braket (test double): cancel -> task CANCELLED",
-         f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms "
-         f"(the double takes {c['double_cancel_delay_ms']:.0f} ms)", ""),
-        (f"braket (test double): {t['circuits']} small circuits",
-         f"{t['seconds']:.1f} s; {calls}", ""),
-    ]  # fmt: skip
+        (
+            "braket (test double): cancel -> task CANCELLED",
+            f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms "
+            f"(the double takes {c['double_cancel_delay_ms']:.0f} ms)",
+            "",
+        ),
+        (
+            f"braket (test double): {t['circuits']} small circuits",
+            f"{t['seconds']:.1f} s; {calls}",
+            "",
+        ),
+    ]
 
 
 if __name__ == "__main__":

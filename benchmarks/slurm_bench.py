@@ -117,12 +117,18 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     c, t = result["cancel_to_job_process_dead_ms"], result["short_tasks"]
     n = t["calls"]
     return [
-        ("slurm: cancel -> job's process dead", f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms",
-         "p50 <= 1 s"),
-        (f"slurm: {t['tasks']} short tasks (poll {t['poll_freq']:g} s)",
-         f"{t['seconds']:.1f} s; squeue {n['squeue']}, sacct {n['sacct']}, "
-         f"scontrol {n['scontrol']}, sbatch {n['sbatch']} calls", "one squeue per poll"),
-    ]  # fmt: skip
+        (
+            "slurm: cancel -> job's process dead",
+            f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms",
+            "p50 <= 1 s",
+        ),
+        (
+            f"slurm: {t['tasks']} short tasks (poll {t['poll_freq']:g} s)",
+            f"{t['seconds']:.1f} s; squeue {n['squeue']}, sacct {n['sacct']}, "
+            f"scontrol {n['scontrol']}, sbatch {n['sbatch']} calls",
+            "one squeue per poll",
+        ),
+    ]
 
 
 if __name__ == "__main__":

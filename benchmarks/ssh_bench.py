@@ -106,12 +106,18 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Table rows: (benchmark, result, target)."""
     c, t = result["cancel_to_remote_process_dead_ms"], result["trivial_tasks"]
     return [
-        ("ssh: cancel -> remote process dead", f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms",
-         "p50 <= 300 ms"),
-        (f"ssh: {t['tasks']} trivial tasks, one host",
-         f"{t['tasks_per_s']:.1f} tasks/s ({t['seconds']:.2f} s), "
-         f"{result['ssh_logins_accepted']} SSH connection(s)", "1 connection"),
-    ]  # fmt: skip
+        (
+            "ssh: cancel -> remote process dead",
+            f"p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms",
+            "p50 <= 300 ms",
+        ),
+        (
+            f"ssh: {t['tasks']} trivial tasks, one host",
+            f"{t['tasks_per_s']:.1f} tasks/s ({t['seconds']:.2f} s), "
+            f"{result['ssh_logins_accepted']} SSH connection(s)",
+            "1 connection",
+        ),
+    ]
 
 
 if __name__ == "__main__":

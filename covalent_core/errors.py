@@ -69,13 +69,31 @@ class ExecutorConfigError(CovalentCoreError, ValueError):
     """An executor was given an option it does not accept, or a bad value."""
 
 
-class PluginError(CovalentCoreError):
-    """A plugin could not be loaded or does not implement the hooks correctly."""
+class ExecutorError(CovalentCoreError):
+    """An executor could not do something on its resource; base of every plugin's errors.
+
+    Carries what was run and what it said, so callers test fields, not message text:
+    ``command`` (argv or API call), ``stdout``, ``stderr``, ``exit_code`` (None for API calls)
+    and ``code`` (the resource's own error code, such as ``"ResourceNotFoundException"``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: list[str] | str | None = None,
+        stdout: str = "",
+        stderr: str = "",
+        exit_code: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.command = command
+        self.stdout = stdout
+        self.stderr = stderr
+        self.exit_code = exit_code
+        self.code = code
 
 
 class ServiceError(CovalentCoreError):
     """The local dispatcher service could not be started or reached."""
-
-
-class TaskFailedError(CovalentCoreError):
-    """A task failed; carries the remote traceback when there is one."""

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from ..hookspecs import hookimpl
 from . import runner as _runner
-from .base import Executor, TaskContext, TaskOutcome
-from .polling import BatchedPoller, shared_poller
+from .base import CLOUDPICKLE_PROBE, Executor, TaskContext, TaskOutcome, interpreter_error
+from .polling import BatchedPoller, shared_poller, wait_until_gone
 from .pool import WorkerPool
 from .processes import ProcessHandle, describe_exit, kill_group
 
@@ -19,6 +19,7 @@ RUNNER_PATH = Path(_runner.__file__)
 """``runner.py``: ``python runner.py PAYLOAD OUTCOME`` runs one task; stdlib + cloudpickle."""
 
 __all__ = [
+    "CLOUDPICKLE_PROBE",
     "RUNNER_PATH",
     "BatchedPoller",
     "Executor",
@@ -28,6 +29,8 @@ __all__ = [
     "WorkerPool",
     "describe_exit",
     "hookimpl",
+    "interpreter_error",
     "kill_group",
     "shared_poller",
+    "wait_until_gone",
 ]

@@ -56,6 +56,47 @@ class TaskOutcome:
         """The task's process or job ended without producing an outcome."""
         return cls(ok=False, error=message, stdout=stdout, stderr=stderr)
 
+    @classmethod
+    def from_files(
+        cls,
+        outcome: bytes | None,
+        stdout: bytes | None,
+        stderr: bytes | None,
+        died: Callable[[], str],
+    ) -> TaskOutcome:
+        """The outcome of a task read back as files: the runner's ``outcome`` with the task's
+        stdout and stderr, or, without an outcome, ``died()`` saying how the job ended."""
+        out = (stdout or b"").decode(errors="replace")
+        err = (stderr or b"").decode(errors="replace")
+        if outcome is not None:
+            return cls.from_runner(outcome, out, err)
+        return cls.died(died(), out, err)
+
+
+# The probe that a task's interpreter can run our runner: it needs cloudpickle.
+CLOUDPICKLE_PROBE = ("-c", "import cloudpickle")
+
+
+def interpreter_error(
+    python: str, where: str, exit_status: int | None, stderr: str = ""
+) -> ExecutorConfigError | None:
+    """What is wrong with the interpreter that ran :data:`CLOUDPICKLE_PROBE` (None: nothing).
+
+    ``exit_status`` 127 (or None) means the interpreter was not found.
+    """
+    if exit_status == 0:
+        return None
+    if exit_status in (None, 127):
+        return ExecutorConfigError(
+            f"python_path {python!r} was not found on {where}; give the interpreter's path "
+            "(e.g. python_path='/usr/bin/python3')"
+        )
+    detail = f" ({stderr.strip().splitlines()[-1]})" if stderr.strip() else ""
+    return ExecutorConfigError(
+        f"{python!r} on {where} cannot import cloudpickle{detail}; install it there "
+        f"(`{python} -m pip install cloudpickle`) or choose another python_path"
+    )
+
 
 @dataclass
 class TaskContext:

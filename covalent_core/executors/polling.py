@@ -81,3 +81,21 @@ def shared_poller(
         poller = _pollers[full_key] = BatchedPoller(ended, interval, batch)
     poller.interval = min(poller.interval, interval)
     return poller
+
+
+async def wait_until_gone(
+    gone: Callable[[], Awaitable[bool]], within: float, interval: float = 0.1
+) -> bool:
+    """Ask ``gone()`` until it answers True or ``within`` seconds pass; what it said last.
+
+    The confirming step of a ``cancel``: after asking the resource to stop the job, return
+    True only once the resource says it is gone.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        if await gone():
+            return True
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(interval)

@@ -51,15 +51,21 @@ class ProcessHandle:
         )
 
 
-def is_dead(pid: int) -> bool:
-    """True if ``pid`` does not exist or is a zombie (dead, not yet reaped)."""
+def stat_fields(pid: int | str) -> list[bytes] | None:
+    """``/proc/PID/stat`` after the command name: state, ppid, pgrp, ... (None: no process)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             stat = fh.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    # Field 3, after the parenthesised command name (which may contain spaces).
-    return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] in (b"Z", b"X")
+    except OSError:
+        return None
+    # The command name is parenthesised and may contain spaces and parentheses.
+    return stat[stat.rindex(b")") + 2 :].split()
+
+
+def is_dead(pid: int) -> bool:
+    """True if ``pid`` does not exist or is a zombie (dead, not yet reaped)."""
+    fields = stat_fields(pid)
+    return fields is None or fields[0] in (b"Z", b"X")
 
 
 def same_process(handle: ProcessHandle) -> bool:
@@ -77,14 +83,8 @@ def group_members(pgid: int) -> list[int]:
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        tail = stat[stat.rindex(b")") + 2 :].split()
-        # tail: state, ppid, pgrp, ...
-        if int(tail[2]) == pgid and tail[0] not in (b"Z", b"X"):
+        tail = stat_fields(entry.name)
+        if tail is not None and int(tail[2]) == pgid and tail[0] not in (b"Z", b"X"):
             members.append(int(entry.name))
     return members
 

@@ -211,16 +211,16 @@ class BatchDouble:
             method = getattr(self, f"op_{operation}", None)
             if method is None:
                 return 400, {"__type": "ClientException", "message": f"{operation} not in double"}
-            return method(body)  # fmt: skip
+            return method(body)
 
     def op_registerjobdefinition(self, body: dict[str, Any]) -> tuple[int, Any]:
         name = body["jobDefinitionName"]
         revisions = self.definitions.setdefault(name, [])
         arn = f"arn:aws:batch:{REGION}:123456789012:job-definition/{name}:{len(revisions) + 1}"
-        revisions.append({**body, "jobDefinitionArn": arn, "revision": len(revisions) + 1,
-                          "status": "ACTIVE"})  # fmt: skip
-        return 200, {"jobDefinitionName": name, "jobDefinitionArn": arn,
-                     "revision": len(revisions)}  # fmt: skip
+        revisions.append(
+            {**body, "jobDefinitionArn": arn, "revision": len(revisions) + 1, "status": "ACTIVE"}
+        )
+        return 200, {"jobDefinitionName": name, "jobDefinitionArn": arn, "revision": len(revisions)}
 
     def op_describejobdefinitions(self, body: dict[str, Any]) -> tuple[int, Any]:
         name = body.get("jobDefinitionName")
@@ -229,10 +229,20 @@ class BatchDouble:
 
     def op_describejobqueues(self, body: dict[str, Any]) -> tuple[int, Any]:
         names = body.get("jobQueues") or sorted(self.queues)
-        return 200, {"jobQueues": [
-            {"jobQueueName": q, "jobQueueArn": f"arn:aws:batch:{REGION}:123456789012:job-queue/{q}",
-             "state": "ENABLED", "status": "VALID", "priority": 1, "computeEnvironmentOrder": []}
-            for q in names if q in self.queues]}  # fmt: skip
+        return 200, {
+            "jobQueues": [
+                {
+                    "jobQueueName": q,
+                    "jobQueueArn": f"arn:aws:batch:{REGION}:123456789012:job-queue/{q}",
+                    "state": "ENABLED",
+                    "status": "VALID",
+                    "priority": 1,
+                    "computeEnvironmentOrder": [],
+                }
+                for q in names
+                if q in self.queues
+            ]
+        }
 
     def op_submitjob(self, body: dict[str, Any]) -> tuple[int, Any]:
         queue = body["jobQueue"].rsplit("/", 1)[-1]
@@ -319,9 +329,12 @@ class BatchDouble:
         job.log_stream = f"{job.definition['jobDefinitionName']}/default/{job.job_id}"
         job.started = time.time()
         job.proc = subprocess.Popen(
-            job.command, env=env, start_new_session=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            job.command,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         stream = job.proc.stdout
         assert stream is not None
         job.reader = threading.Thread(target=lambda: job.output.append(stream.read()), daemon=True)
@@ -337,8 +350,12 @@ class BatchDouble:
             self._stop(job, "SUCCEEDED" if code == 0 else "FAILED", code)
             if code != 0:
                 job.reason = "Essential container in task exited"
-        group = job.definition.get("containerProperties", {}).get("logConfiguration", {}).get(
-            "options", {}).get("awslogs-group", "/aws/batch/job")  # fmt: skip
+        group = (
+            job.definition.get("containerProperties", {})
+            .get("logConfiguration", {})
+            .get("options", {})
+            .get("awslogs-group", "/aws/batch/job")
+        )
         threading.Thread(target=self._ship_logs, args=(group, job.log_stream, output)).start()
 
     def _ship_logs(self, group: str, stream: str, output: str) -> None:
@@ -354,8 +371,11 @@ class BatchDouble:
 
     def running_pids(self) -> list[int]:
         with self.lock:
-            return [j.proc.pid for j in self.jobs.values()
-                    if j.proc is not None and j.proc.poll() is None]  # fmt: skip
+            return [
+                j.proc.pid
+                for j in self.jobs.values()
+                if j.proc is not None and j.proc.poll() is None
+            ]
 
     def stop(self) -> None:
         self.running = False

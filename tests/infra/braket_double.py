@@ -140,19 +140,25 @@ class BraketDouble:
                 if method == "GET":
                     self.calls["GetQuantumTask"] += 1
                     if task is None:
-                        return 404, {"__type": "ResourceNotFoundException",
-                                     "message": f"Quantum task {arn} not found"}  # fmt: skip
+                        return 404, {
+                            "__type": "ResourceNotFoundException",
+                            "message": f"Quantum task {arn} not found",
+                        }
                     return 200, task.describe()
             return 400, {"__type": "ValidationException", "message": f"{method} {path}?"}
 
     def create(self, body: dict[str, Any]) -> tuple[int, Any]:
         device = DEVICES.get(body["deviceArn"])
         if device is None:
-            return 400, {"__type": "ValidationException",
-                         "message": f"Device {body['deviceArn']} does not exist"}  # fmt: skip
+            return 400, {
+                "__type": "ValidationException",
+                "message": f"Device {body['deviceArn']} does not exist",
+            }
         if not device["online"]:
-            return 400, {"__type": "DeviceOfflineException",
-                         "message": f"Device {body['deviceArn']} is offline"}  # fmt: skip
+            return 400, {
+                "__type": "DeviceOfflineException",
+                "message": f"Device {body['deviceArn']} is offline",
+            }
         action = json.loads(body["action"])
         source = action.get("source", "")
         qubits = re.search(r"qubit\[(\d+)\]", source)
@@ -174,11 +180,15 @@ class BraketDouble:
 
     def cancel(self, task: QuantumTask | None, arn: str) -> tuple[int, Any]:
         if task is None:
-            return 404, {"__type": "ResourceNotFoundException",
-                         "message": f"Quantum task {arn} not found"}  # fmt: skip
+            return 404, {
+                "__type": "ResourceNotFoundException",
+                "message": f"Quantum task {arn} not found",
+            }
         if task.status in TERMINAL:
-            return 409, {"__type": "ConflictException",
-                         "message": f"Quantum task {arn} is already {task.status}"}  # fmt: skip
+            return 409, {
+                "__type": "ConflictException",
+                "message": f"Quantum task {arn} is already {task.status}",
+            }
         if task.status != "CANCELLING":
             task.status = "CANCELLING"
             task.cancel_at = time.time() + self.cancel_seconds
@@ -191,8 +201,16 @@ class BraketDouble:
                 found = [t for t in found if t.arn in condition["values"]]
             elif condition["name"] == "status":
                 found = [t for t in found if t.status in condition["values"]]
-        fields = ("quantumTaskArn", "status", "deviceArn", "shots", "outputS3Bucket",
-                  "outputS3Directory", "createdAt", "endedAt")  # fmt: skip
+        fields = (
+            "quantumTaskArn",
+            "status",
+            "deviceArn",
+            "shots",
+            "outputS3Bucket",
+            "outputS3Directory",
+            "createdAt",
+            "endedAt",
+        )
         summary = [{k: v for k, v in t.describe().items() if k in fields} for t in found]
         return 200, {"quantumTasks": summary}
 

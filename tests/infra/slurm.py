@@ -95,12 +95,22 @@ class SlurmCluster:
         env = {**os.environ, "SLURM_CONF": str(conf)}
         log = directory / "log"
         cluster.procs["munged"] = subprocess.Popen(
-            ["runuser", "-u", "munge", "--", "munged", "--foreground", f"--socket={socket}",
-             f"--key-file={key}", f"--log-file={log / 'munged.log'}",
-             f"--pid-file={directory / 'munge' / 'munged.pid'}",
-             f"--seed-file={directory / 'munge' / 'munged.seed'}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                "runuser",
+                "-u",
+                "munge",
+                "--",
+                "munged",
+                "--foreground",
+                f"--socket={socket}",
+                f"--key-file={key}",
+                f"--log-file={log / 'munged.log'}",
+                f"--pid-file={directory / 'munge' / 'munged.pid'}",
+                f"--seed-file={directory / 'munge' / 'munged.seed'}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         cluster._wait(lambda: socket.exists(), "munged to listen")
         for name, argv in (
             ("slurmctld", ["slurmctld", "-D", "-i", "-f", str(conf)]),

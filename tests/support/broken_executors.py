@@ -34,9 +34,13 @@ class IgnoresCancelFlagExecutor(WorkdirExecutor):
             # Bug: a cancelled job also ends badly; this should call task.check_cancelled().
             workdir = self.workdir(task)
             proc = await asyncio.create_subprocess_exec(
-                self.python_path, "runner.py", "payload", "outcome",
-                cwd=workdir, start_new_session=True,
-            )  # fmt: skip
+                self.python_path,
+                "runner.py",
+                "payload",
+                "outcome",
+                cwd=workdir,
+                start_new_session=True,
+            )
             task.state["returncode"] = await proc.wait()
 
 

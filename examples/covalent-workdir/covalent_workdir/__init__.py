@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
-from covalent_core.errors import ExecutorConfigError
 from covalent_core.executors import (
+    CLOUDPICKLE_PROBE,
     RUNNER_PATH,
     Executor,
     ProcessHandle,
@@ -26,6 +26,7 @@ from covalent_core.executors import (
     TaskOutcome,
     describe_exit,
     hookimpl,
+    interpreter_error,
     kill_group,
 )
 
@@ -62,16 +63,15 @@ class WorkdirExecutor(Executor):
         """Check once that the interpreter exists and has cloudpickle."""
         if self._checked:
             return
-        argv = [self.python_path, "-c", "import cloudpickle"]
+        argv = [self.python_path, *CLOUDPICKLE_PROBE]
         try:
             proc = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True)
-        except OSError as exc:
-            raise ExecutorConfigError(f"python_path {self.python_path!r}: {exc}") from None
-        if proc.returncode != 0:
-            raise ExecutorConfigError(
-                f"python_path {self.python_path!r} cannot import cloudpickle; "
-                f"install it there (`{self.python_path} -m pip install cloudpickle`)"
-            )
+            code, stderr = proc.returncode, proc.stderr
+        except OSError:
+            code, stderr = None, ""
+        error = interpreter_error(self.python_path, "this machine", code, stderr)
+        if error is not None:
+            raise error
         self._checked = True
 
     async def run(self, task: TaskContext) -> None:
@@ -79,21 +79,32 @@ class WorkdirExecutor(Executor):
         workdir = self.workdir(task)
         with open(workdir / "stdout", "wb") as out, open(workdir / "stderr", "wb") as err:
             proc = await asyncio.create_subprocess_exec(
-                self.python_path, "runner.py", "payload", "outcome",
-                cwd=workdir, stdout=out, stderr=err, start_new_session=True,
-            )  # fmt: skip
+                self.python_path,
+                "runner.py",
+                "payload",
+                "outcome",
+                cwd=workdir,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
         await task.set_job_handle(ProcessHandle.of(proc.pid).to_dict())
         task.state["returncode"] = await proc.wait()
 
     async def fetch(self, task: TaskContext) -> None:
         """Read the outcome, or say how the process ended without one."""
         workdir = self.workdir(task)
-        out, err = ((workdir / n).read_text(errors="replace") for n in ("stdout", "stderr"))
-        if (workdir / "outcome").exists():
-            task.outcome = TaskOutcome.from_runner((workdir / "outcome").read_bytes(), out, err)
-        else:
-            message = describe_exit(task.state.get("returncode"))
-            task.outcome = TaskOutcome.died(message, out, err)
+
+        def read(name: str) -> bytes | None:
+            path = workdir / name
+            return path.read_bytes() if path.exists() else None
+
+        task.outcome = TaskOutcome.from_files(
+            read("outcome"),
+            read("stdout"),
+            read("stderr"),
+            lambda: describe_exit(task.state.get("returncode")),
+        )
 
     async def cleanup(self, task: TaskContext) -> None:
         """Remove the task's directory, whatever happened."""

@@ -5,7 +5,7 @@
     @ct.electron(executor=AWSBatchExecutor(s3_bucket_name="my-bucket", batch_queue="q",
                                            container_image_uri="...:latest", region="eu-west-1"))
 
-:mod:`covalent_awsbatch.aws` holds the AWS pieces shared with covalent-braket.
+The AWS pieces shared with covalent-braket are in the library covalent-aws (``covalent_aws``).
 """
 
 from __future__ import annotations

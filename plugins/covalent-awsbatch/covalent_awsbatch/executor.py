@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import time
 from typing import Any, ClassVar
+
+from covalent_aws import S3, AWSConfig, AWSError, call
 
 from covalent_core.errors import ExecutorConfigError
 from covalent_core.executors import (
@@ -15,12 +15,11 @@ from covalent_core.executors import (
     TaskContext,
     TaskOutcome,
     shared_poller,
+    wait_until_gone,
 )
 
-from . import container
-from .aws import S3, AWSConfig, AWSError, call
-
-STOPPED = ("SUCCEEDED", "FAILED")
+from . import remote
+from .states import STOPPED, describe_end
 
 
 class AWSBatchExecutor(Executor):
@@ -64,7 +63,7 @@ class AWSBatchExecutor(Executor):
         cache_dir: str | None = None,
     ) -> None:
         super().__init__()
-        container_image_uri = container_image_uri or container.DEFAULT_IMAGE
+        container_image_uri = container_image_uri or remote.DEFAULT_IMAGE
         self.cache_dir = cache_dir
         required = {"s3_bucket_name": s3_bucket_name, "batch_queue": batch_queue}
         missing = [name for name, value in required.items() if not value]
@@ -197,9 +196,7 @@ class AWSBatchExecutor(Executor):
     async def run(self, task: TaskContext) -> None:
         """Submit the job; its handle is stored at once; wait with batched describe_jobs."""
         assert self._definition is not None
-        command = container.command(
-            self.container_python, f"s3://{self.bucket}/{self.prefix(task)}"
-        )
+        command = remote.command(self.container_python, f"s3://{self.bucket}/{self.prefix(task)}")
         reply = await call(
             "submit_job",
             self.batch.submit_job,
@@ -220,16 +217,9 @@ class AWSBatchExecutor(Executor):
         job = task.state.get("job") or {}
         logs = await self._logs(job)
         outcome = await self.s3.get(f"{self.prefix(task)}/outcome")
-        if outcome is not None:
-            task.outcome = TaskOutcome.from_runner(outcome, logs, "")
-            return
-        reason = job.get("statusReason") or "no reason given"
-        code = job.get("container", {}).get("exitCode")
-        status = job.get("status", "UNKNOWN")
-        message = f"AWS Batch job {task.state.get('job_id')} {status}: {reason}"
-        if code is not None:
-            message += f" (exit code {code})"
-        task.outcome = TaskOutcome.died(message, logs, "")
+        task.outcome = TaskOutcome.from_files(
+            outcome, logs.encode(), None, lambda: describe_end(task.state.get("job_id", ""), job)
+        )
 
     async def _logs(self, job: dict[str, Any]) -> str:
         stream = job.get("container", {}).get("logStreamName")
@@ -237,9 +227,13 @@ class AWSBatchExecutor(Executor):
             return ""
         client = self.aws.client("logs")
         try:
-            reply = await call("get_log_events", client.get_log_events,
-                               logGroupName=self.log_group, logStreamName=stream,
-                               startFromHead=True)  # fmt: skip
+            reply = await call(
+                "get_log_events",
+                client.get_log_events,
+                logGroupName=self.log_group,
+                logStreamName=stream,
+                startFromHead=True,
+            )
         except AWSError:
             return ""  # logs arrive late or not at all; the outcome does not depend on them
         return "\n".join(e["message"] for e in reply.get("events", []))
@@ -259,13 +253,12 @@ class AWSBatchExecutor(Executor):
         try:
             await call("terminate_job", self.batch.terminate_job, jobId=job_id, reason=reason)
         except AWSError as exc:
-            if "not found" in str(exc).lower():
+            if "not found" in exc.aws_message.lower():
                 return True  # AWS no longer knows the job: it ended long ago
             raise
-        deadline = time.monotonic() + self.cancel_bound
-        while time.monotonic() < deadline:
+
+        async def stopped() -> bool:
             job = (await self.describe([job_id])).get(job_id)
-            if job is None or job["status"] in STOPPED:
-                return True
-            await asyncio.sleep(0.2)
-        return False
+            return job is None or job["status"] in STOPPED
+
+        return await wait_until_gone(stopped, self.cancel_bound, interval=0.2)

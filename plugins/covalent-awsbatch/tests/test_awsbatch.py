@@ -107,14 +107,17 @@ def test_job_definitions_are_reused_by_content(moto, batch):
             == "COMPLETED"
         )
     assert batch.calls["registerjobdefinition"] - registered <= 1
-    names = [n for n, defs in batch.definitions.items() if defs[0]["containerProperties"]
-             ["resourceRequirements"][0]["value"] == "3"]  # fmt: skip
+    names = [
+        n
+        for n, defs in batch.definitions.items()
+        if defs[0]["containerProperties"]["resourceRequirements"][0]["value"] == "3"
+    ]
     assert len(names) == 1
 
 
 def test_covalents_default_image_when_none_is_given():
     from covalent_awsbatch import AWSBatchExecutor
-    from covalent_awsbatch.container import DEFAULT_IMAGE, program
+    from covalent_awsbatch.remote import DEFAULT_IMAGE, program
 
     executor = AWSBatchExecutor(s3_bucket_name="b", batch_queue="q", cache_dir="/tmp/unused")
     assert (

@@ -23,12 +23,16 @@ def make(moto, batch, **overrides) -> AWSBatchExecutor:
         "batch_queue": QUEUE,
         "container_image_uri": "covalent-tests:latest",
         "region": REGION,
-        "service_endpoints": {"s3": moto.url, "logs": moto.url, "iam": moto.url,
-                              "batch": batch.url},
+        "service_endpoints": {
+            "s3": moto.url,
+            "logs": moto.url,
+            "iam": moto.url,
+            "batch": batch.url,
+        },
         "container_python": PYTHON,
         "poll_freq": 0.2,
         "batch_job_role_name": "covalent-job-role",
-    }  # fmt: skip
+    }
     options.update(overrides)
     return AWSBatchExecutor(**options)
 
@@ -52,8 +56,11 @@ class TestAWSBatch(ExecutorConformance):
 
         def left() -> list[str]:
             objects = s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])
-            running = [f"job {j.job_id} {j.status}" for j in batch.jobs.values()
-                       if j.status not in ("SUCCEEDED", "FAILED")]  # fmt: skip
+            running = [
+                f"job {j.job_id} {j.status}"
+                for j in batch.jobs.values()
+                if j.status not in ("SUCCEEDED", "FAILED")
+            ]
             return [o["Key"] for o in objects] + running
 
         return left

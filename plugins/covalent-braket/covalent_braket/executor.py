@@ -7,13 +7,12 @@ import json
 import os
 import shutil
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
 import cloudpickle
-from covalent_awsbatch.aws import S3, AWSConfig, AWSError, call, error_code
+from covalent_aws import S3, AWSConfig, AWSError, call, error_code
 
 from covalent_core.errors import ExecutorConfigError
 from covalent_core.executors import (
@@ -26,9 +25,10 @@ from covalent_core.executors import (
     describe_exit,
     kill_group,
     shared_poller,
+    wait_until_gone,
 )
 
-TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+from .states import TERMINAL, describe_failure
 
 
 class BraketExecutor(Executor):
@@ -197,7 +197,7 @@ class BraketExecutor(Executor):
         if self.aws.credentials:
             env["AWS_SHARED_CREDENTIALS_FILE"] = os.path.expanduser(self.aws.credentials)
         env["AMZN_BRAKET_DEVICE_ARN"] = self.device_arn  # as inside a Braket Hybrid Job
-        argv = [sys.executable, "-m", "covalent_braket.process", mode[0], "payload", "outcome"]
+        argv = [sys.executable, "-m", "covalent_braket.remote", mode[0], "payload", "outcome"]
         argv += mode[1:]
         with open(directory / "stdout", "wb") as out, open(directory / "stderr", "wb") as err:
             return await asyncio.create_subprocess_exec(
@@ -220,11 +220,17 @@ class BraketExecutor(Executor):
             return
         if self.local or self.hybrid:
             arns = task.state["dir"] / "arns"
-            mode = ["local", "-", self.device_arn, str(self.shots)] if self.local else [
-                "hybrid", str(arns)]  # fmt: skip
+            mode = (
+                ["local", "-", self.device_arn, str(self.shots)]
+                if self.local
+                else ["hybrid", str(arns)]
+            )
             proc = await self._start(task, mode)
-            handle = {**ProcessHandle.of(proc.pid).to_dict(), "arns_file": str(arns),
-                      "region": self.aws.region or ""}  # fmt: skip
+            handle = {
+                **ProcessHandle.of(proc.pid).to_dict(),
+                "arns_file": str(arns),
+                "region": self.aws.region or "",
+            }
             await task.set_job_handle(handle)
             limit = self.time_limit if self.time_limit and self.time_limit > 0 else None
             try:
@@ -296,12 +302,8 @@ class BraketExecutor(Executor):
             output = summary(result, arn, self.device_arn)
             task.outcome = TaskOutcome(ok=True, output=cloudpickle.dumps(output))
             return
-        if status == "CANCELLED":
-            message = f"quantum task {arn} was cancelled outside covalent"
-        else:
-            reason = await self._failure_reason(arn) if arn else None
-            message = f"quantum task {arn} {status}: {reason or 'no reason given'}"
-        task.outcome = TaskOutcome.died(message)
+        reason = await self._failure_reason(arn) if arn and status != "CANCELLED" else None
+        task.outcome = TaskOutcome.died(describe_failure(arn, status, reason))
 
     async def _failure_reason(self, arn: str) -> str | None:
         reply = await call("get_quantum_task", self.braket.get_quantum_task, quantumTaskArn=arn)
@@ -350,12 +352,11 @@ class BraketExecutor(Executor):
             except Exception as exc:
                 if error_code(exc) not in ("ConflictException", "ResourceNotFoundException"):
                     raise AWSError(f"cancel_quantum_task {arn} failed: {exc}") from None
-        deadline = time.monotonic() + self.cancel_bound
-        while time.monotonic() < deadline:
+
+        async def all_final() -> bool:
             states: dict[str, Any] = {}
             for start in range(0, len(arns), 20):
                 states.update(await self.describe(arns[start : start + 20]))
-            if all(states.get(a, {}).get("status", "CANCELLED") in TERMINAL for a in arns):
-                return True
-            await asyncio.sleep(0.1)
-        return False
+            return all(states.get(a, {}).get("status", "CANCELLED") in TERMINAL for a in arns)
+
+        return await wait_until_gone(all_final, self.cancel_bound)

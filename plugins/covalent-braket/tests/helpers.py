@@ -26,8 +26,11 @@ def make(moto: Any, braket: Any, workdir: Path, **overrides: Any) -> BraketExecu
 
 
 def unfinished(braket: Any) -> list[str]:
-    return [f"{t.arn} {t.status}" for t in braket.tasks.values()
-            if t.status not in ("COMPLETED", "FAILED", "CANCELLED")]  # fmt: skip
+    return [
+        f"{t.arn} {t.status}"
+        for t in braket.tasks.values()
+        if t.status not in ("COMPLETED", "FAILED", "CANCELLED")
+    ]
 
 
 def objects(moto: Any) -> list[str]:

@@ -144,8 +144,10 @@ def test_cancel_from_a_fresh_process_cancels_the_quantum_task(moto, braket, work
     handle = wait_until(lambda: ct.get_result(dispatch_id).get_node(0).job_handle, 60)
     fresh = subprocess.run(
         [sys.executable, "-m", "covalent_core.testing.fresh_cancel", dispatch_id, "0"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert fresh.returncode == 0, fresh.stderr
     assert json.loads(fresh.stdout.splitlines()[-1])["confirmed"] is True
     assert braket.tasks[handle["arn"]].status == "CANCELLED"
@@ -157,8 +159,9 @@ def test_a_hybrid_electron_is_killed_and_all_its_quantum_tasks_cancelled(moto, b
     control(braket, run_seconds=60)
     executor = make(moto, braket, workdir, hybrid=True)
     dispatch_id = dispatch_task(variational_loop, executor, SV1, BUCKET)
-    arns_file = Path(wait_until(lambda: ct.get_result(dispatch_id).get_node(0).job_handle, 60)
-                     ["arns_file"])  # fmt: skip
+    arns_file = Path(
+        wait_until(lambda: ct.get_result(dispatch_id).get_node(0).job_handle, 60)["arns_file"]
+    )
     wait_until(lambda: arns_file.exists() and len(arns_file.read_text().split()) == 3, 60)
     arns = arns_file.read_text().split()
     ct.cancel(dispatch_id, wait=True, timeout=60)
@@ -212,27 +215,49 @@ def test_requests_match_the_braket_api_model(tmp_path):
 
 async def check_requests(tmp_path: Path) -> None:
     client = boto3.client("braket", region_name=REGION)
-    executor = BraketExecutor(device_arn=SV1, s3_bucket_name=BUCKET, region=REGION,
-                              workdir=str(tmp_path))  # fmt: skip
+    executor = BraketExecutor(
+        device_arn=SV1, s3_bucket_name=BUCKET, region=REGION, workdir=str(tmp_path)
+    )
     executor._braket = client
     arn = f"arn:aws:braket:{REGION}:123456789012:quantum-task/abc"
-    summary = {"quantumTaskArn": arn, "status": "CANCELLED", "deviceArn": SV1, "shots": 100,
-               "outputS3Bucket": BUCKET, "outputS3Directory": "p/abc", "createdAt": 0}  # fmt: skip
+    summary = {
+        "quantumTaskArn": arn,
+        "status": "CANCELLED",
+        "deviceArn": SV1,
+        "shots": 100,
+        "outputS3Bucket": BUCKET,
+        "outputS3Directory": "p/abc",
+        "createdAt": 0,
+    }
     with Stubber(client) as stub:
-        stub.add_response("create_quantum_task", {"quantumTaskArn": arn},
-                          {"deviceArn": SV1, "shots": 100, "action": ANY,
-                           "deviceParameters": ANY,
-                           "outputS3Bucket": BUCKET, "outputS3KeyPrefix": "covalent-braket/d/0",
-                           "tags": {"covalent-dispatch": "d", "covalent-node": "0"}})  # fmt: skip
-        stub.add_response("cancel_quantum_task",
-                          {"quantumTaskArn": arn, "cancellationStatus": "CANCELLING"},
-                          {"quantumTaskArn": arn, "clientToken": ANY})  # fmt: skip
-        stub.add_response("search_quantum_tasks", {"quantumTasks": [summary]},
-                          {"filters": [{"name": "quantumTaskArn", "operator": "EQUAL",
-                                        "values": [arn]}]})  # fmt: skip
-        stub.add_response("get_quantum_task", {**summary, "status": "FAILED",
-                                               "failureReason": "why", "deviceParameters": "{}"},
-                          {"quantumTaskArn": arn})  # fmt: skip
+        stub.add_response(
+            "create_quantum_task",
+            {"quantumTaskArn": arn},
+            {
+                "deviceArn": SV1,
+                "shots": 100,
+                "action": ANY,
+                "deviceParameters": ANY,
+                "outputS3Bucket": BUCKET,
+                "outputS3KeyPrefix": "covalent-braket/d/0",
+                "tags": {"covalent-dispatch": "d", "covalent-node": "0"},
+            },
+        )
+        stub.add_response(
+            "cancel_quantum_task",
+            {"quantumTaskArn": arn, "cancellationStatus": "CANCELLING"},
+            {"quantumTaskArn": arn, "clientToken": ANY},
+        )
+        stub.add_response(
+            "search_quantum_tasks",
+            {"quantumTasks": [summary]},
+            {"filters": [{"name": "quantumTaskArn", "operator": "EQUAL", "values": [arn]}]},
+        )
+        stub.add_response(
+            "get_quantum_task",
+            {**summary, "status": "FAILED", "failureReason": "why", "deviceParameters": "{}"},
+            {"quantumTaskArn": arn},
+        )
         task = TaskContext(dispatch_id="d", node_id=0, name="bell", executor_name="braket")
         task.state["program"] = Circuit().h(0).cnot(0, 1)
         await executor._create(task)

@@ -6,18 +6,24 @@ import asyncio
 import contextlib
 import json
 import posixpath
-import time
 from typing import Any, ClassVar
 
-from covalent_ssh.transport import SSHTarget
-
 from covalent_core.errors import ExecutorConfigError
-from covalent_core.executors import RUNNER_PATH, Executor, TaskContext, TaskOutcome
+from covalent_core.executors import (
+    CLOUDPICKLE_PROBE,
+    RUNNER_PATH,
+    Executor,
+    TaskContext,
+    TaskOutcome,
+    interpreter_error,
+    wait_until_gone,
+)
 
-from .jobs import SlurmError, describe_end, final_state, poller, slurm
+from .client import LocalShell, RemoteShell, Shell, final_state, poller, slurm
+from .errors import SlurmError
 from .packing import Packer
 from .script import batch_script, sbatch_option
-from .shell import LocalShell, RemoteShell, Shell
+from .states import describe_end
 
 RUNNER_SOURCE = RUNNER_PATH.read_bytes()
 
@@ -105,22 +111,24 @@ class SlurmExecutor(Executor):
         self.cluster_name = cluster_name
         self.slurm_path = slurm_path
         env = {"SLURM_CONF": slurm_conf} if slurm_conf else {}
-        self.target: SSHTarget | None = None
+        self.address = address
         self.shell: Shell
         if address:
-            self.target = SSHTarget(
-                hostname=address,
-                port=int(ssh_port),
-                username=username,
-                key_file=ssh_key_file,
-                cert_file=cert_file,
-                known_hosts=known_hosts,
-                accept_unknown_host_key=accept_unknown_host_key,
-            )
-            self.shell = RemoteShell(self.target, env, slurm_path)
+            ssh = {
+                "hostname": address,
+                "port": int(ssh_port),
+                "username": username,
+                "key_file": ssh_key_file,
+                "cert_file": cert_file,
+                "known_hosts": known_hosts,
+                "accept_unknown_host_key": accept_unknown_host_key,
+            }
+            self.shell = RemoteShell(ssh, env, slurm_path)
+            target: Any = self.shell.target
         else:
             self.shell = LocalShell(env, slurm_path)
-        self._key = (self.target, slurm_conf, slurm_path)
+            target = None
+        self._key = (target, slurm_conf, slurm_path)
         self.pack_idle = pack_idle
         self.packer = Packer(self) if pack else None
         self._checked = False
@@ -176,16 +184,18 @@ class SlurmExecutor(Executor):
             return
         if self.cluster_name is None:
             config = await slurm(self.shell, ["scontrol", "show", "config"])
-            names = [ln.split("=", 1)[1].strip() for ln in config.splitlines()
-                     if ln.startswith("ClusterName")]  # fmt: skip
+            names = [
+                ln.split("=", 1)[1].strip()
+                for ln in config.splitlines()
+                if ln.startswith("ClusterName")
+            ]
             self.cluster_name = names[0] if names else "unknown"
         if not self.conda_env:
-            probe = await self.shell.run([self.python_path, "-c", "import cloudpickle"])
-            if probe.returncode != 0:
-                raise ExecutorConfigError(
-                    f"{self.python_path!r} on {self.shell.describe()} cannot import cloudpickle "
-                    f"({probe.stderr.strip()}); install it or set python_path"
-                )
+            probe = await self.shell.run([self.python_path, *CLOUDPICKLE_PROBE])
+            where = self.shell.describe()
+            error = interpreter_error(self.python_path, where, probe.returncode, probe.stderr)
+            if error is not None:
+                raise error
         self._checked = True
 
     async def provision(self, task: TaskContext) -> None:
@@ -217,8 +227,8 @@ class SlurmExecutor(Executor):
         ]
         job_id = (await slurm(self.shell, argv)).strip().split(";")[0]
         handle = {"cluster": self.cluster_name, "job_id": job_id}
-        if self.target is not None:
-            handle["address"] = self.target.hostname
+        if self.address:
+            handle["address"] = self.address
         task.state["job_id"] = job_id
         await task.set_job_handle(handle)
 
@@ -233,16 +243,13 @@ class SlurmExecutor(Executor):
     async def fetch(self, task: TaskContext) -> None:
         """Read the outcome and the job's stdout and stderr."""
         directory = task.state["dir"]
-        out = await self.shell.read(posixpath.join(directory, "stdout"))
-        err = await self.shell.read(posixpath.join(directory, "stderr"))
-        stdout = (out or b"").decode(errors="replace")
-        stderr = (err or b"").decode(errors="replace")
-        outcome = await self.shell.read(posixpath.join(directory, "outcome"))
-        if outcome is not None:
-            task.outcome = TaskOutcome.from_runner(outcome, stdout, stderr)
-        else:
-            message = describe_end(task.state["job_id"], task.state["end"])
-            task.outcome = TaskOutcome.died(message, stdout, stderr)
+        out, err, outcome = [
+            await self.shell.read(posixpath.join(directory, name))
+            for name in ("stdout", "stderr", "outcome")
+        ]
+        task.outcome = TaskOutcome.from_files(
+            outcome, out, err, lambda: describe_end(task.state["job_id"], task.state["end"])
+        )
 
     async def cleanup(self, task: TaskContext) -> None:
         """Remove the task's directory (unless ``cleanup=False``)."""
@@ -257,16 +264,11 @@ class SlurmExecutor(Executor):
         try:
             await slurm(self.shell, ["scancel", job_id])
         except SlurmError as exc:
-            if "Invalid job id" in str(exc):
+            if exc.invalid_job_id:
                 return True  # long gone
-            if "already completing or completed" not in str(exc):
+            if not exc.already_ended:
                 raise
-        deadline = time.monotonic() + self.cancel_bound
-        while time.monotonic() < deadline:
-            if await self._gone(job_id):
-                return True
-            await asyncio.sleep(0.1)
-        return False
+        return await wait_until_gone(lambda: self._gone(job_id), self.cancel_bound)
 
     async def _gone(self, job_id: str) -> bool:
         """True once the job has left the queue (its processes are dead) and has ended."""
@@ -274,7 +276,7 @@ class SlurmExecutor(Executor):
         try:
             out = await slurm(self.shell, argv)
         except SlurmError as exc:
-            if "Invalid job id" in str(exc):
+            if exc.invalid_job_id:
                 return True
             raise
         return not out.strip() and await final_state(self.shell, job_id) is not None

@@ -1,6 +1,6 @@
 """Packing a dispatch's small tasks into one Slurm job, so they don't each wait in the queue.
 
-With ``pack=True`` the first task of a dispatch submits a job running :mod:`.pilot`; every
+With ``pack=True`` the first task of a dispatch submits a job running :mod:`.remote`; every
 task of that dispatch then joins its queue and stores **the same job handle**. The pilot runs
 them one after another (a chain runs in order) and ends ``pack_idle`` seconds after the last.
 Cancelling any of them cancels the job: the core then marks every node on it CANCELLED.
@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from covalent_core.executors import TaskContext
 
-from .jobs import JobEnd, poller, slurm
+from .client import poller, slurm
+from .errors import SlurmError
+from .states import JobEnd
 
 if TYPE_CHECKING:
     from .executor import SlurmExecutor
 
-PILOT_SOURCE = (Path(__file__).parent / "pilot.py").read_bytes()
+PILOT_SOURCE = (Path(__file__).parent / "remote.py").read_bytes()
 
 
 @dataclass
@@ -55,8 +57,8 @@ class Packer:
         argv = ["squeue", "--noheader", "--format=%i", f"--jobs={job_id}"]
         try:
             return not (await slurm(self.shell, argv)).strip()
-        except Exception as exc:  # an unknown (purged) job id has ended too
-            if "Invalid job id" in str(exc):
+        except SlurmError as exc:  # an unknown (purged) job id has ended too
+            if exc.invalid_job_id:
                 return True
             raise
 
@@ -104,8 +106,8 @@ class Packer:
         ]
         pack.job_id = (await slurm(ex.shell, argv)).strip().split(";")[0]
         pack.handle = {"cluster": ex.cluster_name, "job_id": pack.job_id, "pack": task.dispatch_id}
-        if ex.target is not None:
-            pack.handle["address"] = ex.target.hostname
+        if ex.address:
+            pack.handle["address"] = ex.address
 
     async def run(self, task: TaskContext) -> None:
         """Wait for the task's line in the pilot's done file, or for the pilot to end."""

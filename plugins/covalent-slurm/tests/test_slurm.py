@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from covalent_slurm import SlurmExecutor
-from covalent_slurm.jobs import JobEnd, describe_end
 from covalent_slurm.script import batch_script
+from covalent_slurm.states import JobEnd, describe_end
 from probes import listing, queued_jobs
 
 import covalent_core as ct
@@ -78,8 +78,17 @@ def exit_three() -> None:
 
 def test_the_batch_script_matches_the_golden_file():
     script = batch_script(
-        options={"partition": "gpu", "time": "01:00:00", "gres": "gpu:1", "exclusive": True,
-                 "mem": "8G", "cpus-per-task": 4, "N": 1, "parsable": "", "requeue": False},
+        options={
+            "partition": "gpu",
+            "time": "01:00:00",
+            "gres": "gpu:1",
+            "exclusive": True,
+            "mem": "8G",
+            "cpus-per-task": 4,
+            "N": 1,
+            "parsable": "",
+            "requeue": False,
+        },
         variables={"OMP_NUM_THREADS": 4, "GREETING": "it's $(not run)"},
         prerun_commands=["module load cuda/12"],
         postrun_commands=["echo done"],
@@ -88,7 +97,7 @@ def test_the_batch_script_matches_the_golden_file():
         use_srun=True,
         srun_options={"cpu-bind": "cores", "n": 4, "c": 8, "G": 4},
         srun_append="nsys profile --stats=true",
-    )  # fmt: skip
+    )
     golden = GOLDEN / "job.sh"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(script)

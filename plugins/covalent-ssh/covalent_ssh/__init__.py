@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from covalent_core.executors import Executor, hookimpl
 
+from .client import Connection, SSHTarget, connection
+from .errors import RemoteCommandError, SSHConnectError
 from .executor import SSHExecutor
-from .transport import Connection, SSHConnectError, SSHTarget, connection
 
 __version__ = "0.1.0"
 
@@ -22,4 +23,11 @@ def covalent_executor_classes() -> list[type[Executor]]:
     return [SSHExecutor]
 
 
-__all__ = ["Connection", "SSHConnectError", "SSHExecutor", "SSHTarget", "connection"]
+__all__ = [
+    "Connection",
+    "RemoteCommandError",
+    "SSHConnectError",
+    "SSHExecutor",
+    "SSHTarget",
+    "connection",
+]

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from covalent_core.errors import ExecutorConfigError
 from covalent_core.executors import (
+    CLOUDPICKLE_PROBE,
     RUNNER_PATH,
     Executor,
     ProcessHandle,
@@ -18,10 +19,12 @@ from covalent_core.executors import (
     TaskOutcome,
     WorkerPool,
     describe_exit,
+    interpreter_error,
     kill_group,
 )
 
-from .transport import Connection, SSHConnectError, SSHTarget, connection
+from .client import Connection, SSHTarget, connection
+from .errors import SSHConnectError
 
 logger = logging.getLogger(__name__)
 
@@ -159,28 +162,13 @@ class SSHExecutor(Executor):
         conn = self._conn()
         where = self.target.describe()
         result = await conn.agent(self.python_path, "check", check=False)
-        if result.exit_status == 127:
-            raise ExecutorConfigError(
-                f"python_path {self.python_path!r} was not found on {where}; give the remote "
-                "interpreter's path (e.g. python_path='/usr/bin/python3')"
-            )
-        if result.exit_status == 3:
-            raise ExecutorConfigError(
-                f"{self.python_path!r} on {where} cannot import cloudpickle; install it there "
-                f"(`{self.python_path} -m pip install cloudpickle`) or choose another python_path"
-            )
-        if result.exit_status != 0:
-            raise ExecutorConfigError(
-                f"{self.python_path!r} on {where} failed: {(result.stderr or '').strip()}"
-            )
-        if self.conda_env:
-            probe = [*self._runner_argv(), "-c", "import cloudpickle"]
-            check = await conn.run(probe, check=False)
-            if check.exit_status != 0:
-                raise ExecutorConfigError(
-                    f"conda environment {self.conda_env!r} on {where} cannot run cloudpickle: "
-                    f"{(check.stderr or '').strip()}"
-                )
+        error = interpreter_error(self.python_path, where, result.exit_status, result.stderr or "")
+        if error is None and self.conda_env:
+            check = await conn.run([*self._runner_argv(), *CLOUDPICKLE_PROBE], check=False)
+            python = f"conda environment {self.conda_env}'s python"
+            error = interpreter_error(python, where, check.exit_status, check.stderr or "")
+        if error is not None:
+            raise error
         self._checked = True
 
     async def run(self, task: TaskContext) -> None:
@@ -225,19 +213,18 @@ class SSHExecutor(Executor):
             return
         conn = self._conn()
         directory = self.task_dir(task)
-        out = await conn.read(posixpath.join(directory, "stdout"))
-        err = await conn.read(posixpath.join(directory, "stderr"))
-        stdout = (out or b"").decode(errors="replace")
-        stderr = (err or b"").decode(errors="replace")
-        outcome = await conn.read(posixpath.join(directory, "outcome"))
-        if outcome is not None:
-            task.outcome = TaskOutcome.from_runner(outcome, stdout, stderr)
-            return
+        out, err, outcome = [
+            await conn.read(posixpath.join(directory, name))
+            for name in ("stdout", "stderr", "outcome")
+        ]
+        task.outcome = TaskOutcome.from_files(outcome, out, err, lambda: self._died(task))
+
+    def _died(self, task: TaskContext) -> str:
         code = task.state.get("exit")
         message = describe_exit(code).replace("the task's process", "the remote task's process")
         if code is None:
             message += " (its monitor was killed too, e.g. by SIGKILL to the process group)"
-        task.outcome = TaskOutcome.died(f"{message} on {self.target.describe()}", stdout, stderr)
+        return f"{message} on {self.target.describe()}"
 
     async def cleanup(self, task: TaskContext) -> None:
         """Remove the task's remote directory (unless ``do_cleanup=False``)."""

@@ -122,9 +122,16 @@ def failed_quickly(dispatch_id: str, limit: float) -> str:
         ({"python_path": "/nonexistent/python3"}, "was not found on root@127.0.0.1"),
         ({"python_path": "/usr/bin/python3"}, "cannot import cloudpickle"),
     ],
-    ids=["wrong-port", "refused-key", "host-key-mismatch", "unknown-host-key", "no-key-file",
-         "no-remote-python", "no-cloudpickle"],
-)  # fmt: skip
+    ids=[
+        "wrong-port",
+        "refused-key",
+        "host-key-mismatch",
+        "unknown-host-key",
+        "no-key-file",
+        "no-remote-python",
+        "no-cloudpickle",
+    ],
+)
 def test_bad_input_fails_the_node_clearly_and_leaves_nothing(
     sshd, workdir, tmp_path, overrides, expected
 ):

@@ -1,4 +1,5 @@
-"""The AWS pieces both AWS plugins share: sessions and clients, clear errors, S3 transfer.
+"""The AWS pieces covalent-awsbatch and covalent-braket share: sessions and clients, clear
+errors, S3 transfer. A library: installing it registers no executor.
 
 Clients retry what AWS says to retry (throttling, 5xx) with botocore's standard backoff;
 errors that retrying cannot fix are turned into messages that say what to do.
@@ -24,11 +25,27 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 
+from covalent_core.errors import ExecutorError
+
 logger = logging.getLogger(__name__)
 
 
-class AWSError(RuntimeError):
-    """An AWS call failed; the message says what was wrong and what to do."""
+class AWSError(ExecutorError):
+    """An AWS call failed; the message says what was wrong and what to do.
+
+    ``command`` is the call, ``code`` AWS's error code, ``aws_message`` AWS's own message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: str | None = None,
+        code: str | None = None,
+        aws_message: str = "",
+    ) -> None:
+        super().__init__(message, command=command, code=code)
+        self.aws_message = aws_message
 
 
 @dataclass(frozen=True)
@@ -106,7 +123,7 @@ def explain(exc: BaseException, what: str) -> AWSError:
         message = exc.response.get("Error", {}).get("Message", "") or str(exc)
         advice = ADVICE.get(code)
         text = f"{what} failed: {code}: {message}" + (f" ({advice})" if advice else "")
-        return AWSError(text)
+        return AWSError(text, command=what, code=code, aws_message=message)
     if isinstance(exc, NoCredentialsError):
         return AWSError(f"{what} failed: no AWS credentials found (set profile or credentials)")
     if isinstance(exc, EndpointConnectionError):
@@ -150,8 +167,13 @@ class S3:
             raise explain(exc, f"checking S3 bucket {self.bucket!r}") from None
 
     async def put(self, key: str, data: bytes) -> None:
-        await call(f"uploading s3://{self.bucket}/{key}", self.client.put_object,
-                   Bucket=self.bucket, Key=key, Body=data)  # fmt: skip
+        await call(
+            f"uploading s3://{self.bucket}/{key}",
+            self.client.put_object,
+            Bucket=self.bucket,
+            Key=key,
+            Body=data,
+        )
 
     async def get(self, key: str) -> bytes | None:
         def read() -> bytes | None:
@@ -178,7 +200,10 @@ class S3:
     async def keys(self, prefix: str) -> list[str]:
         def listing() -> list[str]:
             paginator = self.client.get_paginator("list_objects_v2")
-            return [o["Key"] for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
-                    for o in page.get("Contents", [])]  # fmt: skip
+            return [
+                o["Key"]
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+                for o in page.get("Contents", [])
+            ]
 
         return await call(f"listing s3://{self.bucket}/{prefix}", listing)

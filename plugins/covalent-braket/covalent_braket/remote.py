@@ -1,4 +1,4 @@
-"""What the executor runs in a killable local process: ``python -m covalent_braket.process``.
+"""What the executor runs in a killable local process: ``python -m covalent_braket.remote``.
 
     MODE PAYLOAD OUTCOME [ARNS_FILE] [DEVICE SHOTS]
 
@@ -51,8 +51,11 @@ def run_locally(outcome: bytes, device: str, shots: int) -> bytes:
     except Exception as exc:
         import traceback
 
-        data = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc()}  # fmt: skip
+        data = {
+            "ok": False,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        }
     return pickle.dumps(data)
 
 

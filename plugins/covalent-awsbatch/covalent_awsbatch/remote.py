@@ -5,7 +5,7 @@ source is part of the program), and uploads ``PREFIX/outcome``: the result, or t
 with its traceback. The task's output goes to the container's stdout and stderr, which Batch
 sends to CloudWatch Logs. The image needs only Python with boto3 and cloudpickle, so
 Covalent's own executor image works; ``COVALENT_S3_ENDPOINT_URL`` points at a private S3
-endpoint. ``python -m covalent_awsbatch.container s3://BUCKET/PREFIX`` runs the same.
+endpoint. ``python -m covalent_awsbatch.remote s3://BUCKET/PREFIX`` runs the same.
 """
 
 from __future__ import annotations
@@ -55,5 +55,5 @@ def command(python: str, location: str) -> list[str]:
 
 
 if __name__ == "__main__":
-    exec(compile(program(), "covalent_awsbatch.container", "exec"), {"__name__": "container"})
+    exec(compile(program(), "covalent_awsbatch.remote", "exec"), {"__name__": "job"})
     sys.exit(0)

@@ -22,9 +22,11 @@ from typing import Any
 
 import asyncssh
 
+from .errors import RemoteCommandError, SSHConnectError
+
 logger = logging.getLogger(__name__)
 
-AGENT_SOURCE = (Path(__file__).parent / "agent.py").read_text()
+AGENT_SOURCE = (Path(__file__).parent / "remote.py").read_text()
 CHUNK = 4 * 2**20
 
 # Errors after which trying again may succeed: the server restarting, a dropped link.
@@ -35,14 +37,6 @@ TRANSIENT = (
     asyncssh.ChannelOpenError,
     asyncssh.ServiceNotAvailable,
 )
-
-
-class SSHConnectError(ConnectionError):
-    """Connecting failed; the message says why and what to do."""
-
-
-class RemoteCommandError(RuntimeError):
-    """A remote command exited non-zero; the message carries its stderr."""
 
 
 @dataclass(frozen=True)
@@ -214,11 +208,17 @@ class Connection:
         result = await self._retrying(op)
         if check and result.exit_status != 0:
             stderr = (result.stderr or "").strip() or f"exit status {result.exit_status}"
-            raise RemoteCommandError(f"on {self.target.describe()}: {argv[0]}: {stderr}")
+            raise RemoteCommandError(
+                f"on {self.target.describe()}: {argv[0]}: {stderr}",
+                command=argv,
+                stdout=result.stdout or "",
+                stderr=result.stderr or "",
+                exit_code=result.exit_status,
+            )
         return result
 
     async def agent(self, python: str, *args: str, check: bool = True) -> Any:
-        """Run the remote agent (``agent.py``) under ``python`` with ``args``."""
+        """Run the remote agent (:mod:`.remote`) under ``python`` with ``args``."""
         return await self.run([python, "-c", AGENT_SOURCE, *args], check=check)
 
     async def sftp(self) -> asyncssh.SFTPClient:
