@@ -17,7 +17,6 @@ import covalent_core as ct
 from covalent_core.executors.processes import is_dead
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "infra"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import credentials_file, latency_ms, standalone, wait_for_handle  # noqa: E402
@@ -37,8 +36,8 @@ def measure(cancel_runs: int = 10, tasks: int = 50) -> dict[str, Any]:
     """Run both measurements; returns JSON-ready numbers."""
     import os
 
-    from aws import CREDENTIALS, REGION, BatchDouble, MotoServer
     from covalent_awsbatch import AWSBatchExecutor
+    from pytest_covalent_servers.aws import CREDENTIALS, REGION, BatchDouble, MotoServer
 
     os.environ.update(CREDENTIALS, AWS_DEFAULT_REGION=REGION)
     moto = MotoServer()

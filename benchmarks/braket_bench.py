@@ -18,7 +18,6 @@ from typing import Any
 import covalent_core as ct
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "infra"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import credentials_file, latency_ms, standalone, wait_for_handle  # noqa: E402
@@ -39,9 +38,9 @@ def _control(url: str, **settings: Any) -> None:
 
 def measure(cancel_runs: int = 10, circuits: int = 20) -> dict[str, Any]:
     """Run both measurements; returns JSON-ready numbers."""
-    from aws import CREDENTIALS, REGION, MotoServer
-    from braket_double import PREFIX, BraketDouble
     from covalent_braket import BraketExecutor
+    from pytest_covalent_servers.aws import CREDENTIALS, REGION, MotoServer
+    from pytest_covalent_servers.braket_double import PREFIX, BraketDouble
 
     os.environ.update(CREDENTIALS, AWS_DEFAULT_REGION=REGION)
     moto = MotoServer()

@@ -179,7 +179,7 @@ def plugin_benchmark(module: str, package: str, server: str) -> dict:
     if importlib.util.find_spec(package) is None:
         return {"skipped": f"{package} is not installed"}
     if not os.path.exists(server):
-        return {"skipped": f"{server} is missing (tests/infra/install.sh installs it)"}
+        return {"skipped": f"{server} is missing (covalent-servers-install installs it)"}
     return _module(module).measure()
 
 

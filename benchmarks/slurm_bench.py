@@ -18,7 +18,6 @@ import covalent_core as ct
 from covalent_core.executors.processes import is_dead
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "infra"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import latency_ms, standalone  # noqa: E402
@@ -51,7 +50,7 @@ def _shims(directory: Path) -> Path:
 def measure(cancel_runs: int = 10, tasks: int = 50) -> dict[str, Any]:
     """Run both measurements; returns JSON-ready numbers."""
     from covalent_slurm import SlurmExecutor
-    from slurm import SlurmCluster
+    from pytest_covalent_servers.slurm import SlurmCluster
 
     cluster = SlurmCluster.start()
     scratch = Path(tempfile.mkdtemp(prefix="covalent-slurm-bench-"))

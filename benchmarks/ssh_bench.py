@@ -15,7 +15,6 @@ from typing import Any
 import covalent_core as ct
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "infra"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import latency_ms, standalone, wait_for_handle  # noqa: E402
@@ -48,7 +47,7 @@ def _noop(i: int) -> int:
 def measure(cancel_runs: int = 10, tasks: int = 100) -> dict[str, Any]:
     """Run both measurements; returns JSON-ready numbers."""
     from covalent_ssh import SSHExecutor
-    from sshd import SSHServer
+    from pytest_covalent_servers.sshd import SSHServer
 
     server = SSHServer.start()
     try:

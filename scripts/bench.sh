@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 CLOUDPICKLE_VERSION=$(.venv/bin/python -c "import cloudpickle; print(cloudpickle.__version__)") \
-  tests/infra/install.sh
+  testing/pytest-covalent-servers/pytest_covalent_servers/install.sh
 exec .venv/bin/python benchmarks/run.py "$@"

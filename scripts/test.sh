@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 scripts/setup.sh
 CLOUDPICKLE_VERSION=$(.venv/bin/python -c "import cloudpickle; print(cloudpickle.__version__)") \
-  tests/infra/install.sh
+  testing/pytest-covalent-servers/pytest_covalent_servers/install.sh
 .venv/bin/ruff check covalent_core tests benchmarks examples plugins noxfile.py
 
 status=0
@@ -27,4 +27,7 @@ for plugin in plugins/covalent-*/; do
   echo "== ${plugin%/}"
   (cd "$plugin" && run_pytest "$@") || status=1
 done
+# Every package builds, passes twine check, and works installed from its wheel alone.
+echo "== packages"
+scripts/check-packages.sh || status=1
 exit "$status"

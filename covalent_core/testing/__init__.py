@@ -2,20 +2,41 @@
 
     from covalent_core.testing import ExecutorConformance
 
-See :mod:`covalent_core.testing.suite` and ``docs/writing-an-executor.md``.
+The suite needs pytest (``pip install 'covalent-core[testing]'``); :func:`isolated_store` and
+the helpers of :mod:`.observe` do not. See :mod:`covalent_core.testing.suite` and
+``docs/writing-an-executor.md``.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from .env import isolated_store
-from .suite import (
-    ExecutorConformance,
-    dispatch_task,
-    finished_task,
-    marker_processes,
-    wait_until,
-)
+from .observe import dispatch_task, finished_task, marker_processes, wait_until
+
+_SUITE = ("BasicTier", "ExecutorConformance", "PackingTier", "TimeoutTier")
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SUITE:
+        raise AttributeError(f"module 'covalent_core.testing' has no attribute {name!r}")
+    try:
+        from . import suite
+    except ImportError as exc:
+        if exc.name != "pytest":
+            raise
+        raise ImportError(
+            "covalent_core.testing's conformance suite needs pytest: "
+            "pip install 'covalent-core[testing]'"
+        ) from None
+    return getattr(suite, name)
+
 
 __all__ = [
+    "BasicTier",
     "ExecutorConformance",
+    "PackingTier",
+    "TimeoutTier",
     "dispatch_task",
     "finished_task",
     "isolated_store",

@@ -1,9 +1,10 @@
-"""An isolated covalent-core environment for tests: own data directory, store and service."""
+"""An isolated covalent-core environment for tests: own data directory, store, service, TMPDIR."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,21 +15,28 @@ def isolated_store(
 ) -> Iterator[Path]:
     """Point covalent-core at ``data_dir`` (SQLite store, config file, service) until exit.
 
-    ``extra_plugins`` are added to ``COVALENT_CORE_EXTRA_PLUGINS`` (the service inherits it).
-    On exit the service of that store is shut down and the environment restored.
+    ``TMPDIR`` becomes ``data_dir/tmp`` for this process and for the service and every process
+    it starts, so that what a test leaves in a temporary directory is the code under test's,
+    never another program's. ``extra_plugins`` are added to ``COVALENT_CORE_EXTRA_PLUGINS``
+    (the service inherits it). On exit the service of that store is shut down and the
+    environment restored.
     """
     from ..plugins import reset_registry
     from ..service.client import request
     from ..store.db import forget_stores
 
     saved = dict(os.environ)
+    scratch = data_dir / "tmp"
+    scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
     extra = [*extra_plugins, *saved.get("COVALENT_CORE_EXTRA_PLUGINS", "").split(",")]
     os.environ.update(
         COVALENT_CORE_DATA_DIR=str(data_dir),
         COVALENT_CORE_CONFIG=str(data_dir / "config.toml"),
         COVALENT_CORE_IDLE_TIMEOUT=str(idle_timeout),
         COVALENT_CORE_EXTRA_PLUGINS=",".join(dict.fromkeys(m for m in extra if m)),
+        TMPDIR=str(scratch),
     )
+    saved_tempdir, tempfile.tempdir = tempfile.tempdir, None
     os.environ.pop("COVALENT_CORE_DB_URL", None)
     reset_registry()
     forget_stores()
@@ -39,5 +47,6 @@ def isolated_store(
             request({"op": "shutdown"}, start=False, timeout=10)
         os.environ.clear()
         os.environ.update(saved)
+        tempfile.tempdir = saved_tempdir
         reset_registry()
         forget_stores()

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "tests" / "infra"))
-
-from aws import MotoServer  # noqa: E402
-from fixtures import aws_credentials  # noqa: E402, F401
+from pytest_covalent_servers.aws import MotoServer
 
 
 @pytest.fixture(scope="session")
-def moto(aws_credentials: None) -> Iterator[MotoServer]:  # noqa: F811
+def moto(aws_credentials: None) -> Iterator[MotoServer]:
     server = MotoServer()
     yield server
     server.stop()

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "tests" / "infra"))
-
-from aws import REGION, BatchDouble, MotoServer  # noqa: E402, F401
-from fixtures import aws_credentials, private_store  # noqa: E402, F401
+from pytest_covalent_servers.aws import REGION, BatchDouble, MotoServer  # noqa: F401
 
 BUCKET = "covalent-tests"
 QUEUE = "covalent-queue"
 
 
 @pytest.fixture(scope="session")
-def moto(aws_credentials: None) -> Iterator[MotoServer]:  # noqa: F811
+def moto(aws_credentials: None) -> Iterator[MotoServer]:
     server = MotoServer()
     server.client("s3").create_bucket(Bucket=BUCKET)
     server.client("iam").create_role(
@@ -34,3 +28,9 @@ def batch(moto: MotoServer) -> Iterator[BatchDouble]:
     double = BatchDouble(moto, queues=(QUEUE,))
     yield double
     double.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_store(covalent_private_store: Path) -> Path:
+    """Every test of this package runs in a private covalent-core data directory."""
+    return covalent_private_store

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "tests" / "infra"))
-
-from aws import REGION, MotoServer  # noqa: E402, F401
-from braket_double import PREFIX, BraketDouble  # noqa: E402
-from fixtures import aws_credentials, private_store  # noqa: E402, F401
+from pytest_covalent_servers.aws import REGION, MotoServer  # noqa: F401
+from pytest_covalent_servers.braket_double import PREFIX, BraketDouble
 
 BUCKET = "amazon-braket-covalent-tests"
 SV1 = PREFIX + "sv1"
 
 
 @pytest.fixture(scope="session")
-def moto(aws_credentials: None) -> Iterator[MotoServer]:  # noqa: F811
+def moto(aws_credentials: None) -> Iterator[MotoServer]:
     server = MotoServer()
     server.client("s3").create_bucket(Bucket=BUCKET)
     yield server
@@ -32,3 +26,9 @@ def braket(moto: MotoServer) -> Iterator[BraketDouble]:
     double = BraketDouble(moto)
     yield double
     double.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_store(covalent_private_store: Path) -> Path:
+    """Every test of this package runs in a private covalent-core data directory."""
+    return covalent_private_store

@@ -15,10 +15,10 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 from braket.circuits import Circuit
-from braket_double import PREFIX
 from conftest import BUCKET, REGION, SV1
 from covalent_braket import BraketExecutor
 from helpers import control, make, objects, unfinished
+from pytest_covalent_servers.braket_double import PREFIX
 
 import covalent_core as ct
 from covalent_core.executors import TaskContext

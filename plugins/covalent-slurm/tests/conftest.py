@@ -1,11 +1,14 @@
-"""A real single-node Slurm cluster and an OpenSSH server on 127.0.0.1, started here."""
+"""A real single-node Slurm cluster and an OpenSSH server on 127.0.0.1 (fixtures ``cluster``
+and ``sshd``, from pytest-covalent-servers), and a private covalent-core store."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "tests" / "infra"))
+import pytest
 
-from fixtures import cluster, private_store, sshd  # noqa: E402, F401
+
+@pytest.fixture(scope="session", autouse=True)
+def private_store(covalent_private_store: Path) -> Path:
+    """Every test of this package runs in a private covalent-core data directory."""
+    return covalent_private_store

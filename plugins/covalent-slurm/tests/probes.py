@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from slurm import SlurmCluster
+from pytest_covalent_servers.slurm import SlurmCluster
 
 
 def job_alive(cluster: SlurmCluster, handle: str) -> bool:

@@ -1,15 +1,18 @@
-"""A real OpenSSH server on 127.0.0.1 (started here) and a private covalent-core store."""
+"""A real OpenSSH server on 127.0.0.1 (fixture ``sshd``, from pytest-covalent-servers) and a
+private covalent-core store."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "tests" / "infra"))
+import pytest
 
-from fixtures import private_store, sshd  # noqa: E402, F401
-
-# The non-root user and its Python with cloudpickle: tests/infra/install.sh makes both.
+# The non-root user and its Python with cloudpickle: `covalent-servers-install` makes both.
 USER = "covtest"
 USER_PYTHON = "/home/covtest/venv/bin/python"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_store(covalent_private_store: Path) -> Path:
+    """Every test of this package runs in a private covalent-core data directory."""
+    return covalent_private_store

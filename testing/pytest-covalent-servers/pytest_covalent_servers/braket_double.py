@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from aws import REGION, JSONHandler, MotoServer, free_port
+from .aws import REGION, JSONHandler, MotoServer
+from .ports import free_port
 
 PREFIX = "arn:aws:braket:::device/quantum-simulator/amazon/"
 DEVICES = {

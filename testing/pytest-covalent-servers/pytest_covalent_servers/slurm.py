@@ -6,7 +6,7 @@
     cluster.stop()
 
 Everything (keys, sockets, state, logs, config) lives in one temporary directory; ports are
-chosen free. Needs the Debian packages slurm-wlm and munge (``tests/infra/install.sh``), root.
+chosen free. Needs the Debian packages slurm-wlm and munge (``covalent-servers-install``), root.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ import pwd
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sshd import free_port
+from .ports import free_port, server_dir
 
 CLUSTER = "covtest"
 
@@ -43,7 +42,7 @@ class SlurmCluster:
 
     @classmethod
     def start(cls, kill_wait: int = 5) -> SlurmCluster:
-        directory = Path(tempfile.mkdtemp(prefix="covalent-slurm-"))
+        directory = server_dir("covalent-slurm-")
         os.chmod(directory, 0o755)
         for sub in ("munge", "state", "spool", "log"):
             (directory / sub).mkdir()

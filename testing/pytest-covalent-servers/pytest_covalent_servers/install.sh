@@ -9,7 +9,7 @@ command -v slurmctld >/dev/null || want+=(slurm-wlm)
 command -v munged >/dev/null || want+=(munge)
 if [ "${#want[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
-    echo "tests/infra/install.sh: need root to install: ${want[*]}" >&2
+    echo "covalent-servers-install: need root to install: ${want[*]}" >&2
     exit 1
   fi
   # Installing a server package must not start it (no init system here anyway).

@@ -6,7 +6,7 @@
     server.restart()              # stop and start the listener on the same port
     server.stop()
 
-Needs ``/usr/sbin/sshd`` (``tests/infra/install.sh`` installs it) and, as root, ``/run/sshd``.
+Needs ``/usr/sbin/sshd`` (``covalent-servers-install`` installs it) and, as root, ``/run/sshd``.
 """
 
 from __future__ import annotations
@@ -17,18 +17,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .ports import free_port, server_dir
+
 SSHD = "/usr/sbin/sshd"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def keygen(path: Path) -> None:
@@ -53,7 +48,7 @@ class SSHServer:
     @classmethod
     def start(cls) -> SSHServer:
         # Its own world-traversable directory: sshd reads authorized_keys as the target user.
-        directory = Path(tempfile.mkdtemp(prefix="covalent-sshd-"))
+        directory = server_dir("covalent-sshd-")
         os.chmod(directory, 0o755)
         for name in ("host_key", "client_key", "other_key", "impostor_key"):
             keygen(directory / name)

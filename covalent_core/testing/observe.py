@@ -1,0 +1,65 @@
+"""Observing facts while testing executors: waiting for them, dispatching one-task workflows.
+
+Needs no pytest: benchmarks and scripts use these too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+import covalent_core as ct
+
+from ..executors.base import Executor
+
+
+def wait_until(
+    check: Callable[[], Any],
+    timeout: float = 30.0,
+    what: str = "the condition held",
+    interval: float = 0.02,
+) -> Any:
+    """Return the first truthy ``check()``; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        time.sleep(interval)
+
+
+def dispatch_task(
+    function: Callable[..., Any],
+    executor: Executor | str,
+    *args: Any,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> str:
+    """Dispatch a workflow of one task, ``function(*args, **kwargs)``; its node id is 0."""
+    task = ct.electron(function, executor=executor, timeout=timeout)
+
+    @ct.lattice
+    def one_task(*a: Any, **kw: Any) -> Any:
+        return task(*a, **kw)
+
+    return ct.dispatch(one_task)(*args, **kwargs)
+
+
+def finished_task(dispatch_id: str, timeout: float = 120.0) -> ct.NodeResult:
+    """Wait for a :func:`dispatch_task` dispatch to end; its task's node."""
+    return ct.get_result(dispatch_id, wait=True, timeout=timeout).get_node(0)
+
+
+def marker_processes(marker: str) -> list[str]:
+    """Processes on this machine whose command line carries ``marker``."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        cmdline = proc.info.get("cmdline") or []
+        if marker in cmdline and proc.info.get("status") != psutil.STATUS_ZOMBIE:
+            found.append(f"pid {proc.info['pid']}: {' '.join(cmdline)}")
+    return found

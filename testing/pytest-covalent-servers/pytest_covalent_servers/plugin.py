@@ -1,0 +1,69 @@
+"""The pytest fixtures: each starts its server once per session and stops it at the end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from covalent_core.testing import isolated_store
+
+# Imported now, as pytest loads the plugin: the servers' directories go in the system
+# temporary directory, never in the private TMPDIR a test gives the code under test.
+from .ports import SYSTEM_TMP
+
+INSTALL_HINT = "install it with `covalent-servers-install` (as root)"
+
+
+def pytest_report_header() -> str:
+    """Say where the servers keep their state."""
+    return f"covalent test servers: state under {SYSTEM_TMP}"
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[object]:
+    """A real OpenSSH server on 127.0.0.1 with its own keys (see :mod:`.sshd`)."""
+    from .sshd import SSHD, SSHServer
+
+    if not os.path.exists(SSHD):
+        pytest.fail(f"{SSHD} is missing: {INSTALL_HINT}")
+    server = SSHServer.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[object]:
+    """A real single-node Slurm cluster on 127.0.0.1 (see :mod:`.slurm`)."""
+    from .slurm import SlurmCluster
+
+    if shutil.which("slurmctld") is None:
+        pytest.fail(f"Slurm is not installed: {INSTALL_HINT}")
+    started = SlurmCluster.start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session")
+def aws_credentials() -> Iterator[None]:
+    """Dummy AWS credentials for every boto3 client, here and in the dispatcher service."""
+    from .aws import CREDENTIALS, REGION
+
+    saved = {k: os.environ.get(k) for k in (*CREDENTIALS, "AWS_DEFAULT_REGION")}
+    os.environ.update(CREDENTIALS, AWS_DEFAULT_REGION=REGION)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def covalent_private_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private covalent-core data directory, service and temporary directory."""
+    with isolated_store(tmp_path_factory.mktemp("data")) as data:
+        yield data
