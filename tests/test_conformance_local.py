@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from covalent_core.executors.local import LocalExecutor
 from covalent_core.executors.processes import ProcessHandle
 from covalent_core.testing import ExecutorConformance
+
+# The system temporary directory, before any test points TMPDIR at a private one.
+SYSTEM_TMP = tempfile.gettempdir()
 
 
 class TestLocalExecutor(ExecutorConformance):
@@ -24,3 +31,42 @@ class TestLocalExecutor(ExecutorConformance):
     def leftovers(self, executor: LocalExecutor) -> Callable[[], list[str]]:
         # The local executor writes no files; stray task processes are found by the suite.
         return lambda: []
+
+
+class TestLocalExecutorWhileOthersUseTmp(TestLocalExecutor):
+    """The nothing-left-behind checks hold while other programs write into the system /tmp."""
+
+    @pytest.fixture(autouse=True)
+    def busy_neighbour(self) -> Iterator[None]:
+        stop = threading.Event()
+        made: list[str] = []
+
+        def scribble() -> None:
+            while not stop.wait(0.01):
+                handle, path = tempfile.mkstemp(prefix="neighbour-", dir=SYSTEM_TMP)
+                os.close(handle)
+                made.append(path)
+
+        thread = threading.Thread(target=scribble, daemon=True)
+        thread.start()
+        yield
+        stop.set()
+        thread.join()
+        for path in made:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        assert made, "the neighbour wrote nothing: this test proved nothing"
+
+    # Only the checks that look for leftovers matter here.
+    test_returns_value = None  # type: ignore[assignment]
+    test_args_and_kwargs = None  # type: ignore[assignment]
+    test_exception_carries_the_remote_traceback = None  # type: ignore[assignment]
+    test_task_whose_process_dies_fails_clearly = None  # type: ignore[assignment]
+    test_job_handle_is_stored_before_the_task_finishes = None  # type: ignore[assignment]
+    test_cancel_after_completion_changes_nothing = None  # type: ignore[assignment]
+    test_double_cancel_is_harmless = None  # type: ignore[assignment]
+    test_cancel_from_a_fresh_process_uses_only_the_store = None  # type: ignore[assignment]
+    test_large_argument_and_result = None  # type: ignore[assignment]
+    test_cancel_between_stages_skips_every_later_stage = None  # type: ignore[assignment]
+    test_timeout_stops_the_job = None  # type: ignore[assignment]
+    test_packed_tasks_share_a_job_and_cancel_together = None  # type: ignore[assignment]
