@@ -22,6 +22,8 @@ from .workflow import Lattice
 
 POLL_START = 0.02
 POLL_MAX = 0.5
+# How often a waiting client checks that a service is still running the dispatch.
+REVIVE_EVERY = 2.0
 
 
 def dispatch(lattice: Lattice) -> Callable[..., str]:
@@ -92,13 +94,22 @@ def get_result(
     ``sublattice_result`` None. ``results_dir`` and ``dispatcher_addr`` are accepted and
     unused: results live in the store (``COVALENT_CORE_DB_URL``).
 
+    If the dispatch is unfinished and the service that ran it is gone (killed, its machine
+    restarted), a new service is started: it re-attaches to the dispatch's running jobs.
+
     Raises :class:`DispatchNotFoundError` for an unknown id and :class:`DispatchTimeoutError`
     when ``timeout`` seconds pass first (the dispatch keeps running).
     """
+    service.revive(dispatch_id)
     if wait:
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = POLL_START
+        last_check = time.monotonic()
         while not _status(dispatch_id).is_terminal:
+            if time.monotonic() - last_check >= REVIVE_EVERY:
+                # The service may die while we wait: then we start the next one.
+                service.revive(dispatch_id)
+                last_check = time.monotonic()
             if deadline is not None and time.monotonic() >= deadline:
                 raise DispatchTimeoutError(
                     f"dispatch {dispatch_id} did not finish within {timeout:g} s; it is still "
@@ -188,7 +199,8 @@ def _wait_cancelled(dispatch_id: str, node_ids: list[int], timeout: float | None
 
 
 def list_dispatches(limit: int = 50) -> list[Any]:
-    """Recent top-level dispatches, newest first."""
+    """Recent top-level dispatches, newest first (starting a service for orphaned ones)."""
+    service.revive()
     store = open_store()
     with store.read() as conn:
         return q.list_dispatches(conn, limit)

@@ -245,7 +245,8 @@ def service_status() -> None:
 
 @service.command("stop")
 def service_stop() -> None:
-    """Ask the dispatcher service to exit; running dispatches resume when it next starts."""
+    """Ask the dispatcher service to exit. Running jobs keep running: the next service (any
+    client starts it) re-attaches to them."""
     from .service.client import request
 
     try:

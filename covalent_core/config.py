@@ -102,6 +102,17 @@ def service_dir() -> Path:
     return path
 
 
+def tasks_dir() -> Path:
+    """Directory for local tasks' own files (start marks, outcomes), one per store URL.
+
+    Each task has a subdirectory ``DISPATCH_ID-NODE_ID`` that outlives the dispatcher service,
+    so that the next service finds what a task finished while none was running.
+    """
+    path = service_dir() / "tasks"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
 def child_environment() -> dict[str, str]:
     """This process's environment for the processes it starts (service, workers).
 

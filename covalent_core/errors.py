@@ -95,5 +95,13 @@ class ExecutorError(CovalentCoreError):
         self.code = code
 
 
+class JobLostError(ExecutorError):
+    """A job a previous dispatcher started is unknown to its resource: no process, no outcome.
+
+    Raised by an executor's ``reattach``; the node then fails with reason ``dispatcher lost``
+    and this message, which should say what was looked for and where.
+    """
+
+
 class ServiceError(CovalentCoreError):
     """The local dispatcher service could not be started or reached."""

@@ -62,6 +62,14 @@ def covalent_cleanup(executor: Executor, task: TaskContext) -> Awaitable[None]:
 
 
 @hookimpl(trylast=True)
+def covalent_reattach(
+    executor: Executor, task: TaskContext, job_handle: str | None
+) -> Awaitable[bool]:
+    """Default: ``executor.reattach(task, job_handle)``."""
+    return executor.reattach(task, job_handle)
+
+
+@hookimpl(trylast=True)
 def covalent_cancel(
     executor: Executor, task_metadata: dict[str, Any], job_handle: str
 ) -> Awaitable[bool]:

@@ -19,6 +19,11 @@ Before each of the first six the node's ``cancel_requested`` flag is checked; wh
 :class:`~covalent_core.errors.TaskCancelledError` is raised and neither that stage nor any
 later one runs; cleanup still does. ``covalent_cancel`` stops a running job.
 
+When a dispatcher service dies (SIGKILL, a reboot of the login node) its jobs keep running.
+The next service calls ``covalent_reattach`` for every task the dead one had started, instead
+of ``run``: it waits for the job, then ``fetch`` and ``cleanup`` follow as if nothing had
+happened. See :func:`covalent_reattach` for what it returns.
+
 Every stage hook is ``firstresult``: the first non-None result is used, and for the stage
 hooks that result is an awaitable the dispatcher awaits.
 
@@ -45,6 +50,10 @@ The contract an executor keeps (``docs/writing-an-executor.md`` walks through an
   within the executor's ``cancel_bound``, and is safe to call twice.
 * **Cleanup.** ``cleanup`` removes everything earlier stages made, on the resource and
   locally, after success, failure and cancel alike.
+* **Re-attach.** ``reattach(task, job_handle)`` rebuilds ``task.state`` from the handle and
+  the task's ids alone (in a new process), waits for the job to end, and never starts a job
+  that may already exist: names of remote paths and jobs derive from the dispatch and node
+  ids, so a stage that was cut short can be redone or found.
 """
 
 from __future__ import annotations
@@ -158,6 +167,36 @@ def covalent_cleanup(executor: Executor, task: TaskContext) -> Awaitable[None] |
     recorded on the node and do not change its status. Default: ``executor.cleanup(task)``.
     Stops at first non-None result.
     May raise: anything; the error is recorded, the node keeps its status.
+    """
+
+
+@hookspec(firstresult=True)
+def covalent_reattach(
+    executor: Executor, task: TaskContext, job_handle: str | None
+) -> Awaitable[bool] | None:
+    """Resume watching a task that a dispatcher which has since died had started.
+
+    Called by a new dispatcher service, instead of ``run``, for every node the dead one left
+    RUNNING, with the handle it had stored (None if it died before storing one). The executor
+    rebuilds ``task.state`` from the handle and the task's ids, then:
+
+    * with a handle: waits for the job to end and returns True; ``fetch`` then brings the
+      outcome, which may have been written while no dispatcher ran. If the resource has no
+      trace of the job (no process and no outcome, a job id the scheduler has forgotten), it
+      raises :class:`~covalent_core.errors.JobLostError` saying what it looked for: the node
+      fails with reason ``dispatcher lost``.
+    * without a handle: looks for a job it may have started for this task (by the name, tag,
+      client token or directory it derives from the dispatch and node ids). Found: it stores
+      the handle with ``task.set_job_handle``, waits for it and returns True. Not found: it
+      returns False, and the dispatcher starts the task from the beginning, once.
+
+    A cancel that arrives meanwhile is handled as during ``run``: ``covalent_cancel`` with
+    the stored handle, then this awaitable must return. Default:
+    ``executor.reattach(task, job_handle)``; an executor without it raises
+    ``NotImplementedError``, and the dispatcher then stops the job (as it would have been
+    stopped before re-attaching existed) and fails the node with reason ``dispatcher lost``.
+    Stops at first non-None result.
+    May raise: :class:`~covalent_core.errors.JobLostError`; errors reaching the resource.
     """
 
 

@@ -59,6 +59,9 @@ class NodeResult:
     output_bytes: bytes | None = field(default=None, repr=False)
     output_repr: str | None = field(default=None, repr=False)
     executor_config: dict[str, Any] | None = field(default=None, repr=False)
+    reattached_by: str | None = None
+    """The dispatcher service (``host:pid:start``) that took the job over after one died."""
+    reattached_at: float | None = None
 
     def __repr__(self) -> str:
         return f"<NodeResult {self.node_id} {self.name}: {self.status}>"
@@ -113,6 +116,8 @@ class NodeResult:
             output_bytes=getattr(row, "output", None),
             output_repr=row.output_repr,
             executor_config=row.executor_config,
+            reattached_by=getattr(row, "job_attached_by", None),
+            reattached_at=getattr(row, "job_attached_at", None),
         )
 
 

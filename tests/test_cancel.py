@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -263,28 +262,6 @@ def test_task_handle_is_stored_before_its_code_runs():
         return my_handle()
 
     assert ct.dispatch_sync(flow, timeout=60)().result is True
-
-
-def test_killed_service_is_replaced_and_its_running_task_is_not_left_behind(tmp_path):
-    from covalent_core.service.client import request
-
-    pid_file = tmp_path / "pids"
-
-    @ct.lattice
-    def flow():
-        return inc(spawn_tree_and_sleep(str(pid_file)))
-
-    dispatch_id = ct.dispatch(flow)()
-    pids = _pids(pid_file)
-    service_pid = request({"op": "ping"})["pid"]
-    os.kill(service_pid, signal.SIGKILL)
-    wait_until(lambda: is_dead(service_pid), timeout=10)
-    request({"op": "wake"})  # a client arrives; a new service takes over the dispatch
-    wait_until(lambda: all(is_dead(p) for p in pids), timeout=30)
-    result = ct.get_result(dispatch_id, wait=True, timeout=60)
-    assert result.get_node(0).status is ct.Status.FAILED
-    assert "dispatcher running this task stopped" in result.get_node(0).error
-    assert result.get_node(2).status is ct.Status.CANCELLED
 
 
 def test_node_helper_reads_live_state(tmp_path):

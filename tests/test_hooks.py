@@ -68,6 +68,7 @@ def test_every_hook_has_a_test():
         "covalent_fetch": '"fetch"',
         "covalent_cleanup": '"cleanup"',
         "covalent_cancel": "ct.cancel(",
+        "covalent_reattach": "kill_service()",
         "covalent_executor_classes": "covalent_executor_classes",
     }
     for name in _specs():

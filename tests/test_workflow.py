@@ -165,9 +165,9 @@ def test_result_shows_every_node_with_stdout_times_executor_and_handle():
     assert node.stdout == "from python\nfrom a child\n"
     assert node.stderr == "to stderr\n"
     assert node.executor == "local"
-    assert node.stage == "fetch"
+    assert node.stage == "cleanup"  # the last stage it went through
     assert node.started_at <= node.ended_at
-    assert set(node.job_handle) == {"host", "pid", "pgid", "start_time"}
+    assert set(node.job_handle) == {"host", "pid", "pgid", "start_time", "dir"}
 
 
 def test_independent_tasks_run_concurrently():

@@ -17,7 +17,6 @@ import json
 import pickle
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import ExecutorConfigError, TaskCancelledError
@@ -123,7 +122,6 @@ class TaskContext:
         default=None, repr=False
     )
     """Given by the dispatcher: pickles the task (executors call :meth:`build_payload`)."""
-    workdir: Path | None = None
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -235,6 +233,17 @@ class Executor:
 
     async def cleanup(self, task: TaskContext) -> None:
         """Remove what earlier stages created. Runs after success, failure and cancel."""
+
+    async def reattach(self, task: TaskContext, job_handle: str | None) -> bool:
+        """Wait for a job a dispatcher that died had started; True once it ended.
+
+        Rebuild ``task.state`` from the handle and the task's ids so that ``fetch`` and
+        ``cleanup`` work; raise :class:`~covalent_core.errors.JobLostError` if the resource has
+        no trace of the job. Without a handle, find the job this task may have started, store
+        its handle and wait for it, or return False if none was started (see
+        :func:`covalent_core.hookspecs.covalent_reattach`).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement reattach()")
 
     async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
         """Stop the job ``job_handle`` and return True once the resource confirms it is gone.

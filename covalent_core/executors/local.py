@@ -2,7 +2,9 @@
 
 Workers are started on demand and reused, so a task costs no interpreter start-up; each still
 runs alone in its worker, and cancelling it kills that worker's whole process group (SIGTERM,
-a grace period, then SIGKILL). The worker is then replaced.
+a grace period, then SIGKILL). The worker is then replaced. A worker is not the dispatcher's
+child in any way that matters: when the dispatcher dies, the task runs on, leaves its outcome
+in its directory (:func:`covalent_core.config.tasks_dir`) and the next dispatcher collects it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,7 +22,7 @@ from .. import config
 from ..errors import ExecutorConfigError
 from ..hookspecs import hookimpl
 from .base import Executor, TaskContext, TaskOutcome
-from .pool import WorkerPool
+from .pool import WorkerPool, reattach_worker, started_at
 from .processes import ProcessHandle, kill_group
 
 logger = logging.getLogger(__name__)
@@ -85,31 +89,70 @@ class LocalExecutor(Executor):
             workdir = str(path.resolve())
         task.payload = task.build_payload(cwd=workdir)
 
+    @staticmethod
+    def task_dir(task: TaskContext) -> Path:
+        """The task's own directory: start mark and outcome, kept until cleanup."""
+        return config.tasks_dir() / f"{task.dispatch_id}-{task.node_id}"
+
     async def run(self, task: TaskContext) -> None:
         """Hand the payload to a warm worker; its handle is stored before the task starts."""
         assert task.payload is not None
+        directory = self.task_dir(task)
 
         async def started(handle: ProcessHandle) -> None:
-            await task.set_job_handle(handle.to_dict())
+            await task.set_job_handle({**handle.to_dict(), "dir": str(directory)})
             task.check_cancelled("run")
 
-        running = self.pool.run(task.payload, started, kill_grace=self.cancel_grace)
+        running = self.pool.run(task.payload, directory, started, kill_grace=self.cancel_grace)
         if self.time_limit is None or self.time_limit <= 0:
             task.state["outcome"] = await running
             return
         try:
             task.state["outcome"] = await asyncio.wait_for(running, self.time_limit)
         except asyncio.TimeoutError:
-            task.state["outcome"] = TaskOutcome.died(
-                f"the task reached the executor's time_limit of {self.time_limit:g} s and was "
-                "stopped (use timeout= on the electron to have it cancelled instead)"
-            )
+            task.state["outcome"] = self._time_limit_reached()
+
+    def _time_limit_reached(self) -> TaskOutcome:
+        return TaskOutcome.died(
+            f"the task reached the executor's time_limit of {self.time_limit:g} s and was "
+            "stopped (use timeout= on the electron to have it cancelled instead)"
+        )
+
+    async def reattach(self, task: TaskContext, job_handle: str | None) -> bool:
+        """Wait for the worker a dead dispatcher had given the task, and take its outcome.
+
+        A task is sent to its worker only after its handle was stored, so without a handle it
+        never started (False). ``time_limit`` still counts from when the task began.
+        """
+        if job_handle is None:
+            return False
+        handle = ProcessHandle.from_json(job_handle)
+        directory = Path(json.loads(job_handle)["dir"])
+        waiting = reattach_worker(handle, directory)
+        began = started_at(directory)
+        if self.time_limit is None or self.time_limit <= 0 or began is None:
+            outcome = await waiting
+        else:
+            remaining = max(0.0, began + self.time_limit - time.time())
+            try:
+                outcome = await asyncio.wait_for(waiting, remaining)
+            except asyncio.TimeoutError:
+                await asyncio.to_thread(kill_group, handle, self.cancel_grace)
+                outcome = self._time_limit_reached()
+        if outcome is None:
+            return False
+        task.state["outcome"] = outcome
+        return True
 
     async def fetch(self, task: TaskContext) -> None:
-        """The outcome came back over the worker's pipe; nothing to download."""
+        """The outcome the worker left in the task's directory; nothing to download."""
         task.outcome = task.state.pop("outcome", None)
         if task.outcome is not None and (self.log_stdout or self.log_stderr):
             await asyncio.to_thread(self._write_logs, task, task.outcome)
+
+    async def cleanup(self, task: TaskContext) -> None:
+        """Remove the task's directory."""
+        await asyncio.to_thread(shutil.rmtree, self.task_dir(task), True)
 
     def _write_logs(self, task: TaskContext, outcome: TaskOutcome) -> None:
         for name, text in ((self.log_stdout, outcome.stdout), (self.log_stderr, outcome.stderr)):
@@ -124,7 +167,7 @@ class LocalExecutor(Executor):
 
     async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
         """Kill the worker's process group, checking the start time so a reused PID is spared."""
-        handle = ProcessHandle(**json.loads(job_handle))
+        handle = ProcessHandle.from_json(job_handle)
         return await asyncio.to_thread(kill_group, handle, self.cancel_grace)
 
     async def warm_up(self, count: int) -> None:

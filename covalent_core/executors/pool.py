@@ -4,6 +4,10 @@ A worker is a Python interpreter that has already started (and imported what ear
 imported), so a task costs no start-up. Each runs one task at a time, in its own session;
 killing its group stops the task, and the pool replaces the worker. Used by the local
 executor, and by executors that run user code locally (building a quantum program, say).
+
+Every task is given a directory of its own, where the worker marks that it started and
+leaves the outcome: a task whose dispatcher died finishes there, and :func:`reattach_worker`
+collects it later.
 """
 
 from __future__ import annotations
@@ -11,11 +15,17 @@ from __future__ import annotations
 import asyncio
 import pickle
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from .. import config
+from ..errors import JobLostError
 from .base import TaskOutcome
 from .processes import ProcessHandle, describe_exit, kill_group
-from .worker import HEADER
+from .worker import HEADER, OUTCOME, STARTED
+
+# How often a re-attached task's process is looked at, at first and at most.
+REATTACH_POLL_START = 0.02
+REATTACH_POLL_MAX = 0.5
 
 
 class WorkerDiedError(Exception):
@@ -31,18 +41,20 @@ class Worker:
         self.proc = proc
         self.handle = handle
 
-    async def execute(self, payload: bytes) -> tuple[bytes, str, str]:
+    async def execute(self, payload: bytes, directory: Path) -> TaskOutcome:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps((payload, str(directory)), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self.proc.stdin.write(HEADER.pack(len(data)) + data)
             await self.proc.stdin.drain()
             header = await self.proc.stdout.readexactly(HEADER.size)
             (size,) = HEADER.unpack(header)
-            body = await self.proc.stdout.readexactly(size)
+            answer = pickle.loads(await self.proc.stdout.readexactly(size))
         except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError):
             raise WorkerDiedError(await self.proc.wait()) from None
-        return pickle.loads(body)
+        if answer[0] == "inline":
+            return TaskOutcome.from_runner(*answer[1:])
+        return await asyncio.to_thread(read_outcome, directory)
 
     def alive(self) -> bool:
         return self.proc.returncode is None
@@ -99,25 +111,29 @@ class WorkerPool:
     async def run(
         self,
         payload: bytes,
+        directory: Path,
         started: Callable[[ProcessHandle], Awaitable[None]] | None = None,
         kill_grace: float = 1.0,
     ) -> TaskOutcome:
         """Run ``payload`` in a warm worker; ``started(handle)`` is awaited before it starts.
 
-        If the caller is cancelled while the task runs, the worker's group is killed.
+        ``directory`` (created if needed, owner-only) receives the task's start mark and
+        outcome; the caller removes it. The payload is sent only once ``started`` returned, so
+        a task never runs unless its handle was stored. If the caller is cancelled while the
+        task runs, the worker's group is killed.
         """
+        await asyncio.to_thread(directory.mkdir, mode=0o700, parents=True, exist_ok=True)
         worker = await self._acquire()
         try:
             if started is not None:
                 await started(worker.handle)
             try:
-                outcome, out, err = await worker.execute(payload)
+                return await worker.execute(payload, directory)
             except WorkerDiedError as exc:
                 return TaskOutcome.died(str(exc))
             except asyncio.CancelledError:
                 await asyncio.to_thread(kill_group, worker.handle, kill_grace)
                 raise
-            return TaskOutcome.from_runner(outcome, out, err)
         finally:
             self._release(worker)
 
@@ -132,3 +148,44 @@ class WorkerPool:
         workers = self._idle + list(self._busy)
         self._idle, self._busy = [], set()
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
+
+
+def read_outcome(directory: Path) -> TaskOutcome:
+    """The outcome a worker wrote in ``directory``."""
+    with open(directory / OUTCOME, "rb") as fh:
+        outcome, out, err = pickle.load(fh)
+    return TaskOutcome.from_runner(outcome, out, err)
+
+
+def started_at(directory: Path) -> float | None:
+    """When the worker began the task in ``directory`` (None: it never did)."""
+    try:
+        return (directory / STARTED).stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+async def reattach_worker(handle: ProcessHandle, directory: Path) -> TaskOutcome | None:
+    """Wait for a task a dead dispatcher had sent to a worker; its outcome, once written.
+
+    Returns None if the worker never began the task (it exited on the closed pipe before the
+    payload arrived): the task may be started again. Raises
+    :class:`~covalent_core.errors.JobLostError` if the worker began it and is gone without an
+    outcome.
+    """
+    delay = REATTACH_POLL_START
+    while True:
+        if (directory / OUTCOME).exists():
+            return await asyncio.to_thread(read_outcome, directory)
+        if not await asyncio.to_thread(handle.alive):
+            if (directory / OUTCOME).exists():
+                return await asyncio.to_thread(read_outcome, directory)
+            if started_at(directory) is None:
+                return None
+            raise JobLostError(
+                f"worker process {handle.pid} on {handle.host} ended without leaving an outcome "
+                f"in {directory} while no dispatcher was running (killed from outside, or the "
+                "machine restarted)"
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, REATTACH_POLL_MAX)

@@ -1,9 +1,15 @@
 """A warm worker process of the local executor: runs tasks one at a time, sent over stdin.
 
 Started in its own session (so it leads its own process group, which a cancel kills whole).
-Frames are an 8-byte big-endian length and a pickle. The dispatcher sends ``payload`` bytes;
-the worker answers ``(outcome, stdout, stderr)``. The task's file descriptors 1 and 2 go to
-capture files, so prints and subprocess output are both recorded.
+Frames are an 8-byte big-endian length and a pickle. The dispatcher sends
+``(payload, directory)``: the worker creates ``directory/started``, runs the task, and writes
+``(outcome, stdout, stderr)`` to ``directory/outcome`` (atomically) before it answers
+``("file",)``. The outcome is a file so that a task outlives the dispatcher: when the service
+dies the worker finishes the task, writes the file and exits on the closed stdin, and the next
+service reads it (see :func:`covalent_core.executors.pool.reattach_worker`). If the file
+cannot be written (a full disk), the answer carries the outcome itself: ``("inline", ...)``.
+The task's file descriptors 1 and 2 go to capture files, so prints and subprocess output are
+both recorded.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import psutil
 from covalent_core.executors.runner import execute
 
 HEADER = struct.Struct(">Q")
+STARTED = "started"
+OUTCOME = "outcome"
 
 
 def read_frame(stream: IO[bytes]) -> Any:
@@ -68,6 +76,20 @@ def _kill_leftovers() -> None:
     psutil.wait_procs(children, timeout=2)
 
 
+def write_outcome(directory: str, result: tuple[bytes, str, str]) -> bool:
+    """Write the task's outcome file atomically; False if it could not be written."""
+    path = os.path.join(directory, OUTCOME)
+    try:
+        with open(path + ".tmp", "wb") as fh:
+            pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.rename(path + ".tmp", path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path + ".tmp")
+        return False
+    return True
+
+
 def main() -> int:
     """Serve tasks until stdin closes."""
     proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
@@ -81,9 +103,13 @@ def main() -> int:
     os.dup2(err_fh.fileno(), 2)
     start_cwd = os.getcwd()
     while True:
-        payload = read_frame(proto_in)
-        if payload is None:
+        frame = read_frame(proto_in)
+        if frame is None:
             return 0
+        payload, directory = frame
+        # Proof that the task began: without it, a next dispatcher knows it never ran.
+        with open(os.path.join(directory, STARTED), "wb"):
+            pass
         _reset_capture(out_fh)
         _reset_capture(err_fh)
         outcome = execute(payload)
@@ -91,7 +117,12 @@ def main() -> int:
             with contextlib.suppress(Exception):
                 stream.flush()
         _kill_leftovers()
-        write_frame(proto_out, (outcome, _read_capture(out_fh), _read_capture(err_fh)))
+        result = (outcome, _read_capture(out_fh), _read_capture(err_fh))
+        answer = ("file",) if write_outcome(directory, result) else ("inline", *result)
+        try:
+            write_frame(proto_out, answer)
+        except BrokenPipeError:
+            return 0  # the dispatcher died: the outcome file waits for the next one
         if os.getcwd() != start_cwd:
             os.chdir(start_cwd)
 

@@ -1,4 +1,10 @@
-"""Talking to the dispatcher service, starting it when it is not running."""
+"""Talking to the dispatcher service, starting it when it is not running.
+
+Nobody has to restart the service by hand: a client that dispatches or cancels starts it,
+and one that waits for, reads or lists dispatches (:func:`revive`) starts it when it finds an
+unfinished dispatch whose service is gone. The new service takes such dispatches over and
+re-attaches to their running jobs.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,10 @@ from typing import Any
 
 from .. import config
 from ..errors import ServiceError
+from ..status import TERMINAL, Status
+from ..store import open_store
+from ..store import queries as q
+from .ownership import owner_alive
 from .paths import socket_path
 
 START_TIMEOUT = 30.0
@@ -93,4 +103,26 @@ def service_running() -> bool:
         request({"op": "ping"}, start=False, timeout=2)
     except (ServiceError, OSError):
         return False
+    return True
+
+
+def orphaned(dispatch_id: str | None = None) -> bool:
+    """True if ``dispatch_id`` (or, with None, any dispatch) is unfinished and its service gone."""
+    with open_store().read() as conn:
+        if dispatch_id is None:
+            rows = q.unfinished_top_level(conn)
+        else:
+            row = q.root_owner(conn, dispatch_id)
+            rows = [row] if row is not None and Status(row.status) not in TERMINAL else []
+    return any(not owner_alive(row.owner) for row in rows)
+
+
+def revive(dispatch_id: str | None = None) -> bool:
+    """Start the service if an unfinished dispatch has none running it; True if one was asked.
+
+    Called by clients that read: ``get_result`` (with or without ``wait``), ``status``, ``list``.
+    """
+    if not orphaned(dispatch_id):
+        return False
+    request({"op": "wake"})
     return True

@@ -3,7 +3,9 @@
 It wires the parts together: :mod:`.ownership` (which dispatches are ours), :mod:`.states`
 (every status change), :mod:`.scheduling` (readiness and completion of one dispatch),
 :mod:`.stages` (one node's stages), :mod:`.jobs` (jobs and their cancellation),
-:mod:`.sublattices` and :mod:`.recovery`. One dispatcher runs in each service process.
+:mod:`.sublattices`. One dispatcher runs in each service process; when one dies, the next
+takes its dispatches over (:mod:`.ownership`) and resumes their nodes where they were
+(:meth:`.stages.NodeStages.run_node`): jobs are re-attached to, never run twice.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from ..store.writes import WriteBuffer
 from .executor_cache import ExecutorCache
 from .jobs import JobRegistry
 from .ownership import Ownership
-from .recovery import recover_started_nodes
 from .scheduling import DispatchRun
 from .stages import NodeStages
 from .states import CancelPhase, NodeState, StateRecorder
@@ -40,7 +41,7 @@ class Dispatcher:
         self.states = StateRecorder(self.writes)
         self.ownership = Ownership(store, self.writes)
         self.executors = ExecutorCache(self.registry)
-        self.jobs = JobRegistry(self.writes, self.registry.hook, self.executors)
+        self.jobs = JobRegistry(self.writes, self.registry.hook, self.executors, self.owner)
         self.sublattices = Sublattices(self)
         self.stages = NodeStages(
             self.registry.hook,
@@ -93,7 +94,10 @@ class Dispatcher:
             self.top_level.pop(dispatch_id, None)
 
     async def load(self, dispatch_id: str, parent: tuple[DispatchRun, int] | None) -> DispatchRun:
-        """Read a dispatch from the store into a :class:`DispatchRun`; recover started nodes."""
+        """Read a dispatch from the store into a :class:`DispatchRun`.
+
+        Nodes a dead dispatcher had started keep their status; the run resumes them.
+        """
 
         def read() -> tuple[Any, list[Any], list[Any]]:
             with self.store.read() as conn:
@@ -120,6 +124,9 @@ class Dispatcher:
                 sub_dispatch_id=r.sub_dispatch_id,
                 job_id=r.job_id,
                 stage=r.stage,
+                error=r.error,
+                job_handle=r.job_handle,
+                started_at=r.started_at,
                 phase=CancelPhase.REQUESTED if r.cancel_requested else CancelPhase.NONE,
             )
         for e in edge_rows:
@@ -139,7 +146,6 @@ class Dispatcher:
         if row.cancel_requested:
             run.cancel_all_reason = CancelReason.USER.value
         self.runs[dispatch_id] = run
-        await recover_started_nodes(run, {r.node_id: r for r in node_rows}, self.jobs)
         return run
 
     async def execute_run(self, run: DispatchRun) -> tuple[Status, str | None, bytes | None]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ..executors.base import Executor, TaskContext, TaskOutcome
@@ -22,6 +24,35 @@ if TYPE_CHECKING:
 DEFAULT_EXECUTOR = "local"
 
 
+class Capacity:
+    """A counting semaphore that a job already running may enter without waiting.
+
+    New tasks wait for a free slot (``async with capacity.slot()``); a job a dead dispatcher
+    had started is running on its resource whatever we do, so it takes its slot at once
+    (``slot(wait=False)``), even beyond the limit, and new tasks wait until it ends.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.free = limit
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, wait: bool = True) -> AsyncIterator[None]:
+        """Hold one slot for the duration of the block."""
+        if wait:
+            async with self._changed:
+                await self._changed.wait_for(lambda: self.free > 0)
+                self.free -= 1
+        else:
+            self.free -= 1
+        try:
+            yield
+        finally:
+            self.free += 1
+            async with self._changed:
+                self._changed.notify()
+
+
 class ExecutorCache:
     """Executors by (name, configuration), made on first use; bounds on concurrent tasks."""
 
@@ -29,7 +60,7 @@ class ExecutorCache:
         self.registry = registry
         self._executors: dict[str, Executor] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._capacities: dict[str, Capacity] = {}
 
     @staticmethod
     def key(name: str | None, config: dict[str, Any] | None) -> str:
@@ -50,24 +81,26 @@ class ExecutorCache:
                 )
         return self._executors[key]
 
-    def semaphore(self, name: str | None, config: dict[str, Any] | None) -> asyncio.Semaphore:
+    def capacity(self, name: str | None, config: dict[str, Any] | None) -> Capacity:
         """How many tasks of this executor configuration may run at once."""
         key = self.key(name, config)
-        sem = self._semaphores.get(key)
-        if sem is None:
+        capacity = self._capacities.get(key)
+        if capacity is None:
             cls = self.registry.executor_class(name or DEFAULT_EXECUTOR)
-            sem = self._semaphores[key] = asyncio.Semaphore(
-                max(1, cls.concurrency_for(config or {}))
-            )
-        return sem
+            capacity = self._capacities[key] = Capacity(max(1, cls.concurrency_for(config or {})))
+        return capacity
 
     async def run_internal(self, payload: bytes) -> TaskOutcome:
         """Run one of the dispatcher's own steps on a local worker, and return its outcome."""
         executor = await self.get(DEFAULT_EXECUTOR, LocalExecutor().config)
-        ctx = TaskContext(dispatch_id="", node_id=-1, name="internal", executor_name="local")
+        internal = f"internal-{uuid.uuid4()}"
+        ctx = TaskContext(dispatch_id=internal, node_id=0, name="internal", executor_name="local")
         ctx.payload = payload
-        await executor.run(ctx)
-        await executor.fetch(ctx)
+        try:
+            await executor.run(ctx)
+            await executor.fetch(ctx)
+        finally:
+            await executor.cleanup(ctx)
         assert ctx.outcome is not None
         return ctx.outcome
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,10 +64,13 @@ class JobState:
 class JobRegistry:
     """Every job the dispatcher knows, and the cancels of them."""
 
-    def __init__(self, writes: WriteBuffer, hooks: Any, executors: ExecutorCache) -> None:
+    def __init__(
+        self, writes: WriteBuffer, hooks: Any, executors: ExecutorCache, owner: str
+    ) -> None:
         self.writes = writes
         self.hooks = hooks
         self.executors = executors
+        self.owner = owner
         self.jobs: dict[int, JobState] = {}
         self._by_handle: dict[tuple[str, str], asyncio.Future[int]] = {}
 
@@ -120,6 +124,13 @@ class JobRegistry:
         if (run, node) not in job.members:
             job.members.append((run, node))
         return job
+
+    def mark_attached(self, job_id: int) -> None:
+        """Record that this dispatcher now watches a job a dead one had started."""
+        now = time.time()
+        self.writes.execute(
+            lambda conn: q.update_job(conn, job_id, attached_by=self.owner, attached_at=now)
+        )
 
     def release(self, node: NodeState) -> None:
         """Forget a job once every node on it is settled and no cancel of it is running."""

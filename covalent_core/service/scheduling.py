@@ -72,7 +72,8 @@ class DispatchRun:
     # -- scheduling ---------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start every node whose inputs are ready; settle what was already cancelled."""
+        """Start every node whose inputs are ready; settle what was already cancelled; resume
+        the nodes a dead dispatcher had started."""
         for node in self.nodes.values():
             if node.kind == KIND_PARAMETER and node.status is Status.NEW_OBJECT:
                 self.set_status(node, Status.COMPLETED)
@@ -84,6 +85,13 @@ class DispatchRun:
         for node in list(self.nodes.values()):
             if node.status is Status.NEW_OBJECT and node.cancel_requested:
                 self.cancel_node(node, node.cancel_reason or CancelReason.USER.value)
+        for node in list(self.nodes.values()):
+            if node.status in (Status.RUNNING, Status.CANCELLING) and node.task is None:
+                # Started by a dispatcher that died: resumed, whatever its cancel flag says
+                # (a job of a cancelled node must still be stopped).
+                node.task = asyncio.create_task(
+                    self.launch(self, node), name=f"node-{node.node_id}-resumed"
+                )
         for node in list(self.nodes.values()):
             if node.status is Status.NEW_OBJECT and node.waiting == 0:
                 self._launch(node)

@@ -3,6 +3,8 @@
 Clients write dispatches and cancel flags to the store, then send a message here so the
 service acts at once instead of at its next poll. One service runs per store URL and user on a
 host (a lock file makes sure); it exits after ``idle_timeout`` seconds with nothing to do.
+Stopped while dispatches run (SIGTERM, ``covalent-core service stop``), it leaves their jobs
+running for the next service to re-attach to, as it must when it is killed.
 """
 
 from __future__ import annotations
@@ -115,7 +117,24 @@ class Service:
             server.close()
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+            if self.dispatcher.busy:
+                await self.leave_jobs_running()
             await self.dispatcher.close()
+
+    async def leave_jobs_running(self) -> None:
+        """Stop now without touching a single job: the next service re-attaches to them.
+
+        Exiting the normal way would cancel the tasks that watch the jobs, and through them
+        kill local workers; so once the store has every write, the process just ends.
+        """
+        await self.dispatcher.writes.flush()
+        logger.info(
+            "stopping with %d dispatch(es) running: their jobs keep running, and the next "
+            "service (started by the next client) re-attaches to them",
+            len(self.dispatcher.top_level),
+        )
+        logging.shutdown()
+        os._exit(0)
 
     def _stop(self) -> None:
         self.stopping = True

@@ -1,6 +1,10 @@
 """The stages of one node, in order, with the cancel flag checked before each.
 
 instantiate -> pickle -> upload -> provision -> run -> fetch, then cleanup
+
+A node a dead dispatcher had started is resumed where it was: its job is re-attached to
+(``covalent_reattach`` instead of ``run``), a task that never started is started once, and an
+outcome that was already stored only waits for its cleanup.
 """
 
 from __future__ import annotations
@@ -8,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import TaskCancelledError
+from ..errors import JobLostError, TaskCancelledError
 from ..executors.base import Executor, TaskContext, TaskOutcome
 from ..graph import KIND_SUBLATTICE, PARAM_ARG, PARAM_WAIT
 from ..serialize import task_payload
@@ -29,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 # After a confirmed cancel, how long the run stage may take to notice its job is gone.
 RUN_STAGE_SETTLE = 10.0
+# How long re-attaching to a finished job may take when it is only to clean up after it.
+CLEANUP_REATTACH_LIMIT = 60.0
 
 SubRunner = Callable[["DispatchRun"], Awaitable[tuple[Status, str | None, bytes | None]]]
 
@@ -131,39 +138,63 @@ class NodeStages:
         return ctx
 
     async def run_node(self, run: DispatchRun, node: NodeState) -> None:
-        """Take one node through its stages and record how it ended. Never raises."""
+        """Take one node through its stages and record how it ended. Never raises.
+
+        A node that is not NEW was started by a dispatcher that died: it is resumed.
+        """
+        resuming = node.status is not Status.NEW_OBJECT
         ctx = node.ctx = self.context(run, node)
         timer: asyncio.TimerHandle | None = None
         executor: Executor | None = None
         stage = Stage.INSTANTIATE
         status, values = Status.FAILED, {}
-        semaphore: Any = contextlib.nullcontext()
+        stored = False  # the outcome is in the store already, only cleanup is left
+        slot: Any = contextlib.nullcontext()
         if node.kind != KIND_SUBLATTICE:
-            semaphore = self.executors.semaphore(node.executor, node.executor_config)
+            capacity = self.executors.capacity(node.executor, node.executor_config)
+            slot = capacity.slot(wait=not resuming)  # a running job does not queue
         try:
-            async with semaphore:
-                ctx.check_cancelled(Stage.INSTANTIATE)
-                run.set_status(node, Status.RUNNING)
-                if node.timeout:
-                    loop = asyncio.get_running_loop()
-                    timer = loop.call_later(node.timeout, self.time_out, run, node)
-                for stage in STAGES_IN_ORDER:
+            async with slot:
+                stages: tuple[Stage, ...] = STAGES_IN_ORDER
+                if resuming:
+                    timer = self._start_timer(run, node)
+                    stages, executor, stored = await self._resume(run, node, ctx)
+                else:
+                    ctx.check_cancelled(Stage.INSTANTIATE)
+                    run.set_status(node, Status.RUNNING)
+                    timer = self._start_timer(run, node)
+                for stage in stages:
                     ctx.check_cancelled(stage)
                     run.states.stage(run.dispatch_id, node, stage)
+                    if stage is Stage.UPLOAD:
+                        # From here on the resource changes: a dispatcher that takes over
+                        # must know the node had started.
+                        await run.states.flush()
                     if node.kind == KIND_SUBLATTICE:
                         await self._sublattice(run, node, ctx, stage)
                     elif stage is Stage.INSTANTIATE:
                         made = self.executors.get(node.executor, node.executor_config)
                         executor = await until_cancelled(made, ctx, stage)
                     elif stage is Stage.RUN:
-                        await self._run(run, node, ctx, executor)
+                        call = self.hooks.covalent_run(executor=executor, task=ctx)
+                        await self._watch(run, node, ctx, call)
                     else:
                         call = getattr(self.hooks, f"covalent_{stage.value}")
                         await until_cancelled(call(executor=executor, task=ctx), ctx, stage)
-                ctx.check_cancelled(Stage.FETCH)
-                status, values = outcome_values(ctx)
+                if stored:
+                    status = Status.FAILED if node.error else Status.COMPLETED
+                else:
+                    ctx.check_cancelled(Stage.FETCH)
+                    status, values = outcome_values(ctx)
         except TaskCancelledError as exc:
             status, values = Status.CANCELLED, {"cancel_stage": exc.stage or stage.value}
+        except JobLostError as exc:
+            status = Status.FAILED
+            values = {
+                "error": "the dispatcher running this task stopped, and the one that took over "
+                f"found no trace of its job: {exc}",
+                "cancel_reason": CancelReason.DISPATCHER_LOST.value,
+            }
         except Exception as exc:
             if ctx.cancelled.is_set():
                 status, values = Status.CANCELLED, {"cancel_stage": stage.value}
@@ -177,14 +208,70 @@ class NodeStages:
             if timer is not None:
                 timer.cancel()
         if executor is not None:
+            if status is not Status.CANCELLED and not stored:
+                # Kept before cleanup, so that a dispatcher that takes over after a crash here
+                # finds the outcome rather than a job whose traces cleanup already removed.
+                run.states.note(run.dispatch_id, node, stage=Stage.CLEANUP.value, **values)
+                await run.states.flush()
             await self._cleanup(executor, ctx, node, values)
         if status is Status.CANCELLED:
             await self.jobs.settle_cancelled(run, node, self._cancel_values(node, values))
         else:
-            if status is Status.COMPLETED:
+            if status is Status.COMPLETED and "output" in values:
                 node.output = values["output"]
             run.set_status(node, status, **values)
         self.jobs.release(node)
+
+    def _start_timer(self, run: DispatchRun, node: NodeState) -> asyncio.TimerHandle | None:
+        """The node's ``timeout=``, counted from when it started (by whichever dispatcher)."""
+        if not node.timeout:
+            return None
+        elapsed = time.time() - node.started_at if node.started_at else 0.0
+        delay = max(0.0, node.timeout - elapsed)
+        return asyncio.get_running_loop().call_later(delay, self.time_out, run, node)
+
+    async def _resume(
+        self, run: DispatchRun, node: NodeState, ctx: TaskContext
+    ) -> tuple[tuple[Stage, ...], Executor | None, bool]:
+        """What is left of a node a dead dispatcher had started: (stages, executor, stored)."""
+        if node.kind == KIND_SUBLATTICE:
+            if node.sub_dispatch_id is None:  # its graph was being built: build it again
+                return STAGES_IN_ORDER, None, False
+            await self._sublattice(run, node, ctx, Stage.RUN)
+            return (), None, False
+        executor = await self.executors.get(node.executor, node.executor_config)
+        handle = node.job_handle
+        if handle is not None and node.job_id is not None:
+            ctx.job_handle = handle
+            self.jobs.attach(node.job_id, executor, handle, run, node)
+            self.jobs.mark_attached(node.job_id)
+        reattach = self.hooks.covalent_reattach(executor=executor, task=ctx, job_handle=handle)
+        if node.stage == Stage.CLEANUP.value:
+            # The outcome was stored; re-attaching only tells the executor what to clean up.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(reattach, CLEANUP_REATTACH_LIMIT)
+            return (), executor, True
+        try:
+            found = await self._watch(run, node, ctx, reattach, searching=handle is None)
+        except NotImplementedError:
+            raise JobLostError(await self._cannot_reattach(run, node, executor)) from None
+        if found:
+            return (Stage.FETCH,), executor, False
+        # Never started: start it now (the executor is made already).
+        return STAGES_IN_ORDER[1:], executor, False
+
+    async def _cannot_reattach(self, run: DispatchRun, node: NodeState, executor: Executor) -> str:
+        """Stop the job of an executor that cannot re-attach; why the node fails."""
+        name = node.executor or "local"
+        why = f"executor {name!r} ({type(executor).__name__}) cannot re-attach to a job"
+        if self.jobs.get(node) is None:
+            return f"{why}, and no job handle was stored; dispatch it again"
+        job = self.jobs.cancel(node)
+        await job.settled.wait()
+        return (
+            f"{why} (it does not implement reattach): its job was stopped so that nothing is "
+            "left running; dispatch it again"
+        )
 
     async def _cleanup(
         self, executor: Executor, ctx: TaskContext, node: NodeState, values: dict[str, Any]
@@ -204,20 +291,33 @@ class NodeStages:
             values.setdefault("error", f"timed out after {node.timeout:g} s; stopped")
         return values
 
-    async def _run(
-        self, run: DispatchRun, node: NodeState, ctx: TaskContext, executor: Executor | None
-    ) -> None:
-        """Run the job; on cancel, stop it through ``covalent_cancel`` and wait for it to end."""
-        job_task = asyncio.ensure_future(self.hooks.covalent_run(executor=executor, task=ctx))
+    async def _watch(
+        self,
+        run: DispatchRun,
+        node: NodeState,
+        ctx: TaskContext,
+        call: Awaitable[Any],
+        *,
+        searching: bool = False,
+    ) -> Any:
+        """Await the job (``run`` or ``reattach``); on cancel, stop it and wait for the end.
+
+        ``searching``: the executor is looking for a job a dead dispatcher may have started
+        without storing its handle. A cancel does not interrupt the search: a job it finds is
+        stopped as soon as its handle is stored.
+        """
+        job_task = asyncio.ensure_future(call)
         waiter = asyncio.ensure_future(ctx.cancelled.wait())
         try:
             await asyncio.wait({job_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             waiter.cancel()
         if job_task.done():
-            job_task.result()
-            return
+            return job_task.result()
         run.set_status(node, Status.CANCELLING)
+        if searching and ctx.job_handle is None:
+            with contextlib.suppress(BaseException):
+                await job_task
         if ctx.job_handle is not None and node.job_id is not None:
             job = self.jobs.cancel(node)
             await job.settled.wait()

@@ -70,6 +70,9 @@ class NodeState:
     job_id: int | None
     stage: str | None = None
     error: str | None = None
+    job_handle: str | None = None
+    """The stored handle of a job a previous dispatcher started (for re-attaching to it)."""
+    started_at: float | None = None
     phase: CancelPhase = CancelPhase.NONE
     inputs: list[Any] = field(default_factory=list)  # edge rows into this node
     children: list[int] = field(default_factory=list)
@@ -137,6 +140,10 @@ class StateRecorder:
     def note(self, dispatch_id: str, node: NodeState, **values: Any) -> None:
         """Record values of a node that do not change its status (an error, a job id)."""
         self.writes.update_node(dispatch_id, node.node_id, **values)
+
+    async def flush(self) -> None:
+        """Return once every change recorded so far is in the store."""
+        await self.writes.flush()
 
     async def dispatch(
         self, dispatch_id: str, current: Status, status: Status, **values: Any

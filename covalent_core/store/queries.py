@@ -110,6 +110,8 @@ def get_nodes(
             *columns,
             jobs.c.handle.label("job_handle"),
             jobs.c.cancel_error.label("job_cancel_error"),
+            jobs.c.attached_by.label("job_attached_by"),
+            jobs.c.attached_at.label("job_attached_at"),
         )
         .select_from(nodes.outerjoin(jobs, nodes.c.job_id == jobs.c.job_id))
         .where(nodes.c.dispatch_id == dispatch_id)
@@ -224,6 +226,20 @@ def unfinished_top_level(conn: Connection) -> list[Row[Any]]:
     )
 
 
+def root_owner(conn: Connection, dispatch_id: str) -> Row[Any] | None:
+    """Status and owner of the top-level dispatch that ``dispatch_id`` belongs to."""
+    root = (
+        select(dispatches.c.root_dispatch_id)
+        .where(dispatches.c.dispatch_id == dispatch_id)
+        .scalar_subquery()
+    )
+    return conn.execute(
+        select(dispatches.c.dispatch_id, dispatches.c.status, dispatches.c.owner).where(
+            dispatches.c.dispatch_id == root
+        )
+    ).first()
+
+
 def claim_dispatch(conn: Connection, dispatch_id: str, owner: str, previous: str | None) -> bool:
     """Make ``owner`` the dispatch's owner if ``previous`` still is; True if it took."""
     current = dispatches.c.owner.is_(None) if previous is None else dispatches.c.owner == previous
@@ -254,7 +270,8 @@ def insert_job(
 
 
 def update_job(conn: Connection, job_id: int, **values: Any) -> None:
-    """Update a job's cancel state (``state``, ``cancel_attempts``, ``cancel_error``)."""
+    """Update a job: its cancel state (``state``, ``cancel_attempts``, ``cancel_error``), or
+    who re-attached to it (``attached_by``, ``attached_at``)."""
     conn.execute(update(jobs).where(jobs.c.job_id == job_id).values(**values))
 
 

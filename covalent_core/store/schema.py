@@ -57,6 +57,9 @@ jobs = Table(
     Column("state", String(16), nullable=False, default="active"),
     Column("cancel_attempts", Integer, nullable=False, default=0),
     Column("cancel_error", Text, nullable=True),
+    # The dispatcher service watching the job, once one re-attached to it after another died.
+    Column("attached_by", String(255), nullable=True),
+    Column("attached_at", Float, nullable=True),
 )
 
 nodes = Table(

@@ -12,7 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from .env import isolated_store
-from .observe import dispatch_task, finished_task, marker_processes, wait_until
+from .observe import (
+    dispatch_task,
+    finished_task,
+    kill_service,
+    marker_processes,
+    service_pid,
+    wait_until,
+)
 
 _SUITE = ("BasicTier", "ExecutorConformance", "PackingTier", "TimeoutTier")
 
@@ -40,6 +47,8 @@ __all__ = [
     "dispatch_task",
     "finished_task",
     "isolated_store",
+    "kill_service",
     "marker_processes",
+    "service_pid",
     "wait_until",
 ]

@@ -5,6 +5,8 @@ Needs no pytest: benchmarks and scripts use these too.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -63,3 +65,28 @@ def marker_processes(marker: str) -> list[str]:
         if marker in cmdline and proc.info.get("status") != psutil.STATUS_ZOMBIE:
             found.append(f"pid {proc.info['pid']}: {' '.join(cmdline)}")
     return found
+
+
+def kill_service() -> int:
+    """SIGKILL the dispatcher service of the current store, as a crash would; its PID.
+
+    Returns once the process is gone. Nothing else is touched: its jobs keep running.
+    """
+    from ..executors.processes import is_dead
+    from ..service.client import request
+
+    pid = int(request({"op": "ping"})["pid"])
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: is_dead(pid), timeout=30, what=f"service {pid} died")
+    return pid
+
+
+def service_pid() -> int | None:
+    """The PID of the running dispatcher service of the current store (None: none runs)."""
+    from ..errors import ServiceError
+    from ..service.client import request
+
+    try:
+        return int(request({"op": "ping"}, start=False, timeout=5)["pid"])
+    except (ServiceError, OSError):
+        return None

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from covalent_core.errors import JobLostError
 from covalent_core.executors.base import Executor, TaskContext, TaskOutcome
 from covalent_core.executors.processes import ProcessHandle, kill_group
 from covalent_core.hookspecs import hookimpl
@@ -52,6 +53,7 @@ class RecordingExecutor(Executor):
         pack: str | None = None,
         finish_despite_cancel: bool = False,
         cancel_grace: float = 2.0,
+        can_reattach: bool = True,
     ) -> None:
         super().__init__()
         self.record_dir = record_dir
@@ -60,6 +62,7 @@ class RecordingExecutor(Executor):
         self.pack = pack
         self.finish_despite_cancel = finish_despite_cancel
         self.cancel_grace = cancel_grace
+        self.can_reattach = can_reattach
         self._cancel_calls = 0
         self._packs: dict[str, asyncio.Task[int]] = {}
         record(record_dir, f"pid:{os.getpid()}", "instantiate")
@@ -72,7 +75,7 @@ class RecordingExecutor(Executor):
 
     async def _stage(self, task: TaskContext, stage: str) -> None:
         record(self.record_dir, self._key(task), stage)
-        if self.hold == stage:
+        if self.hold == stage.removesuffix("-held"):
             record(self.record_dir, self._key(task), f"holding:{stage}")
             release = Path(self.record_dir) / "release"
             while not release.exists():
@@ -144,8 +147,25 @@ class RecordingExecutor(Executor):
                 f"the task's process ended with code {task.state.get('returncode')}", out, err
             )
 
+    async def reattach(self, task: TaskContext, job_handle: str | None) -> bool:
+        record(self.record_dir, self._key(task), f"reattach:{'handle' if job_handle else 'none'}")
+        if not self.can_reattach:
+            raise NotImplementedError("this RecordingExecutor was told not to re-attach")
+        if job_handle is None:
+            return False  # run stores the handle before the task's process can start work
+        data = json.loads(job_handle)
+        data.pop("pack", None)
+        process = ProcessHandle(**data)
+        while process.alive():
+            await asyncio.sleep(0.02)
+        if not (self._dir(task) / "outcome").exists():
+            raise JobLostError(f"process {process.pid} is gone and left no outcome")
+        return True
+
     async def cleanup(self, task: TaskContext) -> None:
         record(self.record_dir, self._key(task), "cleanup")
+        if self.hold == "cleanup":
+            await self._stage(task, "cleanup-held")
         shutil.rmtree(self._dir(task), ignore_errors=True)
 
     async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
