@@ -1,4 +1,4 @@
-"""The dispatcher service dies (SIGKILL) mid-run: the next one re-attaches; nothing is lost or run twice.
+"""The dispatcher service dies (SIGKILL) mid-run: the next re-attaches; nothing lost, nothing twice.
 
 Every test kills the real service process and checks what the machine and the store say
 afterwards: how often each task started (its own log file), whether its process lives, the
