@@ -85,3 +85,14 @@ def test_an_executor_that_leaves_files_fails_the_nothing_left_tests(pytester):
     result = run_suite(pytester, "LitteringExecutor", "nothing_left or returns_value")
     result.assert_outcomes(passed=1, failed=3)
     assert "the executor left this behind on the resource" in result.stdout.str()
+
+
+def test_an_executor_that_reruns_after_a_restart_fails_the_reattach_tests(pytester):
+    result = run_suite(pytester, "RerunsOnReattachExecutor", "running_job or ends_while")
+    result.assert_outcomes(failed=2)
+    assert "it ran twice" in result.stdout.str()
+
+
+def test_an_executor_that_kills_its_job_on_reattach_fails_the_reattach_test(pytester):
+    result = run_suite(pytester, "KillsOnReattachExecutor", "running_job")
+    result.assert_outcomes(failed=1)

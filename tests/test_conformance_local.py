@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from covalent_core import config
 from covalent_core.executors.local import LocalExecutor
 from covalent_core.executors.processes import ProcessHandle
 from covalent_core.testing import ExecutorConformance
@@ -29,8 +30,8 @@ class TestLocalExecutor(ExecutorConformance):
 
     @pytest.fixture
     def leftovers(self, executor: LocalExecutor) -> Callable[[], list[str]]:
-        # The local executor writes no files; stray task processes are found by the suite.
-        return lambda: []
+        # Each task's directory (start mark, outcome); stray processes are found by the suite.
+        return lambda: sorted(p.name for p in config.tasks_dir().iterdir())
 
 
 class TestLocalExecutorWhileOthersUseTmp(TestLocalExecutor):

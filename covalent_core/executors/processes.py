@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -134,6 +135,14 @@ def kill_group(handle: ProcessHandle, grace: float = 3.0, poll: float = 0.005) -
             return True
         time.sleep(poll)
     return not alive()
+
+
+async def wait_for_exit(handle: ProcessHandle, interval: float = 0.5) -> None:
+    """Wait until the handle's process is gone (a process this one did not start, say)."""
+    delay = min(0.02, interval)
+    while await asyncio.to_thread(handle.alive):
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, interval)
 
 
 def describe_exit(returncode: int | None) -> str:

@@ -158,7 +158,10 @@ class NodeStages:
                 stages: tuple[Stage, ...] = STAGES_IN_ORDER
                 if resuming:
                     timer = self._start_timer(run, node)
-                    stages, executor, stored = await self._resume(run, node, ctx)
+                    if node.kind != KIND_SUBLATTICE:
+                        made = self.executors.get(node.executor, node.executor_config)
+                        executor = await made
+                    stages, stored = await self._resume(run, node, ctx, executor)
                 else:
                     ctx.check_cancelled(Stage.INSTANTIATE)
                     run.set_status(node, Status.RUNNING)
@@ -231,15 +234,15 @@ class NodeStages:
         return asyncio.get_running_loop().call_later(delay, self.time_out, run, node)
 
     async def _resume(
-        self, run: DispatchRun, node: NodeState, ctx: TaskContext
-    ) -> tuple[tuple[Stage, ...], Executor | None, bool]:
-        """What is left of a node a dead dispatcher had started: (stages, executor, stored)."""
+        self, run: DispatchRun, node: NodeState, ctx: TaskContext, executor: Executor | None
+    ) -> tuple[tuple[Stage, ...], bool]:
+        """What is left of a node a dead dispatcher had started: (stages, outcome stored)."""
         if node.kind == KIND_SUBLATTICE:
             if node.sub_dispatch_id is None:  # its graph was being built: build it again
-                return STAGES_IN_ORDER, None, False
+                return STAGES_IN_ORDER, False
             await self._sublattice(run, node, ctx, Stage.RUN)
-            return (), None, False
-        executor = await self.executors.get(node.executor, node.executor_config)
+            return (), False
+        assert executor is not None
         handle = node.job_handle
         if handle is not None and node.job_id is not None:
             ctx.job_handle = handle
@@ -250,15 +253,15 @@ class NodeStages:
             # The outcome was stored; re-attaching only tells the executor what to clean up.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(reattach, CLEANUP_REATTACH_LIMIT)
-            return (), executor, True
+            return (), True
         try:
             found = await self._watch(run, node, ctx, reattach, searching=handle is None)
         except NotImplementedError:
             raise JobLostError(await self._cannot_reattach(run, node, executor)) from None
         if found:
-            return (Stage.FETCH,), executor, False
+            return (Stage.FETCH,), False
         # Never started: start it now (the executor is made already).
-        return STAGES_IN_ORDER[1:], executor, False
+        return STAGES_IN_ORDER[1:], False
 
     async def _cannot_reattach(self, run: DispatchRun, node: NodeState, executor: Executor) -> str:
         """Stop the job of an executor that cannot re-attach; why the node fails."""

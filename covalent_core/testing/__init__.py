@@ -21,7 +21,7 @@ from .observe import (
     wait_until,
 )
 
-_SUITE = ("BasicTier", "ExecutorConformance", "PackingTier", "TimeoutTier")
+_SUITE = ("BasicTier", "ExecutorConformance", "PackingTier", "ReattachTier", "TimeoutTier")
 
 
 def __getattr__(name: str) -> Any:
@@ -43,6 +43,7 @@ __all__ = [
     "BasicTier",
     "ExecutorConformance",
     "PackingTier",
+    "ReattachTier",
     "TimeoutTier",
     "dispatch_task",
     "finished_task",

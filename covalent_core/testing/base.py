@@ -172,6 +172,12 @@ class ConformanceBase:
         rules.mkdir(parents=True, exist_ok=True)
         (rules / name).write_text(f"after:{stage}")
 
+    def release(self, name: str) -> None:
+        """Let a task held by :meth:`hold_after` go on (now, and in any later service)."""
+        released = gate.gate_dir() / "release"
+        released.mkdir(parents=True, exist_ok=True)
+        (released / name).write_text("")
+
     def fresh_cancel(self, dispatch_id: str, node_id: int) -> dict[str, Any]:
         """Cancel the node's job from a new Python process that has only the store."""
         proc = subprocess.run(

@@ -24,7 +24,7 @@ from typing import Any
 from ..executors.base import Executor, TaskContext
 from ..hookspecs import hookimpl
 
-STAGES = ("pickle", "upload", "provision", "run", "fetch", "cleanup")
+STAGES = ("pickle", "upload", "provision", "run", "reattach", "fetch", "cleanup")
 
 
 def gate_dir() -> Path:
@@ -54,7 +54,8 @@ async def _wrapped(stage: str, task: TaskContext, inner: Awaitable[Any]) -> Any:
     result = await inner
     _record(task.name, f"end:{stage}")
     rule = gate_dir() / "rules" / task.name
-    if stage != "cleanup" and rule.exists() and rule.read_text().strip() == f"after:{stage}":
+    held = stage not in ("cleanup", "reattach") and rule.exists()
+    if held and rule.read_text().strip() == f"after:{stage}":
         task.state["_gate_after"] = stage
         await _hold(task)
     return result
@@ -89,6 +90,14 @@ def covalent_provision(executor: Executor, task: TaskContext) -> Generator[None,
 def covalent_run(executor: Executor, task: TaskContext) -> Generator[None, Any, Any]:
     """Record the run stage; hold after it if a rule says so."""
     return (yield from _wrap("run", task))
+
+
+@hookimpl(wrapper=True)
+def covalent_reattach(
+    executor: Executor, task: TaskContext, job_handle: str | None
+) -> Generator[None, Any, Any]:
+    """Record a re-attach (a new dispatcher taking the task's job over)."""
+    return (yield from _wrap("reattach", task))
 
 
 @hookimpl(wrapper=True)

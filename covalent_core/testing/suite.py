@@ -20,9 +20,11 @@ Subclass :class:`ExecutorConformance` in a plugin's tests and override three fix
 Each test dispatches real workflows through the real dispatcher service (in a private data
 directory and temporary directory) and checks facts on the resource: the probe says the job
 is gone, the listing is empty, the stage never ran. The tests come in tiers, as fsspec's
-abstract tests do: :class:`~.basic.BasicTier` (what every executor must pass) and the
-optional :class:`~.optional.TimeoutTier` and :class:`~.optional.PackingTier`, switched on by
-capability flags (class attributes). Subclass one tier to run only it.
+abstract tests do: :class:`~.basic.BasicTier` (what every executor must pass),
+:class:`~.reattach.ReattachTier` (the dispatcher is killed mid-task; an executor without
+``reattach`` declares so and is checked for the fallback), and the optional
+:class:`~.optional.TimeoutTier` and :class:`~.optional.PackingTier`, switched on by capability
+flags (class attributes). Subclass one tier to run only it.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from __future__ import annotations
 from .basic import BasicTier
 from .observe import dispatch_task, finished_task, marker_processes, wait_until
 from .optional import PackingTier, TimeoutTier
+from .reattach import ReattachTier
 
 
-class ExecutorConformance(BasicTier, TimeoutTier, PackingTier):
+class ExecutorConformance(BasicTier, ReattachTier, TimeoutTier, PackingTier):
     """Every tier of the conformance suite; capability flags skip what an executor lacks."""
 
 
@@ -40,6 +43,7 @@ __all__ = [
     "BasicTier",
     "ExecutorConformance",
     "PackingTier",
+    "ReattachTier",
     "TimeoutTier",
     "dispatch_task",
     "finished_task",

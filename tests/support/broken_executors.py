@@ -53,7 +53,33 @@ class LitteringExecutor(WorkdirExecutor):
         return None
 
 
-BROKEN = [NoopCancelExecutor, IgnoresCancelFlagExecutor, LitteringExecutor]
+class RerunsOnReattachExecutor(WorkdirExecutor):
+    """After a dispatcher died, says its job never started: the task runs a second time."""
+
+    short_name: ClassVar[str] = "broken-reruns"
+
+    async def reattach(self, task: TaskContext, job_handle: str | None) -> bool:
+        return False
+
+
+class KillsOnReattachExecutor(WorkdirExecutor):
+    """After a dispatcher died, stops the job instead of waiting for it."""
+
+    short_name: ClassVar[str] = "broken-kills-on-reattach"
+
+    async def reattach(self, task: TaskContext, job_handle: str | None) -> bool:
+        if job_handle is not None:
+            await self.cancel(task.metadata, job_handle)
+        return True
+
+
+BROKEN = [
+    NoopCancelExecutor,
+    IgnoresCancelFlagExecutor,
+    LitteringExecutor,
+    RerunsOnReattachExecutor,
+    KillsOnReattachExecutor,
+]
 
 
 def alive(handle: str) -> bool:

@@ -4,8 +4,10 @@
 
 Pickle sets the task to run in ``<root>/<dispatch>-<node>``; upload copies it there with
 covalent-core's standalone runner; provision checks the interpreter can run it; run starts it
-in its own session and stores its handle; fetch reads the outcome; cleanup removes the
-directory. Written against the public plugin API only (``covalent_core.executors``).
+in its own session, held at a gate until its handle is stored; fetch reads the outcome;
+cleanup removes the directory; reattach (after the dispatcher died) waits for the process and
+lets fetch read what it left. Written against the public plugin API only
+(``covalent_core.executors``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
+from covalent_core.errors import JobLostError
 from covalent_core.executors import (
     CLOUDPICKLE_PROBE,
     RUNNER_PATH,
@@ -28,6 +31,8 @@ from covalent_core.executors import (
     hookimpl,
     interpreter_error,
     kill_group,
+    start_gated,
+    wait_for_exit,
 )
 
 
@@ -75,21 +80,27 @@ class WorkdirExecutor(Executor):
         self._checked = True
 
     async def run(self, task: TaskContext) -> None:
-        """Start the runner in its own session, store its handle, wait for it."""
+        """Start the runner in its own session; store its handle, then let it run; wait."""
         workdir = self.workdir(task)
+        argv = [self.python_path, "runner.py", "payload", "outcome"]
         with open(workdir / "stdout", "wb") as out, open(workdir / "stderr", "wb") as err:
-            proc = await asyncio.create_subprocess_exec(
-                self.python_path,
-                "runner.py",
-                "payload",
-                "outcome",
-                cwd=workdir,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
-        await task.set_job_handle(ProcessHandle.of(proc.pid).to_dict())
+            proc = await start_gated(argv, workdir / "started", cwd=workdir, stdout=out, stderr=err)
+        await task.set_job_handle(proc.handle.to_dict())
+        await proc.release()
         task.state["returncode"] = await proc.wait()
+
+    async def reattach(self, task: TaskContext, job_handle: str | None) -> bool:
+        """Wait for the process a dead dispatcher started; fetch then reads what it left."""
+        if job_handle is None:
+            return False  # the process runs only once its handle is stored: none was started
+        handle = ProcessHandle.from_json(job_handle)
+        await wait_for_exit(handle)
+        workdir = self.workdir(task)
+        if (workdir / "outcome").exists():
+            return True
+        if not (workdir / "started").exists():
+            return False  # it exited at its gate: start the task again
+        raise JobLostError(f"process {handle.pid} is gone and left no outcome in {workdir}")
 
     async def fetch(self, task: TaskContext) -> None:
         """Read the outcome, or say how the process ended without one."""
