@@ -6,10 +6,13 @@ import asyncio
 import json
 import logging
 import posixpath
+import shutil
 import sys
+from pathlib import Path
 from typing import Any, ClassVar
 
-from covalent_core.errors import ExecutorConfigError
+from covalent_core import config
+from covalent_core.errors import ExecutorConfigError, JobLostError
 from covalent_core.executors import (
     CLOUDPICKLE_PROBE,
     RUNNER_PATH,
@@ -21,6 +24,7 @@ from covalent_core.executors import (
     describe_exit,
     interpreter_error,
     kill_group,
+    reattach_worker,
 )
 
 from .client import Connection, SSHTarget, connection
@@ -181,7 +185,11 @@ class SSHExecutor(Executor):
         watcher = conn.watcher(self.python_path)
         argv = [*self._runner_argv(), "-c", RUNNER_SOURCE, "payload", "outcome"]
         job = await watcher.start_task(directory, argv, self.env)
-        handle = {
+        await task.set_job_handle(self._handle(job))
+        await self._wait(task, job)
+
+    def _handle(self, job: dict[str, Any]) -> dict[str, Any]:
+        return {
             "host": self.target.hostname,
             "port": self.target.port,
             "user": self.target.username,
@@ -190,21 +198,66 @@ class SSHExecutor(Executor):
             "start_ticks": job["start_ticks"],
             "boot_id": job["boot_id"],
         }
-        await task.set_job_handle(handle)
+
+    async def _wait(self, task: TaskContext, job: dict[str, Any]) -> str:
+        directory = self.task_dir(task)
+        watcher = self._conn().watcher(self.python_path)
         status = await watcher.wait_task(directory, job["pid"], job["start_ticks"])
         task.state["exit"] = None if status == "lost" else int(status)
+        return status
+
+    def _local_dir(self, task: TaskContext) -> Path:
+        return config.tasks_dir() / f"ssh-{task.dispatch_id}-{task.node_id}"
 
     async def _run_locally(self, task: TaskContext) -> None:
         """``run_local_on_ssh_fail``: the task on this machine, in a killable worker."""
         if self._local_pool is None:
             self._local_pool = WorkerPool(sys.executable, 4)
         payload = task.build_payload()
+        directory = self._local_dir(task)
 
         async def started(handle: ProcessHandle) -> None:
-            await task.set_job_handle({"local": handle.to_dict()})
+            await task.set_job_handle({"local": {**handle.to_dict(), "dir": str(directory)}})
             task.check_cancelled("run")
 
-        task.state["outcome"] = await self._local_pool.run(payload, started, self.cancel_grace)
+        pool = self._local_pool
+        task.state["outcome"] = await pool.run(payload, directory, started, self.cancel_grace)
+
+    async def reattach(self, task: TaskContext, job_handle: str | None) -> bool:
+        """Take over a task a dead dispatcher started: its remote monitor kept running.
+
+        Without a handle, the task's directory says whether it was started (``job.json``,
+        written by the idempotent start): if so it is adopted, else it is started anew.
+        """
+        if job_handle is not None and "local" in json.loads(job_handle):
+            local = json.loads(job_handle)["local"]
+            task.state["local"] = True
+            outcome = await reattach_worker(
+                ProcessHandle.from_json(json.dumps(local)), Path(local["dir"])
+            )
+            if outcome is None:
+                return False
+            task.state["outcome"] = outcome
+            return True
+        conn = self._conn()
+        directory = self.task_dir(task)
+        if job_handle is None:
+            text = await conn.read(posixpath.join(directory, "job.json"))
+            if text is None:
+                return False
+            job = json.loads(text)
+            await task.set_job_handle(self._handle(job))
+        else:
+            job = json.loads(job_handle)
+            self._check_host(job)
+        task.state["remote_dir"] = directory
+        lost = await self._wait(task, job) == "lost"
+        if lost and await conn.read(posixpath.join(directory, "outcome")) is None:
+            raise JobLostError(
+                f"process {job['pid']} on {self.target.describe()} is gone and left neither "
+                f"an exit status nor an outcome in {directory}"
+            )
+        return True
 
     async def fetch(self, task: TaskContext) -> None:
         """Read the outcome, stdout and stderr back over SFTP."""
@@ -227,7 +280,9 @@ class SSHExecutor(Executor):
         return f"{message} on {self.target.describe()}"
 
     async def cleanup(self, task: TaskContext) -> None:
-        """Remove the task's remote directory (unless ``do_cleanup=False``)."""
+        """Remove the task's remote directory (unless ``do_cleanup=False``) or local one."""
+        if task.state.get("local"):
+            await asyncio.to_thread(shutil.rmtree, self._local_dir(task), True)
         if self.do_cleanup and "remote_dir" in task.state:
             await self._conn().remove_tree(task.state["remote_dir"])
 
@@ -235,18 +290,21 @@ class SSHExecutor(Executor):
         """Kill the remote process group (SIGTERM, grace, SIGKILL), checking its start time."""
         handle = json.loads(job_handle)
         if "local" in handle:
-            local = ProcessHandle(**handle["local"])
+            local = ProcessHandle.from_json(json.dumps(handle["local"]))
             return await asyncio.to_thread(kill_group, local, self.cancel_grace)
+        self._check_host(handle)
+        args = [str(handle["pid"]), str(handle["start_ticks"]), handle["boot_id"]]
+        # A failure raises with the agent's stderr: the dispatcher records it and retries.
+        await self._conn().agent(self.python_path, "kill", *args, str(self.cancel_grace))
+        return True
+
+    def _check_host(self, handle: dict[str, Any]) -> None:
         target = self.target
         if (handle["host"], handle["port"]) != (target.hostname, target.port):
             raise ExecutorConfigError(
                 f"job handle is for {handle['host']}:{handle['port']}, but this executor "
                 f"connects to {target.describe()}"
             )
-        args = [str(handle["pid"]), str(handle["start_ticks"]), handle["boot_id"]]
-        # A failure raises with the agent's stderr: the dispatcher records it and retries.
-        await self._conn().agent(self.python_path, "kill", *args, str(self.cancel_grace))
-        return True
 
     async def close(self) -> None:
         """Close the shared connection (a new one opens on next use)."""

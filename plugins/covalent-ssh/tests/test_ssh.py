@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -11,12 +12,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import psutil
 import pytest
 from covalent_ssh import SSHExecutor
+from covalent_ssh.executor import RUNNER_SOURCE
 from probes import job_alive, listing
 
 import covalent_core as ct
+from covalent_core.errors import JobLostError
+from covalent_core.executors import TaskContext
+from covalent_core.serialize import task_payload
 from covalent_core.testing import dispatch_task, wait_until
 
 PYTHON = str(Path(sys.executable).absolute())
@@ -266,3 +272,78 @@ def test_cancel_of_a_task_run_locally_after_ssh_failed(sshd, workdir):
         not psutil.pid_exists(handle["local"]["pid"])
         or psutil.Process(handle["local"]["pid"]).status() == psutil.STATUS_ZOMBIE
     )
+
+
+def bare_task(dispatch_id: str, stored: list[str]) -> TaskContext:
+    """A task as a dispatcher makes it: ``nap(1.5)``, its handles recorded in ``stored``."""
+
+    async def record(_task: TaskContext, handle: str) -> None:
+        stored.append(handle)
+
+    # A lambda is pickled by value: the remote side needs no test module.
+    function = cloudpickle.dumps(lambda s: (__import__("time").sleep(s), "rested")[1])
+    return TaskContext(
+        dispatch_id=dispatch_id,
+        node_id=3,
+        name="nap",
+        executor_name="ssh",
+        handle_recorder=record,
+        payload_factory=lambda env: task_payload(function, [cloudpickle.dumps(1.5)], {}, env),
+    )
+
+
+def test_a_task_started_before_its_handle_was_stored_is_adopted_not_run_again(sshd, workdir):
+    """The dispatcher died between starting the remote task and storing its handle."""
+    dispatch_id = str(uuid.uuid4())
+
+    async def scenario() -> None:
+        dead = make(sshd, workdir)
+        task = bare_task(dispatch_id, [])
+        await dead.pickle(task)
+        await dead.upload(task)
+        await dead.provision(task)
+        directory = dead.task_dir(task)
+        argv = [PYTHON, "-c", RUNNER_SOURCE, "payload", "outcome"]
+        job = await dead._conn().watcher(PYTHON).start_task(directory, argv, {})
+        await dead.close()  # the dispatcher is gone; its task runs on
+
+        stored: list[str] = []
+        nothing = bare_task(str(uuid.uuid4()), stored)
+        fresh = make(sshd, workdir)
+        assert await fresh.reattach(nothing, None) is False  # never started: start it anew
+        again = bare_task(dispatch_id, stored)
+        assert await fresh.reattach(again, None) is True
+        assert [json.loads(h)["pid"] for h in stored] == [job["pid"]]
+        await fresh.fetch(again)
+        assert again.outcome is not None and again.outcome.ok
+        assert cloudpickle.loads(again.outcome.output) == "rested"
+        await fresh.cleanup(again)
+        await fresh.close()
+
+    asyncio.run(scenario())
+    assert listing(Path(workdir)) == []
+
+
+def test_a_task_gone_without_a_trace_is_reported_lost(sshd, workdir):
+    dispatch_id = str(uuid.uuid4())
+
+    async def scenario() -> None:
+        executor = make(sshd, workdir)
+        task = bare_task(dispatch_id, [])
+        await executor.pickle(task)
+        await executor.upload(task)
+        handle = {
+            "host": "127.0.0.1",
+            "port": sshd.port,
+            "user": "root",
+            "pid": 999999,
+            "pgid": 999999,
+            "start_ticks": 1,
+            "boot_id": "x",
+        }
+        with pytest.raises(JobLostError, match="left neither an exit status nor an outcome"):
+            await executor.reattach(task, json.dumps(handle))
+        await executor.cleanup(task)
+        await executor.close()
+
+    asyncio.run(scenario())
