@@ -8,7 +8,7 @@ import json
 import posixpath
 from typing import Any, ClassVar
 
-from covalent_core.errors import ExecutorConfigError
+from covalent_core.errors import ExecutorConfigError, JobLostError
 from covalent_core.executors import (
     CLOUDPICKLE_PROBE,
     RUNNER_PATH,
@@ -214,23 +214,38 @@ class SlurmExecutor(Executor):
                 await submit
             raise
 
+    @staticmethod
+    def job_name(task: TaskContext) -> str:
+        """The task's job name (short enough for ``squeue``'s default column)."""
+        return f"covalent-{task.dispatch_id[:8]}-{task.node_id}"
+
+    @staticmethod
+    def job_comment(task: TaskContext) -> str:
+        """The task's job comment: its full ids, by which a new dispatcher finds the job."""
+        return f"covalent-core:{task.dispatch_id}:{task.node_id}"
+
     async def _submit(self, task: TaskContext) -> None:
         directory = task.state["dir"]
         argv = [
             "sbatch",
             "--parsable",
-            f"--job-name=covalent-{task.dispatch_id[:8]}-{task.node_id}",
+            f"--job-name={self.job_name(task)}",
+            f"--comment={self.job_comment(task)}",
             f"--chdir={directory}",
             "--output=stdout",
             "--error=stderr",
             posixpath.join(directory, "job.sh"),
         ]
         job_id = (await slurm(self.shell, argv)).strip().split(";")[0]
-        handle = {"cluster": self.cluster_name, "job_id": job_id}
+        task.state["job_id"] = job_id
+        await task.set_job_handle(self.handle(job_id))
+
+    def handle(self, job_id: str, **extra: Any) -> dict[str, Any]:
+        """The job handle: cluster, job id (and login node when reached over SSH)."""
+        handle = {"cluster": self.cluster_name, "job_id": job_id, **extra}
         if self.address:
             handle["address"] = self.address
-        task.state["job_id"] = job_id
-        await task.set_job_handle(handle)
+        return handle
 
     async def run(self, task: TaskContext) -> None:
         """Wait for the job to end; all of a dispatcher's jobs share one squeue per interval."""
@@ -239,6 +254,64 @@ class SlurmExecutor(Executor):
             return
         end = await poller(self._key, self.shell, self.poll_freq).wait(task.state["job_id"])
         task.state["end"] = end
+
+    async def reattach(self, task: TaskContext, job_handle: str | None) -> bool:
+        """Wait again for the job a dead dispatcher submitted; find it if no handle was stored.
+
+        Without a handle the job is looked up by its name and comment (``squeue``, then
+        ``sacct``): found, it is adopted; not found, it was never submitted (False).
+        """
+        task.state["dir"] = self.task_dir(task)
+        if job_handle is None:
+            if self.packer is not None:
+                return await self.packer.adopt(task)
+            job_id = await self._find_job(task)
+            if job_id is None:
+                return False
+            await task.set_job_handle(self.handle(job_id))
+            handle: dict[str, Any] = {"job_id": job_id}
+        else:
+            handle = json.loads(job_handle)
+        if "pack" in handle:
+            assert self.packer is not None, "a packed job's handle needs pack=True"
+            await self.packer.reattach(task, handle)
+        else:
+            task.state["job_id"] = str(handle["job_id"])
+            await self.run(task)
+        if task.state["end"].state == "LOST" and await self._no_outcome(task):
+            raise JobLostError(
+                f"Slurm on {self.shell.describe()} no longer knows job {task.state['job_id']} "
+                f"and {task.state['dir']} holds no outcome"
+            )
+        return True
+
+    async def _no_outcome(self, task: TaskContext) -> bool:
+        return await self.shell.read(posixpath.join(task.state["dir"], "outcome")) is None
+
+    async def _find_job(self, task: TaskContext) -> str | None:
+        """The id of the job submitted for this task, by name and comment; None: none was."""
+        await self._check()
+        name, comment = self.job_name(task), self.job_comment(task)
+        argv = ["squeue", "--noheader", "--states=all", "--format=%i|%k", f"--name={name}"]
+        found = [
+            line.split("|", 1)[0]
+            for line in (await slurm(self.shell, argv)).splitlines()
+            if line.partition("|")[2].strip() == comment
+        ]
+        if not found:
+            # Purged from slurmctld's memory: accounting remembers (by name) if it is on.
+            argv = [
+                "sacct",
+                "--noheader",
+                "--parsable2",
+                "--allocations",
+                "--starttime=now-30days",
+                "--format=JobIDRaw",
+                f"--name={name}",
+            ]
+            with contextlib.suppress(SlurmError):
+                found = (await slurm(self.shell, argv)).split()
+        return found[-1] if found else None
 
     async def fetch(self, task: TaskContext) -> None:
         """Read the outcome and the job's stdout and stderr."""

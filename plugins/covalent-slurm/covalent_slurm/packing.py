@@ -64,12 +64,7 @@ class Packer:
 
     async def provision(self, task: TaskContext) -> None:
         """Queue the task into its dispatch's pilot (submitting one if needed); store the handle."""
-        pack = self.packs.get(task.dispatch_id)
-        if pack is None:
-            directory = posixpath.join(self.executor.remote_workdir, f"pack-{task.dispatch_id}")
-            pack = self.packs[task.dispatch_id] = Pack(directory)
-        pack.inflight += 1
-        task.state["pack"] = pack
+        pack = self._pack(task)
         name = f"{task.node_id:08d}"
         incoming = posixpath.join(pack.directory, f".incoming-{name}")
         entry = posixpath.join("..", posixpath.basename(task.state["dir"])).encode()
@@ -88,6 +83,52 @@ class Packer:
         assert pack.handle is not None
         await task.set_job_handle(pack.handle)
 
+    def _pack(self, task: TaskContext) -> Pack:
+        """The dispatch's pack, counting ``task`` among those in flight."""
+        pack = self.packs.get(task.dispatch_id)
+        if pack is None:
+            directory = posixpath.join(self.executor.remote_workdir, f"pack-{task.dispatch_id}")
+            pack = self.packs[task.dispatch_id] = Pack(directory)
+        pack.inflight += 1
+        task.state["pack"] = pack
+        return pack
+
+    async def reattach(self, task: TaskContext, handle: dict[str, Any]) -> None:
+        """Wait again for a task a dead dispatcher had queued into the pilot ``handle`` names."""
+        pack = self._pack(task)
+        job_id = str(handle["job_id"])
+        if pack.job_id is None:
+            pack.job_id, pack.handle = job_id, handle
+        task.state["job_id"] = job_id
+        task.state["pack_name"] = f"{task.node_id:08d}"
+        await self.run(task)
+
+    async def adopt(self, task: TaskContext) -> bool:
+        """After a dispatcher died while queueing the task: withdraw it if it is still queued
+        (False: it is queued anew), or adopt the pilot that started it (True once it ended)."""
+        directory = posixpath.join(self.executor.remote_workdir, f"pack-{task.dispatch_id}")
+        name = f"{task.node_id:08d}"
+        listing = await self.shell.run(["ls", "-1A", directory])
+        if listing.returncode != 0:
+            return False  # no pack for this dispatch: nothing was queued
+        queues = ["queue", *(n for n in listing.stdout.split() if n.startswith("queue.closed-"))]
+        withdrawn = posixpath.join(directory, f".withdrawn-{name}")
+        for queue in queues:
+            if await self.shell.rename(posixpath.join(directory, queue, name), withdrawn):
+                await self.shell.remove_tree(withdrawn)
+                return False
+        for attempt in range(2):
+            text = (await self.shell.read(posixpath.join(directory, "started")) or b"").decode()
+            jobs = [p[1] for p in (ln.split() for ln in text.splitlines()) if p[:1] == [name]]
+            if jobs:
+                handle = self.executor.handle(jobs[-1], pack=task.dispatch_id)
+                await task.set_job_handle(handle)
+                await self.reattach(task, handle)
+                return True
+            if attempt == 0:
+                await asyncio.sleep(1.0)  # a pilot may be between claiming it and noting it
+        return False
+
     async def _submit_pilot(self, task: TaskContext, pack: Pack) -> None:
         ex = self.executor
         await ex.shell.makedirs(posixpath.join(pack.directory, "queue"))
@@ -105,9 +146,7 @@ class Packer:
             posixpath.join(pack.directory, "job.sh"),
         ]
         pack.job_id = (await slurm(ex.shell, argv)).strip().split(";")[0]
-        pack.handle = {"cluster": ex.cluster_name, "job_id": pack.job_id, "pack": task.dispatch_id}
-        if ex.address:
-            pack.handle["address"] = ex.address
+        pack.handle = ex.handle(pack.job_id, pack=task.dispatch_id)
 
     async def run(self, task: TaskContext) -> None:
         """Wait for the task's line in the pilot's done file, or for the pilot to end."""

@@ -3,11 +3,13 @@
     python pilot.py PACK_DIR PYTHON IDLE
 
 Standard library only; it runs on the compute node. Tasks arrive as files in
-``PACK_DIR/queue`` (their content: the task directory); each runs as
-``PYTHON runner.py payload outcome`` in its directory, with its exit status appended to
-``PACK_DIR/done-<SLURM_JOB_ID>``. After IDLE seconds with nothing queued the queue is closed
-(renamed, so that the executor submits a new job for later tasks), what slipped in is run,
-and the job ends. Cancelling the job (scancel) stops the task running and those queued.
+``PACK_DIR/queue`` (their content: the task directory); each is claimed by renaming it (so
+that the executor may withdraw a queued task by renaming it first), noted in
+``PACK_DIR/started`` as ``NAME JOB_ID``, and run as ``PYTHON runner.py payload outcome`` in
+its directory, with its exit status appended to ``PACK_DIR/done-<SLURM_JOB_ID>``. After IDLE
+seconds with nothing queued the queue is closed (renamed, so that the executor submits a new
+job for later tasks), what slipped in is run, and the job ends. Cancelling the job (scancel)
+stops the task running and those queued.
 """
 
 import os
@@ -17,9 +19,17 @@ import time
 
 
 def run_one(queue, name, python, done):
-    with open(os.path.join(queue, name)) as fh:
+    claimed = os.path.join(queue, "." + name + ".claimed")
+    try:
+        os.rename(os.path.join(queue, name), claimed)
+    except FileNotFoundError:
+        return  # withdrawn by the executor
+    with open(claimed) as fh:
         task_dir = fh.read().strip()
-    os.remove(os.path.join(queue, name))
+    os.remove(claimed)
+    pack_dir = os.path.dirname(os.path.abspath(queue))
+    with open(os.path.join(pack_dir, "started"), "a") as fh:
+        fh.write(f"{name} {os.environ.get('SLURM_JOB_ID', '0')}\n")
     with (
         open(os.path.join(task_dir, "stdout"), "wb") as out,
         open(os.path.join(task_dir, "stderr"), "wb") as err,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import pytest
 from covalent_slurm import SlurmExecutor
 from covalent_slurm.script import batch_script
@@ -18,7 +20,10 @@ from covalent_slurm.states import JobEnd, describe_end
 from probes import listing, queued_jobs
 
 import covalent_core as ct
+from covalent_core.errors import JobLostError
 from covalent_core.testing import dispatch_task, finished_task, wait_until
+from covalent_core.testing.contexts import nap as nap_by_value
+from covalent_core.testing.contexts import task_context
 
 PYTHON = str(Path(sys.executable).absolute())
 GOLDEN = Path(__file__).parent / "golden"
@@ -254,3 +259,87 @@ def test_the_task_runs_in_remote_workdir_and_its_files_are_kept(cluster, tmp_pat
     result = ct.get_result(dispatch_task(write_here, unique, "mine.txt"), True, 120)
     expected = workdir / result.dispatch_id / "node_0"
     assert Path(result.result) == expected and (expected / "mine.txt").read_text() == "kept"
+
+
+def test_a_job_submitted_before_its_handle_was_stored_is_adopted_not_resubmitted(
+    cluster, workdir, shims
+):
+    """The dispatcher died between sbatch and storing the job id."""
+    bin_dir, log = shims
+    dispatch_id = str(uuid.uuid4())
+
+    async def scenario() -> None:
+        dead = make(cluster, workdir, slurm_path=str(bin_dir))
+        task = task_context(dispatch_id, 4, nap_by_value, [1.0])  # no handle is stored
+        await dead.pickle(task)
+        await dead.upload(task)
+        await dead.provision(task)
+        submitted = task.state["job_id"]
+
+        stored: list[str] = []
+        fresh = make(cluster, workdir, slurm_path=str(bin_dir))
+        other = task_context(str(uuid.uuid4()), 4, nap_by_value, [1.0], stored)
+        assert await fresh.reattach(other, None) is False  # never submitted
+        again = task_context(dispatch_id, 4, nap_by_value, [1.0], stored)
+        assert await fresh.reattach(again, None) is True
+        assert [json.loads(h)["job_id"] for h in stored] == [submitted]
+        await fresh.fetch(again)
+        assert again.outcome is not None and again.outcome.ok, again.outcome
+        assert cloudpickle.loads(again.outcome.output) == "rested"
+        await fresh.cleanup(again)
+
+    asyncio.run(scenario())
+    assert len(calls(log, "sbatch")) == 1
+    assert listing(workdir) == [] and queued_jobs(cluster) == []
+
+
+def test_a_job_slurm_has_forgotten_without_an_outcome_is_reported_lost(cluster, workdir):
+    async def scenario() -> None:
+        executor = make(cluster, workdir)
+        task = task_context(str(uuid.uuid4()), 0, nap_by_value, [0.1])
+        handle = {"cluster": "covalent-test", "job_id": "999999"}
+        with pytest.raises(JobLostError, match="no longer knows job 999999"):
+            await executor.reattach(task, json.dumps(handle))
+
+    asyncio.run(scenario())
+
+
+def test_a_packed_task_still_queued_when_the_dispatcher_died_is_withdrawn(cluster, workdir):
+    """Queued into a pilot (no handle stored), not yet started: withdrawn, queued anew."""
+    dispatch_id = str(uuid.uuid4())
+    queue = workdir / f"pack-{dispatch_id}" / "queue"
+    queue.mkdir(parents=True)
+    (queue / "00000002").write_text("../somewhere")
+
+    async def scenario() -> bool:
+        executor = make(cluster, workdir, pack=True)
+        return await executor.reattach(task_context(dispatch_id, 2, nap_by_value, [0.1]), None)
+
+    assert asyncio.run(scenario()) is False
+    assert list(queue.iterdir()) == []
+
+
+def test_a_packed_task_a_pilot_started_is_adopted(cluster, workdir):
+    dispatch_id = str(uuid.uuid4())
+
+    async def scenario() -> None:
+        dead = make(cluster, workdir, pack=True, pack_idle=1.0)
+        task = task_context(dispatch_id, 5, nap_by_value, [0.5])
+        await dead.pickle(task)
+        await dead.upload(task)
+        await dead.provision(task)  # queued; its handle never stored
+        pilot = task.state["job_id"]
+        started = workdir / f"pack-{dispatch_id}" / "started"
+        wait_until(lambda: started.exists() and "00000005" in started.read_text(), timeout=60)
+
+        stored: list[str] = []
+        fresh = make(cluster, workdir, pack=True, pack_idle=1.0)
+        again = task_context(dispatch_id, 5, nap_by_value, [0.5], stored)
+        assert await fresh.reattach(again, None) is True
+        assert [json.loads(h)["job_id"] for h in stored] == [pilot]
+        await fresh.fetch(again)
+        assert again.outcome is not None and again.outcome.ok, again.outcome
+        await fresh.cleanup(again)
+
+    asyncio.run(scenario())
+    wait_until(lambda: queued_jobs(cluster) == [], timeout=60, what="the pilot ended")

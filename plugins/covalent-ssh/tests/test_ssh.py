@@ -21,9 +21,9 @@ from probes import job_alive, listing
 
 import covalent_core as ct
 from covalent_core.errors import JobLostError
-from covalent_core.executors import TaskContext
-from covalent_core.serialize import task_payload
 from covalent_core.testing import dispatch_task, wait_until
+from covalent_core.testing.contexts import nap as nap_by_value
+from covalent_core.testing.contexts import task_context
 
 PYTHON = str(Path(sys.executable).absolute())
 
@@ -274,31 +274,13 @@ def test_cancel_of_a_task_run_locally_after_ssh_failed(sshd, workdir):
     )
 
 
-def bare_task(dispatch_id: str, stored: list[str]) -> TaskContext:
-    """A task as a dispatcher makes it: ``nap(1.5)``, its handles recorded in ``stored``."""
-
-    async def record(_task: TaskContext, handle: str) -> None:
-        stored.append(handle)
-
-    # A lambda is pickled by value: the remote side needs no test module.
-    function = cloudpickle.dumps(lambda s: (__import__("time").sleep(s), "rested")[1])
-    return TaskContext(
-        dispatch_id=dispatch_id,
-        node_id=3,
-        name="nap",
-        executor_name="ssh",
-        handle_recorder=record,
-        payload_factory=lambda env: task_payload(function, [cloudpickle.dumps(1.5)], {}, env),
-    )
-
-
 def test_a_task_started_before_its_handle_was_stored_is_adopted_not_run_again(sshd, workdir):
     """The dispatcher died between starting the remote task and storing its handle."""
     dispatch_id = str(uuid.uuid4())
 
     async def scenario() -> None:
         dead = make(sshd, workdir)
-        task = bare_task(dispatch_id, [])
+        task = task_context(dispatch_id, 3, nap_by_value, [1.5])
         await dead.pickle(task)
         await dead.upload(task)
         await dead.provision(task)
@@ -308,10 +290,10 @@ def test_a_task_started_before_its_handle_was_stored_is_adopted_not_run_again(ss
         await dead.close()  # the dispatcher is gone; its task runs on
 
         stored: list[str] = []
-        nothing = bare_task(str(uuid.uuid4()), stored)
+        nothing = task_context(str(uuid.uuid4()), 3, nap_by_value, [1.5], stored)
         fresh = make(sshd, workdir)
         assert await fresh.reattach(nothing, None) is False  # never started: start it anew
-        again = bare_task(dispatch_id, stored)
+        again = task_context(dispatch_id, 3, nap_by_value, [1.5], stored)
         assert await fresh.reattach(again, None) is True
         assert [json.loads(h)["pid"] for h in stored] == [job["pid"]]
         await fresh.fetch(again)
@@ -329,7 +311,7 @@ def test_a_task_gone_without_a_trace_is_reported_lost(sshd, workdir):
 
     async def scenario() -> None:
         executor = make(sshd, workdir)
-        task = bare_task(dispatch_id, [])
+        task = task_context(dispatch_id, 3, nap_by_value, [1.5])
         await executor.pickle(task)
         await executor.upload(task)
         handle = {
