@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from covalent_aws import S3, AWSConfig, AWSError, call
 
-from covalent_core.errors import ExecutorConfigError
+from covalent_core.errors import ExecutorConfigError, JobLostError
 from covalent_core.executors import (
     BatchedPoller,
     Executor,
@@ -200,7 +200,7 @@ class AWSBatchExecutor(Executor):
         reply = await call(
             "submit_job",
             self.batch.submit_job,
-            jobName=f"covalent-{task.dispatch_id[:8]}-{task.node_id}",
+            jobName=self.job_name(task),
             jobQueue=self.queue,
             jobDefinition=self._definition,
             containerOverrides={"command": command},
@@ -211,6 +211,42 @@ class AWSBatchExecutor(Executor):
         task.state["job_id"] = job_id
         await task.set_job_handle({"region": self.aws.region or "", "job_id": job_id})
         task.state["job"] = await self._poller().wait(job_id)
+
+    @staticmethod
+    def job_name(task: TaskContext) -> str:
+        """The job's name: the task's full ids, by which a new dispatcher finds the job."""
+        return f"covalent-{task.dispatch_id}-{task.node_id}"
+
+    async def reattach(self, task: TaskContext, job_handle: str | None) -> bool:
+        """Wait again for the job a dead dispatcher submitted; find it if no handle was stored.
+
+        Without a handle the job is looked up by its name in the queue (any status): found,
+        it is adopted; not found, it was never submitted (False).
+        """
+        task.state["uploaded"] = True  # cleanup removes the task's objects whatever happened
+        if job_handle is None:
+            reply = await call(
+                "list_jobs",
+                self.batch.list_jobs,
+                jobQueue=self.queue,
+                filters=[{"name": "JOB_NAME", "values": [self.job_name(task)]}],
+            )
+            found = reply.get("jobSummaryList", [])
+            if not found:
+                return False
+            job_id = max(found, key=lambda j: j.get("createdAt", 0))["jobId"]
+            await task.set_job_handle({"region": self.aws.region or "", "job_id": job_id})
+        else:
+            job_id = json.loads(job_handle)["job_id"]
+        task.state["job_id"] = job_id
+        job = await self._poller().wait(job_id)
+        if job is None and await self.s3.get(f"{self.prefix(task)}/outcome") is None:
+            raise JobLostError(
+                f"AWS Batch in {self.aws.region or 'the default region'} no longer knows job "
+                f"{job_id}, and s3://{self.bucket}/{self.prefix(task)}/ holds no outcome"
+            )
+        task.state["job"] = job
+        return True
 
     async def fetch(self, task: TaskContext) -> None:
         """Read the outcome from S3 and the job's output from CloudWatch Logs."""

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
+import uuid
 from typing import Any
 
-from conftest import BUCKET
+import cloudpickle
+import pytest
+from conftest import BUCKET, REGION
 from test_conformance import make
 
 import covalent_core as ct
+from covalent_core.errors import JobLostError
 from covalent_core.testing import dispatch_task, finished_task, wait_until
+from covalent_core.testing.contexts import nap as nap_by_value
+from covalent_core.testing.contexts import task_context
 
 
 def shout(text: str) -> str:
@@ -140,3 +147,43 @@ def test_covalents_default_image_when_none_is_given():
         "cloudpickle",
         "boto3",
     }, imports
+
+
+def test_a_job_submitted_before_its_handle_was_stored_is_adopted_not_resubmitted(moto, batch):
+    """The dispatcher died between submit_job and storing the job id."""
+    dispatch_id = str(uuid.uuid4())
+    before = batch.calls["submitjob"]
+
+    async def scenario() -> None:
+        dead = make(moto, batch)
+        task = task_context(dispatch_id, 2, nap_by_value, [0.5])  # no handle is stored
+        for stage in (dead.pickle, dead.upload, dead.provision, dead.run):
+            await stage(task)
+        submitted = task.state["job_id"]
+
+        stored: list[str] = []
+        fresh = make(moto, batch)
+        other = task_context(str(uuid.uuid4()), 2, nap_by_value, [0.5], stored)
+        assert await fresh.reattach(other, None) is False  # never submitted
+        again = task_context(dispatch_id, 2, nap_by_value, [0.5], stored)
+        assert await fresh.reattach(again, None) is True
+        assert [json.loads(h)["job_id"] for h in stored] == [submitted]
+        await fresh.fetch(again)
+        assert again.outcome is not None and again.outcome.ok, again.outcome
+        assert cloudpickle.loads(again.outcome.output) == "rested"
+        await fresh.cleanup(again)
+
+    asyncio.run(scenario())
+    assert batch.calls["submitjob"] - before == 1
+    nothing_left(moto, batch)
+
+
+def test_a_job_aws_has_forgotten_without_an_outcome_is_reported_lost(moto, batch):
+    async def scenario() -> None:
+        executor = make(moto, batch)
+        task = task_context(str(uuid.uuid4()), 0, nap_by_value, [0.1])
+        handle = {"region": REGION, "job_id": str(uuid.uuid4())}
+        with pytest.raises(JobLostError, match="no longer knows job"):
+            await executor.reattach(task, json.dumps(handle))
+
+    asyncio.run(scenario())

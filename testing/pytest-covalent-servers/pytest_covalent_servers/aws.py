@@ -273,6 +273,30 @@ class BatchDouble:
             return 400, {"__type": "ClientException", "message": "at most 100 jobs per call"}
         return 200, {"jobs": [self.jobs[i].describe() for i in ids if i in self.jobs]}
 
+    def op_listjobs(self, body: dict[str, Any]) -> tuple[int, Any]:
+        """As AWS: by queue and status (default RUNNING), or, with filters, any status; a
+        JOB_NAME filter value may end in ``*`` (a prefix)."""
+        queue = (body.get("jobQueue") or "").rsplit("/", 1)[-1]
+        found = [j for j in self.jobs.values() if j.queue == queue]
+        filters = body.get("filters") or []
+        if not filters:
+            status = body.get("jobStatus", "RUNNING")
+            found = [j for j in found if j.status == status]
+        for condition in filters:
+            if condition.get("name") != "JOB_NAME":
+                return 400, {"__type": "ClientException", "message": "filter not in double"}
+            wanted = condition.get("values", [""])[0]
+            if wanted.endswith("*"):
+                found = [j for j in found if j.name.startswith(wanted[:-1])]
+            else:
+                found = [j for j in found if j.name == wanted]
+        summaries = []
+        for job in sorted(found, key=lambda j: j.created, reverse=True):
+            full = job.describe()
+            summary = {k: full[k] for k in ("jobArn", "jobId", "jobName", "status", "createdAt")}
+            summaries.append(summary)
+        return 200, {"jobSummaryList": summaries}
+
     def op_terminatejob(self, body: dict[str, Any]) -> tuple[int, Any]:
         job = self.jobs.get(body["jobId"])
         if job is None:
