@@ -14,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import node, wait_for_file, wait_for_handle, wait_until
+import helpers
+from helpers import node, starts, wait_for_file, wait_for_handle, wait_until
 from recording_executor import RecordingExecutor, events
 
 import covalent_core as ct
@@ -22,24 +23,7 @@ from covalent_core.cancel_requests import request_cancel
 from covalent_core.executors.processes import is_dead
 from covalent_core.testing import kill_service, service_pid
 
-
-@ct.electron
-def logged(log_dir: str, name: str, seconds: float, value: int) -> int:
-    """Note each start (with its PID) and end in files of its own; sleep; return ``value``."""
-    import os as _os
-    import time as _time
-
-    with open(_os.path.join(log_dir, f"{name}.starts"), "a") as fh:
-        fh.write(f"{_os.getpid()}\n")
-    _time.sleep(seconds)
-    with open(_os.path.join(log_dir, f"{name}.ends"), "a") as fh:
-        fh.write("end\n")
-    return value
-
-
-def starts(log_dir: Path, name: str) -> int:
-    path = log_dir / f"{name}.starts"
-    return len(path.read_text().split()) if path.exists() else 0
+logged = ct.electron(helpers.logged)
 
 
 def started_pid(log_dir: Path, name: str) -> int:
@@ -210,7 +194,7 @@ def test_a_sublattice_resumes_where_it_was(tmp_path):
 def test_a_timeout_still_applies_after_a_restart(tmp_path):
     @ct.lattice
     def flow(log_dir):
-        return ct.electron(logged.function, timeout=3)(log_dir, "slow", 1000, 0)
+        return ct.electron(helpers.logged, timeout=3)(log_dir, "slow", 1000, 0)
 
     dispatch_id = ct.dispatch(flow)(str(tmp_path))
     pid = started_pid(tmp_path, "slow")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import covalent_core as ct
 from covalent_core.testing import wait_until
@@ -30,3 +31,22 @@ def wait_for_file(path, timeout: float = 30.0) -> str:
             return ""
 
     return wait_until(read, timeout)
+
+
+def logged(log_dir: str, name: str, seconds: float, value: Any) -> Any:
+    """A task body: note each start (its PID) and end in files of its own, sleep, return."""
+    import os as _os
+    import time as _time
+
+    with open(_os.path.join(log_dir, f"{name}.starts"), "a") as fh:
+        fh.write(f"{_os.getpid()}\n")
+    _time.sleep(seconds)
+    with open(_os.path.join(log_dir, f"{name}.ends"), "a") as fh:
+        fh.write("end\n")
+    return value
+
+
+def starts(log_dir: Path, name: str) -> int:
+    """How many times the :func:`logged` task ``name`` started."""
+    path = log_dir / f"{name}.starts"
+    return len(path.read_text().split()) if path.exists() else 0

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any, ClassVar
@@ -14,10 +15,11 @@ from typing import Any, ClassVar
 import cloudpickle
 from covalent_aws import S3, AWSConfig, AWSError, call, error_code
 
-from covalent_core.errors import ExecutorConfigError
+from covalent_core.errors import ExecutorConfigError, JobLostError
 from covalent_core.executors import (
     BatchedPoller,
     Executor,
+    GatedProcess,
     ProcessHandle,
     TaskContext,
     TaskOutcome,
@@ -25,6 +27,8 @@ from covalent_core.executors import (
     describe_exit,
     kill_group,
     shared_poller,
+    start_gated,
+    wait_for_exit,
     wait_until_gone,
 )
 
@@ -174,7 +178,8 @@ class BraketExecutor(Executor):
         if self.local or self.hybrid:
             return
         # Warm workers: importing the Braket SDK once, not once per task.
-        outcome = await self._builders.run(task.payload or b"", kill_grace=self.cancel_grace)
+        build = task.state["dir"] / "build"
+        outcome = await self._builders.run(task.payload or b"", build, kill_grace=self.cancel_grace)
         if not outcome.ok:
             task.outcome = outcome
             return
@@ -182,7 +187,7 @@ class BraketExecutor(Executor):
 
         task.state["program"] = as_program(cloudpickle.loads(outcome.output or b""))
 
-    async def _start(self, task: TaskContext, mode: list[str]) -> asyncio.subprocess.Process:
+    async def _start(self, task: TaskContext, mode: list[str]) -> GatedProcess:
         directory = task.state["dir"]
         env = dict(os.environ)
         endpoints = dict(self.aws.service_endpoints)
@@ -200,8 +205,8 @@ class BraketExecutor(Executor):
         argv = [sys.executable, "-m", "covalent_braket.remote", mode[0], "payload", "outcome"]
         argv += mode[1:]
         with open(directory / "stdout", "wb") as out, open(directory / "stderr", "wb") as err:
-            return await asyncio.create_subprocess_exec(
-                *argv, cwd=directory, env=env, stdout=out, stderr=err, start_new_session=True
+            return await start_gated(
+                argv, directory / "started", cwd=directory, env=env, stdout=out, stderr=err
             )
 
     def _outcome(self, task: TaskContext, code: int | None) -> TaskOutcome:
@@ -227,23 +232,16 @@ class BraketExecutor(Executor):
             )
             proc = await self._start(task, mode)
             handle = {
-                **ProcessHandle.of(proc.pid).to_dict(),
+                **proc.handle.to_dict(),
                 "arns_file": str(arns),
                 "region": self.aws.region or "",
             }
             await task.set_job_handle(handle)
-            limit = self.time_limit if self.time_limit and self.time_limit > 0 else None
+            await proc.release()
             try:
-                code = await asyncio.wait_for(proc.wait(), limit)
+                code = await asyncio.wait_for(proc.wait(), self._remaining(time.time()))
             except asyncio.TimeoutError:
-                # The same stop as a cancel: the loop and every quantum task it created.
-                assert task.job_handle is not None
-                await self.cancel(task.metadata, task.job_handle)
-                await proc.wait()
-                task.state["outcome"] = TaskOutcome.died(
-                    f"the electron reached the executor's time_limit of {self.time_limit:g} s "
-                    "and was stopped"
-                )
+                await self._stop_at_time_limit(task)
                 return
             task.state["outcome"] = self._outcome(task, code)
             return
@@ -256,13 +254,74 @@ class BraketExecutor(Executor):
             raise
         task.state["quantum_task"] = await self._poller().wait(task.state["arn"])
 
+    def _remaining(self, started: float) -> float | None:
+        """Seconds a local process started at ``started`` may still run (``time_limit``)."""
+        if not self.time_limit or self.time_limit <= 0:
+            return None
+        return max(0.0, started + self.time_limit - time.time())
+
+    async def _stop_at_time_limit(self, task: TaskContext) -> None:
+        """The same stop as a cancel: the loop and every quantum task it created."""
+        assert task.job_handle is not None
+        await self.cancel(task.metadata, task.job_handle)
+        task.state["outcome"] = TaskOutcome.died(
+            f"the electron reached the executor's time_limit of {self.time_limit:g} s "
+            "and was stopped"
+        )
+
+    async def reattach(self, task: TaskContext, job_handle: str | None) -> bool:
+        """Wait again for what a dead dispatcher started: a quantum task, or a local process.
+
+        Without a handle nothing needs finding: a quantum task is created again with the
+        task's client token, which gives back the one that exists, and a local process runs
+        only once its handle is stored.
+        """
+        directory = self.task_dir(task)
+        task.state["dir"] = directory
+        if job_handle is None:
+            return False
+        handle = json.loads(job_handle)
+        if "arn" in handle:
+            task.state["arn"] = handle["arn"]
+            info = await self._poller().wait(handle["arn"])
+            if info is None:
+                raise JobLostError(f"Braket no longer knows quantum task {handle['arn']}")
+            task.state["quantum_task"] = info
+            return True
+        process = ProcessHandle.from_json(job_handle)
+        task.job_handle = job_handle
+        mark = directory / "started"
+        began = mark.stat().st_mtime if mark.exists() else time.time()
+        try:
+            await asyncio.wait_for(wait_for_exit(process), self._remaining(began))
+        except asyncio.TimeoutError:
+            await self._stop_at_time_limit(task)
+            return True
+        if not mark.exists():
+            return False  # it exited at its gate: nothing ran
+        if not (directory / "outcome").exists():
+            await self.cancel(task.metadata, job_handle)  # the quantum tasks it left running
+            raise JobLostError(
+                f"the electron's process {process.pid} is gone and left no outcome in {directory}"
+            )
+        task.state["outcome"] = self._outcome(task, None)
+        return True
+
     async def _create(self, task: TaskContext) -> None:
-        from braket.aws import AwsQuantumTask, AwsSession
+        from braket.aws import AwsQuantumTask
+
+        from .programs import CLIENT_TOKEN, IdempotentSession
 
         if self._session is None:
-            self._session = AwsSession(boto_session=self.aws.session(), braket_client=self.braket)
+            self._session = IdempotentSession(
+                boto_session=self.aws.session(), braket_client=self.braket
+            )
         session = self._session
         tags = {"covalent-dispatch": task.dispatch_id, "covalent-node": str(task.node_id)}
+        # The same token for the same task: creating it again gives back the same quantum task.
+        CLIENT_TOKEN.set(
+            str(uuid.uuid5(uuid.NAMESPACE_URL, f"covalent-core:{task.dispatch_id}:{task.node_id}"))
+        )
         quantum_task = await call(
             f"creating a quantum task on {self.device_arn}",
             AwsQuantumTask.create,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
+from braket.aws import AwsSession
 from braket.circuits import Circuit
 from braket.ir.openqasm import Program
 from braket.tasks import GateModelQuantumTaskResult
@@ -32,3 +34,20 @@ def summary(result: GateModelQuantumTaskResult, arn: str | None, device: str) ->
         "task_arn": arn,
         "device": device,
     }
+
+
+CLIENT_TOKEN: contextvars.ContextVar[str] = contextvars.ContextVar("braket_client_token")
+
+
+class IdempotentSession(AwsSession):
+    """Creates quantum tasks with the client token in :data:`CLIENT_TOKEN`.
+
+    Braket returns the quantum task it already created for a token instead of a second one,
+    so a task created again after the dispatcher died before storing its ARN is the same.
+    """
+
+    def create_quantum_task(self, **boto3_kwargs: Any) -> str:
+        token = CLIENT_TOKEN.get(None)
+        if token is not None:
+            boto3_kwargs.setdefault("clientToken", token)
+        return str(super().create_quantum_task(**boto3_kwargs))

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,10 @@ from helpers import control, make, objects, unfinished
 from pytest_covalent_servers.braket_double import PREFIX
 
 import covalent_core as ct
+from covalent_core.errors import JobLostError
 from covalent_core.executors import TaskContext
-from covalent_core.testing import dispatch_task, finished_task, wait_until
+from covalent_core.testing import dispatch_task, finished_task, kill_service, wait_until
+from covalent_core.testing.contexts import task_context
 
 
 @pytest.fixture
@@ -241,6 +244,8 @@ async def check_requests(tmp_path: Path) -> None:
                 "outputS3Bucket": BUCKET,
                 "outputS3KeyPrefix": "covalent-braket/d/0",
                 "tags": {"covalent-dispatch": "d", "covalent-node": "0"},
+                # The same for every attempt at this task: Braket then creates it only once.
+                "clientToken": str(uuid.uuid5(uuid.NAMESPACE_URL, "covalent-core:d:0")),
             },
         )
         stub.add_response(
@@ -319,3 +324,68 @@ def test_time_limit_stops_a_hybrid_electron_and_its_quantum_tasks(moto, braket, 
     assert node.status is ct.Status.FAILED
     assert "time_limit of 3 s" in node.error
     wait_until(lambda: unfinished(braket) == [], 30)
+
+
+# -- re-attaching after the dispatcher died ---------------------------------------------
+
+
+def test_a_quantum_task_outlives_a_killed_dispatcher_and_its_result_arrives(moto, braket, workdir):
+    control(braket, run_seconds=4)
+    created = braket.calls["CreateQuantumTask:new"]
+    dispatch_id = dispatch_task(bell, make(moto, braket, workdir))
+    handle = wait_until(lambda: ct.get_result(dispatch_id).get_node(0).job_handle, 60)
+    kill_service()
+    assert braket.tasks[handle["arn"]].status not in ("CANCELLING", "CANCELLED")
+    node = finished_task(dispatch_id)  # waiting starts the next dispatcher
+    assert node.status is ct.Status.COMPLETED, node.error
+    assert node.output["task_arn"] == handle["arn"] and node.reattached_by
+    assert braket.calls["CreateQuantumTask:new"] - created == 1
+    assert_nothing_left(moto, braket, workdir)
+
+
+def test_a_quantum_task_created_before_its_arn_was_stored_is_not_created_twice(
+    moto, braket, workdir
+):
+    """The dispatcher died between CreateQuantumTask and storing the ARN: the next creates it
+    again with the same client token, and Braket gives back the same quantum task."""
+    dispatch_id = str(uuid.uuid4())
+    created = braket.calls["CreateQuantumTask:new"]
+
+    def circuit() -> Circuit:  # nested: pickled by value for the program-building worker
+        from braket.circuits import Circuit
+
+        return Circuit().h(0).cnot(0, 1)
+
+    async def attempt(executor: BraketExecutor, stored: list[str] | None) -> Any:
+        task = task_context(dispatch_id, 1, circuit, [], stored)
+        assert task.outcome is None
+        for stage in (executor.pickle, executor.upload, executor.provision, executor.run):
+            await stage(task)
+        return task
+
+    async def scenario() -> None:
+        first = await attempt(make(moto, braket, workdir), None)  # its ARN never stored
+        fresh = make(moto, braket, workdir)
+        stored: list[str] = []
+        unknown = task_context(dispatch_id, 1, circuit, [], stored)
+        assert await fresh.reattach(unknown, None) is False
+        again = await attempt(fresh, stored)  # started anew, as the dispatcher does
+        assert [json.loads(h)["arn"] for h in stored] == [first.state["arn"]]
+        await fresh.fetch(again)
+        assert again.outcome is not None and again.outcome.ok, again.outcome
+        await fresh.cleanup(again)
+
+    asyncio.run(scenario())
+    assert braket.calls["CreateQuantumTask:new"] - created == 1
+    assert_nothing_left(moto, braket, workdir)
+
+
+def test_a_quantum_task_braket_has_forgotten_is_reported_lost(moto, braket, workdir):
+    async def scenario() -> None:
+        executor = make(moto, braket, workdir)
+        task = task_context(str(uuid.uuid4()), 0, bell, [])
+        handle = {"region": REGION, "arn": f"arn:aws:braket:{REGION}:123456789012:quantum-task/x"}
+        with pytest.raises(JobLostError, match="no longer knows quantum task"):
+            await executor.reattach(task, json.dumps(handle))
+
+    asyncio.run(scenario())

@@ -82,6 +82,7 @@ class BraketDouble:
     def __init__(self, moto: MotoServer) -> None:
         self.moto = moto
         self.tasks: dict[str, QuantumTask] = {}
+        self.tokens: dict[str, str] = {}
         self.calls: Counter[str] = Counter()
         self.run_seconds = 0.5
         self.cancel_seconds = 0.3
@@ -149,6 +150,9 @@ class BraketDouble:
             return 400, {"__type": "ValidationException", "message": f"{method} {path}?"}
 
     def create(self, body: dict[str, Any]) -> tuple[int, Any]:
+        token = body.get("clientToken")
+        if token in self.tokens:  # idempotent, as Braket: the task this token created
+            return 201, {"quantumTaskArn": self.tokens[token]}
         device = DEVICES.get(body["deviceArn"])
         if device is None:
             return 400, {
@@ -177,6 +181,9 @@ class BraketDouble:
         self.tasks[arn] = QuantumTask(
             arn, body["deviceArn"], shots, bucket, directory, source, time.time()
         )
+        if token:
+            self.tokens[token] = arn
+        self.calls["CreateQuantumTask:new"] += 1
         return 201, {"quantumTaskArn": arn}
 
     def cancel(self, task: QuantumTask | None, arn: str) -> tuple[int, Any]:
