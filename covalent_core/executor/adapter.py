@@ -4,10 +4,11 @@ An electron whose executor is such an instance is stored with the executor ``"co
 and options holding the instance pickled, so the dispatcher never unpickles or imports it.
 For each task, ``upload`` writes the task and the executor into a private directory, ``run``
 starts :mod:`covalent_core.executor.adapter_runner` there in a process group of its own
-(its handle stored at once), ``fetch`` reads the outcome and ``cleanup`` removes the
-directory. ``cancel`` raises the task's cancel flag (``get_cancel_requested()`` turns
-true), calls the executor's own ``cancel(task_metadata, job_handle)`` with the handle it set,
-and stops the process group.
+(behind a gate that opens once its handle is stored), ``fetch`` reads the outcome and
+``cleanup`` removes the directory; after a dispatcher died, ``reattach`` waits for that
+process, which keeps running. ``cancel`` raises the task's cancel flag
+(``get_cancel_requested()`` turns true), calls the executor's own
+``cancel(task_metadata, job_handle)`` with the handle it set, and stops the process group.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ from typing import Any, ClassVar
 import cloudpickle
 
 from .. import config
-from ..errors import ExecutorConfigError
+from ..errors import ExecutorConfigError, JobLostError
 from ..executors.base import Executor, TaskContext, TaskOutcome
-from ..executors.processes import ProcessHandle, describe_exit, kill_group
+from ..executors.gated import start_gated
+from ..executors.processes import ProcessHandle, describe_exit, kill_group, wait_for_exit
 from ..hookspecs import hookimpl
 from .adapter_runner import EXECUTOR_FILE, METADATA_FILE, OUTCOME_FILE, PAYLOAD_FILE
 from .base import CANCEL_FLAG_FILE
 
 STDOUT_FILE = "process.out"
 STDERR_FILE = "process.err"
+STARTED_FILE = "started"
 CANCEL_CALL_TIMEOUT = 120.0
 
 
@@ -99,26 +102,38 @@ class CovalentExecutorAdapter(Executor):
     async def run(self, task: TaskContext) -> None:
         """Start the executor's process; its handle is stored before ``run()`` is called."""
         directory: Path = task.state["dir"]
+        argv = [self.python_path, "-m", "covalent_core.executor.adapter_runner", "run"]
         with open(directory / STDOUT_FILE, "wb") as out, open(directory / STDERR_FILE, "wb") as err:
-            proc = await asyncio.create_subprocess_exec(
-                self.python_path,
-                "-m",
-                "covalent_core.executor.adapter_runner",
-                "run",
-                str(directory),
-                stdin=asyncio.subprocess.DEVNULL,
+            proc = await start_gated(
+                [*argv, str(directory)],
+                directory / STARTED_FILE,
                 stdout=out,
                 stderr=err,
-                start_new_session=True,
                 env=config.child_environment(),
             )
         try:
-            handle = ProcessHandle.of(proc.pid)
-            await task.set_job_handle({**handle.to_dict(), "dir": str(directory)})
+            await task.set_job_handle({**proc.handle.to_dict(), "dir": str(directory)})
+            await proc.release()
             task.state["returncode"] = await proc.wait()
         except BaseException:
-            await asyncio.to_thread(kill_group, ProcessHandle.of(proc.pid), self.cancel_grace)
+            await asyncio.to_thread(kill_group, proc.handle, self.cancel_grace)
             raise
+
+    async def reattach(self, task: TaskContext, job_handle: str | None) -> bool:
+        """Wait for the executor's process a dead dispatcher started; fetch reads its outcome."""
+        if job_handle is None:
+            return False  # the process runs only once its handle is stored
+        directory = Path(json.loads(job_handle)["dir"])
+        task.state["dir"] = directory
+        handle = ProcessHandle.from_json(job_handle)
+        await wait_for_exit(handle)
+        if (directory / OUTCOME_FILE).exists():
+            return True
+        if not (directory / STARTED_FILE).exists():
+            return False
+        raise JobLostError(
+            f"the executor's process {handle.pid} is gone and left no outcome in {directory}"
+        )
 
     async def fetch(self, task: TaskContext) -> None:
         """Read the outcome; the executor's task_stdout/task_stderr follow the process's own."""
@@ -159,7 +174,7 @@ class CovalentExecutorAdapter(Executor):
         if directory.is_dir():
             (directory / CANCEL_FLAG_FILE).touch()
             confirmed = await self._executor_cancel(directory)
-        handle = ProcessHandle(**{k: data[k] for k in ("host", "pid", "pgid", "start_time")})
+        handle = ProcessHandle.from_json(job_handle)
         stopped = await asyncio.to_thread(kill_group, handle, self.cancel_grace)
         return stopped and confirmed
 

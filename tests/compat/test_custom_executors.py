@@ -166,3 +166,28 @@ def test_an_executor_that_cannot_be_pickled_is_refused_at_dispatch():
 
     with pytest.raises(ct.ExecutorConfigError, match="cannot be pickled"):
         ct.dispatch(workflow)(2)
+
+
+def test_a_covalent_style_executors_task_outlives_a_killed_dispatcher(tmp_path):
+    from covalent_core.testing import kill_service
+
+    timing = tmp_path / "timing.txt"
+
+    def slow_square(x):
+        import time as _time
+
+        _time.sleep(3)
+        return x * x
+
+    @ct.lattice
+    def flow(x):
+        return ct.electron(slow_square, executor=TimingExecutor(timing))(x)
+
+    dispatch_id = ct.dispatch(flow)(7)
+    wait_until(lambda: ct.get_result(dispatch_id).get_node(0).job_handle, 60)
+    kill_service()
+    result = ct.get_result(dispatch_id, wait=True, timeout=120)
+    assert result.status is ct.Status.COMPLETED, result.error
+    assert result.result == 49
+    assert result.get_node(0).reattached_by
+    assert timing.read_text().count("took") == 1  # it ran once
