@@ -17,9 +17,9 @@ def isolated_store(
 
     ``TMPDIR`` becomes ``data_dir/tmp`` for this process and for the service and every process
     it starts, so that what a test leaves in a temporary directory is the code under test's,
-    never another program's. ``extra_plugins`` are added to ``COVALENT_CORE_EXTRA_PLUGINS``
-    (the service inherits it). On exit the service of that store is shut down and the
-    environment restored.
+    never another program's; ``COVALENT_CORE_SYSTEM_TMPDIR`` keeps the one it replaced.
+    ``extra_plugins`` are added to ``COVALENT_CORE_EXTRA_PLUGINS`` (the service inherits it).
+    On exit the service of that store is shut down and the environment restored.
     """
     from ..plugins import reset_registry
     from ..service.client import request
@@ -29,6 +29,8 @@ def isolated_store(
     scratch = data_dir / "tmp"
     scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
     extra = [*extra_plugins, *saved.get("COVALENT_CORE_EXTRA_PLUGINS", "").split(",")]
+    # The temporary directory it replaces, for test servers that other users must enter.
+    os.environ.setdefault("COVALENT_CORE_SYSTEM_TMPDIR", tempfile.gettempdir())
     os.environ.update(
         COVALENT_CORE_DATA_DIR=str(data_dir),
         COVALENT_CORE_CONFIG=str(data_dir / "config.toml"),

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import tempfile
 from pathlib import Path
 
-# The system temporary directory as it was when the plugin loaded: the servers' state never
-# goes into the private TMPDIR that a test gives the code under test (which other users,
-# such as the SSH test user, cannot enter).
-SYSTEM_TMP = tempfile.gettempdir()
+# The system temporary directory: the servers' state never goes into the private TMPDIR that
+# a test gives the code under test (which other users, such as the SSH test user or munge,
+# cannot enter). covalent-core's isolated_store records the one it replaced.
+SYSTEM_TMP = os.environ.get("COVALENT_CORE_SYSTEM_TMPDIR") or tempfile.gettempdir()
 
 
 def server_dir(prefix: str) -> Path:
