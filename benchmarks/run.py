@@ -5,7 +5,8 @@
 Measures dispatch throughput (a wide graph of 1,000 no-op electrons plus a reducer, a chain of
 200), the dispatcher's peak RSS and idle CPU, cancel latency (same process and from the CLI,
 to the task's process being dead; a zombie counts as dead), and cancelling 10,000 nodes that
-have not started; then each installed executor plugin against its real server.
+have not started; then each installed executor plugin against its real server, and how long
+a new service takes to re-attach to running jobs after the old one is killed.
 """
 
 from __future__ import annotations
@@ -155,13 +156,15 @@ def idle_cpu_percent(pid: int, seconds: float = 5.0) -> float:
     return 100 * (sum(proc.cpu_times()[:2]) - before) / seconds
 
 
-# Each executor plugin's benchmark: its key in the JSON, module, package, and the server
-# (or program) it needs on this machine. Each module has measure() and rows(result).
+# Each further benchmark (each executor plugin's, then re-attaching after the service is
+# killed): its key in the JSON, module, package, and the server (or program) it needs on this
+# machine. Each module has measure() and rows(result).
 PLUGINS = [
     ("ssh", "ssh_bench", "covalent_ssh", "/usr/sbin/sshd"),
     ("slurm", "slurm_bench", "covalent_slurm", "/usr/sbin/slurmctld"),
     ("awsbatch", "awsbatch_bench", "covalent_awsbatch", sys.executable),
     ("braket", "braket_bench", "covalent_braket", sys.executable),
+    ("reattach", "reattach_bench", "covalent_core", sys.executable),
 ]
 
 
@@ -231,7 +234,7 @@ def main() -> int:
     )
     for key, module, _package, _server in PLUGINS:
         if "skipped" in results[key]:
-            table.add_row(f"{key} executor", f"skipped: {results[key]['skipped']}", "")
+            table.add_row(key, f"skipped: {results[key]['skipped']}", "")
         else:
             for row in _module(module).rows(results[key]):
                 table.add_row(*row)

@@ -39,6 +39,7 @@ class Service:
         self.dispatcher = Dispatcher(open_store())
         self.wake = asyncio.Event()
         self.stopping = False
+        self.listening_at: float | None = None  # wall-clock time the socket was ready
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Answer one client: a JSON request line, a JSON reply line."""
@@ -58,7 +59,12 @@ class Service:
         """Carry out one request."""
         op = request.get("op")
         if op == "ping":
-            return {"ok": True, "pid": os.getpid(), "owner": self.dispatcher.owner}
+            return {
+                "ok": True,
+                "pid": os.getpid(),
+                "owner": self.dispatcher.owner,
+                "listening_at": self.listening_at,
+            }
         if op == "wake":
             await self.dispatcher.poll_new()
             return {"ok": True}
@@ -92,6 +98,7 @@ class Service:
             path.unlink()
         server = await asyncio.start_unix_server(self.handle, path=str(path))
         os.chmod(path, 0o600)
+        self.listening_at = time.time()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop)
