@@ -176,6 +176,12 @@ class Executor:
     """Seconds within which ``cancel`` confirms that a running job is gone."""
     secret_options: ClassVar[frozenset[str]] = frozenset()
     """Options never stored in the database (passwords, tokens)."""
+    handle_before_start: ClassVar[bool] = False
+    """True if a second start after a dispatcher crash can never double a job: upload and
+    provision only write what a new start rewrites, and ``run`` stores the job handle before
+    the job can begin (the local pool, or :func:`~covalent_core.executors.gated.start_gated`
+    with nothing started before it). The dispatcher then saves one store commit per task: it
+    need not record durably that the node started before upload. Leave it False when unsure."""
 
     _config: dict[str, Any]
 

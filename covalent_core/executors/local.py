@@ -44,6 +44,7 @@ class LocalExecutor(Executor):
 
     short_name: ClassVar[str] = "local"
     cancel_bound: ClassVar[float] = 5.0
+    handle_before_start: ClassVar[bool] = True  # the pool sends the payload after the handle
 
     def __init__(
         self,
@@ -151,8 +152,8 @@ class LocalExecutor(Executor):
             await asyncio.to_thread(self._write_logs, task, task.outcome)
 
     async def cleanup(self, task: TaskContext) -> None:
-        """Remove the task's directory."""
-        await asyncio.to_thread(shutil.rmtree, self.task_dir(task), True)
+        """Remove the task's directory (two small files: no thread needed)."""
+        shutil.rmtree(self.task_dir(task), ignore_errors=True)
 
     def _write_logs(self, task: TaskContext, outcome: TaskOutcome) -> None:
         for name, text in ((self.log_stdout, outcome.stdout), (self.log_stderr, outcome.stderr)):

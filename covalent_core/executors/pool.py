@@ -24,6 +24,7 @@ from .processes import ProcessHandle, describe_exit, kill_group
 from .worker import HEADER, OUTCOME, STARTED
 
 # How often a re-attached task's process is looked at, at first and at most.
+INLINE_READ_MAX = 1 << 20  # outcome files up to this size are read on the event loop
 REATTACH_POLL_START = 0.02
 REATTACH_POLL_MAX = 0.5
 
@@ -54,7 +55,7 @@ class Worker:
             raise WorkerDiedError(await self.proc.wait()) from None
         if answer[0] == "inline":
             return TaskOutcome.from_runner(*answer[1:])
-        return await asyncio.to_thread(read_outcome, directory)
+        return await read_outcome_soon(directory)
 
     def alive(self) -> bool:
         return self.proc.returncode is None
@@ -122,7 +123,7 @@ class WorkerPool:
         a task never runs unless its handle was stored. If the caller is cancelled while the
         task runs, the worker's group is killed.
         """
-        await asyncio.to_thread(directory.mkdir, mode=0o700, parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # microseconds: no thread
         worker = await self._acquire()
         try:
             if started is not None:
@@ -157,6 +158,17 @@ def read_outcome(directory: Path) -> TaskOutcome:
     return TaskOutcome.from_runner(outcome, out, err)
 
 
+async def read_outcome_soon(directory: Path) -> TaskOutcome:
+    """:func:`read_outcome`, in a thread only when the file is big.
+
+    Handing a small read to a thread costs more than the read: the loop and the thread then
+    take turns on the GIL, which on a busy machine adds milliseconds per task.
+    """
+    if (directory / OUTCOME).stat().st_size <= INLINE_READ_MAX:
+        return read_outcome(directory)
+    return await asyncio.to_thread(read_outcome, directory)
+
+
 def started_at(directory: Path) -> float | None:
     """When the worker began the task in ``directory`` (None: it never did)."""
     try:
@@ -176,10 +188,10 @@ async def reattach_worker(handle: ProcessHandle, directory: Path) -> TaskOutcome
     delay = REATTACH_POLL_START
     while True:
         if (directory / OUTCOME).exists():
-            return await asyncio.to_thread(read_outcome, directory)
+            return await read_outcome_soon(directory)
         if not await asyncio.to_thread(handle.alive):
             if (directory / OUTCOME).exists():
-                return await asyncio.to_thread(read_outcome, directory)
+                return await read_outcome_soon(directory)
             if started_at(directory) is None:
                 return None
             raise JobLostError(

@@ -96,7 +96,8 @@ class JobRegistry:
             name, config = node.executor or "local", node.executor_config or {}
 
             def insert(conn: Any) -> int:
-                return q.insert_job(conn, run.dispatch_id, name, config, handle)
+                # The node's own job id in the same commit: one commit stores the handle.
+                return q.insert_job(conn, run.dispatch_id, name, config, handle, node.node_id)
 
             try:
                 pending.set_result(await asyncio.shield(self.writes.execute(insert)))
@@ -104,10 +105,12 @@ class JobRegistry:
                 del self._by_handle[key]
                 pending.set_exception(exc)
                 raise
+        else:
+            # Another member of a packed job: its handle is stored, only the link is new.
+            run.states.note(run.dispatch_id, node, job_id=await asyncio.shield(pending))
+            await asyncio.shield(self.writes.flush())
         job_id = await asyncio.shield(pending)
         node.job_id = job_id
-        run.states.note(run.dispatch_id, node, job_id=job_id)
-        await asyncio.shield(self.writes.flush())
         job = self.attach(job_id, executor, handle, run, node)
         if ctx.cancelled.is_set():
             self.start_cancel(job)

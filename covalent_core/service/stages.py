@@ -169,7 +169,7 @@ class NodeStages:
                 for stage in stages:
                     ctx.check_cancelled(stage)
                     run.states.stage(run.dispatch_id, node, stage)
-                    if stage is Stage.UPLOAD:
+                    if stage is Stage.UPLOAD and not (executor and executor.handle_before_start):
                         # From here on the resource changes: a dispatcher that takes over
                         # must know the node had started.
                         await run.states.flush()

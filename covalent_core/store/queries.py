@@ -252,9 +252,14 @@ def claim_dispatch(conn: Connection, dispatch_id: str, owner: str, previous: str
 
 
 def insert_job(
-    conn: Connection, dispatch_id: str, executor: str, config: dict[str, Any], handle: str
+    conn: Connection,
+    dispatch_id: str,
+    executor: str,
+    config: dict[str, Any],
+    handle: str,
+    node_id: int | None = None,
 ) -> int:
-    """Record a job on a resource; returns its id."""
+    """Record a job on a resource, and as ``node_id``'s job if given; returns its id."""
     result = conn.execute(
         insert(jobs).values(
             dispatch_id=dispatch_id,
@@ -266,7 +271,14 @@ def insert_job(
             cancel_attempts=0,
         )
     )
-    return int(result.inserted_primary_key[0])
+    job_id = int(result.inserted_primary_key[0])
+    if node_id is not None:
+        conn.execute(
+            update(nodes)
+            .where(and_(nodes.c.dispatch_id == dispatch_id, nodes.c.node_id == node_id))
+            .values(job_id=job_id)
+        )
+    return job_id
 
 
 def update_job(conn: Connection, job_id: int, **values: Any) -> None:
