@@ -6,6 +6,7 @@ depends on the other. Waking whoever runs the tasks is the caller's part.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -42,12 +43,35 @@ def _not_found_message(
     return msg
 
 
+def task_id_list(task_ids: object) -> list[int]:
+    """``task_ids`` as a list: an int, or an iterable of ints; nothing else (no bools, no
+    strings, no floats), so that ``"12"`` is never read as tasks 1 and 2."""
+
+    def bad(what: object, item: object = None) -> TypeError:
+        shown = repr(what) if len(repr(what)) <= 80 else f"{repr(what)[:60]}..."
+        inside = "" if item is None else f" holding {item!r} ({type(item).__name__})"
+        return TypeError(
+            "task_ids must be a task id (int) or an iterable of them, "
+            f"got {shown} ({type(what).__name__}){inside}"
+        )
+
+    if isinstance(task_ids, numbers.Integral) and not isinstance(task_ids, bool):
+        return [int(task_ids)]
+    if isinstance(task_ids, (str, bytes, bytearray, dict, bool)) or not isinstance(
+        task_ids, Iterable
+    ):
+        raise bad(task_ids)
+    ids = list(task_ids)
+    for item in ids:
+        if not isinstance(item, numbers.Integral) or isinstance(item, bool):
+            raise bad(task_ids if isinstance(task_ids, (list, tuple, set)) else ids, item)
+    return [int(item) for item in ids]
+
+
 def request_cancel(dispatch_id: str, task_ids: int | Iterable[int] | None = None) -> CancelReport:
     """Store the cancel flags (durably) and return the report; does not wake the dispatcher."""
     whole = task_ids is None
-    if isinstance(task_ids, int):
-        task_ids = [task_ids]
-    requested_ids = None if task_ids is None else sorted(set(task_ids))
+    requested_ids = None if task_ids is None else sorted(set(task_id_list(task_ids)))
     store = open_store()
     with store.read() as conn:
         drow = q.get_dispatch(conn, dispatch_id)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -37,19 +38,51 @@ def _styled(status: Status) -> str:
     return f"[{STATUS_STYLE.get(status, '')}]{status}[/]"
 
 
-def _fail(exc: Exception) -> None:
+def _fail(exc: Exception | str) -> NoReturn:
     err_console.print(f"[red]error:[/] {exc}", highlight=False)
     sys.exit(1)
 
 
-@click.group()
+class _Commands(click.Group):
+    """Every command's errors become one ``error:`` line and exit code 1, never a traceback.
+
+    Usage errors keep click's own message and exit code 2. ``COVALENT_CORE_DEBUG=1`` adds the
+    traceback of an error that is not the user's (a bug to report).
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except CovalentCoreError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            sys.exit(130)
+        except Exception as exc:
+            if os.environ.get("COVALENT_CORE_DEBUG"):
+                err_console.print_exception()
+            _fail(
+                f"{type(exc).__name__}: {exc} (unexpected: please report it, with the output "
+                "of the same command run with COVALENT_CORE_DEBUG=1)"
+            )
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="covalent-core")
 def main() -> None:
     """Dispatch, inspect and cancel covalent-core workflows."""
 
 
 @main.command("list")
-@click.option("--limit", default=20, show_default=True, help="How many dispatches to show.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=20,
+    show_default=True,
+    help="How many dispatches to show.",
+)
 def list_cmd(limit: int) -> None:
     """List recent dispatches, newest first."""
     from rich.table import Table
@@ -118,10 +151,7 @@ def status(dispatch_id: str, show_all: bool) -> None:
     """Show every node of a dispatch: id, name, status, stage, cancel reason, times."""
     from .api import get_result
 
-    try:
-        result = get_result(dispatch_id)
-    except CovalentCoreError as exc:
-        _fail(exc)
+    result = get_result(dispatch_id)
     console.print(status_table(result, show_all))
     if result.error:
         console.print(f"[red]error:[/] {result.error}", highlight=False)
@@ -135,16 +165,10 @@ def result(dispatch_id: str, wait: bool, timeout: float | None) -> None:
     """Print a dispatch's result, or its error and the failed nodes' tracebacks."""
     from .api import get_result
 
-    try:
-        res = get_result(dispatch_id, wait=wait, timeout=timeout)
-    except CovalentCoreError as exc:
-        _fail(exc)
+    res = get_result(dispatch_id, wait=wait, timeout=timeout)
     console.print(f"{res.name} {res.dispatch_id}: {_styled(res.status)}")
     if res.status is Status.COMPLETED:
-        try:
-            console.print(repr(res.result), highlight=False)
-        except CovalentCoreError as exc:
-            _fail(exc)
+        console.print(repr(res.result), highlight=False)
     for node in res.tasks:
         if node.status is Status.FAILED:
             console.print(
@@ -170,9 +194,13 @@ def result(dispatch_id: str, wait: bool, timeout: float | None) -> None:
 def cancel_cmd(dispatch_id: str, tasks: tuple[int, ...], wait: bool, timeout: float | None) -> None:
     """Cancel a whole dispatch, or the given tasks and everything downstream of them."""
     from . import errors
+    from .errors import DispatchNotFoundError
     from .service.client import request
+    from .store.queries import MAX_DISPATCH_ID
 
     task_ids = list(tasks) or None
+    if len(dispatch_id) > MAX_DISPATCH_ID:
+        raise DispatchNotFoundError(dispatch_id)
     try:
         # Fast path: a running service stores the request and acts on it in one round trip.
         reply = request(
@@ -186,19 +214,16 @@ def cancel_cmd(dispatch_id: str, tasks: tuple[int, ...], wait: bool, timeout: fl
         _fail(errors.CovalentCoreError(reply.get("error")))
     from .result import CancelReport
 
-    try:
-        if reply is not None:
-            report = CancelReport.from_json(reply["report"])
-            if wait and report.changed_anything:
-                from .api import _wait_cancelled
+    if reply is not None:
+        report = CancelReport.from_json(reply["report"])
+        if wait and report.changed_anything:
+            from .api import _wait_cancelled
 
-                _wait_cancelled(dispatch_id, report.cancelled, timeout)
-        else:
-            from .api import cancel
+            _wait_cancelled(dispatch_id, report.cancelled, timeout)
+    else:
+        from .api import cancel
 
-            report = cancel(dispatch_id, task_ids, wait=wait, timeout=timeout)
-    except CovalentCoreError as exc:
-        _fail(exc)
+        report = cancel(dispatch_id, task_ids, wait=wait, timeout=timeout)
     console.print(str(report), highlight=False, markup=False)
 
 

@@ -32,8 +32,11 @@ class DispatchNotFoundError(CovalentCoreError, KeyError):
         hint = (
             f" Recent dispatches: {', '.join(known)}." if known else " The store has no dispatches."
         )
+        shown = repr(dispatch_id)
+        if len(shown) > 80:
+            shown = f"{shown[:60]}... ({len(dispatch_id)} characters)"
         super().__init__(
-            f"no dispatch {dispatch_id!r} in the store.{hint} "
+            f"no dispatch {shown} in the store.{hint} "
             "Check the id with `covalent-core list`, and that COVALENT_CORE_DB_URL points at "
             "the store the dispatch was made in."
         )

@@ -62,8 +62,17 @@ def insert_dispatch(
         conn.execute(insert(edges), [{"dispatch_id": dispatch_id, **r} for r in edge_rows])
 
 
+MAX_DISPATCH_ID = 200  # longer ids are not ours (ours are UUIDs): not found, without a query
+
+
 def get_dispatch(conn: Connection, dispatch_id: str, *, with_result: bool = False) -> Row[Any]:
     """The dispatch row; :class:`DispatchNotFoundError` lists recent ids when there is none."""
+    if not isinstance(dispatch_id, str):
+        raise TypeError(
+            f"a dispatch id is a string (what dispatch returned), got {type(dispatch_id).__name__}"
+        )
+    if len(dispatch_id) > MAX_DISPATCH_ID:
+        raise DispatchNotFoundError(dispatch_id, recent_dispatch_ids(conn))
     columns = [c for c in dispatches.c if with_result or c.name not in BLOB_COLUMNS]
     row = conn.execute(select(*columns).where(dispatches.c.dispatch_id == dispatch_id)).first()
     if row is None:
