@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .permissions import private_dir
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -40,8 +42,7 @@ def data_dir() -> Path:
     else:
         base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         path = Path(base) / "covalent-core"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+    return private_dir(path)
 
 
 def config_path() -> Path:
@@ -97,9 +98,7 @@ def idle_timeout() -> float:
 def service_dir() -> Path:
     """Directory for the dispatcher service's socket, lock and log, one per store URL."""
     digest = hashlib.sha256(db_url().encode()).hexdigest()[:12]
-    path = data_dir() / "service" / digest
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+    return private_dir(private_dir(data_dir() / "service") / digest)
 
 
 def tasks_dir() -> Path:
@@ -108,9 +107,7 @@ def tasks_dir() -> Path:
     Each task has a subdirectory ``DISPATCH_ID-NODE_ID`` that outlives the dispatcher service,
     so that the next service finds what a task finished while none was running.
     """
-    path = service_dir() / "tasks"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+    return private_dir(service_dir() / "tasks")
 
 
 def child_environment() -> dict[str, str]:

@@ -106,5 +106,9 @@ class JobLostError(ExecutorError):
     """
 
 
+class StoreError(CovalentCoreError):
+    """The store cannot be used as it is (damaged, foreign, newer, full); it was not modified."""
+
+
 class ServiceError(CovalentCoreError):
     """The local dispatcher service could not be started or reached."""

@@ -33,8 +33,13 @@ class GraphRecords:
 
 
 def current_environment() -> dict[str, Any]:
-    """The working directory and import path that tasks of this process should see."""
-    return {"cwd": os.getcwd(), "sys_path": [p or os.getcwd() for p in sys.path]}
+    """What tasks of this process should see: its working directory and import path, and
+    (for tasks on this machine) its environment variables, captured now."""
+    return {
+        "cwd": os.getcwd(),
+        "sys_path": [p or os.getcwd() for p in sys.path],
+        "variables": dict(os.environ),
+    }
 
 
 def dumps(value: Any, what: str | Callable[[], str]) -> bytes:

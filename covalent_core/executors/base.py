@@ -150,15 +150,18 @@ class TaskContext:
         if self.handle_recorder is not None:
             await self.handle_recorder(self, text)
 
-    def build_payload(self, cwd: str | None = None) -> bytes:
+    def build_payload(self, cwd: str | None = None, *, local: bool = False) -> bytes:
         """The task's function, inputs and environment, pickled for :mod:`.runner`.
 
         The task runs in the dispatching process's working directory when that exists where
         it runs; ``cwd`` names another instead (relative: to where the runner is started).
+        ``local``: the task runs on the dispatching machine, and sees exactly the environment
+        variables the dispatching process had (elsewhere it keeps the resource's own).
         """
         if self.payload_factory is None:
             raise RuntimeError("this task has no payload factory")
-        return self.payload_factory({"cwd": cwd} if cwd else None)
+        override: dict[str, Any] = {"cwd": cwd} if cwd else {}
+        return self.payload_factory({**override, "local": local})
 
 
 class Executor:

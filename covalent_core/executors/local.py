@@ -88,7 +88,7 @@ class LocalExecutor(Executor):
                 path = path / task.dispatch_id / f"node_{task.node_id}"
             path.mkdir(parents=True, exist_ok=True)
             workdir = str(path.resolve())
-        task.payload = task.build_payload(cwd=workdir)
+        task.payload = task.build_payload(cwd=workdir, local=True)
 
     @staticmethod
     def task_dir(task: TaskContext) -> Path:

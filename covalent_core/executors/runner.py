@@ -27,9 +27,15 @@ ENV_NODE_ID = "COVALENT_CORE_NODE_ID"
 
 
 def apply_environment(environment: dict[str, Any] | None) -> None:
-    """Make the task see the dispatching process's working directory and import path."""
+    """Make the task see the dispatching process's working directory and import path, and
+    its environment variables when the payload carries them (tasks on the same machine)."""
     if not environment:
         return
+    variables = environment.get("variables")
+    if variables is not None:
+        # Exactly the dispatching process's variables: none of whoever started this process.
+        os.environ.clear()
+        os.environ.update(variables)
     task = environment.get("task")
     if task:
         os.environ[ENV_DISPATCH_ID] = str(task["dispatch_id"])

@@ -80,7 +80,8 @@ def write_outcome(directory: str, result: tuple[bytes, str, str]) -> bool:
     """Write the task's outcome file atomically; False if it could not be written."""
     path = os.path.join(directory, OUTCOME)
     try:
-        with open(path + ".tmp", "wb") as fh:
+        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "wb") as fh:
             pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.rename(path + ".tmp", path)
     except OSError:

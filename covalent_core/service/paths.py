@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from .. import config
+from ..permissions import private_dir
 
 
 def socket_path() -> Path:
@@ -14,6 +15,6 @@ def socket_path() -> Path:
     if len(str(path)) < 100:
         return path
     # AF_UNIX paths are limited to ~108 bytes; fall back to a short private directory.
-    short = Path("/tmp") / f"covalent-core-{os.getuid()}"
-    short.mkdir(mode=0o700, exist_ok=True)
+    # It must be ours and owner-only: another user's directory there could hold their socket.
+    short = private_dir(Path("/tmp") / f"covalent-core-{os.getuid()}")
     return short / f"{config.service_dir().name}.sock"

@@ -17,10 +17,12 @@ import logging
 import os
 import signal
 import time
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from .. import config
 from ..errors import CovalentCoreError
+from ..permissions import private_file
 from ..store import open_store
 from .dispatcher import Dispatcher
 from .paths import socket_path
@@ -28,14 +30,18 @@ from .paths import socket_path
 logger = logging.getLogger(__name__)
 
 BUSY_POLL = 1.0
+GUARD_INTERVAL = 0.5  # how often the service checks that its socket and directory are there
 IDLE_POLL = 5.0
 
 
 class Service:
     """The running service: dispatcher, socket server and idle timer."""
 
-    def __init__(self, idle_timeout: float) -> None:
+    def __init__(self, idle_timeout: float, lock: IO[str] | None = None) -> None:
         self.idle_timeout = idle_timeout
+        self.lock = lock  # the held lock file: while it is in place, this is the service
+        self.server: asyncio.AbstractServer | None = None
+        self.socket_inode: int | None = None
         self.dispatcher = Dispatcher(open_store())
         self.wake = asyncio.Event()
         self.stopping = False
@@ -94,11 +100,9 @@ class Service:
     async def serve(self) -> None:
         """Run until idle for ``idle_timeout`` seconds (or asked to stop)."""
         path = socket_path()
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        server = await asyncio.start_unix_server(self.handle, path=str(path))
-        os.chmod(path, 0o600)
+        await self._listen(path)
         self.listening_at = time.time()
+        guard = asyncio.create_task(self._guard(path))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop)
@@ -121,12 +125,62 @@ class Service:
                     logger.info("idle for %.0f s: exiting", self.idle_timeout)
                     break
         finally:
-            server.close()
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            guard.cancel()
+            self._close_socket(path)
             if self.dispatcher.busy:
                 await self.leave_jobs_running()
             await self.dispatcher.close()
+
+    async def _listen(self, path: Path) -> None:
+        """Listen on ``path`` (owner-only), replacing whatever file is there."""
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        self.server = await asyncio.start_unix_server(self.handle, path=str(path))
+        os.chmod(path, 0o600)
+        self.socket_inode = path.stat().st_ino
+
+    def _owns(self, path: Path) -> bool:
+        try:
+            return path.stat().st_ino == self.socket_inode
+        except FileNotFoundError:
+            return False
+
+    def _close_socket(self, path: Path) -> None:
+        """Stop listening; remove the socket only if it is still ours (checked by inode)."""
+        if self.server is not None:
+            self.server.close()
+        if self._owns(path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def _lock_in_place(self) -> bool:
+        """False once the lock file we hold was removed or replaced (the data directory was
+        deleted): another service may start there, with another store."""
+        if self.lock is None:
+            return True
+        try:
+            return os.stat(self.lock.name).st_ino == os.fstat(self.lock.fileno()).st_ino
+        except FileNotFoundError:
+            return False
+
+    async def _guard(self, path: Path) -> None:
+        """Keep the service reachable: a removed socket is made again; a removed data
+        directory ends this service (its store went with it), leaving jobs running."""
+        while not self.stopping:
+            await asyncio.sleep(GUARD_INTERVAL)
+            if not self._lock_in_place():
+                logger.warning(
+                    "the service directory %s was removed or replaced: exiting, so that the "
+                    "service started there serves it",
+                    path.parent,
+                )
+                self._stop()
+                return
+            if not self._owns(path):
+                logger.warning("socket %s was removed or replaced: listening again", path)
+                if self.server is not None:
+                    self.server.close()
+                await self._listen(path)
 
     async def leave_jobs_running(self) -> None:
         """Stop now without touching a single job: the next service re-attaches to them.
@@ -156,6 +210,7 @@ def main() -> int:
         level=logging.INFO,
         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
     )
+    private_file(directory / "service.log")
     lock = open(directory / "lock", "w")  # noqa: SIM115 - held for the process's life
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -164,7 +219,7 @@ def main() -> int:
     lock.write(str(os.getpid()))
     lock.flush()
     try:
-        asyncio.run(Service(config.idle_timeout()).serve())
+        asyncio.run(Service(config.idle_timeout(), lock).serve())
     except Exception:
         logger.exception("dispatcher service crashed")
         raise

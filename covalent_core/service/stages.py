@@ -120,7 +120,10 @@ class NodeStages:
         environment = {**(run.environment or {}), "task": task}
 
         def payload(override: dict[str, Any] | None) -> bytes:
-            return task_payload(node.function, args, kwargs, {**environment, **(override or {})})
+            merged = {**environment, **(override or {})}
+            if not merged.pop("local", False):
+                merged.pop("variables", None)  # another machine keeps its own environment
+            return task_payload(node.function, args, kwargs, merged)
 
         async def record(ctx: TaskContext, handle: str) -> None:
             await self.jobs.store_handle(run, node, ctx, handle)

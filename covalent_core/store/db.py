@@ -8,14 +8,20 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import config
+from ..errors import StoreError
+from ..permissions import private_file
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0003"
+# Every revision under migrations/versions (files are named REVISION_description.py).
+KNOWN_REVISIONS = {p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("0*.py")}
+SQLITE_HEADER = b"SQLite format 3\x00"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
@@ -40,6 +46,12 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _first_line(exc: BaseException) -> str:
+    """A database error's message without SQLAlchemy's statement and link."""
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).splitlines()[0]
+
+
 class Store:
     """An open store: an engine plus read and write transactions."""
 
@@ -47,15 +59,17 @@ class Store:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if self.sqlite_path is not None:
+                self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             self.engine = create_engine(url)
             _configure_sqlite(self.engine)
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
         self._writer = self.engine.execution_options(sqlite_immediate=True)
         self._migrate()
+        if self.sqlite_path is not None:
+            for suffix in ("", "-wal", "-shm"):
+                private_file(Path(f"{self.sqlite_path}{suffix}"))
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
@@ -70,14 +84,23 @@ class Store:
             yield conn
 
     def _migrate(self) -> None:
-        with self.engine.connect() as conn:
-            try:
-                current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-            except Exception:
-                conn.rollback()
-                current = None
+        if self.is_sqlite:
+            self._check_sqlite_file()
+        try:
+            current = self._revision()
+        except SQLAlchemyError as exc:
+            raise self._refuse(
+                f"cannot be read ({_first_line(exc)})", "It is damaged or not a database."
+            ) from None
         if current == HEAD_REVISION:
             return
+        if current is not None and current not in KNOWN_REVISIONS:
+            raise self._refuse(
+                f"has schema revision {current!r}, written by a newer covalent-core (this one "
+                f"knows revisions up to {HEAD_REVISION})",
+                "Upgrade covalent-core to read it.",
+                move_aside=False,
+            )
         from alembic import command
         from alembic.config import Config
 
@@ -88,6 +111,58 @@ class Store:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
         logger.info("store %s migrated from %s to %s", self.safe_url, current, HEAD_REVISION)
+
+    def _revision(self) -> str | None:
+        """The store's schema revision; None for an empty database."""
+        with self.engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+            if "alembic_version" not in tables:
+                if tables:
+                    raise self._refuse(
+                        "is not a covalent-core store (it holds the tables "
+                        f"{', '.join(sorted(tables)[:8])} and no schema revision)",
+                        "",
+                    )
+                return None
+            rows = [r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))]
+        if len(rows) != 1:
+            raise self._refuse(
+                f"has {len(rows)} schema revision rows ({', '.join(map(repr, rows))}); "
+                "a covalent-core store has exactly one",
+                "It was changed by hand or by another program.",
+            )
+        return str(rows[0])
+
+    def _check_sqlite_file(self) -> None:
+        path = self.sqlite_path
+        if path is None or not path.exists() or path.stat().st_size == 0:
+            return
+        with open(path, "rb") as fh:
+            header = fh.read(len(SQLITE_HEADER))
+        if header != SQLITE_HEADER:
+            raise self._refuse("is not an SQLite database (its first bytes say otherwise)", "")
+
+    def _refuse(self, what: str, why: str, *, move_aside: bool = True) -> StoreError:
+        where = f"store {self.sqlite_path}" if self.sqlite_path else f"store {self.safe_url}"
+        if not move_aside:
+            todo = "Nothing was changed."
+        elif self.sqlite_path:
+            todo = (
+                f"Nothing was changed. Move it aside (mv {self.sqlite_path} "
+                f"{self.sqlite_path}.bad) and the next command starts a new store, or point "
+                f"{config.ENV_DB_URL} at another store."
+            )
+        else:
+            todo = f"Nothing was changed. Point {config.ENV_DB_URL} at a covalent-core store."
+        return StoreError(" ".join(part for part in (f"{where} {what}.", why, todo) if part))
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file, when the store is one."""
+        if not self.is_sqlite:
+            return None
+        path = self.url.split("///", 1)[-1]
+        return Path(path) if path and path != ":memory:" else None
 
     @property
     def safe_url(self) -> str:

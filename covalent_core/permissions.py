@@ -1,0 +1,57 @@
+"""Owner-only files and directories: created so, tightened (with a warning) when found wider,
+refused when another user owns them.
+
+The data directory, the store, logs and task outcomes hold results, environments and options;
+nobody but their owner may read them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+from .errors import CovalentCoreError
+
+logger = logging.getLogger("covalent_core")
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (mode 0700) or make sure it is ours and owner-only; returns it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _tighten(path, 0o700, directory=True)
+    return path
+
+
+def private_file(path: Path) -> None:
+    """Make sure an existing file is ours and owner-only (0600); a missing one is skipped."""
+    _tighten(path, 0o600, directory=False)
+
+
+def _tighten(path: Path, mode: int, *, directory: bool) -> None:
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    kind = "directory" if directory else "file"
+    if stat.S_ISLNK(info.st_mode) or (stat.S_ISDIR(info.st_mode) != directory):
+        raise CovalentCoreError(
+            f"{path} should be a {kind} of yours but is a "
+            f"{'symbolic link' if stat.S_ISLNK(info.st_mode) else 'different kind of file'}; "
+            "remove it or choose another place (COVALENT_CORE_DATA_DIR)"
+        )
+    if info.st_uid != os.getuid():
+        raise CovalentCoreError(
+            f"{path} belongs to user id {info.st_uid}, not to you ({os.getuid()}): another user "
+            "could read or replace what covalent-core keeps there. Remove it, or choose "
+            "another place (COVALENT_CORE_DATA_DIR)"
+        )
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, mode)
+        logger.warning(
+            "%s was readable by others (mode %o): made owner-only (%o)",
+            path,
+            stat.S_IMODE(info.st_mode),
+            mode,
+        )

@@ -1,0 +1,44 @@
+"""One service per store, always reachable: a removed socket is made again at once; a removed
+data directory ends the old service without touching the new one's socket."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from covalent_core.executors.processes import is_dead
+from covalent_core.service.client import request
+from covalent_core.service.paths import socket_path
+from covalent_core.testing import isolated_store, service_pid, wait_until
+
+
+def ping_pid(start: bool) -> int:
+    return int(request({"op": "ping"}, start=start, timeout=5)["pid"])
+
+
+def test_a_removed_socket_is_made_again_by_the_same_service(tmp_path: Path):
+    with isolated_store(tmp_path / "data", (), 60):
+        pid = ping_pid(start=True)
+        path = socket_path()
+        path.unlink()
+        began = time.monotonic()
+        # A client that finds no socket while the service holds the lock gets it back.
+        assert ping_pid(start=True) == pid
+        assert time.monotonic() - began < 10  # only catches a hang (the guard takes ~0.5 s)
+        assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_replaced_data_dir_ends_the_old_service_and_leaves_the_new_ones_socket(tmp_path: Path):
+    data = tmp_path / "data"
+    with isolated_store(data, (), 60):
+        old = ping_pid(start=True)
+        shutil.rmtree(data)  # a user resetting their data directory
+        new = ping_pid(start=True)  # the next client starts a service for the new directory
+        assert new != old
+        wait_until(lambda: is_dead(old), 20)
+        # The old one exited without removing the socket, which is the new service's.
+        for _ in range(5):
+            assert ping_pid(start=False) == new
+            time.sleep(0.2)
+        assert service_pid() == new
