@@ -39,7 +39,7 @@ def _styled(status: Status) -> str:
 
 
 def _fail(exc: Exception | str) -> NoReturn:
-    err_console.print(f"[red]error:[/] {exc}", highlight=False)
+    err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
     sys.exit(1)
 
 

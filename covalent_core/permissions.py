@@ -24,12 +24,14 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def private_file(path: Path) -> None:
-    """Make sure an existing file is ours and owner-only (0600); a missing one is skipped."""
-    _tighten(path, 0o600, directory=False)
+def private_file(path: Path, *, warn: bool = True) -> None:
+    """Make sure an existing file is ours and owner-only (0600); a missing one is skipped.
+
+    ``warn=False``: the file was just created here, tightening it is no news."""
+    _tighten(path, 0o600, directory=False, warn=warn)
 
 
-def _tighten(path: Path, mode: int, *, directory: bool) -> None:
+def _tighten(path: Path, mode: int, *, directory: bool, warn: bool = True) -> None:
     try:
         info = path.lstat()
     except FileNotFoundError:
@@ -49,6 +51,8 @@ def _tighten(path: Path, mode: int, *, directory: bool) -> None:
         )
     if stat.S_IMODE(info.st_mode) & 0o077:
         os.chmod(path, mode)
+        if not warn:
+            return
         logger.warning(
             "%s was readable by others (mode %o): made owner-only (%o)",
             path,

@@ -26,14 +26,15 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
 def _configure_sqlite(engine: Engine) -> None:
-    """WAL, a long busy timeout, and BEGIN IMMEDIATE for writers: no "database is locked"."""
+    """A long busy timeout and BEGIN IMMEDIATE for writers: no "database is locked".
+
+    The journal is switched to WAL once the file is known to be a store (see ``_migrate``)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
@@ -58,9 +59,11 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        existed = False
         if self.is_sqlite:
             if self.sqlite_path is not None:
                 self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            existed = self.sqlite_path is not None and self.sqlite_path.exists()
             self.engine = create_engine(url)
             _configure_sqlite(self.engine)
         else:
@@ -69,7 +72,7 @@ class Store:
         self._migrate()
         if self.sqlite_path is not None:
             for suffix in ("", "-wal", "-shm"):
-                private_file(Path(f"{self.sqlite_path}{suffix}"))
+                private_file(Path(f"{self.sqlite_path}{suffix}"), warn=existed)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
@@ -92,6 +95,13 @@ class Store:
             raise self._refuse(
                 f"cannot be read ({_first_line(exc)})", "It is damaged or not a database."
             ) from None
+        if self.is_sqlite:
+            # Only now that it is known to be ours: switching the journal rewrites the header.
+            raw = self.engine.raw_connection()  # outside any transaction, as SQLite needs
+            try:
+                raw.cursor().execute("PRAGMA journal_mode = WAL")
+            finally:
+                raw.close()
         if current == HEAD_REVISION:
             return
         if current is not None and current not in KNOWN_REVISIONS:
@@ -125,6 +135,8 @@ class Store:
                     )
                 return None
             rows = [r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))]
+        if any(not isinstance(r, str) or not r for r in rows):
+            raise self._refuse(f"has an unreadable schema revision ({rows!r})", "It is damaged.")
         if len(rows) != 1:
             raise self._refuse(
                 f"has {len(rows)} schema revision rows ({', '.join(map(repr, rows))}); "

@@ -26,8 +26,9 @@ def isolated_store(
     from ..store.db import forget_stores
 
     saved = dict(os.environ)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     scratch = data_dir / "tmp"
-    scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+    scratch.mkdir(mode=0o700, exist_ok=True)
     extra = [*extra_plugins, *saved.get("COVALENT_CORE_EXTRA_PLUGINS", "").split(",")]
     # The temporary directory it replaces, for test servers that other users must enter.
     os.environ.setdefault("COVALENT_CORE_SYSTEM_TMPDIR", tempfile.gettempdir())
