@@ -15,8 +15,8 @@ import pytest
 
 import covalent_core as ct
 from covalent_core.errors import StoreError
-from covalent_core.store.db import forget_stores
 from covalent_core.executors.processes import is_dead
+from covalent_core.store.db import forget_stores
 from covalent_core.testing import isolated_store, service_pid, wait_until
 
 
