@@ -254,7 +254,9 @@ def test_task_handle_is_stored_before_its_code_runs():
             res = _ct.get_result(run.dispatch_id)
             for n in res.nodes:
                 if n.name == "my_handle" and n.status is _ct.Status.RUNNING:
-                    return n.job_handle["pid"] == _os.getpid()
+                    # The handle names the worker that forked this task, and its group.
+                    handle = n.job_handle
+                    return _os.getppid() == handle["pid"] and _os.getpgid(0) == handle["pgid"]
         return False
 
     @ct.lattice

@@ -13,7 +13,9 @@ collects it later.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import pickle
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from .. import config
 from ..errors import JobLostError
 from .base import TaskOutcome
 from .processes import ProcessHandle, describe_exit, kill_group
-from .worker import HEADER, OUTCOME, STARTED
+from .worker import HEADER, OUTCOME, STARTED, STDERR, STDOUT
 
 # How often a re-attached task's process is looked at, at first and at most.
 INLINE_READ_MAX = 1 << 20  # outcome files up to this size are read on the event loop
@@ -42,9 +44,10 @@ class Worker:
         self.proc = proc
         self.handle = handle
 
-    async def execute(self, payload: bytes, directory: Path) -> TaskOutcome:
+    async def execute(self, payload: bytes, directory: Path, mark: str) -> TaskOutcome:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        data = pickle.dumps((payload, str(directory)), protocol=pickle.HIGHEST_PROTOCOL)
+        frame = (payload, str(directory), mark)
+        data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self.proc.stdin.write(HEADER.pack(len(data)) + data)
             await self.proc.stdin.drain()
@@ -54,7 +57,12 @@ class Worker:
         except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError):
             raise WorkerDiedError(await self.proc.wait()) from None
         if answer[0] == "inline":
-            return TaskOutcome.from_runner(*answer[1:])
+            return TaskOutcome.from_runner(answer[1], *read_output(directory))
+        if answer[0] == "died":
+            return TaskOutcome.died(
+                f"the task's process ended without an outcome: {describe_exit(answer[1])}",
+                *read_output(directory),
+            )
         return await read_outcome_soon(directory)
 
     def alive(self) -> bool:
@@ -125,15 +133,16 @@ class WorkerPool:
         """
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # microseconds: no thread
         worker = await self._acquire()
+        handle = dataclasses.replace(worker.handle, mark=uuid.uuid4().hex)
         try:
             if started is not None:
-                await started(worker.handle)
+                await started(handle)
             try:
-                return await worker.execute(payload, directory)
+                return await worker.execute(payload, directory, handle.mark or "")
             except WorkerDiedError as exc:
                 return TaskOutcome.died(str(exc))
             except asyncio.CancelledError:
-                await asyncio.to_thread(kill_group, worker.handle, kill_grace)
+                await asyncio.to_thread(kill_group, handle, kill_grace)
                 raise
         finally:
             self._release(worker)
@@ -151,11 +160,20 @@ class WorkerPool:
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
 
 
+def read_output(directory: Path) -> tuple[str, str]:
+    """The task's stdout and stderr, as it left them in ``directory``."""
+    texts = []
+    for name in (STDOUT, STDERR):
+        try:
+            texts.append((directory / name).read_bytes().decode(errors="replace"))
+        except FileNotFoundError:
+            texts.append("")
+    return texts[0], texts[1]
+
+
 def read_outcome(directory: Path) -> TaskOutcome:
-    """The outcome a worker wrote in ``directory``."""
-    with open(directory / OUTCOME, "rb") as fh:
-        outcome, out, err = pickle.load(fh)
-    return TaskOutcome.from_runner(outcome, out, err)
+    """The outcome a task left in ``directory``."""
+    return TaskOutcome.from_runner((directory / OUTCOME).read_bytes(), *read_output(directory))
 
 
 async def read_outcome_soon(directory: Path) -> TaskOutcome:

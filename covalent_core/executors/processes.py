@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 
 import psutil
 
+from . import containment
+
 # Two readings of one process's start time differ by far less than this; a reused PID
 # started at least a clock tick later.
 START_TIME_TOLERANCE = 0.01
@@ -26,6 +28,8 @@ class ProcessHandle:
     pid: int
     pgid: int
     start_time: float
+    mark: str | None = None
+    """The task marker its processes carry (:mod:`.containment`), when it has one."""
 
     def to_dict(self) -> dict[str, object]:
         """The handle as a JSON-ready dict."""
@@ -35,7 +39,9 @@ class ProcessHandle:
     def from_json(cls, text: str) -> ProcessHandle:
         """The handle stored as JSON (extra keys, such as a pack id, are ignored)."""
         data = json.loads(text)
-        return cls(**{k: data[k] for k in ("host", "pid", "pgid", "start_time")})
+        return cls(
+            **{k: data[k] for k in ("host", "pid", "pgid", "start_time")}, mark=data.get("mark")
+        )
 
     def alive(self) -> bool:
         """True while this very process runs (not a zombie, not a reused PID)."""
@@ -111,15 +117,18 @@ def kill_group(handle: ProcessHandle, grace: float = 3.0, poll: float = 0.005) -
         )
     if not same_process(handle):
         return True
-    # Descendants that left the group (setsid) are found through the process tree.
-    try:
-        escaped = {p.pid for p in psutil.Process(handle.pid).children(recursive=True)}
-    except psutil.Error:
-        escaped = set()
+
+    # Descendants that left the group (setsid) are found through the process tree, and those
+    # no longer below it by the task's marker.
+    def marked() -> set[int]:
+        return containment.marked(handle.mark, handle.start_time) if handle.mark else set()
+
+    escaped = containment.descendants(handle.pid) | marked()
     escaped.add(handle.pid)
     _signal_all(handle.pgid, escaped, signal.SIGTERM)
 
     def alive() -> set[int]:
+        escaped.update(marked())
         return {p for p in escaped if not is_dead(p)} | set(group_members(handle.pgid))
 
     deadline = time.monotonic() + grace

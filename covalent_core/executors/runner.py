@@ -24,6 +24,7 @@ OUTPUT_REPR_MAX = 10_000
 # Set for the task (and what it starts): which dispatch and node it is. See ct.get_context().
 ENV_DISPATCH_ID = "COVALENT_CORE_DISPATCH_ID"
 ENV_NODE_ID = "COVALENT_CORE_NODE_ID"
+MARK_VARIABLE = "COVALENT_CORE_TASK_MARK"  # as in executors/containment.py (runner: no imports)
 
 
 def apply_environment(environment: dict[str, Any] | None) -> None:
@@ -33,9 +34,13 @@ def apply_environment(environment: dict[str, Any] | None) -> None:
         return
     variables = environment.get("variables")
     if variables is not None:
-        # Exactly the dispatching process's variables: none of whoever started this process.
+        # Exactly the dispatching process's variables: none of whoever started this process,
+        # but the marker every process of the task carries (executors/containment.py).
+        mark = os.environ.get(MARK_VARIABLE)
         os.environ.clear()
         os.environ.update(variables)
+        if mark is not None:
+            os.environ[MARK_VARIABLE] = mark
     task = environment.get("task")
     if task:
         os.environ[ENV_DISPATCH_ID] = str(task["dispatch_id"])

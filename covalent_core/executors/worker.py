@@ -1,15 +1,20 @@
-"""A warm worker process of the local executor: runs tasks one at a time, sent over stdin.
+"""A warm worker of the local executor: a parent with the imports done that forks each task.
 
 Started in its own session (so it leads its own process group, which a cancel kills whole).
-Frames are an 8-byte big-endian length and a pickle. The dispatcher sends
-``(payload, directory)``: the worker creates ``directory/started``, runs the task, and writes
-``(outcome, stdout, stderr)`` to ``directory/outcome`` (atomically) before it answers
-``("file",)``. The outcome is a file so that a task outlives the dispatcher: when the service
-dies the worker finishes the task, writes the file and exits on the closed stdin, and the next
-service reads it (see :func:`covalent_core.executors.pool.reattach_worker`). If the file
-cannot be written (a full disk), the answer carries the outcome itself: ``("inline", ...)``.
-The task's file descriptors 1 and 2 go to capture files, so prints and subprocess output are
-both recorded.
+Frames are an 8-byte big-endian length and a pickle; only this parent speaks them, never a
+process that ran user code. The dispatcher sends ``(payload, directory, mark)``; the worker
+forks a child that starts clean (nothing of an earlier task: environment, working directory,
+signal handlers, socket defaults, module state, standard streams), creates
+``directory/started``, sends its output and errors to ``directory/stdout`` and ``stderr``,
+runs the task and writes the outcome to ``directory/outcome`` (atomically). The worker then
+kills whatever the task left running (see :mod:`.containment`: it is their subreaper, and
+they carry ``mark``) and answers ``("file",)``. If the child could not write the file (a
+full disk) it hands the outcome over a pipe and the answer carries it: ``("inline", outcome)``;
+if the child died without one: ``("died", exit status)``.
+
+The outcome lives in a file so that a task outlives the dispatcher: when the service dies
+the worker waits for its task, cleans up after it and exits on the closed pipe, and the next
+service reads the file (see :func:`covalent_core.executors.pool.reattach_worker`).
 """
 
 from __future__ import annotations
@@ -17,18 +22,20 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import select
 import struct
 import sys
-import tempfile
+import time
 from typing import IO, Any
 
-import psutil
-
+from covalent_core.executors import containment
 from covalent_core.executors.runner import execute
 
 HEADER = struct.Struct(">Q")
 STARTED = "started"
 OUTCOME = "outcome"
+STDOUT = "stdout"
+STDERR = "stderr"
 
 
 def read_frame(stream: IO[bytes]) -> Any:
@@ -54,35 +61,13 @@ def write_frame(stream: IO[bytes], message: Any) -> None:
     stream.flush()
 
 
-def _read_capture(fh: IO[bytes]) -> str:
-    fh.seek(0)
-    return fh.read().decode("utf-8", errors="replace")
-
-
-def _reset_capture(fh: IO[bytes]) -> None:
-    fh.seek(0)
-    fh.truncate()
-
-
-def _kill_leftovers() -> None:
-    """Kill children the task left running, so nothing outlives the task that started it."""
-    try:
-        children = psutil.Process().children(recursive=True)
-    except psutil.Error:
-        return
-    for child in children:
-        with contextlib.suppress(psutil.Error):
-            child.kill()
-    psutil.wait_procs(children, timeout=2)
-
-
-def write_outcome(directory: str, result: tuple[bytes, str, str]) -> bool:
-    """Write the task's outcome file atomically; False if it could not be written."""
+def write_outcome(directory: str, outcome: bytes) -> bool:
+    """Write the task's outcome file atomically (owner-only); False if it could not be."""
     path = os.path.join(directory, OUTCOME)
     try:
         fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(fd, "wb") as fh:
-            pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            fh.write(outcome)
         os.rename(path + ".tmp", path)
     except OSError:
         with contextlib.suppress(OSError):
@@ -91,41 +76,109 @@ def write_outcome(directory: str, result: tuple[bytes, str, str]) -> bool:
     return True
 
 
-def main() -> int:
-    """Serve tasks until stdin closes."""
-    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
-    proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
-    out_fh = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
-    err_fh = tempfile.TemporaryFile()  # noqa: SIM115
-    os.dup2(out_fh.fileno(), 1)
-    os.dup2(err_fh.fileno(), 2)
-    start_cwd = os.getcwd()
-    while True:
-        frame = read_frame(proto_in)
-        if frame is None:
-            return 0
-        payload, directory = frame
+def _capture(directory: str, name: str, fd: int) -> None:
+    """Point ``fd`` at the task's own ``name`` file (or nowhere if it cannot be made)."""
+    try:
+        target = os.open(
+            os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+        )
+    except OSError:
+        target = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(target, fd)
+    os.close(target)
+
+
+def _child(payload: bytes, directory: str, mark: str, fallback: int) -> None:
+    """The forked task: run it and leave its outcome; never returns."""
+    code = 0
+    try:
+        os.environ[containment.MARK_VARIABLE] = mark  # kept by the runner's environment
+        _capture(directory, STDOUT, 1)
+        _capture(directory, STDERR, 2)
         # Proof that the task began: without it, a next dispatcher knows it never ran.
-        with open(os.path.join(directory, STARTED), "wb"):
+        with contextlib.suppress(OSError), open(os.path.join(directory, STARTED), "wb"):
             pass
-        _reset_capture(out_fh)
-        _reset_capture(err_fh)
         outcome = execute(payload)
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        _kill_leftovers()
-        result = (outcome, _read_capture(out_fh), _read_capture(err_fh))
-        answer = ("file",) if write_outcome(directory, result) else ("inline", *result)
+        if not write_outcome(directory, outcome):
+            data = HEADER.pack(len(outcome)) + outcome
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fallback, view) :]
+    except BaseException:
+        code = 70
+    finally:
+        os._exit(code)
+
+
+def _wait(pid: int, fallback: int) -> tuple[int, bytes]:
+    """Wait for the child; its exit status and whatever it sent over the fallback pipe.
+
+    The pipe is read while waiting (a big outcome would fill it) and never to its end: a
+    process the task left behind may hold it open."""
+    received = bytearray()
+    while True:
+        ready, _, _ = select.select([fallback], [], [], 0.05)
+        if ready:
+            chunk = os.read(fallback, 1 << 20)
+            if chunk:
+                received += chunk
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            with contextlib.suppress(BlockingIOError):
+                os.set_blocking(fallback, False)
+                while chunk := os.read(fallback, 1 << 20):
+                    received += chunk
+            return os.waitstatus_to_exitcode(status), bytes(received)
+
+
+def run_task(payload: bytes, directory: str, mark: str, keep_closed: list[int]) -> tuple:
+    """Fork the task, wait for it, clean up after it; the answer for the dispatcher."""
+    read_end, write_end = os.pipe()
+    began = time.time()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        for fd in keep_closed:  # the dispatcher's pipes are never the task's
+            os.close(fd)
+        _child(payload, directory, mark, write_end)
+    os.close(write_end)
+    try:
+        code, sent = _wait(pid, read_end)
+    finally:
+        os.close(read_end)
+    if containment.has_children(os.getpid()):
+        containment.kill_task_processes(os.getpid(), mark, began)
+    if os.path.exists(os.path.join(directory, OUTCOME)):
+        return ("file",)
+    if len(sent) >= HEADER.size:
+        (size,) = HEADER.unpack(sent[: HEADER.size])
+        if len(sent) == HEADER.size + size:
+            return ("inline", sent[HEADER.size :])
+    return ("died", code)
+
+
+def main() -> int:
+    """Serve tasks until stdin closes."""
+    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    containment.become_subreaper()
+    while True:
+        frame = read_frame(proto_in)
+        if frame is None:
+            return 0
+        payload, directory, mark = frame
+        answer = run_task(payload, directory, mark, [proto_in.fileno(), proto_out.fileno()])
         try:
             write_frame(proto_out, answer)
         except BrokenPipeError:
             return 0  # the dispatcher died: the outcome file waits for the next one
-        if os.getcwd() != start_cwd:
-            os.chdir(start_cwd)
 
 
 if __name__ == "__main__":
