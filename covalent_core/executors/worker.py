@@ -20,6 +20,7 @@ service reads the file (see :func:`covalent_core.executors.pool.reattach_worker`
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import pickle
 import select
@@ -160,6 +161,24 @@ def run_task(payload: bytes, directory: str, mark: str, keep_closed: list[int]) 
     return ("died", code)
 
 
+def _warm_up() -> None:
+    """Run a task's steps once here, on a task of our own: what they set up on first use
+    (caches, lazy imports) is then inherited by every fork instead of redone in each."""
+    import shutil
+    import tempfile
+
+    import cloudpickle
+
+    from covalent_core.serialize import task_payload
+
+    directory = tempfile.mkdtemp(prefix="covalent-core-warm-")
+    try:
+        write_outcome(directory, execute(task_payload(cloudpickle.dumps(int), [], {}, None)))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    gc.freeze()  # objects of the parent stay out of the children's collections (fewer copies)
+
+
 def main() -> int:
     """Serve tasks until stdin closes."""
     proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
@@ -169,6 +188,7 @@ def main() -> int:
         os.dup2(devnull, fd)
     os.close(devnull)
     containment.become_subreaper()
+    _warm_up()
     while True:
         frame = read_frame(proto_in)
         if frame is None:

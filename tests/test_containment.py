@@ -1,0 +1,93 @@
+"""Every process a task starts dies with it, and each task starts clean on a warm worker.
+
+A task double-forks a daemon into its own session (its parent exits, so the daemon is no
+longer in the task's process group nor below the task): it must be gone after the task
+returns, after a cancel and after a timeout. The next task on the same worker must see
+nothing the previous one changed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import daemons
+from helpers import wait_for_file, wait_until
+
+import covalent_core as ct
+from covalent_core.executors.local import LocalExecutor
+from covalent_core.executors.processes import is_dead
+
+
+def daemon_pid(path: Path) -> int:
+    return int(wait_for_file(path))
+
+
+def test_a_daemon_is_killed_when_its_task_returns(tmp_path: Path):
+    task = ct.electron(daemons.daemon_then_return)
+
+    @ct.lattice
+    def flow(pid_file):
+        return task(pid_file)
+
+    pid_file = tmp_path / "daemon.pid"
+    result = ct.dispatch_sync(flow, timeout=60)(str(pid_file))
+    assert result.status is ct.Status.COMPLETED, result.error
+    assert result.result == daemon_pid(pid_file)
+    wait_until(lambda: is_dead(result.result), 10)
+
+
+def test_a_daemon_is_killed_when_its_task_is_cancelled(tmp_path: Path):
+    task = ct.electron(daemons.daemon_then_sleep)
+
+    @ct.lattice
+    def flow(pid_file):
+        return task(pid_file, 600)
+
+    pid_file = tmp_path / "daemon.pid"
+    dispatch_id = ct.dispatch(flow)(str(pid_file))
+    pid = daemon_pid(pid_file)
+    assert not is_dead(pid)
+    ct.cancel(dispatch_id, wait=True, timeout=60)
+    wait_until(lambda: is_dead(pid), 10)
+    assert ct.get_result(dispatch_id).status is ct.Status.CANCELLED
+
+
+def test_a_daemon_is_killed_when_its_task_times_out(tmp_path: Path):
+    task = ct.electron(daemons.daemon_then_sleep, timeout=2.0)
+
+    @ct.lattice
+    def flow(pid_file):
+        return task(pid_file, 600)
+
+    pid_file = tmp_path / "daemon.pid"
+    dispatch_id = ct.dispatch(flow)(str(pid_file))
+    pid = daemon_pid(pid_file)
+    result = ct.get_result(dispatch_id, wait=True, timeout=60)
+    assert result.get_node(0).cancel_reason == "timeout"
+    wait_until(lambda: is_dead(pid), 10)
+
+
+def test_each_task_starts_clean_on_a_warm_worker():
+    one_worker = LocalExecutor(max_workers=1)
+    poison = ct.electron(daemons.poison, executor=one_worker)
+    inspect = ct.electron(daemons.inspect_state, executor=one_worker)
+
+    @ct.lattice
+    def flow():
+        return inspect(poison())
+
+    result = ct.dispatch_sync(flow, timeout=60)()
+    assert result.status is ct.Status.COMPLETED, result.error
+    assert result.result == {
+        "poison": None,
+        "sigterm": True,
+        "socket_timeout": None,
+        "cwd": os.getcwd(),
+        "global": None,
+        "pgid_is_worker": True,
+    }
+    nodes = {n.name: n for n in result.tasks}
+    assert nodes["inspect_state"].stdout == "stdout works\n"
+    # Both ran on the same warm worker (its PID in both handles).
+    assert nodes["poison"].job_handle["pid"] == nodes["inspect_state"].job_handle["pid"]
