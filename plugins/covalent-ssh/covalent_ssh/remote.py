@@ -14,7 +14,9 @@ Standard library only, Linux ``/proc`` only; nothing is installed on the remote 
 
 A task runs under a monitor process that leads its session and process group, waits for the
 task and writes its exit status to ``DIR/exitcode``; the task's output goes to ``DIR/stdout``
-and ``DIR/stderr``.
+and ``DIR/stderr``. The monitor is the subreaper of the task's processes: one that leaves the
+group and loses its parent (a double-forked daemon) stays below the monitor, and whatever
+the task left running is killed when it ends, before the exit status is written.
 """
 
 import contextlib
@@ -70,6 +72,9 @@ def monitor(directory, argv, env):
     # A handler (not SIG_IGN, which the task would inherit): the monitor outlives a SIGTERM
     # to the group just long enough to record how the task ended.
     signal.signal(signal.SIGTERM, lambda *_: None)
+    # Orphans of the task (a double-forked daemon) become the monitor's children, not init's:
+    # they stay among its descendants, which are killed when the task ends or is cancelled.
+    become_subreaper()
     pid = os.getpid()
     job = {"pid": pid, "pgid": pid, "start_ticks": stat(pid)[3], "boot_id": boot_id()}
     try:
@@ -93,12 +98,36 @@ def monitor(directory, argv, env):
                 break
             except InterruptedError:
                 continue
+        kill_leftovers(pid)
     except OSError as exc:
         write_atomic(os.path.join(directory, "job.json"), json.dumps(job))
         with open(os.path.join(directory, "stderr"), "a") as fh:
             fh.write(f"cannot start the task: {exc}\n")
         code = 127
     write_atomic(os.path.join(directory, "exitcode"), str(code))
+
+
+def become_subreaper():
+    """PR_SET_CHILD_SUBREAPER (36); False where the kernel refuses."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def kill_leftovers(pid):
+    """SIGKILL what the task left running below the monitor ``pid`` until nothing is left."""
+    for _ in range(500):
+        left = members(pid) - {pid}
+        if not left:
+            return
+        signal_all(left, signal.SIGKILL)
+        time.sleep(0.01)
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
 
 
 def start(directory, argv, env):

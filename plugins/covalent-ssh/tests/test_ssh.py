@@ -329,3 +329,47 @@ def test_a_task_gone_without_a_trace_is_reported_lost(sshd, workdir):
         await executor.close()
 
     asyncio.run(scenario())
+
+
+# -- processes a task leaves behind ------------------------------------------------------
+
+
+def daemon(pid_file: str, then_sleep: float) -> int:
+    """Double-fork a daemon into a new session (its parent exits at once); its PID."""
+    import os
+    import time
+
+    read_end, write_end = os.pipe()
+    first = os.fork()
+    if first == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os.write(write_end, str(os.getpid()).encode())
+            for fd in (0, 1, 2):
+                os.close(fd)
+            time.sleep(600)
+        os._exit(0)
+    os.close(write_end)
+    pid = int(os.read(read_end, 32))
+    os.waitpid(first, 0)
+    with open(pid_file, "w") as fh:
+        fh.write(str(pid))
+    time.sleep(then_sleep)
+    return pid
+
+
+def test_a_daemon_dies_when_its_task_returns(sshd, workdir, tmp_path):
+    dispatch_id = dispatch_task(daemon, make(sshd, workdir), str(tmp_path / "pid"), 0.0)
+    result = ct.get_result(dispatch_id, wait=True, timeout=60)
+    assert result.status is ct.Status.COMPLETED, result.get_node(0).error
+    pid = result.result
+    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 10)
+
+
+def test_a_daemon_dies_when_its_task_is_cancelled(sshd, workdir, tmp_path):
+    pid_file = tmp_path / "pid"
+    dispatch_id = dispatch_task(daemon, make(sshd, workdir), str(pid_file), 600.0)
+    pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), 60))
+    assert psutil.pid_exists(pid)
+    ct.cancel(dispatch_id, wait=True, timeout=60)
+    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 10)
