@@ -20,24 +20,15 @@ to their users. The SSH executor's remote agent does the same on its host.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import time
 
-from .runner import MARK_VARIABLE
+from .runner import MARK_VARIABLE, all_pids, become_subreaper, descendants, process_stat
 
-PR_SET_CHILD_SUBREAPER = 36
+__all__ = ["MARK_VARIABLE", "become_subreaper", "descendants", "kill_task_processes", "marked"]
+
 MECHANISM = "subreaper + marker"
-
-
-def become_subreaper() -> bool:
-    """Make this process the subreaper of its descendants; False where Linux refuses."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
 
 
 def _ticks_per_second() -> int:
@@ -50,21 +41,6 @@ def _boot_time() -> float:
             if line.startswith("btime "):
                 return float(line.split()[1])
     return 0.0
-
-
-def _stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, parent PID, start time in clock ticks since boot) of a process, or None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    fields = data[data.rfind(b")") + 2 :].split()
-    return fields[0].decode(), int(fields[1]), int(fields[19])
-
-
-def _all_pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
 def has_children(pid: int) -> bool:
@@ -83,30 +59,13 @@ def has_children(pid: int) -> bool:
     return False
 
 
-def descendants(pid: int) -> set[int]:
-    """Live descendants of ``pid`` (re-parented orphans included, when it is a subreaper)."""
-    parents: dict[int, list[int]] = {}
-    for child in _all_pids():
-        info = _stat(child)
-        if info is not None and info[0] not in ("Z", "X"):
-            parents.setdefault(info[1], []).append(child)
-    found: set[int] = set()
-    frontier = [pid]
-    while frontier:
-        for child in parents.get(frontier.pop(), []):
-            if child not in found:
-                found.add(child)
-                frontier.append(child)
-    return found
-
-
 def marked(mark: str, since: float) -> set[int]:
     """Live processes of this user carrying ``mark`` that started at ``since`` or later."""
     needle = f"{MARK_VARIABLE}={mark}".encode()
     since_ticks = (since - _boot_time() - 1.0) * _ticks_per_second()  # btime is whole seconds
     me = os.getpid()
     found = set()
-    for pid in _all_pids():
+    for pid in all_pids():
         if pid == me:
             continue
         try:
@@ -116,7 +75,7 @@ def marked(mark: str, since: float) -> set[int]:
             continue  # gone, or another user's
         if needle + b"\0" not in environ + b"\0":
             continue
-        info = _stat(pid)
+        info = process_stat(pid)
         if info is not None and info[0] not in ("Z", "X") and info[2] >= since_ticks:
             found.add(pid)
     return found

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import os
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from .processes import ProcessHandle
+from .containment import MARK_VARIABLE
+from .processes import ProcessHandle, kill_leftovers
 
 # $1: the mark to create when the gate opens; the rest: the command. No user data is spliced
 # into the script: the command reaches exec as arguments.
@@ -28,9 +32,9 @@ OPEN = b"go\n"
 class GatedProcess:
     """A process waiting at its gate; :meth:`release` lets it run."""
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, mark: str) -> None:
         self.proc = proc
-        self.handle = ProcessHandle.of(proc.pid)
+        self.handle = dataclasses.replace(ProcessHandle.of(proc.pid), mark=mark)
 
     async def release(self) -> None:
         """Open the gate (nothing happens if the process was killed meanwhile)."""
@@ -41,8 +45,11 @@ class GatedProcess:
         self.proc.stdin.close()
 
     async def wait(self) -> int:
-        """Wait for the process to end; its return code (negative: killed by a signal)."""
-        return await self.proc.wait()
+        """Wait for the process to end, and kill whatever it left running (the processes that
+        carry its marker); its return code (negative: killed by a signal)."""
+        code = await self.proc.wait()
+        await asyncio.to_thread(kill_leftovers, self.handle)
+        return code
 
 
 async def start_gated(
@@ -55,7 +62,10 @@ async def start_gated(
     stderr: IO[Any] | int | None = None,
 ) -> GatedProcess:
     """Start ``argv`` in a session of its own, held at the gate; ``started_mark`` is created
-    when :meth:`GatedProcess.release` lets it run."""
+    when :meth:`GatedProcess.release` lets it run. Every process it starts carries a task
+    marker (in its environment and in the handle), so that none outlives it."""
+    mark = uuid.uuid4().hex
+    env = {**(os.environ if env is None else env), MARK_VARIABLE: mark}
     proc = await asyncio.create_subprocess_exec(
         "/bin/sh",
         "-c",
@@ -67,7 +77,7 @@ async def start_gated(
         stdout=stdout,
         stderr=stderr,
         cwd=cwd,
-        env=dict(env) if env is not None else None,
+        env=env,
         start_new_session=True,
     )
-    return GatedProcess(proc)
+    return GatedProcess(proc, mark)

@@ -152,6 +152,14 @@ async def wait_for_exit(handle: ProcessHandle, interval: float = 0.5) -> None:
     while await asyncio.to_thread(handle.alive):
         await asyncio.sleep(delay)
         delay = min(delay * 1.5, interval)
+    await asyncio.to_thread(kill_leftovers, handle)
+
+
+def kill_leftovers(handle: ProcessHandle) -> None:
+    """Kill what the ended process of ``handle`` left running: the processes carrying its
+    task marker (:mod:`.containment`); nothing when the handle has no marker."""
+    if handle.mark:
+        containment.kill_task_processes(handle.pid, handle.mark, handle.start_time)
 
 
 def describe_exit(returncode: int | None) -> str:

@@ -1,7 +1,9 @@
 """Runs one task from its pickled payload: used by the local workers and by remote executors.
 
 This module needs only the standard library and cloudpickle, so an executor can copy it to a
-machine that does not have covalent-core installed and run ``python runner.py IN OUT``.
+machine that does not have covalent-core installed and run ``python runner.py IN OUT``. Run so,
+it is the subreaper of the task's processes and kills what the task left running before it
+exits.
 
 The payload is ``pickle.dumps((function, args, kwargs, environment))`` where ``function`` and
 each argument are cloudpickle bytes, and ``environment`` is ``{"cwd": ..., "sys_path": [...]}``
@@ -12,6 +14,7 @@ successful outcome also has ``output_repr``, ``str()`` of the value when it is s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import sys
@@ -24,7 +27,80 @@ OUTPUT_REPR_MAX = 10_000
 # Set for the task (and what it starts): which dispatch and node it is. See ct.get_context().
 ENV_DISPATCH_ID = "COVALENT_CORE_DISPATCH_ID"
 ENV_NODE_ID = "COVALENT_CORE_NODE_ID"
-MARK_VARIABLE = "COVALENT_CORE_TASK_MARK"  # as in executors/containment.py (runner: no imports)
+# Every process of a task carries this marker in its environment (see containment.py).
+MARK_VARIABLE = "COVALENT_CORE_TASK_MARK"
+PR_SET_CHILD_SUBREAPER = 36
+
+
+# -- the task's processes (Linux /proc; standard library only, as this whole file) ------------
+
+
+def become_subreaper() -> bool:
+    """Make this process the subreaper of its descendants (``PR_SET_CHILD_SUBREAPER``): an
+    orphan among them is re-parented here rather than to init. False where Linux refuses."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def process_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, parent PID, start time in clock ticks since boot) of a process, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2 :].split()
+    return fields[0].decode(), int(fields[1]), int(fields[19])
+
+
+def all_pids() -> list[int]:
+    """Every PID on this machine (none where there is no /proc)."""
+    try:
+        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+
+
+def descendants(pid: int) -> set[int]:
+    """Live descendants of ``pid`` (re-parented orphans included, when it is a subreaper)."""
+    parents: dict[int, list[int]] = {}
+    for child in all_pids():
+        info = process_stat(child)
+        if info is not None and info[0] not in ("Z", "X"):
+            parents.setdefault(info[1], []).append(child)
+    found: set[int] = set()
+    frontier = [pid]
+    while frontier:
+        for child in parents.get(frontier.pop(), []):
+            if child not in found:
+                found.add(child)
+                frontier.append(child)
+    return found
+
+
+def kill_descendants(pid: int, rounds: int = 500) -> None:
+    """SIGKILL every descendant of ``pid`` until none is left (or ``rounds`` tries passed)."""
+    import signal
+    import time
+
+    for _ in range(rounds):
+        left = descendants(pid)
+        if not left:
+            return
+        for child in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(child, signal.SIGKILL)
+        time.sleep(0.005)
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        except ChildProcessError:
+            pass
 
 
 def apply_environment(environment: dict[str, Any] | None) -> None:
@@ -103,8 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # The task may change directory (to the dispatcher's): fix the outcome's place first.
     target = os.path.abspath(argv[1])
+    # What the task leaves running (a double-forked daemon included) stays below this process
+    # and ends with it, whatever the resource tracks of its own.
+    become_subreaper()
     with open(argv[0], "rb") as fh:
         outcome = execute(fh.read())
+    kill_descendants(os.getpid())
     partial = target + ".partial"
     with open(partial, "wb") as fh:
         fh.write(outcome)

@@ -21,7 +21,14 @@ from .observe import (
     wait_until,
 )
 
-_SUITE = ("BasicTier", "ExecutorConformance", "PackingTier", "ReattachTier", "TimeoutTier")
+_SUITE = (
+    "BasicTier",
+    "ContainmentTier",
+    "ExecutorConformance",
+    "PackingTier",
+    "ReattachTier",
+    "TimeoutTier",
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -41,6 +48,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BasicTier",
+    "ContainmentTier",
     "ExecutorConformance",
     "PackingTier",
     "ReattachTier",

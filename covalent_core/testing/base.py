@@ -42,6 +42,8 @@ class ConformanceBase:
 
     supports_timeouts: ClassVar[bool] = True
     """Run the optional test that an electron's ``timeout=`` stops the job."""
+    contains_processes: ClassVar[bool] = True
+    """Run the containment tier: a task's double-forked daemon dies with the task."""
     supports_packing: ClassVar[bool] = False
     """Run the optional packed-tasks test; override ``packed_executor`` too."""
     job_starts_in: ClassVar[str] = "run"

@@ -22,7 +22,8 @@ directory and temporary directory) and checks facts on the resource: the probe s
 is gone, the listing is empty, the stage never ran. The tests come in tiers, as fsspec's
 abstract tests do: :class:`~.basic.BasicTier` (what every executor must pass),
 :class:`~.reattach.ReattachTier` (the dispatcher is killed mid-task; an executor without
-``reattach`` declares so and is checked for the fallback), and the optional
+``reattach`` declares so and is checked for the fallback), :class:`~.containment.ContainmentTier`
+(a task's double-forked daemon dies with it), and the optional
 :class:`~.optional.TimeoutTier` and :class:`~.optional.PackingTier`, switched on by capability
 flags (class attributes). Subclass one tier to run only it.
 """
@@ -30,17 +31,19 @@ flags (class attributes). Subclass one tier to run only it.
 from __future__ import annotations
 
 from .basic import BasicTier
+from .containment import ContainmentTier
 from .observe import dispatch_task, finished_task, marker_processes, wait_until
 from .optional import PackingTier, TimeoutTier
 from .reattach import ReattachTier
 
 
-class ExecutorConformance(BasicTier, ReattachTier, TimeoutTier, PackingTier):
+class ExecutorConformance(BasicTier, ReattachTier, ContainmentTier, TimeoutTier, PackingTier):
     """Every tier of the conformance suite; capability flags skip what an executor lacks."""
 
 
 __all__ = [
     "BasicTier",
+    "ContainmentTier",
     "ExecutorConformance",
     "PackingTier",
     "ReattachTier",

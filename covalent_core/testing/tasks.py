@@ -72,3 +72,25 @@ def long_running(marker: str, seconds: float = 600.0) -> str:
 
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def daemonize(marker: str, then_sleep: float = 0.0) -> str:
+    """Double-fork a daemon into a new session that carries ``marker`` in its argv (its parent
+    exits at once, so it is neither in the task's process group nor below the task), then
+    sleep ``then_sleep`` s and return. An executor that contains its tasks kills it with them.
+    """
+    import os
+    import sys
+    import time
+
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(600)", marker])
+        os._exit(0)
+    os.wait()
+    time.sleep(then_sleep)
+    return "daemon started"

@@ -34,6 +34,8 @@ from typing import Any
 
 import boto3
 
+from covalent_core.executors.containment import MARK_VARIABLE, kill_task_processes
+
 from .ports import free_port
 
 REGION = "us-east-1"
@@ -345,7 +347,14 @@ class BatchDouble:
                 self._finish(job, code)
 
     def _start(self, job: Job) -> None:
-        env = {**os.environ, **CREDENTIALS, "AWS_DEFAULT_REGION": REGION, **job.environment}
+        # As in a container, every process of the job ends with it: they carry its marker.
+        env = {
+            **os.environ,
+            **CREDENTIALS,
+            "AWS_DEFAULT_REGION": REGION,
+            **job.environment,
+            MARK_VARIABLE: job.job_id,
+        }
         job.log_stream = f"{job.definition['jobDefinitionName']}/default/{job.job_id}"
         job.started = time.time()
         job.proc = subprocess.Popen(
@@ -361,6 +370,13 @@ class BatchDouble:
         job.reader.start()
 
     def _finish(self, job: Job, code: int) -> None:
+        # The container is gone: so is everything that ran in it.
+        assert job.proc is not None
+        threading.Thread(
+            target=kill_task_processes,
+            args=(job.proc.pid, job.job_id, job.started or job.created),
+            daemon=True,
+        ).start()
         if job.reader is not None:
             job.reader.join(5)
         output = b"".join(job.output).decode(errors="replace")
