@@ -11,6 +11,7 @@ from typing import Any
 from . import config
 from .cancel_requests import request_cancel
 from .errors import DispatchTimeoutError
+from .executors.values import store_big
 from .graph import KIND_POSTPROCESS, Edge
 from .result import CancelReport, NodeResult, Result
 from .serialize import current_environment, lattice_records
@@ -39,6 +40,11 @@ def dispatch(lattice: Lattice) -> Callable[..., str]:
     def submit(*args: Any, **kwargs: Any) -> str:
         records = lattice_records(lattice, args, kwargs)
         dispatch_id = str(uuid.uuid4())
+        for row in records.nodes:  # big inputs go to files, not into the store
+            if row.get("output") is not None:
+                row["output"] = store_big(
+                    dispatch_id, f"{row['node_id']}-input.pickle", row["output"]
+                )
         store = open_store()
         with store.write() as conn:
             q.insert_dispatch(

@@ -110,5 +110,9 @@ class StoreError(CovalentCoreError):
     """The store cannot be used as it is (damaged, foreign, newer, full); it was not modified."""
 
 
+class StoreFullError(StoreError):
+    """The store could not be written: its disk (or database) is full."""
+
+
 class ServiceError(CovalentCoreError):
     """The local dispatcher service could not be started or reached."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import status as status_names
+from .executors.values import read_text, read_value
 from .graph import KIND_PARAMETER, KIND_POSTPROCESS, Edge, TransportGraph
 from .status import Status
 from .transportable import TransportableObject
@@ -50,8 +51,9 @@ class NodeResult:
     ended_at: float | None
     error: str | None
     traceback: str | None
-    stdout: str | None
-    stderr: str | None
+    stdout_stored: str | None = field(repr=False)
+    """As stored: the text, or a reference to the file that holds a big one."""
+    stderr_stored: str | None = field(repr=False)
     cancel_requested: bool
     cancel_reason: str | None
     cancel_stage: str | None
@@ -73,7 +75,18 @@ class NodeResult:
             return None
         if self.kind != KIND_PARAMETER and self.status is not Status.COMPLETED:
             return None
-        return TransportableObject.from_pickle(self.output_bytes, self.output_repr)
+        # A big value lives in a file of its own: read when asked for, not before.
+        return TransportableObject.from_pickle(read_value(self.output_bytes), self.output_repr)
+
+    @property
+    def stdout(self) -> str | None:
+        """What the task printed (a big output is read from its file when asked for)."""
+        return read_text(self.stdout_stored)
+
+    @property
+    def stderr(self) -> str | None:
+        """What the task wrote to stderr (read from its file when big)."""
+        return read_text(self.stderr_stored)
 
     @property
     def output(self) -> Any:
@@ -107,8 +120,8 @@ class NodeResult:
             ended_at=row.ended_at,
             error=row.error,
             traceback=row.traceback,
-            stdout=row.stdout,
-            stderr=row.stderr,
+            stdout_stored=row.stdout,
+            stderr_stored=row.stderr,
             cancel_requested=bool(row.cancel_requested),
             cancel_reason=row.cancel_reason,
             cancel_stage=row.cancel_stage,

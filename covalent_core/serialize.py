@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -129,14 +130,16 @@ def _parameter_label(graph: TransportGraph, node_id: int) -> str:
 
 def build_sublattice(
     sub: Lattice, json_parent_metadata: str, *args: Any, **kwargs: Any
-) -> GraphRecords:
+) -> dict[str, Any]:
     """Build a sublattice's graph from its inputs; runs in a worker, where user code may run.
 
-    Electrons of a sublattice without an executor of its own use its parent's default.
+    Electrons of a sublattice without an executor of its own use its parent's default. The
+    records come back as plain values (:func:`dataclasses.asdict`), which the dispatcher reads
+    without running anything (:func:`covalent_core.plain_pickle.loads_plain`).
     """
     parent = json.loads(json_parent_metadata)
     default = executor_from_json(parent.get("executor"), parent.get("executor_data") or {})
-    return lattice_records(sub, args, kwargs, default)
+    return dataclasses.asdict(lattice_records(sub, args, kwargs, default))
 
 
 def task_payload(

@@ -99,6 +99,8 @@ class CancelReason(str, Enum):
     """It shared one job with a node that was cancelled, and the job was stopped."""
     TIMEOUT = "timeout"
     """It ran longer than its electron's ``timeout=``."""
+    STORE_ERROR = "store error"
+    """The store could not be written (a full disk): its dispatch was stopped."""
     DISPATCHER_LOST = "dispatcher lost"
     """The dispatcher running it died; its job was stopped when another took over."""
 

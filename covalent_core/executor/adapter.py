@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import pickle
 import shutil
 import sys
 import uuid
@@ -31,6 +30,7 @@ from ..executors.base import Executor, TaskContext, TaskOutcome
 from ..executors.gated import start_gated
 from ..executors.processes import ProcessHandle, describe_exit, kill_group, wait_for_exit
 from ..hookspecs import hookimpl
+from ..plain_pickle import loads_plain
 from .adapter_runner import EXECUTOR_FILE, METADATA_FILE, OUTCOME_FILE, PAYLOAD_FILE
 from .base import CANCEL_FLAG_FILE
 
@@ -149,7 +149,7 @@ class CovalentExecutorAdapter(Executor):
                 stderr,
             )
             return
-        raw = pickle.loads(outcome_file.read_bytes())
+        raw = loads_plain(outcome_file.read_bytes())
         task.outcome = TaskOutcome(
             ok=raw["ok"],
             output=raw.get("output"),

@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import pickle
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import ExecutorConfigError, TaskCancelledError
+from ..plain_pickle import loads_plain
 from ..status import Stage
 
 
@@ -39,7 +39,7 @@ class TaskOutcome:
     @classmethod
     def from_runner(cls, data: bytes, stdout: str = "", stderr: str = "") -> TaskOutcome:
         """Decode what :func:`covalent_core.executors.runner.execute` returned."""
-        raw = pickle.loads(data)
+        raw = loads_plain(data)  # made where user code ran: plain values only
         return cls(
             ok=raw["ok"],
             output=raw.get("output"),

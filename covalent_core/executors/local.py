@@ -24,6 +24,7 @@ from ..hookspecs import hookimpl
 from .base import Executor, TaskContext, TaskOutcome
 from .pool import WorkerPool, reattach_worker, started_at
 from .processes import ProcessHandle, kill_group
+from .values import read_text
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ class LocalExecutor(Executor):
                 path = config.data_dir() / "results" / task.dispatch_id / path
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a") as fh:
-                fh.write(text or "")
+                fh.write(read_text(text) or "")
 
     async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
         """Kill the worker's process group, checking the start time so a reused PID is spared."""

@@ -23,6 +23,7 @@ from .. import config
 from ..errors import JobLostError
 from .base import TaskOutcome
 from .processes import ProcessHandle, describe_exit, kill_group
+from .values import keep_big_text
 from .worker import HEADER, OUTCOME, STARTED, STDERR, STDOUT
 
 # How often a re-attached task's process is looked at, at first and at most.
@@ -161,11 +162,13 @@ class WorkerPool:
 
 
 def read_output(directory: Path) -> tuple[str, str]:
-    """The task's stdout and stderr, as it left them in ``directory``."""
+    """The task's stdout and stderr, as it left them in ``directory``; a big one is kept as a
+    file among its dispatch's values (directories are named ``DISPATCH-NODE``), not read."""
     texts = []
+    dispatch_id = directory.name.rsplit("-", 1)[0]
     for name in (STDOUT, STDERR):
         try:
-            texts.append((directory / name).read_bytes().decode(errors="replace"))
+            texts.append(keep_big_text(directory / name, dispatch_id, f"{directory.name}.{name}"))
         except FileNotFoundError:
             texts.append("")
     return texts[0], texts[1]

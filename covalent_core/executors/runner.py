@@ -15,9 +15,11 @@ successful outcome also has ``output_repr``, ``str()`` of the value when it is s
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -131,20 +133,80 @@ def apply_environment(environment: dict[str, Any] | None) -> None:
             os.chdir(cwd)
 
 
+# -- big values: stored once as files, passed around as references ------------------------
+
+BIG_VALUE = 1 << 20
+"""Pickled values above this many bytes are kept in a file of their own, not in the store."""
+VALUE_REF = b"covalent-core-value:"
+"""A reference to such a file: this prefix, then JSON ``{"path": ..., "size": ...}``. A
+pickle never starts so, so a stored value is either a reference or the pickle itself."""
+
+
+def is_value_ref(data: bytes | None) -> bool:
+    """True if ``data`` is a reference to a value file rather than the value."""
+    return data is not None and data[: len(VALUE_REF)] == VALUE_REF
+
+
+def value_ref_path(ref: bytes) -> str:
+    """The file a reference names."""
+    return json.loads(ref[len(VALUE_REF) :])["path"]
+
+
+def read_value(data: bytes) -> bytes:
+    """The pickled value itself: ``data``, or the content of the file it references."""
+    if not is_value_ref(data):
+        return data
+    with open(value_ref_path(data), "rb") as fh:
+        return fh.read()
+
+
+def write_value(directory: str, name: str, data: bytes) -> bytes:
+    """Write ``data`` once to ``directory/name`` (owner-only, atomically); its reference."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, name)
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as fh:
+        fh.write(data)
+    os.rename(path + ".tmp", path)
+    return VALUE_REF + json.dumps({"path": path, "size": len(data)}).encode()
+
+
 def execute(payload: bytes) -> bytes:
-    """Run the task in ``payload`` and return its pickled outcome; never raises."""
+    """Run the task in ``payload`` and return its pickled outcome; never raises.
+
+    Arguments may be references to value files (read here). With ``values_dir`` in the
+    environment, an output above :data:`BIG_VALUE` is written there and the outcome carries
+    its reference; an output that *is* one of the referenced arguments keeps its reference."""
     stage = "unpickling the task"
     try:
         function_bytes, args_bytes, kwargs_bytes, environment = pickle.loads(payload)
         apply_environment(environment)
         function = cloudpickle.loads(function_bytes)
-        args = [cloudpickle.loads(b) for b in args_bytes]
-        kwargs = {k: cloudpickle.loads(b) for k, b in kwargs_bytes.items()}
+        referenced: dict[int, bytes] = {}  # id of an argument read from a file -> its reference
+
+        def load(data: bytes) -> Any:
+            value = cloudpickle.loads(read_value(data))
+            if is_value_ref(data):
+                referenced[id(value)] = data
+            return value
+
+        args = [load(b) for b in args_bytes]
+        kwargs = {k: load(b) for k, b in kwargs_bytes.items()}
         stage = "running the task"
         value = function(*args, **kwargs)
         stage = "pickling the task's result"
-        output = cloudpickle.dumps(value)
-        text = _text(value)
+        text = None
+        if id(value) in referenced:
+            output = referenced[id(value)]  # stored once: the same value, the same file
+        else:
+            output = cloudpickle.dumps(value)
+            values_dir = (environment or {}).get("values_dir")
+            if values_dir and len(output) > BIG_VALUE:
+                task = environment.get("task") or {}
+                name = f"{task.get('node_id', 'value')}-{os.getpid()}-{time.time_ns()}.pickle"
+                output = write_value(values_dir, name, output)
+            elif len(output) <= BIG_VALUE:
+                text = _text(value)
     except BaseException as exc:
         try:
             exception: bytes | None = cloudpickle.dumps(exc)

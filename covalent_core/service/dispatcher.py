@@ -37,7 +37,9 @@ class Dispatcher:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.registry = plugins.registry()
-        self.writes = WriteBuffer(store)
+        self.writes = WriteBuffer(store, on_full=self.store_full)
+        self.store_errors: dict[str, str] = {}
+        """Dispatches stopped because the store could not be written, and why."""
         self.states = StateRecorder(self.writes)
         self.ownership = Ownership(store, self.writes)
         self.executors = ExecutorCache(self.registry)
@@ -160,7 +162,14 @@ class Dispatcher:
             status = dispatch_outcome([n.status for n in run.nodes.values()])
             error: str | None = None
             result: bytes | None = None
-            if status is Status.FAILED:
+            if run.dispatch_id in self.store_errors:
+                status = Status.FAILED
+                error = (
+                    f"stopped because {self.store_errors.pop(run.dispatch_id)} Tasks that "
+                    "had completed keep their results; the others were cancelled (reason: "
+                    f"{CancelReason.STORE_ERROR.value})."
+                )
+            elif status is Status.FAILED:
                 failed = run.failed_nodes()
                 error = failure_summary([(n.node_id, n.name, n.error) for n in failed])
             elif status is Status.COMPLETED:
@@ -173,6 +182,15 @@ class Dispatcher:
         return status, error, result
 
     # -- cancels and timeouts -----------------------------------------------------------
+
+    def store_full(self, dispatch_ids: set[str], message: str) -> None:
+        """The store is full: stop every running dispatch (no job may run on unrecorded), and
+        end each FAILED with the store's message once its writes go through."""
+        del dispatch_ids  # a full store stops them all: each will need to write
+        for run in list(self.runs.values()):
+            if run.dispatch_id not in self.store_errors:
+                self.store_errors[run.dispatch_id] = message
+                run.cancel_all(CancelReason.STORE_ERROR.value)
 
     def time_out(self, run: DispatchRun, node: NodeState) -> None:
         """A node ran past its ``timeout=``: cancel it with reason timeout."""

@@ -70,6 +70,7 @@ class Service:
                 "pid": os.getpid(),
                 "owner": self.dispatcher.owner,
                 "listening_at": self.listening_at,
+                "store_full": self.dispatcher.writes.full,
             }
         if op == "wake":
             await self.dispatcher.poll_new()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import JobLostError, TaskCancelledError
 from ..executors.base import Executor, TaskContext, TaskOutcome
+from ..executors.values import is_value_ref, read_value, store_big, values_dir
 from ..graph import KIND_SUBLATTICE, PARAM_ARG, PARAM_WAIT
 from ..serialize import task_payload
 from ..status import STAGES_IN_ORDER, CancelReason, Stage, Status
@@ -88,8 +89,9 @@ def outcome_values(ctx: TaskContext) -> tuple[Status, dict[str, Any]]:
         return Status.COMPLETED, values
     values["error"] = outcome.error
     values["traceback"] = outcome.traceback
-    if outcome.traceback:
-        # As Covalent does: the failed task's traceback ends its stderr.
+    if outcome.traceback and not is_value_ref((outcome.stderr or "").encode()[:64]):
+        # As Covalent does: the failed task's traceback ends its stderr (unless that is big
+        # and kept in a file).
         values["stderr"] = (outcome.stderr or "") + outcome.traceback
     return Status.FAILED, values
 
@@ -121,9 +123,16 @@ class NodeStages:
 
         def payload(override: dict[str, Any] | None) -> bytes:
             merged = {**environment, **(override or {})}
-            if not merged.pop("local", False):
-                merged.pop("variables", None)  # another machine keeps its own environment
-            return task_payload(node.function, args, kwargs, merged)
+            if merged.pop("local", False):
+                # Big arguments are read from their files, a big output written to one, by
+                # the task itself: the value never passes through this process.
+                merged["values_dir"] = str(values_dir(run.dispatch_id))
+                return task_payload(node.function, args, kwargs, merged)
+            merged.pop("variables", None)  # another machine keeps its own environment
+            inline = [read_value(a) for a in args]
+            return task_payload(
+                node.function, inline, {k: read_value(v) for k, v in kwargs.items()}, merged
+            )
 
         async def record(ctx: TaskContext, handle: str) -> None:
             await self.jobs.store_handle(run, node, ctx, handle)
@@ -192,6 +201,13 @@ class NodeStages:
                 else:
                     ctx.check_cancelled(Stage.FETCH)
                     status, values = outcome_values(ctx)
+                    if values.get("output") is not None:
+                        # A big value fetched from another machine goes to a file, once.
+                        name = f"{node.node_id}-fetched.pickle"
+                        output = values["output"]
+                        values["output"] = await asyncio.to_thread(
+                            store_big, run.dispatch_id, name, output
+                        )
         except TaskCancelledError as exc:
             status, values = Status.CANCELLED, {"cancel_stage": exc.stage or stage.value}
         except JobLostError as exc:

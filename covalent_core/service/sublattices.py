@@ -9,9 +9,8 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle
-
 from ..errors import CovalentCoreError
+from ..plain_pickle import loads_plain
 from ..serialize import BUILD_SUBLATTICE, GraphRecords, task_payload
 from ..status import Status
 from ..store import queries as q
@@ -40,8 +39,8 @@ class Sublattices:
                 f"building sublattice {node.name!r} failed: {outcome.error}\n"
                 f"{outcome.traceback or ''}"
             )
-        # Our own records of the graph: rows of bytes, never the user's objects.
-        return cloudpickle.loads(outcome.output)
+        # Our own records of the graph, rows of plain values: read without running anything.
+        return GraphRecords(**loads_plain(outcome.output))
 
     async def create(self, run: DispatchRun, node: NodeState, records: GraphRecords) -> DispatchRun:
         """Store a sublattice's graph as a dispatch of its own and load it."""

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from .. import config
-from ..errors import StoreError
+from ..errors import StoreError, StoreFullError
 from ..permissions import private_file
 
 logger = logging.getLogger(__name__)
@@ -22,6 +22,8 @@ HEAD_REVISION = "0003"
 # Every revision under migrations/versions (files are named REVISION_description.py).
 KNOWN_REVISIONS = {p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("0*.py")}
 SQLITE_HEADER = b"SQLite format 3\x00"
+# How databases say that they ran out of space (SQLite, PostgreSQL).
+FULL_MESSAGES = ("database or disk is full", "no space left", "disk full")
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
@@ -82,9 +84,22 @@ class Store:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction that holds the write lock from its start (SQLite)."""
-        with self._writer.begin() as conn:
-            yield conn
+        """A write transaction that holds the write lock from its start (SQLite).
+
+        A full disk raises :class:`StoreFullError` (the transaction is rolled back whole)."""
+        try:
+            with self._writer.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            message = _first_line(exc)
+            if not any(word in message.lower() for word in FULL_MESSAGES):
+                raise
+            where = self.sqlite_path or self.safe_url
+            raise StoreFullError(
+                f"the store {where} could not be written: {message}. Nothing of this change "
+                "was stored; free some space there (or point COVALENT_CORE_DB_URL at another "
+                "store) and try again."
+            ) from None
 
     def _migrate(self) -> None:
         if self.is_sqlite:

@@ -2,7 +2,9 @@
 
 Node updates are merged per node and flushed together in one transaction, a few milliseconds
 after the first one arrives; callers that need durability (a job handle, a cancel) await
-``flush()`` and return once their write has committed.
+``flush()`` and return once their write has committed. When the store is full, nothing is
+dropped: the batch is kept, retried every second, and ``on_full`` is told which dispatches
+wait (the dispatcher stops them), until the store takes writes again.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, update
 
+from ..errors import StoreFullError
 from ..status import TERMINAL
 from ..store import Store
 from ..store.schema import nodes
@@ -24,13 +27,20 @@ logger = logging.getLogger(__name__)
 
 _TERMINAL_VALUES = [s.value for s in TERMINAL]
 FLUSH_DELAY = 0.005
+FULL_RETRY = 1.0  # seconds between attempts while the store is full
 
 
 class WriteBuffer:
     """Collects writes and commits them in order on one writer thread."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self, store: Store, on_full: Callable[[set[str], str], None] | None = None
+    ) -> None:
         self.store = store
+        self.on_full = on_full
+        """Told which dispatches' writes wait, and why, when the store is full."""
+        self.full: str | None = None
+        """While the store is full: its message (writes are kept and retried)."""
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         self._nodes: dict[tuple[str, int], dict[str, Any]] = {}
         self._ops: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
@@ -64,8 +74,8 @@ class WriteBuffer:
         if self._flushing is not None:
             return  # the running flush reschedules itself when it ends
         if self._scheduled is not None:
-            if delay > 0:
-                return
+            if delay > 0 or self.full is not None:
+                return  # while the store is full, the retry timer sets the pace
             self._scheduled.cancel()
         self._scheduled = loop.call_later(delay, self._start_flush)
 
@@ -81,6 +91,12 @@ class WriteBuffer:
         def done(f: asyncio.Future[list[Any]]) -> None:
             self._flushing = None
             exc = f.exception()
+            if isinstance(exc, StoreFullError):
+                self._keep_for_later(node_updates, ops, waiters, exc)
+                return
+            if self.full is not None:
+                logger.warning("the store can be written again")
+                self.full = None
             if exc is not None:
                 logger.error("store write failed: %s", exc, exc_info=exc)
             results = [] if exc is not None else f.result()
@@ -101,6 +117,26 @@ class WriteBuffer:
                 self._schedule(0 if (self._ops or self._waiters) else FLUSH_DELAY)
 
         self._flushing.add_done_callback(done)
+
+    def _keep_for_later(
+        self,
+        node_updates: dict[tuple[str, int], dict[str, Any]],
+        ops: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]],
+        waiters: list[asyncio.Future[None]],
+        exc: StoreFullError,
+    ) -> None:
+        """A full store loses nothing: the batch goes back in front and is tried again."""
+        for key, values in node_updates.items():
+            newer = self._nodes.get(key, {})
+            self._nodes[key] = {**values, **newer}
+        self._ops[:0] = ops
+        self._waiters[:0] = waiters
+        if self.full is None:
+            logger.error("store write failed, kept to retry every %.0f s: %s", FULL_RETRY, exc)
+        self.full = str(exc)
+        if self.on_full is not None:
+            self.on_full({dispatch_id for dispatch_id, _ in node_updates}, self.full)
+        self._scheduled = asyncio.get_running_loop().call_later(FULL_RETRY, self._start_flush)
 
     def _commit(
         self,
