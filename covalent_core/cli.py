@@ -232,6 +232,7 @@ def executors() -> None:
     """List installed executors (short name, class, package, version) and broken plugins."""
     from rich.table import Table
 
+    from .executors.containment import mechanism
     from .plugins import registry
 
     reg = registry()
@@ -245,6 +246,7 @@ def executors() -> None:
             info.plugin,
         )
     console.print(table)
+    console.print(f"local tasks are contained by {mechanism()}", highlight=False)
     for name, why in sorted(reg.failed.items()):
         err_console.print(f"[red]plugin {name!r} failed to load:[/] {why}", highlight=False)
 

@@ -9,12 +9,15 @@ nothing the previous one changed.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import daemons
 from helpers import wait_for_file, wait_until
 
 import covalent_core as ct
+from covalent_core.executors.containment import mechanism
 from covalent_core.executors.local import LocalExecutor
 from covalent_core.executors.processes import is_dead
 
@@ -35,6 +38,13 @@ def test_a_daemon_is_killed_when_its_task_returns(tmp_path: Path):
     assert result.status is ct.Status.COMPLETED, result.error
     assert result.result == daemon_pid(pid_file)
     wait_until(lambda: is_dead(result.result), 10)
+    assert_cgroup_gone(result.get_node(0).job_handle)
+
+
+def assert_cgroup_gone(handle: dict) -> None:
+    """Where the machine gave the task a cgroup of its own, it is removed with the task."""
+    if handle.get("cgroup"):
+        wait_until(lambda: not Path(handle["cgroup"]).exists(), 10)
 
 
 def test_a_daemon_is_killed_when_its_task_is_cancelled(tmp_path: Path):
@@ -50,7 +60,9 @@ def test_a_daemon_is_killed_when_its_task_is_cancelled(tmp_path: Path):
     assert not is_dead(pid)
     ct.cancel(dispatch_id, wait=True, timeout=60)
     wait_until(lambda: is_dead(pid), 10)
-    assert ct.get_result(dispatch_id).status is ct.Status.CANCELLED
+    result = ct.get_result(dispatch_id)
+    assert result.status is ct.Status.CANCELLED
+    assert_cgroup_gone(result.get_node(0).job_handle)
 
 
 def test_a_daemon_is_killed_when_its_task_times_out(tmp_path: Path):
@@ -66,6 +78,15 @@ def test_a_daemon_is_killed_when_its_task_times_out(tmp_path: Path):
     result = ct.get_result(dispatch_id, wait=True, timeout=60)
     assert result.get_node(0).cancel_reason == "timeout"
     wait_until(lambda: is_dead(pid), 10)
+    assert_cgroup_gone(result.get_node(0).job_handle)
+
+
+def test_the_mechanism_in_force_is_shown():
+    out = subprocess.run(
+        [sys.executable, "-m", "covalent_core", "executors"], capture_output=True, text=True
+    )
+    assert out.returncode == 0
+    assert f"local tasks are contained by {mechanism()}" in " ".join(out.stdout.split())
 
 
 def test_each_task_starts_clean_on_a_warm_worker():
@@ -91,3 +112,24 @@ def test_each_task_starts_clean_on_a_warm_worker():
     assert nodes["inspect_state"].stdout == "stdout works\n"
     # Both ran on the same warm worker (its PID in both handles).
     assert nodes["poison"].job_handle["pid"] == nodes["inspect_state"].job_handle["pid"]
+
+
+@ct.electron
+def my_cgroup():
+    with open("/proc/self/cgroup") as fh:
+        return fh.read()
+
+
+def test_where_the_machine_gives_cgroups_each_task_runs_in_its_own():
+    @ct.lattice
+    def flow():
+        return my_cgroup()
+
+    result = ct.dispatch_sync(flow, timeout=60)()
+    handle = result.get_node(0).job_handle
+    if "cgroup" not in mechanism():
+        assert handle.get("cgroup") is None
+        return
+    assert handle["cgroup"].endswith(handle["mark"])
+    assert f"/{handle['mark']}\n" in result.result
+    assert_cgroup_gone(handle)

@@ -1,8 +1,13 @@
 """Keeping every process a task starts within reach, so that all of them die with the task.
 
 A task may start processes that leave its process group and session (``setsid``) and whose
-parent exits at once (a double-forked daemon). Two things keep them within reach:
+parent exits at once (a double-forked daemon). Up to three things keep them within reach:
 
+- **A cgroup per task**, where this machine lets us create one (a writable cgroup v2
+  hierarchy: ours in a container, or one delegated by systemd): the task's process joins
+  ``<our cgroup>/covalent-core/<marker>`` before any user code runs, every process it starts
+  is born there, and ``cgroup.kill`` (or freezing and killing each member) ends them all at
+  once; nothing inside can leave it without privileges.
 - **A subreaper.** The process that forks each task declares itself a child subreaper
   (``PR_SET_CHILD_SUBREAPER``): an orphaned descendant is re-parented to it rather than to
   PID 1, so walking its descendants finds every process of the task while it lives.
@@ -10,16 +15,17 @@ parent exits at once (a double-forked daemon). Two things keep them within reach
   environment; scanning ``/proc`` for it finds them even after the subreaper is gone. Only
   processes that started after the task did are ever signalled, so a reused PID is never hit.
 
-What this cannot catch: a process that is re-parented away from the subreaper *and* clears
-its environment with an ``exec`` (only possible once the worker that forked the task is gone,
-e.g. killed from outside), and processes of another user (a ``sudo``). A cgroup per task
-would catch those; it needs a writable cgroup hierarchy, which most machines do not delegate
-to their users. The SSH executor's remote agent does the same on its host.
+What the subreaper and marker cannot catch (without a cgroup): a process that is re-parented
+away from the subreaper *and* clears its environment with ``exec`` (possible only once the
+worker that forked the task is gone, e.g. killed from outside), and processes of another user
+(a ``sudo``). :func:`mechanism` says what is in force (``covalent-core executors`` prints it).
+The SSH executor's remote agent and the remote runner use the subreaper on their hosts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import time
@@ -99,3 +105,111 @@ def kill_task_processes(
             return targets
         kill_all(targets)
         time.sleep(0.005)
+
+
+# -- a cgroup per task ----------------------------------------------------------------------
+
+CGROUP_DIR = "covalent-core"
+
+
+@functools.lru_cache(maxsize=1)
+def cgroup_base() -> str | None:
+    """Where task cgroups go (``<our cgroup v2>/covalent-core``), or None if we cannot make
+    them here. Checked once per process, by making one."""
+    own = _own_cgroup()
+    if own is None:
+        return None
+    for mount in _cgroup2_mounts():
+        base = os.path.join(mount, own.lstrip("/"), CGROUP_DIR)
+        probe = os.path.join(base, f"probe-{os.getpid()}")
+        try:
+            os.makedirs(probe, exist_ok=True)
+            os.rmdir(probe)
+        except OSError:
+            continue
+        if os.path.exists(os.path.join(base, "cgroup.procs")):
+            return base
+    return None
+
+
+def _own_cgroup() -> str | None:
+    try:
+        with open("/proc/self/cgroup") as fh:
+            for line in fh:
+                if line.startswith("0::"):
+                    return line[3:].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _cgroup2_mounts() -> list[str]:
+    mounts = []
+    try:
+        with open("/proc/self/mountinfo") as fh:
+            for line in fh:
+                fields = line.split()
+                separator = fields.index("-")
+                if fields[separator + 1] == "cgroup2" and fields[4] != "/":
+                    mounts.append(fields[4])
+    except (OSError, ValueError, IndexError):
+        pass
+    return mounts
+
+
+def task_cgroup(mark: str) -> str | None:
+    """The cgroup a task with ``mark`` gets (None: this machine gives us none)."""
+    base = cgroup_base()
+    return None if base is None else os.path.join(base, mark)
+
+
+def join_cgroup(path: str) -> bool:
+    """Create ``path`` and move this process into it (in the task, before user code)."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, "cgroup.procs"), "w") as fh:
+            fh.write(str(os.getpid()))
+    except OSError:
+        return False
+    return True
+
+
+def cgroup_members(path: str) -> set[int]:
+    """The processes in a task's cgroup (none once it is gone)."""
+    try:
+        with open(os.path.join(path, "cgroup.procs")) as fh:
+            return {int(line) for line in fh if line.strip()}
+    except OSError:
+        return set()
+
+
+def kill_cgroup(path: str, timeout: float = 5.0) -> bool:
+    """Kill every process in the task's cgroup and remove it; True once it is gone."""
+    if not os.path.isdir(path):
+        return True
+    deadline = time.monotonic() + timeout
+    kill_file = os.path.join(path, "cgroup.kill")
+    while True:
+        if not os.path.isdir(path):
+            return True
+        members = cgroup_members(path)
+        if not members:
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+            return not os.path.isdir(path)
+        if time.monotonic() > deadline:
+            return False
+        if os.path.exists(kill_file):
+            with contextlib.suppress(OSError), open(kill_file, "w") as fh:
+                fh.write("1")
+        else:  # kernels before 5.14: kill each member (they cannot escape the cgroup)
+            kill_all(members)
+        time.sleep(0.005)
+
+
+def mechanism() -> str:
+    """What keeps a local task's processes together on this machine, in words."""
+    base = cgroup_base()
+    if base is not None:
+        return f"a cgroup per task (under {base}), a subreaper and a task marker"
+    return "a subreaper and a task marker (no writable cgroup v2 hierarchy here)"

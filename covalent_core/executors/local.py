@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -23,7 +24,7 @@ from ..errors import ExecutorConfigError
 from ..hookspecs import hookimpl
 from .base import Executor, TaskContext, TaskOutcome
 from .pool import WorkerPool, reattach_worker, started_at
-from .processes import ProcessHandle, kill_group
+from .processes import ProcessHandle, kill_group, kill_leftovers
 from .values import read_text
 
 logger = logging.getLogger(__name__)
@@ -153,8 +154,13 @@ class LocalExecutor(Executor):
             await asyncio.to_thread(self._write_logs, task, task.outcome)
 
     async def cleanup(self, task: TaskContext) -> None:
-        """Remove the task's directory (two small files: no thread needed)."""
+        """Remove the task's directory (small files: no thread needed), and its cgroup if the
+        worker could not (it was killed, or the task ended while no dispatcher ran)."""
         shutil.rmtree(self.task_dir(task), ignore_errors=True)
+        if task.job_handle:
+            handle = ProcessHandle.from_json(task.job_handle)
+            if handle.cgroup and os.path.isdir(handle.cgroup):
+                await asyncio.to_thread(kill_leftovers, handle)
 
     def _write_logs(self, task: TaskContext, outcome: TaskOutcome) -> None:
         for name, text in ((self.log_stdout, outcome.stdout), (self.log_stderr, outcome.stderr)):

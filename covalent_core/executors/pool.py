@@ -22,6 +22,7 @@ from pathlib import Path
 from .. import config
 from ..errors import JobLostError
 from .base import TaskOutcome
+from .containment import task_cgroup
 from .processes import ProcessHandle, describe_exit, kill_group
 from .values import keep_big_text
 from .worker import HEADER, OUTCOME, STARTED, STDERR, STDOUT
@@ -45,9 +46,11 @@ class Worker:
         self.proc = proc
         self.handle = handle
 
-    async def execute(self, payload: bytes, directory: Path, mark: str) -> TaskOutcome:
+    async def execute(
+        self, payload: bytes, directory: Path, mark: str, cgroup: str | None
+    ) -> TaskOutcome:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        frame = (payload, str(directory), mark)
+        frame = (payload, str(directory), mark, cgroup)
         data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self.proc.stdin.write(HEADER.pack(len(data)) + data)
@@ -134,12 +137,13 @@ class WorkerPool:
         """
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # microseconds: no thread
         worker = await self._acquire()
-        handle = dataclasses.replace(worker.handle, mark=uuid.uuid4().hex)
+        mark = uuid.uuid4().hex
+        handle = dataclasses.replace(worker.handle, mark=mark, cgroup=task_cgroup(mark))
         try:
             if started is not None:
                 await started(handle)
             try:
-                return await worker.execute(payload, directory, handle.mark or "")
+                return await worker.execute(payload, directory, mark, handle.cgroup)
             except WorkerDiedError as exc:
                 return TaskOutcome.died(str(exc))
             except asyncio.CancelledError:

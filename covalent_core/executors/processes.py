@@ -30,6 +30,8 @@ class ProcessHandle:
     start_time: float
     mark: str | None = None
     """The task marker its processes carry (:mod:`.containment`), when it has one."""
+    cgroup: str | None = None
+    """The task's own cgroup, where this machine gives one."""
 
     def to_dict(self) -> dict[str, object]:
         """The handle as a JSON-ready dict."""
@@ -40,7 +42,9 @@ class ProcessHandle:
         """The handle stored as JSON (extra keys, such as a pack id, are ignored)."""
         data = json.loads(text)
         return cls(
-            **{k: data[k] for k in ("host", "pid", "pgid", "start_time")}, mark=data.get("mark")
+            **{k: data[k] for k in ("host", "pid", "pgid", "start_time")},
+            mark=data.get("mark"),
+            cgroup=data.get("cgroup"),
         )
 
     def alive(self) -> bool:
@@ -109,19 +113,32 @@ def kill_group(handle: ProcessHandle, grace: float = 3.0, poll: float = 0.005) -
 
     Returns True once all of them are dead (zombies count as dead), or if the handle's
     process is already gone or its PID now belongs to another process, which is left alone.
+    The task's cgroup, if it has one, is emptied and removed either way.
     """
+    try:
+        return _kill_group(handle, grace, poll)
+    finally:
+        if handle.cgroup:
+            containment.kill_cgroup(handle.cgroup)
+
+
+def _kill_group(handle: ProcessHandle, grace: float, poll: float) -> bool:
     if handle.host != socket.gethostname():
         raise ValueError(
             f"job handle is for host {handle.host!r}, but this is {socket.gethostname()!r}; "
             "a local process can only be cancelled on the host that runs it"
         )
     if not same_process(handle):
+        kill_leftovers(handle)  # the worker is gone; what its task started may not be
         return True
 
     # Descendants that left the group (setsid) are found through the process tree, and those
-    # no longer below it by the task's marker.
+    # no longer below it by the task's cgroup and marker.
     def marked() -> set[int]:
-        return containment.marked(handle.mark, handle.start_time) if handle.mark else set()
+        found = containment.cgroup_members(handle.cgroup) if handle.cgroup else set()
+        if handle.mark:
+            found |= containment.marked(handle.mark, handle.start_time)
+        return found
 
     escaped = containment.descendants(handle.pid) | marked()
     escaped.add(handle.pid)
@@ -137,6 +154,8 @@ def kill_group(handle: ProcessHandle, grace: float = 3.0, poll: float = 0.005) -
             return True
         time.sleep(poll)
     remaining = alive()
+    if handle.cgroup:
+        containment.kill_cgroup(handle.cgroup)
     _signal_all(handle.pgid, remaining, signal.SIGKILL)
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline:
@@ -156,8 +175,10 @@ async def wait_for_exit(handle: ProcessHandle, interval: float = 0.5) -> None:
 
 
 def kill_leftovers(handle: ProcessHandle) -> None:
-    """Kill what the ended process of ``handle`` left running: the processes carrying its
-    task marker (:mod:`.containment`); nothing when the handle has no marker."""
+    """Kill what the ended process of ``handle`` left running: its task's cgroup and the
+    processes carrying its task marker (:mod:`.containment`), when it has them."""
+    if handle.cgroup:
+        containment.kill_cgroup(handle.cgroup)
     if handle.mark:
         containment.kill_task_processes(handle.pid, handle.mark, handle.start_time)
 

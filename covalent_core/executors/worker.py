@@ -2,8 +2,9 @@
 
 Started in its own session (so it leads its own process group, which a cancel kills whole).
 Frames are an 8-byte big-endian length and a pickle; only this parent speaks them, never a
-process that ran user code. The dispatcher sends ``(payload, directory, mark)``; the worker
-forks a child that starts clean (nothing of an earlier task: environment, working directory,
+process that ran user code. The dispatcher sends ``(payload, directory, mark, cgroup)``; the
+worker forks a child (which joins the task's own cgroup first, where the machine gives one)
+that starts clean (nothing of an earlier task: environment, working directory,
 signal handlers, socket defaults, module state, standard streams), creates
 ``directory/started``, sends its output and errors to ``directory/stdout`` and ``stderr``,
 runs the task and writes the outcome to ``directory/outcome`` (atomically). The worker then
@@ -89,10 +90,12 @@ def _capture(directory: str, name: str, fd: int) -> None:
     os.close(target)
 
 
-def _child(payload: bytes, directory: str, mark: str, fallback: int) -> None:
+def _child(payload: bytes, directory: str, mark: str, cgroup: str | None, fallback: int) -> None:
     """The forked task: run it and leave its outcome; never returns."""
     code = 0
     try:
+        if cgroup:
+            containment.join_cgroup(cgroup)  # before any user code: all it starts is born there
         os.environ[containment.MARK_VARIABLE] = mark  # kept by the runner's environment
         _capture(directory, STDOUT, 1)
         _capture(directory, STDERR, 2)
@@ -135,7 +138,9 @@ def _wait(pid: int, fallback: int) -> tuple[int, bytes]:
             return os.waitstatus_to_exitcode(status), bytes(received)
 
 
-def run_task(payload: bytes, directory: str, mark: str, keep_closed: list[int]) -> tuple:
+def run_task(
+    payload: bytes, directory: str, mark: str, cgroup: str | None, keep_closed: list[int]
+) -> tuple:
     """Fork the task, wait for it, clean up after it; the answer for the dispatcher."""
     read_end, write_end = os.pipe()
     began = time.time()
@@ -144,12 +149,14 @@ def run_task(payload: bytes, directory: str, mark: str, keep_closed: list[int]) 
         os.close(read_end)
         for fd in keep_closed:  # the dispatcher's pipes are never the task's
             os.close(fd)
-        _child(payload, directory, mark, write_end)
+        _child(payload, directory, mark, cgroup, write_end)
     os.close(write_end)
     try:
         code, sent = _wait(pid, read_end)
     finally:
         os.close(read_end)
+    if cgroup:
+        containment.kill_cgroup(cgroup)
     if containment.has_children(os.getpid()):
         containment.kill_task_processes(os.getpid(), mark, began)
     if os.path.exists(os.path.join(directory, OUTCOME)):
@@ -193,8 +200,8 @@ def main() -> int:
         frame = read_frame(proto_in)
         if frame is None:
             return 0
-        payload, directory, mark = frame
-        answer = run_task(payload, directory, mark, [proto_in.fileno(), proto_out.fileno()])
+        payload, directory, mark, cgroup = frame
+        answer = run_task(payload, directory, mark, cgroup, [proto_in.fileno(), proto_out.fileno()])
         try:
             write_frame(proto_out, answer)
         except BrokenPipeError:
