@@ -5,8 +5,9 @@
 Measures dispatch throughput (a wide graph of 1,000 no-op electrons plus a reducer, a chain of
 200), the dispatcher's peak RSS and idle CPU, cancel latency (same process and from the CLI,
 to the task's process being dead; a zombie counts as dead), and cancelling 10,000 nodes that
-have not started; then each installed executor plugin against its real server, and how long
-a new service takes to re-attach to running jobs after the old one is killed.
+have not started; then each installed executor plugin against its real server, how long
+a new service takes to re-attach to running jobs after the old one is killed, and what a
+500 MB return value costs the service (peak RSS) and the store.
 """
 
 from __future__ import annotations
@@ -165,6 +166,7 @@ PLUGINS = [
     ("awsbatch", "awsbatch_bench", "covalent_awsbatch", sys.executable),
     ("braket", "braket_bench", "covalent_braket", sys.executable),
     ("reattach", "reattach_bench", "covalent_core", sys.executable),
+    ("big_value", "big_value_bench", "covalent_core", sys.executable),
 ]
 
 

@@ -61,7 +61,9 @@ def orphans() -> list[str]:
     left = []
     for proc in workers_of_this_store():
         try:
-            if proc.status() != psutil.STATUS_ZOMBIE and proc.ppid() != live:
+            # A worker's own child (the task it forked ahead) counts as that worker's.
+            owners = {p.pid for p in proc.parents()[:2]}
+            if proc.status() != psutil.STATUS_ZOMBIE and live not in owners:
                 left.append(f"pid {proc.pid} (parent {proc.ppid()})")
         except psutil.Error:
             continue

@@ -94,13 +94,14 @@ def kill_all(pids: set[int]) -> None:
 
 
 def kill_task_processes(
-    root: int, mark: str | None, since: float, timeout: float = 5.0
+    root: int | None, mark: str | None, since: float, timeout: float = 5.0
 ) -> set[int]:
     """SIGKILL every descendant of ``root`` and every process carrying ``mark`` (started
     since ``since``), until none is left or ``timeout`` passed; returns those still alive."""
     deadline = time.monotonic() + timeout
     while True:
-        targets = descendants(root) | (marked(mark, since) if mark else set())
+        targets = descendants(root) if root is not None else set()
+        targets |= marked(mark, since) if mark else set()
         if not targets or time.monotonic() > deadline:
             return targets
         kill_all(targets)

@@ -159,7 +159,8 @@ class LocalExecutor(Executor):
         shutil.rmtree(self.task_dir(task), ignore_errors=True)
         if task.job_handle:
             handle = ProcessHandle.from_json(task.job_handle)
-            if handle.cgroup and os.path.isdir(handle.cgroup):
+            # A live worker cleans up after its task itself (it may run the next one by now).
+            if handle.cgroup and os.path.isdir(handle.cgroup) and not handle.alive():
                 await asyncio.to_thread(kill_leftovers, handle)
 
     def _write_logs(self, task: TaskContext, outcome: TaskOutcome) -> None:

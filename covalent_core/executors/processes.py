@@ -180,7 +180,8 @@ def kill_leftovers(handle: ProcessHandle) -> None:
     if handle.cgroup:
         containment.kill_cgroup(handle.cgroup)
     if handle.mark:
-        containment.kill_task_processes(handle.pid, handle.mark, handle.start_time)
+        root = handle.pid if same_process(handle) else None  # never a reused PID's children
+        containment.kill_task_processes(root, handle.mark, handle.start_time)
 
 
 def describe_exit(returncode: int | None) -> str:

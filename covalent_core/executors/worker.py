@@ -7,11 +7,13 @@ worker forks a child (which joins the task's own cgroup first, where the machine
 that starts clean (nothing of an earlier task: environment, working directory,
 signal handlers, socket defaults, module state, standard streams), creates
 ``directory/started``, sends its output and errors to ``directory/stdout`` and ``stderr``,
-runs the task and writes the outcome to ``directory/outcome`` (atomically). The worker then
-kills whatever the task left running (see :mod:`.containment`: it is their subreaper, and
-they carry ``mark``) and answers ``("file",)``. If the child could not write the file (a
-full disk) it hands the outcome over a pipe and the answer carries it: ``("inline", outcome)``;
-if the child died without one: ``("died", exit status)``.
+runs the task and writes the outcome to ``directory/outcome`` (atomically). The worker
+answers ``("file",)`` as soon as the child reports the file written, then waits for the
+child's exit and kills whatever the task left running (see :mod:`.containment`: it is their
+subreaper, and they carry ``mark``) before it takes the next task. If the child could not
+write the file (a full disk) it hands the outcome over a pipe and the answer carries it:
+``("inline", outcome)``; if the child died without one: ``("died", exit status)``. The child
+for the next task is forked ahead, while the worker waits, so forking costs a task nothing.
 
 The outcome lives in a file so that a task outlives the dispatcher: when the service dies
 the worker waits for its task, cleans up after it and exits on the closed pipe, and the next
@@ -90,8 +92,11 @@ def _capture(directory: str, name: str, fd: int) -> None:
     os.close(target)
 
 
-def _child(payload: bytes, directory: str, mark: str, cgroup: str | None, fallback: int) -> None:
-    """The forked task: run it and leave its outcome; never returns."""
+def _child(payload: bytes, directory: str, mark: str, cgroup: str | None, report: int) -> None:
+    """The forked task: run it, leave its outcome, say so on ``report``; never returns.
+
+    ``report`` gets a frame: empty once the outcome file is written, else the outcome itself
+    (the file could not be written: a full disk)."""
     code = 0
     try:
         if cgroup:
@@ -106,66 +111,71 @@ def _child(payload: bytes, directory: str, mark: str, cgroup: str | None, fallba
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        if not write_outcome(directory, outcome):
-            data = HEADER.pack(len(outcome)) + outcome
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fallback, view) :]
+        body = b"" if write_outcome(directory, outcome) else outcome
+        view = memoryview(HEADER.pack(len(body)) + body)
+        while view:
+            view = view[os.write(report, view) :]
     except BaseException:
         code = 70
     finally:
         os._exit(code)
 
 
-def _wait(pid: int, fallback: int) -> tuple[int, bytes]:
-    """Wait for the child; its exit status and whatever it sent over the fallback pipe.
+class Spare:
+    """A child forked ahead of need, waiting for its task's frame: forking is off the path."""
 
-    The pipe is read while waiting (a big outcome would fill it) and never to its end: a
-    process the task left behind may hold it open."""
-    received = bytearray()
-    while True:
-        ready, _, _ = select.select([fallback], [], [], 0.05)
-        if ready:
-            chunk = os.read(fallback, 1 << 20)
-            if chunk:
+    def __init__(self, keep_closed: list[int]) -> None:
+        frame_r, self.frame_w = os.pipe()
+        self.report, report_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(self.frame_w)
+            os.close(self.report)
+            for fd in keep_closed:  # the dispatcher's pipes are never the task's
+                os.close(fd)
+            with os.fdopen(frame_r, "rb") as stream:
+                frame = read_frame(stream)
+            if frame is None:
+                os._exit(0)  # the worker is gone
+            _child(*frame, report_w)
+        os.close(frame_r)
+        os.close(report_w)
+
+    def start(self, frame: tuple[bytes, str, str, str | None]) -> None:
+        with os.fdopen(self.frame_w, "wb") as stream:
+            write_frame(stream, frame)
+
+    def answer(self) -> tuple[Any, ...]:
+        """Wait until the task reports (or dies); the answer for the dispatcher.
+
+        The report pipe is never read to its end: a process the task left behind may hold
+        it open; so the child's exit is watched as well."""
+        received = bytearray()
+        while True:
+            ready, _, _ = select.select([self.report], [], [], 0.05)
+            if ready:
+                chunk = os.read(self.report, 1 << 20)
                 received += chunk
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            with contextlib.suppress(BlockingIOError):
-                os.set_blocking(fallback, False)
-                while chunk := os.read(fallback, 1 << 20):
-                    received += chunk
-            return os.waitstatus_to_exitcode(status), bytes(received)
+                if len(received) >= HEADER.size:
+                    (size,) = HEADER.unpack(received[: HEADER.size])
+                    if len(received) >= HEADER.size + size:
+                        return ("inline", bytes(received[HEADER.size :])) if size else ("file",)
+                if chunk:
+                    continue
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                self.pid = 0
+                return ("died", os.waitstatus_to_exitcode(status))
 
-
-def run_task(
-    payload: bytes, directory: str, mark: str, cgroup: str | None, keep_closed: list[int]
-) -> tuple:
-    """Fork the task, wait for it, clean up after it; the answer for the dispatcher."""
-    read_end, write_end = os.pipe()
-    began = time.time()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        for fd in keep_closed:  # the dispatcher's pipes are never the task's
-            os.close(fd)
-        _child(payload, directory, mark, cgroup, write_end)
-    os.close(write_end)
-    try:
-        code, sent = _wait(pid, read_end)
-    finally:
-        os.close(read_end)
-    if cgroup:
-        containment.kill_cgroup(cgroup)
-    if containment.has_children(os.getpid()):
-        containment.kill_task_processes(os.getpid(), mark, began)
-    if os.path.exists(os.path.join(directory, OUTCOME)):
-        return ("file",)
-    if len(sent) >= HEADER.size:
-        (size,) = HEADER.unpack(sent[: HEADER.size])
-        if len(sent) == HEADER.size + size:
-            return ("inline", sent[HEADER.size :])
-    return ("died", code)
+    def finish(self, mark: str, cgroup: str | None, began: float) -> None:
+        """After the answer: wait for the child's exit, kill what the task left running."""
+        os.close(self.report)
+        if self.pid:
+            os.waitpid(self.pid, 0)
+        if cgroup:
+            containment.kill_cgroup(cgroup)
+        if containment.has_children(os.getpid()):
+            containment.kill_task_processes(os.getpid(), mark, began)
 
 
 def _warm_up() -> None:
@@ -196,16 +206,22 @@ def main() -> int:
     os.close(devnull)
     containment.become_subreaper()
     _warm_up()
+    ours = [proto_in.fileno(), proto_out.fileno()]
     while True:
+        spare = Spare(ours)
         frame = read_frame(proto_in)
         if frame is None:
-            return 0
-        payload, directory, mark, cgroup = frame
-        answer = run_task(payload, directory, mark, cgroup, [proto_in.fileno(), proto_out.fileno()])
+            return 0  # the spare reads end-of-file and exits
+        _payload, _directory, mark, cgroup = frame
+        began = time.time()
+        spare.start(frame)
+        answer = spare.answer()
         try:
-            write_frame(proto_out, answer)
+            write_frame(proto_out, answer)  # the dispatcher goes on while this cleans up
         except BrokenPipeError:
+            spare.finish(mark, cgroup, began)
             return 0  # the dispatcher died: the outcome file waits for the next one
+        spare.finish(mark, cgroup, began)
 
 
 if __name__ == "__main__":
