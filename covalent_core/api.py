@@ -55,7 +55,7 @@ def dispatch(lattice: Lattice) -> Callable[..., str]:
                 edge_rows=records.edges,
                 environment=current_environment(),
                 lattice=records.lattice,
-                inputs=records.inputs,
+                inputs=store_big(dispatch_id, "inputs.pickle", records.inputs),
             )
         service.request({"op": "wake"})
         return dispatch_id

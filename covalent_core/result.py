@@ -285,7 +285,7 @@ class Result:
         """The dispatch's arguments: ``{"args": (...), "kwargs": {...}}`` when deserialized."""
         if self.inputs_bytes is None:
             return None
-        return TransportableObject.from_pickle(self.inputs_bytes)
+        return TransportableObject.from_pickle(read_value(self.inputs_bytes))
 
     @property
     def lattice(self) -> Any:

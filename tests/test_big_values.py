@@ -82,9 +82,15 @@ def test_a_big_input_is_a_file_too(tmp_path: Path):
 
         result = ct.dispatch_sync(measure, timeout=300)(b"y" * (5 * BIG_VALUE))
         assert result.result == 5 * BIG_VALUE
-        with sqlite3.connect(data / "covalent.db") as conn:
+        conn = sqlite3.connect(data / "covalent.db")
+        try:
             biggest = conn.execute("SELECT max(length(output)) FROM nodes").fetchone()[0]
-        assert biggest < BIG_VALUE
+            inputs = conn.execute("SELECT max(length(inputs)) FROM dispatches").fetchone()[0]
+        finally:
+            conn.close()
+        assert biggest < BIG_VALUE and inputs < BIG_VALUE
+        # Read when asked for, as Covalent's result.inputs.
+        assert len(result.inputs.get_deserialized()["args"][0]) == 5 * BIG_VALUE
 
 
 @ct.electron

@@ -6,14 +6,13 @@ writes it to ``<data dir>/values/<dispatch id>/`` itself and its outcome carries
 reference (see :mod:`covalent_core.executors.runner`); tasks on this machine read their
 arguments from those files; clients read them when a value is asked for. Values of tasks on
 other machines arrive through the service (their executor fetches them) and are written
-here once they do. A value directory goes when its dispatch is deleted.
+here once they do.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 from .. import config
@@ -26,7 +25,6 @@ __all__ = [
     "keep_big_text",
     "read_text",
     "read_value",
-    "remove_values",
     "store_big",
     "values_dir",
 ]
@@ -60,8 +58,3 @@ def read_text(text: str | None) -> str | None:
     if text is None or not is_value_ref(text.encode()[: len(VALUE_REF)]):
         return text
     return read_value(text.encode()).decode(errors="replace")
-
-
-def remove_values(dispatch_id: str) -> None:
-    """Remove a dispatch's value files."""
-    shutil.rmtree(config.data_dir() / "values" / dispatch_id, ignore_errors=True)
