@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import urllib.request
 import uuid
 from typing import Any
@@ -130,23 +131,15 @@ def test_covalents_default_image_when_none_is_given():
     assert (
         executor.image == DEFAULT_IMAGE == "public.ecr.aws/covalent/covalent-executor-base:stable"
     )
-    # The job's program is self-contained: Python, boto3 and cloudpickle are all it imports.
+    # The job's program is self-contained: Python's standard library, boto3 and cloudpickle
+    # are all it imports.
     source = program()
     imports = {
         line.split()[1].split(".")[0]
         for line in source.splitlines()
         if line.startswith(("import ", "from ")) or line.startswith("    import ")
     }
-    assert imports <= {
-        "__future__",
-        "os",
-        "pickle",
-        "sys",
-        "traceback",
-        "typing",
-        "cloudpickle",
-        "boto3",
-    }, imports
+    assert imports <= {*sys.stdlib_module_names, "__future__", "cloudpickle", "boto3"}, imports
 
 
 def test_a_job_submitted_before_its_handle_was_stored_is_adopted_not_resubmitted(moto, batch):
