@@ -31,6 +31,8 @@ from covalent_core.executors import (
     wait_for_exit,
     wait_until_gone,
 )
+from covalent_core.plain_pickle import loads_plain
+from covalent_core.serialize import task_payload
 
 from .states import TERMINAL, describe_failure
 
@@ -177,15 +179,22 @@ class BraketExecutor(Executor):
         """For a device: build the program by running the electron in a killable process."""
         if self.local or self.hybrid:
             return
-        # Warm workers: importing the Braket SDK once, not once per task.
+        # Warm workers: importing the Braket SDK once, not once per task. The worker runs the
+        # electron and hands back OpenQASM source, read here as plain text (nothing unpickled).
+        from braket.ir.openqasm import Program  # imported when first needed
+
+        from .programs import program_source
+
+        function, args, kwargs, environment = loads_plain(task.payload or b"")
+        payload = task_payload(
+            cloudpickle.dumps(program_source), [function, *args], kwargs, environment
+        )
         build = task.state["dir"] / "build"
-        outcome = await self._builders.run(task.payload or b"", build, kill_grace=self.cancel_grace)
+        outcome = await self._builders.run(payload, build, kill_grace=self.cancel_grace)
         if not outcome.ok:
             task.outcome = outcome
             return
-        from .programs import as_program  # the Braket SDK is imported when first needed
-
-        task.state["program"] = as_program(cloudpickle.loads(outcome.output or b""))
+        task.state["program"] = Program(source=loads_plain(outcome.output or b""))
 
     async def _start(self, task: TaskContext, mode: list[str]) -> GatedProcess:
         directory = task.state["dir"]

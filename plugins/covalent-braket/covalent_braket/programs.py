@@ -24,6 +24,17 @@ def as_program(value: Any) -> Circuit | Program:
     )
 
 
+def program_source(function: Any, *args: Any, **kwargs: Any) -> str:
+    """Run the electron and return its program as OpenQASM source: plain text, which the
+    dispatcher reads without unpickling anything of the user's. Runs in a build worker."""
+    program = as_program(function(*args, **kwargs))
+    if isinstance(program, Circuit):
+        from braket.circuits.serialization import IRType
+
+        return program.to_ir(IRType.OPENQASM).source
+    return program.source
+
+
 def summary(result: GateModelQuantumTaskResult, arn: str | None, device: str) -> dict[str, Any]:
     """What the electron returns: counts and probabilities, with where they came from."""
     return {
