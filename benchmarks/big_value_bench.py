@@ -14,6 +14,7 @@ from typing import Any
 import covalent_core as ct
 from covalent_core import config
 from covalent_core.service.client import request
+from covalent_core.testing import peak_rss_mb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -28,13 +29,6 @@ def _big(size: int) -> bytes:
 
 def _length(value: bytes) -> int:
     return len(value)
-
-
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def measure() -> dict[str, Any]:
@@ -53,9 +47,9 @@ def measure() -> dict[str, Any]:
 
     ct.dispatch_sync(warm, timeout=120)()
     pid = int(request({"op": "ping"})["pid"])
-    before = _peak_rss_mb(pid)
+    before = peak_rss_mb(pid)
     result = ct.dispatch_sync(flow, timeout=900)(SIZE)
-    after = _peak_rss_mb(pid)
+    after = peak_rss_mb(pid)
     assert result.status is ct.Status.COMPLETED, result.error
     data = config.data_dir()
     files = list((data / "values" / result.dispatch_id).iterdir())

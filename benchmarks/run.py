@@ -31,6 +31,7 @@ from rich.table import Table
 import covalent_core as ct
 from covalent_core.executors.processes import is_dead
 from covalent_core.service.client import request
+from covalent_core.testing import peak_rss_mb
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import latency_ms
@@ -81,13 +82,6 @@ def gated(n):
 
 def service_pid() -> int:
     return int(request({"op": "ping"})["pid"])
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def throughput(lattice, n: int, tasks: int) -> dict:

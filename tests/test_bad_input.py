@@ -4,12 +4,11 @@ the command (exit 1; 2 for usage), never a traceback, and nothing changed."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from helpers import cli
 
 import covalent_core as ct
 
@@ -25,16 +24,6 @@ def nap(seconds):
 @ct.lattice
 def two_naps():
     return [nap(30), nap(30)]
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "covalent_core", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,9 @@ from pathlib import Path
 import covalent_core as ct
 from covalent_core.executors.runner import BIG_VALUE
 from covalent_core.service.client import request
-from covalent_core.testing import isolated_store
+from covalent_core.testing import isolated_store, peak_rss_mb
 
 SIZE = 200 * 1024 * 1024
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
 
 
 @ct.electron
@@ -64,6 +57,8 @@ def test_a_big_output_is_stored_once_as_a_file_and_not_held_by_the_service(tmp_p
         sizes = [f.stat().st_size for f in files]
         assert len(files) == 1 and sizes[0] > SIZE, files
         assert all(f.stat().st_mode & 0o077 == 0 for f in files)
+        for directory in (data / "values", data / "values" / result.dispatch_id):
+            assert directory.stat().st_mode & 0o077 == 0, directory
         database = sum(p.stat().st_size for p in data.glob("covalent.db*"))
         assert database < 20 * BIG_VALUE, f"the store holds {database} bytes"
         # The client reads it when asked.

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from helpers import cli
 
 import covalent_core as ct
 
@@ -16,12 +15,6 @@ def inc(x):
 @ct.electron
 def fail():
     raise RuntimeError("broken on purpose")
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "covalent_core", *args], capture_output=True, text=True, timeout=60
-    )
 
 
 def test_status_result_and_list_show_what_the_store_holds():

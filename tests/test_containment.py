@@ -9,12 +9,10 @@ nothing the previous one changed.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import daemons
-from helpers import wait_for_file, wait_until
+from helpers import cli, wait_for_file, wait_until
 
 import covalent_core as ct
 from covalent_core.executors.containment import mechanism
@@ -82,9 +80,7 @@ def test_a_daemon_is_killed_when_its_task_times_out(tmp_path: Path):
 
 
 def test_the_mechanism_in_force_is_shown():
-    out = subprocess.run(
-        [sys.executable, "-m", "covalent_core", "executors"], capture_output=True, text=True
-    )
+    out = cli("executors")
     assert out.returncode == 0
     assert f"local tasks are contained by {mechanism()}" in " ".join(out.stdout.split())
 

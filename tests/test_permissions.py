@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import cli
 
 from covalent_core.errors import CovalentCoreError
 from covalent_core.permissions import private_dir
@@ -22,16 +23,6 @@ NOBODY = 65534
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "covalent_core", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
 
 
 def test_a_wide_data_dir_and_store_are_made_owner_only_with_a_warning(tmp_path: Path):

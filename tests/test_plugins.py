@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 from pathlib import Path
 
+import helpers
 import pytest
 
 import covalent_core as ct
@@ -16,13 +16,8 @@ from covalent_core.plugins import ENV_PLUGINS, ENV_TRACE, registry, reset_regist
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "covalent_core", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
+    """The command with ``env`` added to this process's environment."""
+    return helpers.cli(*args, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture

@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import helpers
-from helpers import node, starts, wait_for_file, wait_for_handle, wait_until
+from helpers import cli, node, starts, wait_for_file, wait_for_handle, wait_until
 from recording_executor import RecordingExecutor, events
 
 import covalent_core as ct
@@ -28,15 +26,6 @@ logged = ct.electron(helpers.logged)
 
 def started_pid(log_dir: Path, name: str) -> int:
     return int(wait_for_file(log_dir / f"{name}.starts").split()[0])
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "covalent_core", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_a_running_task_is_reattached_and_the_next_starts_once(tmp_path):

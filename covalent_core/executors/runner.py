@@ -88,7 +88,6 @@ def descendants(pid: int) -> set[int]:
 def kill_descendants(pid: int, rounds: int = 500) -> None:
     """SIGKILL every descendant of ``pid`` until none is left (or ``rounds`` tries passed)."""
     import signal
-    import time
 
     for _ in range(rounds):
         left = descendants(pid)
@@ -162,7 +161,8 @@ def read_value(data: bytes) -> bytes:
 
 def write_value(directory: str, name: str, data: bytes) -> bytes:
     """Write ``data`` once to ``directory/name`` (owner-only, atomically); its reference."""
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    for level in (os.path.dirname(directory), directory):  # each owner-only, as makedirs is not
+        os.makedirs(level, mode=0o700, exist_ok=True)
     path = os.path.join(directory, name)
     fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with open(fd, "wb") as fh:

@@ -21,6 +21,7 @@ from .runner import BIG_VALUE, VALUE_REF, is_value_ref, read_value, write_value
 
 __all__ = [
     "BIG_VALUE",
+    "VALUES",
     "is_value_ref",
     "keep_big_text",
     "read_text",
@@ -30,9 +31,12 @@ __all__ = [
 ]
 
 
+VALUES = "values"  # under the data directory: one directory per dispatch
+
+
 def values_dir(dispatch_id: str) -> Path:
     """The directory of a dispatch's big values (created owner-only)."""
-    return private_dir(private_dir(config.data_dir() / "values") / dispatch_id)
+    return private_dir(private_dir(config.data_dir() / VALUES) / dispatch_id)
 
 
 def store_big(dispatch_id: str, name: str, data: bytes | None) -> bytes | None:

@@ -17,9 +17,10 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from .. import config
 from ..errors import JobLostError, TaskCancelledError
 from ..executors.base import Executor, TaskContext, TaskOutcome
-from ..executors.values import is_value_ref, read_value, store_big, values_dir
+from ..executors.values import VALUES, is_value_ref, read_value, store_big
 from ..graph import KIND_SUBLATTICE, PARAM_ARG, PARAM_WAIT
 from ..serialize import task_payload
 from ..status import STAGES_IN_ORDER, CancelReason, Stage, Status
@@ -121,12 +122,14 @@ class NodeStages:
         task = {"dispatch_id": run.dispatch_id, "node_id": node.node_id}
         environment = {**(run.environment or {}), "task": task}
 
+        values_path = str(config.data_dir() / VALUES / run.dispatch_id)
+
         def payload(override: dict[str, Any] | None) -> bytes:
             merged = {**environment, **(override or {})}
             if merged.pop("local", False):
                 # Big arguments are read from their files, a big output written to one, by
                 # the task itself: the value never passes through this process.
-                merged["values_dir"] = str(values_dir(run.dispatch_id))
+                merged["values_dir"] = values_path  # made by the task if it writes there
                 return task_payload(node.function, args, kwargs, merged)
             merged.pop("variables", None)  # another machine keeps its own environment
             inline = [read_value(a) for a in args]

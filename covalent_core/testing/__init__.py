@@ -17,6 +17,7 @@ from .observe import (
     finished_task,
     kill_service,
     marker_processes,
+    peak_rss_mb,
     service_pid,
     wait_until,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "isolated_store",
     "kill_service",
     "marker_processes",
+    "peak_rss_mb",
     "service_pid",
     "wait_until",
 ]

@@ -90,3 +90,13 @@ def service_pid() -> int | None:
         return int(request({"op": "ping"}, start=False, timeout=5)["pid"])
     except (ServiceError, OSError):
         return None
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The highest resident memory ``pid`` has had so far (``VmHWM``), in MiB."""
+    with open(f"/proc/{pid}/status") as fh:
+        lines = fh.read().splitlines()
+    for line in lines:
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"process {pid} reports no peak resident memory")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,3 +52,14 @@ def starts(log_dir: Path, name: str) -> int:
     """How many times the :func:`logged` task ``name`` started."""
     path = log_dir / f"{name}.starts"
     return len(path.read_text().split()) if path.exists() else 0
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``covalent-core ARGS`` as a user does, in a process of its own (``env``: all of it)."""
+    return subprocess.run(
+        [sys.executable, "-m", "covalent_core", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
