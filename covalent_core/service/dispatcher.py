@@ -183,10 +183,9 @@ class Dispatcher:
 
     # -- cancels and timeouts -----------------------------------------------------------
 
-    def store_full(self, dispatch_ids: set[str], message: str) -> None:
-        """The store is full: stop every running dispatch (no job may run on unrecorded), and
-        end each FAILED with the store's message once its writes go through."""
-        del dispatch_ids  # a full store stops them all: each will need to write
+    def store_full(self, message: str) -> None:
+        """The store is full: stop every running dispatch (each needs to write, and no job may
+        run on unrecorded), and end each FAILED with the store's message once writes go through."""
         for run in list(self.runs.values()):
             if run.dispatch_id not in self.store_errors:
                 self.store_errors[run.dispatch_id] = message

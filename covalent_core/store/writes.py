@@ -3,8 +3,8 @@
 Node updates are merged per node and flushed together in one transaction, a few milliseconds
 after the first one arrives; callers that need durability (a job handle, a cancel) await
 ``flush()`` and return once their write has committed. When the store is full, nothing is
-dropped: the batch is kept, retried every second, and ``on_full`` is told which dispatches
-wait (the dispatcher stops them), until the store takes writes again.
+dropped: the batch is kept and retried every second until the store takes writes again, and
+``on_full`` is told (the dispatcher stops its dispatches).
 """
 
 from __future__ import annotations
@@ -33,12 +33,10 @@ FULL_RETRY = 1.0  # seconds between attempts while the store is full
 class WriteBuffer:
     """Collects writes and commits them in order on one writer thread."""
 
-    def __init__(
-        self, store: Store, on_full: Callable[[set[str], str], None] | None = None
-    ) -> None:
+    def __init__(self, store: Store, on_full: Callable[[str], None] | None = None) -> None:
         self.store = store
         self.on_full = on_full
-        """Told which dispatches' writes wait, and why, when the store is full."""
+        """Told the store's message when a write fails because the store is full."""
         self.full: str | None = None
         """While the store is full: its message (writes are kept and retried)."""
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store-writer")
@@ -135,7 +133,7 @@ class WriteBuffer:
             logger.error("store write failed, kept to retry every %.0f s: %s", FULL_RETRY, exc)
         self.full = str(exc)
         if self.on_full is not None:
-            self.on_full({dispatch_id for dispatch_id, _ in node_updates}, self.full)
+            self.on_full(self.full)
         self._scheduled = asyncio.get_running_loop().call_later(FULL_RETRY, self._start_flush)
 
     def _commit(
