@@ -10,12 +10,17 @@ CLOUDPICKLE_VERSION=$(.venv/bin/python -c "import cloudpickle; print(cloudpickle
 .venv/bin/ruff check covalent_core tests benchmarks examples plugins noxfile.py
 
 status=0
+# Each test has its own bound (pytest-timeout, in pyproject.toml); each stage has this one, so
+# that nothing can stall the whole run.
+STAGE_LIMIT=${STAGE_LIMIT:-1200}
 run_pytest() {
   local code=0
-  "$ROOT/.venv/bin/python" -m pytest "$@" || code=$?
+  timeout --kill-after=60 "$STAGE_LIMIT" "$ROOT/.venv/bin/python" -m pytest "$@" || code=$?
   if [ "$code" -eq 5 ]; then
     echo "pytest collected no tests in $PWD: failing on purpose" >&2
     code=1
+  elif [ "$code" -eq 124 ] || [ "$code" -eq 137 ]; then
+    echo "tests in $PWD ran longer than ${STAGE_LIMIT} s: stopped" >&2
   fi
   return "$code"
 }

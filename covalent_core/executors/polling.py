@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,7 +22,8 @@ class BatchedPoller:
 
     ``ended(ids)`` returns ``{id: what the executor needs to know}`` for the jobs among
     ``ids`` that have ended (an unknown job counts as ended: map it to None); the others
-    keep waiting. An exception in one poll is logged and the next poll tries again.
+    keep waiting. An exception in one poll is logged and the next poll tries again. A job
+    nobody waits on any more (its waiters were cancelled) is no longer asked about.
     """
 
     def __init__(
@@ -33,6 +36,7 @@ class BatchedPoller:
         self.interval = interval
         self.batch = batch
         self.waiting: dict[str, asyncio.Future[Any]] = {}
+        self._waiters: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
 
     async def wait(self, job_id: str) -> Any:
@@ -42,11 +46,15 @@ class BatchedPoller:
             future = self.waiting[job_id] = asyncio.get_running_loop().create_future()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._loop())
+        self._waiters[job_id] += 1
         try:
             return await asyncio.shield(future)
         finally:
-            if future.done():
-                self.waiting.pop(job_id, None)
+            self._waiters[job_id] -= 1
+            if future.done() or self._waiters[job_id] <= 0:
+                del self._waiters[job_id]
+                if self.waiting.get(job_id) is future:
+                    del self.waiting[job_id]
 
     async def _loop(self) -> None:
         while self.waiting:
@@ -65,7 +73,9 @@ class BatchedPoller:
                         future.set_result(item)
 
 
-_pollers: dict[tuple[int, Any], BatchedPoller] = {}
+_pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, BatchedPoller]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def shared_poller(
@@ -75,10 +85,10 @@ def shared_poller(
     batch: int = 100,
 ) -> BatchedPoller:
     """The one poller for ``key`` (a cluster, a region and endpoint) in the running loop."""
-    full_key = (id(asyncio.get_running_loop()), key)
-    poller = _pollers.get(full_key)
+    pollers = _pollers.setdefault(asyncio.get_running_loop(), {})
+    poller = pollers.get(key)
     if poller is None:
-        poller = _pollers[full_key] = BatchedPoller(ended, interval, batch)
+        poller = pollers[key] = BatchedPoller(ended, interval, batch)
     poller.interval = min(poller.interval, interval)
     return poller
 
