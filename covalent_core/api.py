@@ -25,6 +25,8 @@ POLL_START = 0.02
 POLL_MAX = 0.5
 # How often a waiting client checks that a service is still running the dispatch.
 REVIVE_EVERY = 2.0
+# A waiting client re-reads the store and asks the service again at least this often.
+WATCH_MAX = 60.0
 
 
 def dispatch(lattice: Lattice) -> Callable[..., str]:
@@ -108,24 +110,7 @@ def get_result(
     """
     service.revive(dispatch_id)
     if wait:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = POLL_START
-        last_check = time.monotonic()
-        while not _status(dispatch_id).is_terminal:
-            if time.monotonic() - last_check >= REVIVE_EVERY:
-                # The service may die while we wait: then we start the next one.
-                service.revive(dispatch_id)
-                last_check = time.monotonic()
-            if deadline is not None and time.monotonic() >= deadline:
-                raise DispatchTimeoutError(
-                    f"dispatch {dispatch_id} did not finish within {timeout:g} s; it is still "
-                    f"{_status(dispatch_id)}. Wait longer, or cancel it with "
-                    f"ct.cancel({dispatch_id!r})."
-                )
-            time.sleep(
-                delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
-            )
-            delay = min(delay * 1.5, POLL_MAX)
+        _wait_until_ended(dispatch_id, timeout)
     store = open_store()
     if status_only:
         return {"id": dispatch_id, "status": str(_status(dispatch_id))}
@@ -182,25 +167,85 @@ def cancel(
 
 
 def _wait_cancelled(dispatch_id: str, node_ids: list[int], timeout: float | None) -> None:
-    deadline = None if timeout is None else time.monotonic() + timeout
-    delay = POLL_START
     store = open_store()
     wanted = set(node_ids)
-    while True:
+
+    def pending() -> list[int] | None:
         with store.read() as conn:
             rows = q.get_nodes(conn, dispatch_id)
-        pending = [
+        still = [
             r.node_id for r in rows if r.node_id in wanted and r.status not in q.TERMINAL_VALUES
         ]
-        if not pending:
-            return
-        if deadline is not None and time.monotonic() >= deadline:
-            raise DispatchTimeoutError(
-                f"tasks {pending} of dispatch {dispatch_id} were not confirmed cancelled within "
-                f"{timeout:g} s; they stay CANCELLING while the dispatcher retries (see "
-                f"`covalent-core status {dispatch_id}`)"
-            )
-        time.sleep(delay)
+        return still or None
+
+    def timed_out(still: list[int]) -> DispatchTimeoutError:
+        return DispatchTimeoutError(
+            f"tasks {still} of dispatch {dispatch_id} were not confirmed cancelled within "
+            f"{timeout:g} s; they stay CANCELLING while the dispatcher retries (see "
+            f"`covalent-core status {dispatch_id}`)"
+        )
+
+    message = {"op": "wait_nodes", "dispatch_id": dispatch_id, "node_ids": sorted(wanted)}
+    _wait(pending, message, timeout, timed_out)
+
+
+def _wait_until_ended(dispatch_id: str, timeout: float | None) -> None:
+    def unfinished() -> Status | None:
+        status = _status(dispatch_id)
+        return None if status.is_terminal else status
+
+    def timed_out(status: Status) -> DispatchTimeoutError:
+        return DispatchTimeoutError(
+            f"dispatch {dispatch_id} did not finish within {timeout:g} s; it is still "
+            f"{status}. Wait longer, or cancel it with ct.cancel({dispatch_id!r})."
+        )
+
+    def revive_and_read() -> Status | None:
+        service.revive(dispatch_id)  # a service that died while we waited is replaced
+        return unfinished()
+
+    _wait(
+        unfinished,
+        {"op": "wait_dispatch", "dispatch_id": dispatch_id},
+        timeout,
+        timed_out,
+        revive_and_read,
+    )
+
+
+def _wait(
+    unfinished: Callable[[], Any],
+    message: dict[str, Any],
+    timeout: float | None,
+    timed_out: Callable[[Any], Exception],
+    revive: Callable[[], Any] | None = None,
+) -> None:
+    """Wait until ``unfinished()`` (a read of the store) returns None.
+
+    The service answers ``message`` the moment the end is stored; without a service that
+    runs the dispatch (it died, or another host's runs it), the store is read every
+    ``POLL_START`` growing to ``POLL_MAX`` seconds, and the service asked again every
+    ``REVIVE_EVERY`` seconds.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = POLL_START
+    last_watch = float("-inf")
+    while (state := unfinished()) is not None:
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            raise timed_out(state)
+        if now - last_watch >= REVIVE_EVERY:
+            if last_watch > float("-inf") and revive is not None and revive() is None:
+                return  # the first time, the caller has just revived
+            last_watch = now
+            remaining = WATCH_MAX
+            if deadline is not None:
+                remaining = min(remaining, max(0.0, deadline - time.monotonic()))
+            answer = service.watch(message, remaining)
+            if answer is not None and answer.get("watching"):
+                continue  # it ended: the store says so (read again at the loop's top)
+        pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+        time.sleep(pause)
         delay = min(delay * 1.5, POLL_MAX)
 
 

@@ -97,6 +97,30 @@ def request(
         return reply
 
 
+def watch(message: dict[str, Any], timeout: float | None) -> dict[str, Any] | None:
+    """Send a wait request (``wait_dispatch``, ``wait_nodes``) to a running service and
+    return its answer, which comes when what was asked for has ended and is stored.
+
+    None if no answer came: no service is running, it went away while we waited, or
+    ``timeout`` seconds passed. The store stays the truth: the caller reads it again.
+    """
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(socket_path()))
+            sock.sendall(json.dumps(message).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return None
+                data += chunk
+    except OSError:  # not running, refused, reset, timed out
+        return None
+    reply = json.loads(data)
+    return reply if reply.get("ok") else None
+
+
 def service_running() -> bool:
     """True if a service answers on this store's socket."""
     try:

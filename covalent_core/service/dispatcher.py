@@ -55,6 +55,8 @@ class Dispatcher:
         )
         self.runs: dict[str, DispatchRun] = {}
         self.top_level: dict[str, asyncio.Task[None]] = {}
+        self.end_waiters: dict[str, list[asyncio.Future[str]]] = {}
+        """Clients waiting for a dispatch to end: told its status once it is stored."""
 
     @property
     def owner(self) -> str:
@@ -179,7 +181,39 @@ class Dispatcher:
         await self.states.dispatch(run.dispatch_id, run.status, status, error=error)
         run.status = status
         await self.writes.flush()
+        for future in self.end_waiters.pop(run.dispatch_id, []):
+            if not future.done():
+                future.set_result(status.value)
         return status, error, result
+
+    # -- clients waiting ------------------------------------------------------------------
+
+    async def dispatch_ended(self, dispatch_id: str) -> str | None:
+        """The dispatch's final status once it is stored; None if this service does not run it
+        (the client then reads the store from time to time)."""
+        if dispatch_id not in self.runs and dispatch_id not in self.top_level:
+            await self.poll_new()  # an orphan, or one dispatched a moment ago: ours now
+        if dispatch_id in self.runs or dispatch_id in self.top_level:
+            future = asyncio.get_running_loop().create_future()
+            self.end_waiters.setdefault(dispatch_id, []).append(future)
+            return await future
+
+        def stored() -> str | None:
+            with self.store.read() as conn:
+                status = Status(q.get_dispatch(conn, dispatch_id).status)
+            return status.value if status in TERMINAL else None
+
+        return await asyncio.to_thread(stored)
+
+    async def nodes_ended(self, dispatch_id: str, node_ids: set[int]) -> bool:
+        """Return True once each of ``node_ids`` has a terminal status in the store; False if
+        this service does not run the dispatch."""
+        run = self.runs.get(dispatch_id)
+        if run is None:
+            return False
+        await run.nodes_ended(node_ids)
+        await self.writes.flush()
+        return True
 
     # -- cancels and timeouts -----------------------------------------------------------
 

@@ -181,7 +181,7 @@ class JobRegistry:
             if not job.confirmed.is_set():
                 node.phase = CancelPhase.UNCONFIRMED
                 job.waiting.append((run, node, values))
-                run.check_finished()
+                run.check_finished(node)
                 return
         run.set_status(node, Status.CANCELLED, **values)
 

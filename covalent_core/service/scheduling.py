@@ -50,6 +50,10 @@ class DispatchRun:
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.sub_runs: dict[int, DispatchRun] = {}
         self.cancel_all_reason: str | None = None
+        # Nodes not yet settled: the dispatch ends when none is left (no scan per event).
+        self._unsettled = {n.node_id for n in nodes.values() if not n.settled}
+        # Clients waiting for nodes to end (``cancel(wait=True)``): the ids still to end.
+        self._end_waiters: list[tuple[set[int], asyncio.Future[None]]] = []
 
     @property
     def root(self) -> DispatchRun:
@@ -106,6 +110,8 @@ class DispatchRun:
         node.task = asyncio.create_task(self.launch(self, node), name=f"node-{node.node_id}")
 
     def _on_terminal(self, node: NodeState) -> None:
+        if self._end_waiters:
+            self._node_ended(node.node_id)
         if node.status is Status.COMPLETED:
             for child_id in node.children:
                 child = self.nodes[child_id]
@@ -122,7 +128,7 @@ class DispatchRun:
                 child = self.nodes[child_id]
                 if child.status is Status.NEW_OBJECT and child.task is None:
                     self.cancel_node(child, child.cancel_reason or reason.value)
-        self.check_finished()
+        self.check_finished(node)
 
     # -- cancellation -------------------------------------------------------------------
 
@@ -161,12 +167,32 @@ class DispatchRun:
 
     # -- completion ---------------------------------------------------------------------
 
-    def check_finished(self) -> None:
-        """Resolve ``finished`` once every node is settled."""
-        if self.finished.done():
-            return
-        if all(n.settled for n in self.nodes.values()):
+    def check_finished(self, node: NodeState | None = None) -> None:
+        """Resolve ``finished`` once every node is settled (``node`` may just have been)."""
+        if node is not None and node.settled:
+            self._unsettled.discard(node.node_id)
+        if not self._unsettled and not self.finished.done():
             self.finished.set_result(None)
+
+    def nodes_ended(self, node_ids: set[int]) -> asyncio.Future[None]:
+        """A future resolved once every node of ``node_ids`` has a terminal status."""
+        future = asyncio.get_running_loop().create_future()
+        pending = {i for i in node_ids if i in self.nodes and self.nodes[i].status not in TERMINAL}
+        if pending:
+            self._end_waiters.append((pending, future))
+        else:
+            future.set_result(None)
+        return future
+
+    def _node_ended(self, node_id: int) -> None:
+        still = []
+        for pending, future in self._end_waiters:
+            pending.discard(node_id)
+            if pending and not future.done():
+                still.append((pending, future))
+            elif not future.done():
+                future.set_result(None)
+        self._end_waiters = still
 
     def result(self) -> bytes | None:
         """The dispatch's result: the output of its post-processing node."""

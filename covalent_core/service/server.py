@@ -30,6 +30,7 @@ from .paths import socket_path
 logger = logging.getLogger(__name__)
 
 BUSY_POLL = 1.0
+WATCHES = frozenset({"wait_dispatch", "wait_nodes"})
 GUARD_INTERVAL = 0.5  # how often the service checks that its socket and directory are there
 IDLE_POLL = 5.0
 
@@ -52,14 +53,48 @@ class Service:
         try:
             line = await asyncio.wait_for(reader.readline(), 10)
             request = json.loads(line or b"{}")
-            reply = await self.dispatch_request(request)
+            reply: dict[str, Any] | None
+            if request.get("op") in WATCHES:
+                reply = await self.watch(request, reader)
+            else:
+                reply = await self.dispatch_request(request)
+        except CovalentCoreError as exc:
+            reply = {"ok": False, "error_type": type(exc).__name__, "error": str(exc)}
         except Exception as exc:
             logger.exception("bad request")
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        if reply is None:
+            writer.close()
+            return
         with contextlib.suppress(ConnectionError):
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
             writer.close()
+
+    async def watch(
+        self, request: dict[str, Any], reader: asyncio.StreamReader
+    ) -> dict[str, Any] | None:
+        """Answer once the dispatch (``wait_dispatch``) or the given nodes (``wait_nodes``)
+        have ended and it is stored; at once with ``"watching": False`` if this service does
+        not run the dispatch. A client that hangs up stops the watch."""
+        dispatch_id = str(request.get("dispatch_id"))
+        if request["op"] == "wait_dispatch":
+            ended: Any = self.dispatcher.dispatch_ended(dispatch_id)
+        else:
+            ended = self.dispatcher.nodes_ended(dispatch_id, set(request.get("node_ids") or ()))
+        watching = asyncio.ensure_future(ended)
+        gone = asyncio.ensure_future(reader.read(1))  # end of file: the client left
+        try:
+            await asyncio.wait({watching, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not watching.done():
+            watching.cancel()
+            return None
+        answer = watching.result()
+        if request["op"] == "wait_dispatch":
+            return {"ok": True, "watching": answer is not None, "status": answer}
+        return {"ok": True, "watching": answer}
 
     async def dispatch_request(self, request: dict[str, Any]) -> dict[str, Any]:
         """Carry out one request."""
