@@ -41,7 +41,8 @@ class Watcher(threading.Thread):
 
     def run(self) -> None:
         self.answer = service.watch(self.message, 60)
-        self.stored_then = str(ct.get_result(self.message["dispatch_id"], status_only=True)["status"])
+        stored = ct.get_result(self.message["dispatch_id"], status_only=True)
+        self.stored_then = str(stored["status"])
 
 
 def test_the_service_answers_a_waiting_client_only_once_the_end_is_stored(tmp_path: Path):

@@ -49,9 +49,7 @@ def chain(client: Client, n: int) -> float:
 
 
 def cluster() -> LocalCluster:
-    return LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    )
+    return LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
 
 
 def cold(n: int) -> float:
