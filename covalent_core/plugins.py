@@ -9,6 +9,7 @@ installed as packages (in-house plugins, test doubles).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import importlib.metadata
@@ -83,9 +84,15 @@ class PluginRegistry:
             ) from None
 
 
+@functools.lru_cache(maxsize=1)
+def _packages() -> dict[str, list[str]]:
+    """Which distributions provide each top-level package (one scan of every installed one)."""
+    return importlib.metadata.packages_distributions()
+
+
 def _dist_of(module_name: str) -> tuple[str, str]:
     top = module_name.split(".")[0]
-    for dist in importlib.metadata.packages_distributions().get(top, []):
+    for dist in _packages().get(top, []):
         try:
             return dist, importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -100,10 +107,14 @@ def _build() -> PluginRegistry:
     registry = PluginRegistry(manager=manager)
     allowed = {n.strip() for n in os.environ.get(ENV_PLUGINS, "").split(",") if n.strip()}
     seen: set[str] = set()
+    # The distribution of each plugin, as its entry point says (no scan of every package).
+    dists: dict[str, tuple[str, str]] = {}
     for name, module_name in DEFAULT_PLUGINS:
         # The built-in executors: the graph's own nodes need the local one.
         manager.register(importlib.import_module(module_name), name=name)
         seen.add(name)
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            dists[name] = ("covalent-core", importlib.metadata.version("covalent-core"))
     entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
     for ep in entry_points:
         if ep.name in seen or (allowed and ep.name not in allowed):
@@ -112,6 +123,8 @@ def _build() -> PluginRegistry:
         try:
             plugin = ep.load()
             manager.register(plugin, name=ep.name)
+            if ep.dist is not None:
+                dists[ep.name] = (ep.dist.name, ep.dist.version)
         except Exception as exc:
             registry.failed[ep.name] = f"{type(exc).__name__}: {exc}"
             logger.warning("plugin %r (%s) failed to load: %s", ep.name, ep.value, exc)
@@ -141,7 +154,7 @@ def _build() -> PluginRegistry:
                     f"{cls!r} is not an Executor subclass with a short_name"
                 )
                 continue
-            package, version = _dist_of(cls.__module__)
+            package, version = dists.get(plugin_name) or _dist_of(cls.__module__)
             registry.executors[cls.short_name] = ExecutorInfo(
                 cls.short_name, cls, plugin_name, package, version
             )

@@ -36,13 +36,22 @@ def test_a_daemon_is_killed_when_its_task_returns(tmp_path: Path):
     assert result.status is ct.Status.COMPLETED, result.error
     assert result.result == daemon_pid(pid_file)
     wait_until(lambda: is_dead(result.result), 10)
-    assert_cgroup_gone(result.get_node(0).job_handle)
+    assert_cgroup_gone(result.get_node(0).job_handle, result.result)
 
 
-def assert_cgroup_gone(handle: dict) -> None:
-    """Where the machine gave the task a cgroup of its own, it is removed with the task."""
+def assert_cgroup_gone(handle: dict, *task_pids: int) -> None:
+    """Where the machine gave the task's worker a cgroup, nothing of the task is left in it:
+    it holds the worker and the child it forked ahead for its next task, or is gone with it."""
     if handle.get("cgroup"):
-        wait_until(lambda: not Path(handle["cgroup"]).exists(), 10)
+        wait_until(lambda: not cgroup_members(handle["cgroup"]) & set(task_pids), 10)
+        assert len(cgroup_members(handle["cgroup"]) - {handle["pid"]}) <= 1
+
+
+def cgroup_members(path: str) -> set[int]:
+    try:
+        return {int(p) for p in (Path(path) / "cgroup.procs").read_text().split()}
+    except FileNotFoundError:
+        return set()
 
 
 def test_a_daemon_is_killed_when_its_task_is_cancelled(tmp_path: Path):
@@ -60,7 +69,9 @@ def test_a_daemon_is_killed_when_its_task_is_cancelled(tmp_path: Path):
     wait_until(lambda: is_dead(pid), 10)
     result = ct.get_result(dispatch_id)
     assert result.status is ct.Status.CANCELLED
-    assert_cgroup_gone(result.get_node(0).job_handle)
+    handle = result.get_node(0).job_handle
+    if handle.get("cgroup"):  # a cancel ends the worker too, and its cgroup with it
+        wait_until(lambda: not Path(handle["cgroup"]).exists(), 10)
 
 
 def test_a_daemon_is_killed_when_its_task_times_out(tmp_path: Path):
@@ -76,7 +87,7 @@ def test_a_daemon_is_killed_when_its_task_times_out(tmp_path: Path):
     result = ct.get_result(dispatch_id, wait=True, timeout=60)
     assert result.get_node(0).cancel_reason == "timeout"
     wait_until(lambda: is_dead(pid), 10)
-    assert_cgroup_gone(result.get_node(0).job_handle)
+    assert_cgroup_gone(result.get_node(0).job_handle, pid)
 
 
 def test_the_mechanism_in_force_is_shown():
@@ -116,7 +127,7 @@ def my_cgroup():
         return fh.read()
 
 
-def test_where_the_machine_gives_cgroups_each_task_runs_in_its_own():
+def test_where_the_machine_gives_cgroups_each_task_is_born_in_its_workers_own():
     @ct.lattice
     def flow():
         return my_cgroup()
@@ -126,6 +137,8 @@ def test_where_the_machine_gives_cgroups_each_task_runs_in_its_own():
     if "cgroup" not in mechanism():
         assert handle.get("cgroup") is None
         return
-    assert handle["cgroup"].endswith(handle["mark"])
-    assert f"/{handle['mark']}\n" in result.result
+    worker_cgroup = Path(handle["cgroup"])
+    assert worker_cgroup.name.startswith("worker-")
+    assert result.result.strip().endswith(f"/{worker_cgroup.parent.name}/{worker_cgroup.name}")
+    assert handle["pid"] in cgroup_members(handle["cgroup"])  # the worker, waiting
     assert_cgroup_gone(handle)

@@ -3,11 +3,12 @@
 A task may start processes that leave its process group and session (``setsid``) and whose
 parent exits at once (a double-forked daemon). Up to three things keep them within reach:
 
-- **A cgroup per task**, where this machine lets us create one (a writable cgroup v2
-  hierarchy: ours in a container, or one delegated by systemd): the task's process joins
-  ``<our cgroup>/covalent-core/<marker>`` before any user code runs, every process it starts
-  is born there, and ``cgroup.kill`` (or freezing and killing each member) ends them all at
-  once; nothing inside can leave it without privileges.
+- **A cgroup per worker**, where this machine lets us create one (a writable cgroup v2
+  hierarchy: ours in a container, or one delegated by systemd): each local worker lives in
+  ``<our cgroup>/covalent-core/worker-<id>`` and runs one task at a time, so every process of
+  the task is born there (no move between cgroups, which costs as much as a fork) and its
+  members other than the worker are exactly what the task left; nothing inside can leave it
+  without privileges. A cancel ends the worker and all of them at once (``cgroup.kill``).
 - **A subreaper.** The process that forks each task declares itself a child subreaper
   (``PR_SET_CHILD_SUBREAPER``): an orphaned descendant is re-parented to it rather than to
   PID 1, so walking its descendants finds every process of the task while it lives.
@@ -29,6 +30,7 @@ import functools
 import os
 import signal
 import time
+import uuid
 
 from .runner import MARK_VARIABLE, all_pids, become_subreaper, descendants, process_stat
 
@@ -108,7 +110,7 @@ def kill_task_processes(
         time.sleep(0.005)
 
 
-# -- a cgroup per task ----------------------------------------------------------------------
+# -- a cgroup per worker ------------------------------------------------------------------
 
 CGROUP_DIR = "covalent-core"
 
@@ -158,14 +160,29 @@ def _cgroup2_mounts() -> list[str]:
     return mounts
 
 
-def task_cgroup(mark: str) -> str | None:
-    """The cgroup a task with ``mark`` gets (None: this machine gives us none)."""
+WORKER_PREFIX = "worker-"
+
+
+def worker_cgroup() -> str | None:
+    """A new cgroup path for a worker (made when it joins; None: this machine gives none)."""
     base = cgroup_base()
-    return None if base is None else os.path.join(base, mark)
+    return None if base is None else os.path.join(base, WORKER_PREFIX + uuid.uuid4().hex)
+
+
+def sweep_worker_cgroups() -> None:
+    """Remove the cgroups of workers that have exited (a cgroup with members stays)."""
+    base = cgroup_base()
+    if base is None:
+        return
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(base):
+            if entry.name.startswith(WORKER_PREFIX):
+                with contextlib.suppress(OSError):
+                    os.rmdir(entry.path)
 
 
 def join_cgroup(path: str) -> bool:
-    """Create ``path`` and move this process into it (in the task, before user code)."""
+    """Create ``path`` and move this process into it (the worker, before any task)."""
     try:
         os.makedirs(path, exist_ok=True)
         with open(os.path.join(path, "cgroup.procs"), "w") as fh:
@@ -182,6 +199,21 @@ def cgroup_members(path: str) -> set[int]:
             return {int(line) for line in fh if line.strip()}
     except OSError:
         return set()
+
+
+def kill_members(path: str, keep: int, timeout: float = 5.0) -> set[int]:
+    """SIGKILL every process in the cgroup but ``keep`` (the worker), until none is left or
+    ``timeout`` passed; returns those still alive."""
+    deadline = time.monotonic() + timeout
+    while True:
+        members = cgroup_members(path) - {keep}
+        if not members or time.monotonic() > deadline:
+            return members
+        kill_all(members)
+        with contextlib.suppress(ChildProcessError):  # they may be ours (we are subreaper)
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        time.sleep(0.002)
 
 
 def kill_cgroup(path: str, timeout: float = 5.0) -> bool:
@@ -212,5 +244,8 @@ def mechanism() -> str:
     """What keeps a local task's processes together on this machine, in words."""
     base = cgroup_base()
     if base is not None:
-        return f"a cgroup per task (under {base}), a subreaper and a task marker"
+        return (
+            f"a cgroup per worker, which runs one task at a time (under {base}), a subreaper "
+            "and a task marker"
+        )
     return "a subreaper and a task marker (no writable cgroup v2 hierarchy here)"

@@ -33,15 +33,16 @@ logger = logging.getLogger(__name__)
 class LocalExecutor(Executor):
     """Runs tasks on this machine, each killable on its own.
 
-    Options: ``max_workers`` (tasks at once, default 16), ``cancel_grace`` (seconds between
-    SIGTERM and SIGKILL, default 3), ``python_path`` (interpreter for the workers, default
-    the dispatcher's). Covalent's local-executor options keep their meaning: ``workdir`` (the
-    task's working directory, created if needed; default: the dispatching process's),
-    ``create_unique_workdir`` (a subdirectory ``DISPATCH_ID/node_N`` of it per task),
-    ``log_stdout``/``log_stderr`` (append the task's output to these files; relative paths
-    go under the data directory's ``results/DISPATCH_ID``), ``time_limit`` (seconds after
-    which the task is stopped and fails; -1: none). ``cache_dir`` and ``retries`` are
-    accepted and recorded, with no effect, as in Covalent.
+    Options: ``max_workers`` (tasks at once; default: the CPUs this process may use, as
+    Covalent's), ``cancel_grace`` (seconds between SIGTERM and SIGKILL, default 3),
+    ``python_path`` (interpreter for the workers, default the dispatcher's). Covalent's
+    local-executor options keep their meaning: ``workdir`` (the task's working directory,
+    created if needed; default: the dispatching process's), ``create_unique_workdir`` (a
+    subdirectory ``DISPATCH_ID/node_N`` of it per task), ``log_stdout``/``log_stderr``
+    (append the task's output to these files; relative paths go under the data directory's
+    ``results/DISPATCH_ID``), ``time_limit`` (seconds after which the task is stopped and
+    fails; -1: none). ``cache_dir`` and ``retries`` are accepted and recorded, with no
+    effect, as in Covalent.
     """
 
     short_name: ClassVar[str] = "local"
@@ -50,7 +51,7 @@ class LocalExecutor(Executor):
 
     def __init__(
         self,
-        max_workers: int = 16,
+        max_workers: int | None = None,
         cancel_grace: float = 3.0,
         python_path: str | None = None,
         workdir: str = "",
@@ -62,6 +63,7 @@ class LocalExecutor(Executor):
         retries: int = 0,
     ) -> None:
         super().__init__()
+        max_workers = default_workers() if max_workers is None else max_workers
         if max_workers < 1:
             raise ExecutorConfigError(f"max_workers must be at least 1, not {max_workers}")
         self.max_workers = max_workers
@@ -75,11 +77,12 @@ class LocalExecutor(Executor):
         self.time_limit = time_limit
         self.retries = retries
         self.pool = WorkerPool(self.python_path, max_workers)
+        self._tasks_dir: Path | None = None
 
     @classmethod
     def concurrency_for(cls, config: dict[str, Any]) -> int:
         """One task per worker: ``max_workers``."""
-        return int(config.get("max_workers", 16))
+        return int(config.get("max_workers") or default_workers())
 
     async def pickle(self, task: TaskContext) -> None:
         """The payload, set to run in ``workdir`` when one is configured."""
@@ -92,10 +95,11 @@ class LocalExecutor(Executor):
             workdir = str(path.resolve())
         task.payload = task.build_payload(cwd=workdir, local=True)
 
-    @staticmethod
-    def task_dir(task: TaskContext) -> Path:
+    def task_dir(self, task: TaskContext) -> Path:
         """The task's own directory: start mark and outcome, kept until cleanup."""
-        return config.tasks_dir() / f"{task.dispatch_id}-{task.node_id}"
+        if self._tasks_dir is None:
+            self._tasks_dir = config.tasks_dir()  # made once: the service exits if it goes
+        return self._tasks_dir / f"{task.dispatch_id}-{task.node_id}"
 
     async def run(self, task: TaskContext) -> None:
         """Hand the payload to a warm worker; its handle is stored before the task starts."""
@@ -154,9 +158,10 @@ class LocalExecutor(Executor):
             await asyncio.to_thread(self._write_logs, task, task.outcome)
 
     async def cleanup(self, task: TaskContext) -> None:
-        """Remove the task's directory (small files: no thread needed), and its cgroup if the
-        worker could not (it was killed, or the task ended while no dispatcher ran)."""
-        shutil.rmtree(self.task_dir(task), ignore_errors=True)
+        """Remove the task's directory (in a thread: the file system may be slow to delete
+        while the store commits), and its cgroup if the worker could not (it was killed, or
+        the task ended while no dispatcher ran)."""
+        await asyncio.to_thread(shutil.rmtree, self.task_dir(task), True)
         if task.job_handle:
             handle = ProcessHandle.from_json(task.job_handle)
             # A live worker cleans up after its task itself (it may run the next one by now).
@@ -186,6 +191,14 @@ class LocalExecutor(Executor):
     async def close(self) -> None:
         """Stop every worker."""
         await self.pool.close()
+
+
+def default_workers() -> int:
+    """How many tasks run at once by default: one per CPU this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 @hookimpl

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from .. import config
 from ..errors import JobLostError
+from . import containment
 from .base import TaskOutcome
-from .containment import task_cgroup
 from .processes import ProcessHandle, describe_exit, kill_group
 from .values import keep_big_text
-from .worker import HEADER, OUTCOME, STARTED, STDERR, STDOUT
+from .worker import HEADER, OUTCOME, STARTED, STDERR, STDOUT, WORKER_CGROUP_VARIABLE
 
 # How often a re-attached task's process is looked at, at first and at most.
 INLINE_READ_MAX = 1 << 20  # outcome files up to this size are read on the event loop
@@ -81,6 +81,8 @@ class Worker:
             except asyncio.TimeoutError:
                 await asyncio.to_thread(kill_group, self.handle, 0.5)
                 await self.proc.wait()
+        if self.handle.cgroup:
+            await asyncio.to_thread(containment.kill_cgroup, self.handle.cgroup)
 
 
 class WorkerPool:
@@ -93,6 +95,10 @@ class WorkerPool:
         self._busy: set[Worker] = set()
 
     async def _spawn(self) -> Worker:
+        env = config.child_environment()
+        cgroup = containment.worker_cgroup()
+        if cgroup is not None:
+            env[WORKER_CGROUP_VARIABLE] = cgroup
         proc = await asyncio.create_subprocess_exec(
             self.python_path,
             "-m",
@@ -101,10 +107,10 @@ class WorkerPool:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
             start_new_session=True,
-            env=config.child_environment(),
+            env=env,
             limit=1 << 20,
         )
-        return Worker(proc, ProcessHandle.of(proc.pid))
+        return Worker(proc, dataclasses.replace(ProcessHandle.of(proc.pid), cgroup=cgroup))
 
     async def _acquire(self) -> Worker:
         while self._idle:
@@ -112,6 +118,9 @@ class WorkerPool:
             if worker.alive():
                 self._busy.add(worker)
                 return worker
+            await worker.stop()  # died while idle: its cgroup goes too
+        if not self._idle and not self._busy:
+            await asyncio.to_thread(containment.sweep_worker_cgroups)  # of exited workers
         worker = await self._spawn()
         self._busy.add(worker)
         return worker
@@ -138,7 +147,7 @@ class WorkerPool:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # microseconds: no thread
         worker = await self._acquire()
         mark = uuid.uuid4().hex
-        handle = dataclasses.replace(worker.handle, mark=mark, cgroup=task_cgroup(mark))
+        handle = dataclasses.replace(worker.handle, mark=mark)
         try:
             if started is not None:
                 await started(handle)

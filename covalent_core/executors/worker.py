@@ -1,16 +1,17 @@
 """A warm worker of the local executor: a parent with the imports done that forks each task.
 
-Started in its own session (so it leads its own process group, which a cancel kills whole).
-Frames are an 8-byte big-endian length and a pickle; only this parent speaks them, never a
-process that ran user code. The dispatcher sends ``(payload, directory, mark, cgroup)``; the
-worker forks a child (which joins the task's own cgroup first, where the machine gives one)
-that starts clean (nothing of an earlier task: environment, working directory,
-signal handlers, socket defaults, module state, standard streams), creates
-``directory/started``, sends its output and errors to ``directory/stdout`` and ``stderr``,
-runs the task and writes the outcome to ``directory/outcome`` (atomically). The worker
-answers ``("file",)`` as soon as the child reports the file written, then waits for the
-child's exit and kills whatever the task left running (see :mod:`.containment`: it is their
-subreaper, and they carry ``mark``) before it takes the next task. If the child could not
+Started in its own session (so it leads its own process group, which a cancel kills whole),
+and in a cgroup of its own where the machine gives one (``COVALENT_CORE_WORKER_CGROUP``), so
+every process of its tasks is born there. Frames are an 8-byte big-endian length and a
+pickle; only this parent speaks them, never a process that ran user code. The dispatcher
+sends ``(payload, directory, mark, cgroup)``; the worker forks a child that starts clean
+(nothing of an earlier task: environment, working directory, signal handlers, socket
+defaults, module state, standard streams), creates ``directory/started``, sends its output
+and errors to ``directory/stdout`` and ``stderr``, runs the task and writes the outcome to
+``directory/outcome`` (atomically). The worker answers ``("file",)`` as soon as the child
+reports the file written, then waits for the child's exit and kills whatever the task left
+running (see :mod:`.containment`: the cgroup's other members; without a cgroup, it is their
+subreaper and they carry ``mark``) before it takes the next task. If the child could not
 write the file (a full disk) it hands the outcome over a pipe and the answer carries it:
 ``("inline", outcome)``; if the child died without one: ``("died", exit status)``. The child
 for the next task is forked ahead, while the worker waits, so forking costs a task nothing.
@@ -36,6 +37,7 @@ from covalent_core.executors import containment
 from covalent_core.executors.runner import execute
 
 HEADER = struct.Struct(">Q")
+WORKER_CGROUP_VARIABLE = "COVALENT_CORE_WORKER_CGROUP"
 STARTED = "started"
 OUTCOME = "outcome"
 STDOUT = "stdout"
@@ -99,8 +101,6 @@ def _child(payload: bytes, directory: str, mark: str, cgroup: str | None, report
     (the file could not be written: a full disk)."""
     code = 0
     try:
-        if cgroup:
-            containment.join_cgroup(cgroup)  # before any user code: all it starts is born there
         os.environ[containment.MARK_VARIABLE] = mark  # kept by the runner's environment
         _capture(directory, STDOUT, 1)
         _capture(directory, STDERR, 2)
@@ -173,7 +173,7 @@ class Spare:
         if self.pid:
             os.waitpid(self.pid, 0)
         if cgroup:
-            containment.kill_cgroup(cgroup)
+            containment.kill_members(cgroup, keep=os.getpid())
         if containment.has_children(os.getpid()):
             containment.kill_task_processes(os.getpid(), mark, began)
 
@@ -204,6 +204,9 @@ def main() -> int:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
+    cgroup = os.environ.pop(WORKER_CGROUP_VARIABLE, None)
+    if cgroup:
+        containment.join_cgroup(cgroup)  # before any task: all they start is born there
     containment.become_subreaper()
     _warm_up()
     ours = [proto_in.fileno(), proto_out.fileno()]

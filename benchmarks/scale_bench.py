@@ -1,0 +1,268 @@
+"""Scale: covalent-core beside Dask distributed, and how it grows from 1,000 to 100,000 tasks.
+
+    .venv/bin/python benchmarks/scale_bench.py [--rounds 5] [--sizes 1000 10000 100000]
+
+Dask runs in its own venv (``.venv-dask``, made on first use: it needs a newer cloudpickle
+than the Braket SDK allows) as a warm ``LocalCluster(n_workers=2, threads_per_worker=1,
+processes=True)`` answering commands, so that its rounds and ours alternate: a busy machine
+slows both alike; medians and ratios are printed. Measured end to end as a user sees it:
+dispatch to ``get_result(wait=True)`` returning. Then the scaling table: for each size, a
+wide graph's dispatcher CPU per task, submit time per task, the service's peak RSS, the
+store's size, and the time to cancel that many nodes that have not started; and the wait
+latency (the stored end to ``get_result`` returning). Writes ``results/scale.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("COVALENT_CORE_DATA_DIR", tempfile.mkdtemp(prefix="covalent-core-scale-"))
+os.environ.setdefault("COVALENT_CORE_IDLE_TIMEOUT", "60")
+
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+import covalent_core as ct
+from covalent_core import config
+from covalent_core.errors import ServiceError
+from covalent_core.service.client import request
+from covalent_core.testing import peak_rss_mb
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DASK_VENV = ROOT / ".venv-dask"
+OUT = HERE / "results"
+
+
+@ct.electron
+def noop(i):
+    return i
+
+
+@ct.electron
+def reduce_all(values):
+    return len(values)
+
+
+@ct.electron
+def hold(path):
+    import os
+    import time
+
+    while not os.path.exists(path):
+        time.sleep(0.05)
+
+
+@ct.lattice
+def wide(n):
+    return reduce_all([noop(i) for i in range(n)])
+
+
+@ct.lattice
+def chain(n):
+    value = noop(0)
+    for _ in range(n - 1):
+        value = noop(value)
+    return value
+
+
+@ct.lattice
+def held(n, path):
+    gate = hold(path)
+    return [ct.wait(noop(i), [gate]) for i in range(n)]
+
+
+class DaskPeer:
+    """The Dask side: a warm cluster in its own venv, one command per line."""
+
+    def __init__(self) -> None:
+        if not (DASK_VENV / "bin" / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(DASK_VENV)], check=True)
+            subprocess.run(
+                [str(DASK_VENV / "bin" / "pip"), "install", "-q", "dask[distributed]"],
+                check=True,
+            )
+        self.proc = subprocess.Popen(
+            [str(DASK_VENV / "bin" / "python"), str(HERE / "peers" / "dask_peer.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self._read()
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the Dask peer exited; run benchmarks/peers/dask_peer.py to see why")
+        return json.loads(line)
+
+    def seconds(self, command: str) -> float:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return float(self._read()["seconds"])
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(60)
+
+
+def ours(lattice: Any, *args: Any) -> float:
+    """Dispatch to ``get_result(wait=True)`` returning, in seconds."""
+    start = time.perf_counter()
+    result = ct.get_result(ct.dispatch(lattice)(*args), wait=True, timeout=3600)
+    elapsed = time.perf_counter() - start
+    assert result.status is ct.Status.COMPLETED, result
+    return elapsed
+
+
+def ours_cold(n: int) -> float:
+    """As :func:`ours`, with no service running first (it starts, then its workers)."""
+    request({"op": "shutdown"})
+    wait_for_no_service()
+    return ours(wide, n)
+
+
+def wait_for_no_service() -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            request({"op": "ping"}, start=False, timeout=1)
+        except ServiceError:
+            return
+        time.sleep(0.05)
+
+
+def service() -> psutil.Process:
+    return psutil.Process(int(request({"op": "ping"})["pid"]))
+
+
+def side_by_side(rounds: int) -> dict[str, Any]:
+    dask = DaskPeer()
+    ours(wide, 50)
+    samples: dict[str, list[float]] = {}
+    try:
+        for _ in range(rounds):
+            for name, mine, theirs in (
+                ("wide 1000, warm", lambda: ours(wide, 1000), "wide 1000"),
+                ("chain 200, warm", lambda: ours(chain, 200), "chain 200"),
+                ("wide 1000, cold", lambda: ours_cold(1000), "cold 1000"),
+            ):
+                samples.setdefault(f"{name}|ours", []).append(mine())
+                samples.setdefault(f"{name}|dask", []).append(dask.seconds(theirs))
+    finally:
+        dask.close()
+    rows = {}
+    for key in samples:
+        name, side = key.split("|")
+        rows.setdefault(name, {})[side] = statistics.median(samples[key])
+    for row in rows.values():
+        row["ratio"] = row["dask"] / row["ours"]  # > 1: we are faster
+    return rows
+
+
+def scaling(size: int) -> dict[str, Any]:
+    proc = service()
+    before = proc.cpu_times()
+    start = time.perf_counter()
+    dispatch_id = ct.dispatch(wide)(size)
+    submitted = time.perf_counter() - start
+    result = ct.get_result(dispatch_id, wait=True, timeout=7200)
+    elapsed = time.perf_counter() - start
+    after = proc.cpu_times()
+    assert result.status is ct.Status.COMPLETED, result
+    cpu = (after.user + after.system) - (before.user + before.system)
+    gate = Path(tempfile.mkdtemp()) / "never"
+    held_id = ct.dispatch(held)(size, str(gate))
+    while not ct.get_result(held_id).get_node(0).job_handle:
+        time.sleep(0.02)
+    start = time.perf_counter()
+    ct.cancel(held_id)
+    returned = time.perf_counter() - start
+    ct.get_result(held_id, wait=True, timeout=3600)
+    settled = time.perf_counter() - start
+    store = sum(f.stat().st_size for f in config.data_dir().glob("*.db*"))
+    return {
+        "tasks": size + 1,
+        "seconds": elapsed,
+        "tasks_per_s": (size + 1) / elapsed,
+        "dispatcher_cpu_ms_per_task": 1e3 * cpu / (size + 1),
+        "submit_us_per_task": 1e6 * submitted / (size + 1),
+        "service_peak_rss_mb": peak_rss_mb(proc.pid),
+        "store_mb": store / 2**20,
+        "cancel_returned_s": returned,
+        "cancel_all_settled_s": settled,
+    }
+
+
+def wait_latency(runs: int) -> dict[str, float]:
+    samples = []
+    for _ in range(runs):
+        result = ct.get_result(ct.dispatch(wide)(1), wait=True, timeout=60)
+        samples.append(1e3 * (time.time() - result.end_time.timestamp()))
+    samples.sort()
+    return {"p50_ms": statistics.median(samples), "max_ms": samples[-1], "n": runs}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    args = parser.parse_args()
+    console = Console(width=None if sys.stdout.isatty() else 130)
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
+    results["versus_dask"] = side_by_side(args.rounds)
+    table = Table("graph", "covalent-core", "Dask", "Dask time / ours", title="beside Dask")
+    for name, row in results["versus_dask"].items():
+        table.add_row(name, f"{row['ours']:.3f} s", f"{row['dask']:.3f} s", f"{row['ratio']:.2f}")
+    console.print(table)
+    results["wait_latency"] = wait_latency(20)
+    results["scaling"] = [scaling(size) for size in args.sizes]
+    table = Table(
+        "tasks",
+        "tasks/s",
+        "dispatcher CPU/task",
+        "submit/task",
+        "service peak RSS",
+        "store",
+        "cancel all: returned / settled",
+        title="scaling (wide graph)",
+    )
+    for row in results["scaling"]:
+        table.add_row(
+            f"{row['tasks']:,}",
+            f"{row['tasks_per_s']:.0f}",
+            f"{row['dispatcher_cpu_ms_per_task']:.2f} ms",
+            f"{row['submit_us_per_task']:.0f} µs",
+            f"{row['service_peak_rss_mb']:.0f} MB",
+            f"{row['store_mb']:.1f} MB",
+            f"{row['cancel_returned_s']:.2f} s / {row['cancel_all_settled_s']:.2f} s",
+        )
+    console.print(table)
+    w = results["wait_latency"]
+    console.print(
+        f"wait latency (stored end to get_result returning): p50 {w['p50_ms']:.1f} ms, "
+        f"max {w['max_ms']:.1f} ms over {w['n']}"
+    )
+    OUT.mkdir(exist_ok=True)
+    (OUT / "scale.json").write_text(json.dumps(results, indent=2))
+    console.print(f"wrote {OUT / 'scale.json'}")
+    request({"op": "shutdown"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
