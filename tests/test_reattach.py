@@ -275,6 +275,7 @@ def test_handles_of_local_tasks_name_their_outcome_directory(tmp_path):
     dispatch_id = ct.dispatch(flow)(str(tmp_path))
     handle = wait_for_handle(dispatch_id, 0)
     assert Path(handle["dir"]).name == f"{dispatch_id}-0"
+    wait_until(lambda: Path(handle["dir"]).exists(), 30)  # the task makes it as it starts
     assert oct(Path(handle["dir"]).stat().st_mode & 0o777) == oct(0o700)
     ct.get_result(dispatch_id, wait=True, timeout=60)
     assert not Path(handle["dir"]).exists(), "the task's directory outlived its cleanup"

@@ -78,6 +78,7 @@ class LocalExecutor(Executor):
         self.retries = retries
         self.pool = WorkerPool(self.python_path, max_workers)
         self._tasks_dir: Path | None = None
+        self._remover = DirectoryRemover()
 
     @classmethod
     def concurrency_for(cls, config: dict[str, Any]) -> int:
@@ -158,14 +159,15 @@ class LocalExecutor(Executor):
             await asyncio.to_thread(self._write_logs, task, task.outcome)
 
     async def cleanup(self, task: TaskContext) -> None:
-        """Remove the task's directory (in a thread: the file system may be slow to delete
-        while the store commits), and its cgroup if the worker could not (it was killed, or
-        the task ended while no dispatcher ran)."""
-        await asyncio.to_thread(shutil.rmtree, self.task_dir(task), True)
+        """Remove the task's directory (with others, in one thread call: the file system may
+        be slow to delete while the store commits), and kill what the task left running if
+        its worker could not (it was killed, or the task ended while no dispatcher ran)."""
+        await self._remover.remove(self.task_dir(task))
         if task.job_handle:
             handle = ProcessHandle.from_json(task.job_handle)
-            # A live worker cleans up after its task itself (it may run the next one by now).
-            if handle.cgroup and os.path.isdir(handle.cgroup) and not handle.alive():
+            # A live worker of ours cleans up after its task itself (it may run the next one).
+            ours = self.pool.runs(handle.pid)
+            if not ours and not await asyncio.to_thread(handle.alive):
                 await asyncio.to_thread(kill_leftovers, handle)
 
     def _write_logs(self, task: TaskContext, outcome: TaskOutcome) -> None:
@@ -191,6 +193,37 @@ class LocalExecutor(Executor):
     async def close(self) -> None:
         """Stop every worker."""
         await self.pool.close()
+
+
+class DirectoryRemover:
+    """Removes directories in a thread, those asked for while one batch runs in the next."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, asyncio.Future[None]]] = []
+        self._running: asyncio.Task[None] | None = None
+
+    async def remove(self, path: Path) -> None:
+        """Return once ``path`` (and what is in it) is removed."""
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append((path, done))
+        if self._running is None or self._running.done():
+            self._running = asyncio.get_running_loop().create_task(self._remove_pending())
+        await done
+
+    async def _remove_pending(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await asyncio.to_thread(_remove_all, [path for path, _ in batch])
+            finally:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+
+def _remove_all(paths: list[Path]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def default_workers() -> int:

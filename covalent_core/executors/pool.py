@@ -60,14 +60,15 @@ class Worker:
             answer = pickle.loads(await self.proc.stdout.readexactly(size))
         except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError):
             raise WorkerDiedError(await self.proc.wait()) from None
-        if answer[0] == "inline":
-            return TaskOutcome.from_runner(answer[1], *read_output(directory))
         if answer[0] == "died":
             return TaskOutcome.died(
                 f"the task's process ended without an outcome: {describe_exit(answer[1])}",
                 *read_output(directory),
             )
-        return await read_outcome_soon(directory)
+        _, outcome, stdout, stderr = answer
+        if outcome is None:
+            return await read_outcome_soon(directory)
+        return TaskOutcome.from_runner(outcome, *read_output(directory, stdout, stderr))
 
     def alive(self) -> bool:
         return self.proc.returncode is None
@@ -139,13 +140,12 @@ class WorkerPool:
     ) -> TaskOutcome:
         """Run ``payload`` in a warm worker; ``started(handle)`` is awaited before it starts.
 
-        ``directory`` (created if needed, owner-only) receives the task's start mark and
-        outcome; the caller removes it. The payload is sent only once ``started`` returned, so
-        a task never runs unless its handle was stored. If the caller is cancelled while the
+        ``directory`` (made by the task, owner-only) receives the task's start mark and
+        outcome; the caller removes it. The payload is sent only once ``started`` returned,
+        so a task never runs unless its handle was stored. If the caller is cancelled while the
         task runs, the worker's group is killed.
         """
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # microseconds: no thread
-        worker = await self._acquire()
+        worker = await self._acquire()  # the task makes its directory
         mark = uuid.uuid4().hex
         handle = dataclasses.replace(worker.handle, mark=mark)
         try:
@@ -161,6 +161,10 @@ class WorkerPool:
         finally:
             self._release(worker)
 
+    def runs(self, pid: int) -> bool:
+        """True if ``pid`` is one of this pool's workers, alive."""
+        return any(w.handle.pid == pid and w.alive() for w in (*self._idle, *self._busy))
+
     async def warm_up(self, count: int) -> None:
         """Start ``count`` idle workers ahead of need."""
         count = min(count, self.max_workers) - len(self._idle) - len(self._busy)
@@ -174,12 +178,18 @@ class WorkerPool:
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
 
 
-def read_output(directory: Path) -> tuple[str, str]:
-    """The task's stdout and stderr, as it left them in ``directory``; a big one is kept as a
-    file among its dispatch's values (directories are named ``DISPATCH-NODE``), not read."""
+def read_output(
+    directory: Path, stdout: bytes | None = None, stderr: bytes | None = None
+) -> tuple[str, str]:
+    """The task's stdout and stderr (those its worker did not send), as it left them in
+    ``directory``; a big one is kept as a file among its dispatch's values (directories are
+    named ``DISPATCH-NODE``), not read."""
     texts = []
     dispatch_id = directory.name.rsplit("-", 1)[0]
-    for name in (STDOUT, STDERR):
+    for name, sent in ((STDOUT, stdout), (STDERR, stderr)):
+        if sent is not None:
+            texts.append(sent.decode(errors="replace"))
+            continue
         try:
             texts.append(keep_big_text(directory / name, dispatch_id, f"{directory.name}.{name}"))
         except FileNotFoundError:

@@ -6,15 +6,16 @@ every process of its tasks is born there. Frames are an 8-byte big-endian length
 pickle; only this parent speaks them, never a process that ran user code. The dispatcher
 sends ``(payload, directory, mark, cgroup)``; the worker forks a child that starts clean
 (nothing of an earlier task: environment, working directory, signal handlers, socket
-defaults, module state, standard streams), creates ``directory/started``, sends its output
-and errors to ``directory/stdout`` and ``stderr``, runs the task and writes the outcome to
-``directory/outcome`` (atomically). The worker answers ``("file",)`` as soon as the child
-reports the file written, then waits for the child's exit and kills whatever the task left
-running (see :mod:`.containment`: the cgroup's other members; without a cgroup, it is their
-subreaper and they carry ``mark``) before it takes the next task. If the child could not
-write the file (a full disk) it hands the outcome over a pipe and the answer carries it:
-``("inline", outcome)``; if the child died without one: ``("died", exit status)``. The child
-for the next task is forked ahead, while the worker waits, so forking costs a task nothing.
+defaults, module state, standard streams), makes ``directory`` with ``directory/started``
+in it, sends its output and errors to ``directory/stdout`` and ``stderr``, runs the task and
+writes the outcome to ``directory/outcome`` (atomically). The worker answers
+``("done", outcome, stdout, stderr)`` as soon as the child reports, with what is small
+inline (None: read it from its file), then waits for the child's exit and kills whatever
+the task left running (see :mod:`.containment`: the cgroup's other members; without a
+cgroup, it is their subreaper and they carry ``mark``) before it takes the next task. If the
+child could not write the file (a full disk) the outcome comes inline whatever its size; if
+the child died without one: ``("died", exit status)``. The child for the next task is forked
+ahead, while the worker waits, so forking costs a task nothing.
 
 The outcome lives in a file so that a task outlives the dispatcher: when the service dies
 the worker waits for its task, cleans up after it and exits on the closed pipe, and the next
@@ -37,6 +38,9 @@ from covalent_core.executors import containment
 from covalent_core.executors.runner import execute
 
 HEADER = struct.Struct(">Q")
+REPORT = struct.Struct(">qqq")  # a task's report: sizes of its outcome, stdout and stderr
+INLINE_MAX = 1 << 20  # an outcome up to this size comes with the report
+INLINE_STREAM_MAX = 1 << 16  # as does stdout or stderr up to this size
 WORKER_CGROUP_VARIABLE = "COVALENT_CORE_WORKER_CGROUP"
 STARTED = "started"
 OUTCOME = "outcome"
@@ -85,8 +89,8 @@ def write_outcome(directory: str, outcome: bytes) -> bool:
 def _capture(directory: str, name: str, fd: int) -> None:
     """Point ``fd`` at the task's own ``name`` file (or nowhere if it cannot be made)."""
     try:
-        target = os.open(
-            os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+        target = os.open(  # readable too: the task's worker reads a small one back
+            os.path.join(directory, name), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600
         )
     except OSError:
         target = os.open(os.devnull, os.O_WRONLY)
@@ -97,11 +101,14 @@ def _capture(directory: str, name: str, fd: int) -> None:
 def _child(payload: bytes, directory: str, mark: str, cgroup: str | None, report: int) -> None:
     """The forked task: run it, leave its outcome, say so on ``report``; never returns.
 
-    ``report`` gets a frame: empty once the outcome file is written, else the outcome itself
-    (the file could not be written: a full disk)."""
+    ``report`` gets :data:`REPORT` (the sizes of the outcome, stdout and stderr that follow
+    it, -1 for one only in its file) and those bytes: what is small comes along, so the
+    dispatcher need not read the files; the outcome always does if its file could not be
+    written (a full disk)."""
     code = 0
     try:
         os.environ[containment.MARK_VARIABLE] = mark  # kept by the runner's environment
+        os.makedirs(directory, 0o700, exist_ok=True)
         _capture(directory, STDOUT, 1)
         _capture(directory, STDERR, 2)
         # Proof that the task began: without it, a next dispatcher knows it never ran.
@@ -111,14 +118,40 @@ def _child(payload: bytes, directory: str, mark: str, cgroup: str | None, report
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        body = b"" if write_outcome(directory, outcome) else outcome
-        view = memoryview(HEADER.pack(len(body)) + body)
+        written = write_outcome(directory, outcome)
+        parts = [outcome if not written or len(outcome) <= INLINE_MAX else None]
+        parts += [_small_stream(fd) for fd in (1, 2)]
+        sizes = [-1 if part is None else len(part) for part in parts]
+        view = memoryview(REPORT.pack(*sizes) + b"".join(part or b"" for part in parts))
         while view:
             view = view[os.write(report, view) :]
     except BaseException:
         code = 70
     finally:
         os._exit(code)
+
+
+def _small_stream(fd: int) -> bytes | None:
+    """What the task wrote to ``fd`` (its own file), if small; None: read the file."""
+    try:
+        size = os.fstat(fd).st_size
+        if size > INLINE_STREAM_MAX:
+            return None
+        return os.pread(fd, size, 0) if size else b""
+    except OSError:
+        return None
+
+
+def _split(data: bytes, sizes: tuple[int, ...]) -> list[bytes | None]:
+    parts: list[bytes | None] = []
+    offset = 0
+    for size in sizes:
+        if size < 0:
+            parts.append(None)
+        else:
+            parts.append(data[offset : offset + size])
+            offset += size
+    return parts
 
 
 class Spare:
@@ -146,7 +179,9 @@ class Spare:
             write_frame(stream, frame)
 
     def answer(self) -> tuple[Any, ...]:
-        """Wait until the task reports (or dies); the answer for the dispatcher.
+        """Wait until the task reports (or dies); the answer for the dispatcher:
+        ``("done", outcome, stdout, stderr)``, each bytes or None (in its file), or
+        ``("died", exit status)``.
 
         The report pipe is never read to its end: a process the task left behind may hold
         it open; so the child's exit is watched as well."""
@@ -156,10 +191,10 @@ class Spare:
             if ready:
                 chunk = os.read(self.report, 1 << 20)
                 received += chunk
-                if len(received) >= HEADER.size:
-                    (size,) = HEADER.unpack(received[: HEADER.size])
-                    if len(received) >= HEADER.size + size:
-                        return ("inline", bytes(received[HEADER.size :])) if size else ("file",)
+                if len(received) >= REPORT.size:
+                    sizes = REPORT.unpack(received[: REPORT.size])
+                    if len(received) >= REPORT.size + sum(max(0, n) for n in sizes):
+                        return ("done", *_split(bytes(received[REPORT.size :]), sizes))
                 if chunk:
                     continue
             done, status = os.waitpid(self.pid, os.WNOHANG)

@@ -141,6 +141,10 @@ class DispatchRun:
         node.cancel_reason = node.cancel_reason or reason
         if persist and first:
             self.states.cancel_flag(self.dispatch_id, node)
+        if node.task is None and node.status is not Status.NEW_OBJECT:
+            # Started by a dispatcher that died, not resumed yet: its job is stopped when it
+            # is (it resumes cancelled), never left running under a CANCELLED node.
+            return
         if node.task is None:
             self.set_status(
                 node,
