@@ -40,18 +40,11 @@ from covalent_core.testing import peak_rss_mb
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from run import chain, noop, wide  # noqa: E402 - the graphs every benchmark here uses
+
 DASK_VENV = ROOT / ".venv-dask"
 OUT = HERE / "results"
-
-
-@ct.electron
-def noop(i):
-    return i
-
-
-@ct.electron
-def reduce_all(values):
-    return len(values)
 
 
 @ct.electron
@@ -61,19 +54,6 @@ def hold(path):
 
     while not os.path.exists(path):
         time.sleep(0.05)
-
-
-@ct.lattice
-def wide(n):
-    return reduce_all([noop(i) for i in range(n)])
-
-
-@ct.lattice
-def chain(n):
-    value = noop(0)
-    for _ in range(n - 1):
-        value = noop(value)
-    return value
 
 
 @ct.lattice
