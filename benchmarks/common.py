@@ -47,3 +47,11 @@ def standalone(measure: Callable[[], dict[str, Any]]) -> None:
 
     with isolated_store(Path(tempfile.mkdtemp(prefix="covalent-core-bench-"))):
         print(json.dumps(measure(), indent=2))
+
+
+def write_results(name: str, results: dict[str, Any]) -> Path:
+    """Write ``results`` as ``benchmarks/results/<name>``; its path."""
+    out = Path(__file__).parent / "results" / name
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    return out

@@ -12,7 +12,6 @@ a new service takes to re-attach to running jobs after the old one is killed, an
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -33,9 +32,7 @@ from covalent_core.executors.processes import is_dead
 from covalent_core.service.client import request
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import latency_ms
-
-OUT = Path(__file__).parent / "results"
+from common import latency_ms, write_results
 
 
 @ct.electron
@@ -237,9 +234,7 @@ def main() -> int:
             for row in _module(module).rows(results[key]):
                 table.add_row(*row)
     console.print(table)
-    OUT.mkdir(exist_ok=True)
-    (OUT / "latest.json").write_text(json.dumps(results, indent=2))
-    console.print(f"wrote {OUT / 'latest.json'}")
+    console.print(f"wrote {write_results('latest.json', results)}")
     request({"op": "shutdown"})
     return 0
 

@@ -41,10 +41,10 @@ from covalent_core.testing import peak_rss_mb
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+from common import write_results  # noqa: E402
 from run import chain, noop, wide  # noqa: E402 - the graphs every benchmark here uses
 
 DASK_VENV = ROOT / ".venv-dask"
-OUT = HERE / "results"
 
 
 @ct.electron
@@ -237,9 +237,7 @@ def main() -> int:
         f"wait latency (stored end to get_result returning): p50 {w['p50_ms']:.1f} ms, "
         f"max {w['max_ms']:.1f} ms over {w['n']}"
     )
-    OUT.mkdir(exist_ok=True)
-    (OUT / "scale.json").write_text(json.dumps(results, indent=2))
-    console.print(f"wrote {OUT / 'scale.json'}")
+    console.print(f"wrote {write_results('scale.json', results)}")
     request({"op": "shutdown"})
     return 0
 
