@@ -75,8 +75,8 @@ def request_cancel(dispatch_id: str, task_ids: int | Iterable[int] | None = None
     store = open_store()
     with store.read() as conn:
         drow = q.get_dispatch(conn, dispatch_id)
-        node_rows = q.get_nodes(conn, dispatch_id)
-        edge_rows = q.get_edges(conn, dispatch_id)
+        node_rows = q.get_node_states(conn, dispatch_id)
+        edge_rows = [] if whole else q.get_edges(conn, dispatch_id)  # none go below "all"
     by_id = {r.node_id: r for r in node_rows}
     subs = {r.node_id: r.sub_dispatch_id for r in node_rows if r.sub_dispatch_id}
     if requested_ids is not None:
@@ -104,7 +104,7 @@ def request_cancel(dispatch_id: str, task_ids: int | Iterable[int] | None = None
             q.flag_cancel(conn, sub, None, CancelReason.PARENT_SUBLATTICE_CANCELLED.value)
             frontier.extend(
                 r.sub_dispatch_id
-                for r in q.get_nodes(conn, sub)
+                for r in q.get_node_states(conn, sub)
                 if r.sub_dispatch_id and r.status not in q.TERMINAL_VALUES
             )
         if requested or below_live:

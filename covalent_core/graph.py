@@ -69,7 +69,7 @@ class Node:
         return self.metadata.get("timeout")
 
 
-@dataclass
+@dataclass(slots=True)
 class Edge:
     """An input of ``child`` taken from ``parent``'s output (or, for a wait, an ordering)."""
 

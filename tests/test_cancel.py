@@ -278,3 +278,30 @@ def test_node_helper_reads_live_state(tmp_path):
     assert node(dispatch_id, 0).status is ct.Status.RUNNING
     ct.cancel(dispatch_id, wait=True, timeout=30)
     assert node(dispatch_id, 0).status is ct.Status.CANCELLED
+
+
+def test_ready_tasks_waiting_for_a_busy_executor_are_cancelled_without_starting(tmp_path):
+    """Ready but queued behind the executor's one slot: cancelled at once, none ever starts."""
+    one_slot = ct.LocalExecutor(max_workers=1)
+    hold = ct.electron(spawn_tree_and_sleep.function, executor=one_slot)
+    pid_file = tmp_path / "pids"
+
+    @ct.electron(executor=one_slot)
+    def touch(i):
+        with open(f"{tmp_path}/ran-{i}", "w") as fh:
+            fh.write("x")
+
+    @ct.lattice
+    def flow():
+        return [hold(str(pid_file)), *[touch(i) for i in range(300)]]
+
+    dispatch_id = ct.dispatch(flow)()
+    pids = _pids(pid_file)  # the one slot is taken; the 300 others are ready and waiting
+    ct.cancel(dispatch_id, wait=True, timeout=120)
+    result = ct.get_result(dispatch_id)
+    assert result.status is ct.Status.CANCELLED
+    assert not list(tmp_path.glob("ran-*"))
+    waiting = [n for n in result.tasks if n.name == "touch"]
+    assert len(waiting) == 300 and all(n.status is ct.Status.CANCELLED for n in waiting)
+    assert all(n.started_at is None for n in waiting)
+    wait_until(lambda: all(is_dead(p) for p in pids), 30)

@@ -11,10 +11,13 @@ takes its dispatches over (:mod:`.ownership`) and resumes their nodes where they
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import sys
 from typing import Any
 
 from .. import plugins
+from ..graph import Edge
 from ..result import failure_summary
 from ..status import TERMINAL, CancelReason, Status, dispatch_outcome
 from ..store import Store
@@ -103,39 +106,43 @@ class Dispatcher:
         Nodes a dead dispatcher had started keep their status; the run resumes them.
         """
 
-        def read() -> tuple[Any, list[Any], list[Any]]:
+        def read() -> tuple[Any, dict[int, NodeState]]:
+            # Row by row: a graph of 100,000 nodes is never held as rows and states at once.
+            # Equal functions and configurations are kept once, not once per node.
+            same: dict[Any, Any] = {}
+            states: dict[int, NodeState] = {}
             with self.store.read() as conn:
-                return (
-                    q.get_dispatch(conn, dispatch_id),
-                    q.get_nodes(conn, dispatch_id, blobs=True),
-                    q.get_edges(conn, dispatch_id),
-                )
+                row = q.get_dispatch(conn, dispatch_id)
+                for r in q.iter_nodes_to_run(conn, dispatch_id):
+                    config = r.executor_config
+                    if config is not None:
+                        config = same.setdefault(json.dumps(config, sort_keys=True), config)
+                    states[r.node_id] = NodeState(
+                        node_id=r.node_id,
+                        name=sys.intern(r.name),
+                        kind=sys.intern(r.kind),
+                        status=Status(r.status),
+                        executor=r.executor,
+                        executor_config=config,
+                        timeout=r.timeout,
+                        function=same.setdefault(r.function, r.function),
+                        output=r.output,
+                        cancel_reason=r.cancel_reason,
+                        sub_dispatch_id=r.sub_dispatch_id,
+                        job_id=r.job_id,
+                        stage=r.stage,
+                        error=r.error,
+                        job_handle=r.job_handle,
+                        started_at=r.started_at,
+                        phase=CancelPhase.REQUESTED if r.cancel_requested else CancelPhase.NONE,
+                    )
+                for e in q.iter_edges(conn, dispatch_id):
+                    edge = Edge(e.parent, e.child, e.edge_name, e.param_type, e.arg_index)
+                    states[e.child].inputs.append(edge)
+                    states[e.parent].children.append(e.child)
+            return row, states
 
-        row, node_rows, edge_rows = await asyncio.to_thread(read)
-        states: dict[int, NodeState] = {}
-        for r in node_rows:
-            states[r.node_id] = NodeState(
-                node_id=r.node_id,
-                name=r.name,
-                kind=r.kind,
-                status=Status(r.status),
-                executor=r.executor,
-                executor_config=r.executor_config,
-                timeout=r.timeout,
-                function=r.function,
-                output=r.output,
-                cancel_reason=r.cancel_reason,
-                sub_dispatch_id=r.sub_dispatch_id,
-                job_id=r.job_id,
-                stage=r.stage,
-                error=r.error,
-                job_handle=r.job_handle,
-                started_at=r.started_at,
-                phase=CancelPhase.REQUESTED if r.cancel_requested else CancelPhase.NONE,
-            )
-        for e in edge_rows:
-            states[e.child].inputs.append(e)
-            states[e.parent].children.append(e.child)
+        row, states = await asyncio.to_thread(read)
         run = DispatchRun(
             dispatch_id,
             row.name,
@@ -144,6 +151,7 @@ class Dispatcher:
             states=self.states,
             jobs=self.jobs,
             launch=self.stages.run_node,
+            capacity_of=self.stages.capacity_of,
             parent=parent,
         )
         run.status = Status(row.status)
@@ -160,6 +168,9 @@ class Dispatcher:
             run.start()
             if run.cancel_all_reason:
                 run.cancel_all(run.cancel_all_reason)
+            # A cancel stored after the dispatch was read, but before it could be applied to
+            # the run (it was not running yet), is applied now.
+            await self.apply_cancels([run.dispatch_id])
             await run.finished
             status = dispatch_outcome([n.status for n in run.nodes.values()])
             error: str | None = None

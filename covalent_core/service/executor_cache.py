@@ -9,10 +9,11 @@ service itself never unpickles user data.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..executors.base import Executor, TaskContext, TaskOutcome
@@ -25,32 +26,40 @@ DEFAULT_EXECUTOR = "local"
 
 
 class Capacity:
-    """A counting semaphore that a job already running may enter without waiting.
+    """How many tasks of one executor configuration run at once, and those waiting to start.
 
-    New tasks wait for a free slot (``async with capacity.slot()``); a job a dead dispatcher
-    had started is running on its resource whatever we do, so it takes its slot at once
-    (``slot(wait=False)``), even beyond the limit, and new tasks wait until it ends.
+    A node ready to run is admitted (:meth:`admit`): ``start()`` is called at once if a slot is
+    free, else when one frees, in the order they came. Until then the node is an entry in a
+    queue, with no coroutine and nothing held, so 100,000 ready nodes cost little and
+    cancelling them is immediate; ``start`` returns False if the node no longer wants its slot
+    (it was cancelled meanwhile). A job a dead dispatcher had started is running on its
+    resource whatever we do: it takes its slot at once (:meth:`take`), even beyond the limit.
     """
 
     def __init__(self, limit: int) -> None:
         self.free = limit
-        self._changed = asyncio.Condition()
+        self._waiting: collections.deque[Callable[[], bool]] = collections.deque()
 
-    @contextlib.asynccontextmanager
-    async def slot(self, wait: bool = True) -> AsyncIterator[None]:
-        """Hold one slot for the duration of the block."""
-        if wait:
-            async with self._changed:
-                await self._changed.wait_for(lambda: self.free > 0)
-                self.free -= 1
-        else:
+    def admit(self, start: Callable[[], bool]) -> None:
+        """Call ``start()`` with a slot taken for it, now or when one is free."""
+        self._waiting.append(start)
+        self._pump()
+
+    def take(self) -> None:
+        """Take a slot now, free or not (a job that is running already)."""
+        self.free -= 1
+
+    def release(self) -> None:
+        """Give back a slot: the next node waiting starts."""
+        self.free += 1
+        self._pump()
+
+    def _pump(self) -> None:
+        while self.free > 0 and self._waiting:
+            start = self._waiting.popleft()
             self.free -= 1
-        try:
-            yield
-        finally:
-            self.free += 1
-            async with self._changed:
-                self._changed.notify()
+            if not start():
+                self.free += 1
 
 
 class ExecutorCache:

@@ -12,17 +12,20 @@ from ..status import TERMINAL, CancelReason, Status
 from .states import CancelPhase, NodeState, StateRecorder
 
 if TYPE_CHECKING:
+    from .executor_cache import Capacity
     from .jobs import JobRegistry
 
 logger = logging.getLogger(__name__)
 
 Launch = Callable[["DispatchRun", NodeState], Coroutine[Any, Any, None]]
+CapacityOf = Callable[[NodeState], "Capacity | None"]
 
 
 class DispatchRun:
     """Runs the nodes of one dispatch as their inputs become ready.
 
-    ``launch(run, node)`` is the coroutine that takes a node through its stages; ``jobs``
+    ``launch(run, node)`` is the coroutine that takes a node through its stages, started once
+    the node's executor has a slot for it (``capacity_of(node)``; None: no limit); ``jobs``
     stops the jobs of cancelled nodes. Statuses change only through ``states``.
     """
 
@@ -36,6 +39,7 @@ class DispatchRun:
         states: StateRecorder,
         jobs: JobRegistry,
         launch: Launch,
+        capacity_of: CapacityOf | None = None,
         parent: tuple[DispatchRun, int] | None = None,
     ) -> None:
         self.dispatch_id = dispatch_id
@@ -45,6 +49,7 @@ class DispatchRun:
         self.states = states
         self.jobs = jobs
         self.launch = launch
+        self.capacity_of = capacity_of
         self.parent = parent
         self.status = Status.NEW_OBJECT
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -102,12 +107,26 @@ class DispatchRun:
         self.check_finished()
 
     def _launch(self, node: NodeState) -> None:
-        if node.task is not None or node.status is not Status.NEW_OBJECT:
+        if node.task is not None or node.queued or node.status is not Status.NEW_OBJECT:
             return
         if node.cancel_requested:
             self.cancel_node(node, node.cancel_reason or CancelReason.USER.value)
             return
+        capacity = self.capacity_of(node) if self.capacity_of is not None else None
+        if capacity is None:
+            self._start(node)
+            return
+        node.queued = True
+        capacity.admit(lambda: self._start(node))
+
+    def _start(self, node: NodeState) -> bool:
+        """Start the node's stages (its slot, if it needs one, is taken); False if it no
+        longer needs to run (cancelled while it waited)."""
+        node.queued = False
+        if node.task is not None or node.status is not Status.NEW_OBJECT:
+            return False
         node.task = asyncio.create_task(self.launch(self, node), name=f"node-{node.node_id}")
+        return True
 
     def _on_terminal(self, node: NodeState) -> None:
         if self._end_waiters:

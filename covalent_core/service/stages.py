@@ -26,7 +26,7 @@ from ..serialize import task_payload
 from ..status import STAGES_IN_ORDER, CancelReason, Stage, Status
 
 if TYPE_CHECKING:
-    from .executor_cache import ExecutorCache
+    from .executor_cache import Capacity, ExecutorCache
     from .jobs import JobRegistry
     from .scheduling import DispatchRun
     from .states import NodeState
@@ -116,6 +116,16 @@ class NodeStages:
         self.run_sub = run_sub
         self.time_out = time_out
 
+    def capacity_of(self, node: NodeState) -> Capacity | None:
+        """The slots the node's executor has (None: a sublattice, or an executor that cannot
+        be found, which fails the node at its first stage)."""
+        if node.kind == KIND_SUBLATTICE:
+            return None
+        try:
+            return self.executors.capacity(node.executor, node.executor_config)
+        except Exception:
+            return None
+
     def context(self, run: DispatchRun, node: NodeState) -> TaskContext:
         """The task context of a node: its ids, and how to store its handle and payload."""
         args, kwargs = inputs_of(run, node)
@@ -164,12 +174,11 @@ class NodeStages:
         stage = Stage.INSTANTIATE
         status, values = Status.FAILED, {}
         stored = False  # the outcome is in the store already, only cleanup is left
-        slot: Any = contextlib.nullcontext()
-        if node.kind != KIND_SUBLATTICE:
-            capacity = self.executors.capacity(node.executor, node.executor_config)
-            slot = capacity.slot(wait=not resuming)  # a running job does not queue
+        capacity = self.capacity_of(node)  # a new node was started with its slot taken
+        if capacity is not None and resuming:
+            capacity.take()  # a running job does not queue
         try:
-            async with slot:
+            try:
                 stages: tuple[Stage, ...] = STAGES_IN_ORDER
                 if resuming:
                     timer = self._start_timer(run, node)
@@ -211,6 +220,9 @@ class NodeStages:
                         values["output"] = await asyncio.to_thread(
                             store_big, run.dispatch_id, name, output
                         )
+            finally:
+                if capacity is not None:
+                    capacity.release()
         except TaskCancelledError as exc:
             status, values = Status.CANCELLED, {"cancel_stage": exc.stage or stage.value}
         except JobLostError as exc:

@@ -52,7 +52,7 @@ class CancelPhase(enum.Enum):
     """The node is CANCELLING: its executor's cancel failed and is retried in the background."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class NodeState:
     """What the dispatcher knows about one node while the dispatch runs."""
 
@@ -77,6 +77,8 @@ class NodeState:
     inputs: list[Any] = field(default_factory=list)  # edge rows into this node
     children: list[int] = field(default_factory=list)
     waiting: int = 0
+    queued: bool = False
+    """Admitted to its executor's capacity, waiting for a slot (no task yet)."""
     task: asyncio.Task[None] | None = None
     ctx: TaskContext | None = None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, insert, select, update
@@ -127,6 +128,50 @@ def get_nodes(
         .order_by(nodes.c.node_id)
     )
     return list(conn.execute(stmt))
+
+
+# What the dispatcher needs of a node to run it (not its stdout, stderr or traceback).
+NODE_TO_RUN = [
+    nodes.c[name]
+    for name in (
+        "node_id", "name", "kind", "status", "stage", "cancel_requested", "cancel_reason",
+        "executor", "executor_config", "timeout", "function", "output", "error", "started_at",
+        "job_id", "sub_dispatch_id",
+    )
+]  # fmt: skip
+
+
+def iter_nodes_to_run(conn: Connection, dispatch_id: str) -> Iterator[Row[Any]]:
+    """The dispatch's nodes in id order, with what running them needs, one row at a time."""
+    stmt = (
+        select(*NODE_TO_RUN, jobs.c.handle.label("job_handle"))
+        .select_from(nodes.outerjoin(jobs, nodes.c.job_id == jobs.c.job_id))
+        .where(nodes.c.dispatch_id == dispatch_id)
+        .order_by(nodes.c.node_id)
+    )
+    yield from conn.execute(stmt)
+
+
+def get_node_states(conn: Connection, dispatch_id: str) -> list[Row[Any]]:
+    """Id, name, kind, status and sub-dispatch of each node, in id order (for cancelling)."""
+    stmt = (
+        select(nodes.c.node_id, nodes.c.name, nodes.c.kind, nodes.c.status, nodes.c.sub_dispatch_id)
+        .where(nodes.c.dispatch_id == dispatch_id)
+        .order_by(nodes.c.node_id)
+    )
+    return list(conn.execute(stmt))
+
+
+def iter_edges(conn: Connection, dispatch_id: str) -> Iterator[Row[Any]]:
+    """The dispatch's edges (parent, child, name, type, index) in order, one at a time."""
+    stmt = (
+        select(
+            edges.c.parent, edges.c.child, edges.c.edge_name, edges.c.param_type, edges.c.arg_index
+        )
+        .where(edges.c.dispatch_id == dispatch_id)
+        .order_by(edges.c.edge_index)
+    )
+    yield from conn.execute(stmt)
 
 
 def get_edges(conn: Connection, dispatch_id: str) -> list[Row[Any]]:
