@@ -258,6 +258,7 @@ class NodeStages:
                 node.output = values["output"]
             run.set_status(node, status, **values)
         self.jobs.release(node)
+        node.ctx = None  # its payload (function, arguments, environment) is not needed again
 
     def _start_timer(self, run: DispatchRun, node: NodeState) -> asyncio.TimerHandle | None:
         """The node's ``timeout=``, counted from when it started (by whichever dispatcher)."""
