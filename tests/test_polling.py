@@ -42,6 +42,14 @@ def test_a_poller_serves_each_new_event_loop_even_when_an_old_one_was_abandoned(
         assert asyncio.run(wait_for(f"job-{round_}")) == "done"
 
 
+async def polls(resource: Resource, count: int) -> None:
+    """Return once the poller has asked ``count`` more times (however slow the machine)."""
+    target = len(resource.asked) + count
+    async with asyncio.timeout(30):
+        while len(resource.asked) < target:
+            await asyncio.sleep(0.005)
+
+
 def test_a_job_nobody_waits_on_any_more_is_no_longer_asked_about() -> None:
     resource = Resource()
 
@@ -49,12 +57,12 @@ def test_a_job_nobody_waits_on_any_more_is_no_longer_asked_about() -> None:
         poller = shared_poller("queue", resource.ended, 0.01)
         forgotten = asyncio.create_task(poller.wait("forgotten"))
         kept = asyncio.create_task(poller.wait("kept"))
-        await asyncio.sleep(0.05)
+        await polls(resource, 1)
         forgotten.cancel()
-        await asyncio.sleep(0.05)
+        await asyncio.gather(forgotten, return_exceptions=True)
         resource.asked.clear()
-        await asyncio.sleep(0.05)
-        assert resource.asked and all(ids == ["kept"] for ids in resource.asked)
+        await polls(resource, 2)
+        assert all(ids == ["kept"] for ids in resource.asked)
         resource.finished.add("kept")
         assert await asyncio.wait_for(kept, timeout=30) == "done"
 
@@ -68,9 +76,9 @@ def test_two_waiters_on_one_job_both_get_its_end() -> None:
         poller = shared_poller("shared", resource.ended, 0.01)
         first = asyncio.create_task(poller.wait("j"))
         second = asyncio.create_task(poller.wait("j"))
-        await asyncio.sleep(0.03)
+        await polls(resource, 1)
         first.cancel()
-        await asyncio.sleep(0.03)
+        await asyncio.gather(first, return_exceptions=True)
         resource.finished.add("j")
         assert await asyncio.wait_for(second, timeout=30) == "done"
 
