@@ -113,6 +113,9 @@ def request_cancel(dispatch_id: str, task_ids: int | Iterable[int] | None = None
             else:
                 q.flag_cancel(conn, dispatch_id, requested, CancelReason.USER.value)
                 q.flag_cancel(conn, dispatch_id, below_live, CancelReason.UPSTREAM_CANCELLED.value)
+        if requested or below_live or sub_ids:
+            # The service running it may be on another host sharing the store: tell it now.
+            q.notify_cancel(conn, [dispatch_id, *sub_ids])
     report = CancelReport(
         dispatch_id=dispatch_id,
         requested=requested,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 from rich.console import Console
 
+from .config import load_config
 from .errors import CovalentCoreError
 from .status import Status
 
@@ -73,6 +74,9 @@ class _Commands(click.Group):
 @click.version_option(package_name="covalent-core")
 def main() -> None:
     """Dispatch, inspect and cancel covalent-core workflows."""
+    # A broken config file is reported whatever the command, even when the environment
+    # overrides the setting the command reads first.
+    load_config()
 
 
 @main.command("list")

@@ -33,6 +33,8 @@ ENV_DATA_DIR = "COVALENT_CORE_DATA_DIR"
 ENV_DB_URL = "COVALENT_CORE_DB_URL"
 ENV_CONFIG = "COVALENT_CORE_CONFIG"
 ENV_IDLE_TIMEOUT = "COVALENT_CORE_IDLE_TIMEOUT"
+ENV_LEASE = "COVALENT_CORE_LEASE_SECONDS"
+ENV_POLL = "COVALENT_CORE_POLL_INTERVAL"
 
 
 def data_dir() -> Path:
@@ -93,6 +95,37 @@ def idle_timeout() -> float:
     if env := os.environ.get(ENV_IDLE_TIMEOUT):
         return float(env)
     return float(load_config().get("dispatcher", {}).get("idle_timeout", 60.0))
+
+
+def _dispatcher_setting(env: str, key: str, default: float) -> float:
+    from .errors import CovalentCoreError
+
+    raw: Any = os.environ.get(env)
+    where = env
+    if raw is None:
+        raw = load_config().get("dispatcher", {}).get(key, default)
+        where = f"[dispatcher] {key} in {config_path()}"
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = -1.0
+    if not value > 0:
+        raise CovalentCoreError(f"{where} must be a number of seconds above 0, got {raw!r}")
+    return value
+
+
+def lease_seconds() -> float:
+    """How long a dispatcher service holds a dispatch without renewing it (default 30 s).
+
+    A service renews its dispatches' leases every third of this; once a lease has expired
+    (its service died, or its host did), another service sharing the store takes it over."""
+    return _dispatcher_setting(ENV_LEASE, "lease", 30.0)
+
+
+def poll_interval() -> float:
+    """Seconds between a busy service's reads of the store for new dispatches and cancels
+    (default 1 s). Its own clients wake it at once; on PostgreSQL, so do other hosts' cancels."""
+    return _dispatcher_setting(ENV_POLL, "poll_interval", 1.0)
 
 
 def service_dir() -> Path:

@@ -14,13 +14,14 @@ import json
 import logging
 import os
 import shutil
+import socket
 import sys
 import time
 from pathlib import Path
 from typing import Any, ClassVar
 
 from .. import config
-from ..errors import ExecutorConfigError
+from ..errors import ExecutorConfigError, JobLostError
 from ..hookspecs import hookimpl
 from .base import Executor, TaskContext, TaskOutcome
 from .pool import WorkerPool, reattach_worker, started_at
@@ -135,6 +136,16 @@ class LocalExecutor(Executor):
         if job_handle is None:
             return False
         handle = ProcessHandle.from_json(job_handle)
+        if handle.host != socket.gethostname():
+            # Another host's service (sharing a PostgreSQL store) took the dispatch over: the
+            # task's process is not on this machine, so it can be neither watched nor stopped
+            # from here, and starting it again could run it twice.
+            raise JobLostError(
+                f"the task ran as process {handle.pid} on host {handle.host}, whose dispatcher "
+                f"service stopped; this host ({socket.gethostname()}) cannot watch or stop a "
+                "local process of another machine, so it was not run again. Check that host "
+                "and dispatch the task again if it is needed."
+            )
         directory = Path(json.loads(job_handle)["dir"])
         waiting = reattach_worker(handle, directory)
         began = started_at(directory)

@@ -21,7 +21,7 @@ from ..errors import ServiceError
 from ..status import TERMINAL, Status
 from ..store import open_store
 from ..store import queries as q
-from .ownership import owner_alive
+from .ownership import owner_holds
 from .paths import socket_path
 
 START_TIMEOUT = 30.0
@@ -133,12 +133,13 @@ def service_running() -> bool:
 def orphaned(dispatch_id: str | None = None) -> bool:
     """True if ``dispatch_id`` (or, with None, any dispatch) is unfinished and its service gone."""
     with open_store().read() as conn:
+        now = q.store_now(conn)
         if dispatch_id is None:
             rows = q.unfinished_top_level(conn)
         else:
             row = q.root_owner(conn, dispatch_id)
             rows = [row] if row is not None and Status(row.status) not in TERMINAL else []
-    return any(not owner_alive(row.owner) for row in rows)
+    return any(not owner_holds(row, now) for row in rows)
 
 
 def revive(dispatch_id: str | None = None) -> bool:

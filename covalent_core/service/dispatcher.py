@@ -44,7 +44,8 @@ class Dispatcher:
         self.store_errors: dict[str, str] = {}
         """Dispatches stopped because the store could not be written, and why."""
         self.states = StateRecorder(self.writes)
-        self.ownership = Ownership(store, self.writes)
+        self.top_level: dict[str, asyncio.Task[None]] = {}
+        self.ownership = Ownership(store, self.writes, self.top_level)
         self.executors = ExecutorCache(self.registry)
         self.jobs = JobRegistry(self.writes, self.registry.hook, self.executors, self.owner)
         self.sublattices = Sublattices(self)
@@ -57,7 +58,6 @@ class Dispatcher:
             time_out=self.time_out,
         )
         self.runs: dict[str, DispatchRun] = {}
-        self.top_level: dict[str, asyncio.Task[None]] = {}
         self.end_waiters: dict[str, list[asyncio.Future[str]]] = {}
         """Clients waiting for a dispatch to end: told its status once it is stored."""
 

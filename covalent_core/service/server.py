@@ -24,12 +24,12 @@ from .. import config
 from ..errors import CovalentCoreError
 from ..permissions import private_file
 from ..store import open_store
+from . import notifications
 from .dispatcher import Dispatcher
 from .paths import socket_path
 
 logger = logging.getLogger(__name__)
 
-BUSY_POLL = 1.0
 WATCHES = frozenset({"wait_dispatch", "wait_nodes"})
 GUARD_INTERVAL = 0.5  # how often the service checks that its socket and directory are there
 IDLE_POLL = 5.0
@@ -44,9 +44,12 @@ class Service:
         self.server: asyncio.AbstractServer | None = None
         self.socket_inode: int | None = None
         self.dispatcher = Dispatcher(open_store())
+        self.dispatcher.ownership.on_lost = self._leave_lost
         self.wake = asyncio.Event()
         self.stopping = False
         self.listening_at: float | None = None  # wall-clock time the socket was ready
+        self.poll = config.poll_interval()
+        self.noticed: set[asyncio.Task[Any]] = set()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Answer one client: a JSON request line, a JSON reply line."""
@@ -144,15 +147,25 @@ class Service:
             loop.add_signal_handler(sig, self._stop)
         logger.info("dispatcher service %s listening on %s", self.dispatcher.owner, path)
         last_busy = time.monotonic()
+        renew_every = self.dispatcher.ownership.lease / 3
+        last_renew = time.monotonic()
+        listener = None
+        if notifications.listens(self.dispatcher.store):
+            listener = asyncio.create_task(
+                notifications.listen(self.dispatcher.store, self._cancel_noticed)
+            )
         try:
             await self.dispatcher.poll_new()
             while not self.stopping:
-                interval = BUSY_POLL if self.dispatcher.busy else min(IDLE_POLL, self.idle_timeout)
+                interval = self.poll if self.dispatcher.busy else min(IDLE_POLL, self.idle_timeout)
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), interval)
+                    await asyncio.wait_for(self.wake.wait(), min(interval, renew_every))
                 self.wake.clear()
                 if self.stopping:
                     break
+                if self.dispatcher.top_level and time.monotonic() - last_renew >= renew_every:
+                    last_renew = time.monotonic()
+                    await self.dispatcher.ownership.renew()
                 await self.dispatcher.poll_new()
                 if self.dispatcher.busy:
                     await self.dispatcher.apply_cancels()
@@ -162,10 +175,38 @@ class Service:
                     break
         finally:
             guard.cancel()
+            if listener is not None:
+                listener.cancel()
             self._close_socket(path)
             if self.dispatcher.busy:
                 await self.leave_jobs_running()
             await self.dispatcher.close()
+
+    def _leave_lost(self, lost: list[str]) -> None:
+        """Another service took over dispatches this one held past their lease (it was stopped
+        or stalled): they are that one's now, jobs included. Leave at once, writing and
+        touching nothing (as if killed); the dispatches this one still held are taken over
+        like those of a dead service. Runs on the store's writer thread, inside the write
+        transaction, which is never committed."""
+        logger.error(
+            "dispatch(es) %s were taken over by another service after this one held them past "
+            "their lease (%.0f s): leaving them and their jobs to it, and stopping",
+            ", ".join(lost),
+            self.dispatcher.ownership.lease,
+        )
+        logging.shutdown()
+        os._exit(0)
+
+    def _cancel_noticed(self, dispatch_id: str | None) -> None:
+        """A cancel was stored (by any host): apply it now if this service runs the dispatch;
+        None (notices may have been missed): read every running dispatch's cancels."""
+        if dispatch_id is not None and dispatch_id not in self.dispatcher.runs:
+            return
+        task = asyncio.create_task(
+            self.dispatcher.apply_cancels(None if dispatch_id is None else [dispatch_id])
+        )
+        self.noticed.add(task)
+        task.add_done_callback(self.noticed.discard)
 
     async def _listen(self, path: Path) -> None:
         """Listen on ``path`` (owner-only), replacing whatever file is there."""

@@ -18,13 +18,15 @@ from ..permissions import private_file
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 # Every revision under migrations/versions (files are named REVISION_description.py).
 KNOWN_REVISIONS = {p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("0*.py")}
 SQLITE_HEADER = b"SQLite format 3\x00"
 # How databases say that they ran out of space (SQLite, PostgreSQL).
 FULL_MESSAGES = ("database or disk is full", "no space left", "disk full")
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+# The PostgreSQL advisory lock held while migrating ("covalent" in ASCII).
+MIGRATION_LOCK = 0x636F76616C656E74
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -119,13 +121,7 @@ class Store:
                 raw.close()
         if current == HEAD_REVISION:
             return
-        if current is not None and current not in KNOWN_REVISIONS:
-            raise self._refuse(
-                f"has schema revision {current!r}, written by a newer covalent-core (this one "
-                f"knows revisions up to {HEAD_REVISION})",
-                "Upgrade covalent-core to read it.",
-                move_aside=False,
-            )
+        self._check_known(current)
         from alembic import command
         from alembic.config import Config
 
@@ -133,23 +129,43 @@ class Store:
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         with self._writer.begin() as conn:
+            # Services starting together on several hosts migrate once: the first holds the
+            # lock (PostgreSQL; SQLite's write lock does the same) and the others, once they
+            # have it, find the store migrated. PostgreSQL's DDL is transactional.
+            if not self.is_sqlite:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            current = self._revision(conn)
+            if current == HEAD_REVISION:
+                return
+            self._check_known(current)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
         logger.info("store %s migrated from %s to %s", self.safe_url, current, HEAD_REVISION)
 
-    def _revision(self) -> str | None:
+    def _check_known(self, current: str | None) -> None:
+        if current is not None and current not in KNOWN_REVISIONS:
+            raise self._refuse(
+                f"has schema revision {current!r}, written by a newer covalent-core (this one "
+                f"knows revisions up to {HEAD_REVISION})",
+                "Upgrade covalent-core to read it.",
+                move_aside=False,
+            )
+
+    def _revision(self, conn: Connection | None = None) -> str | None:
         """The store's schema revision; None for an empty database."""
-        with self.engine.connect() as conn:
-            tables = set(inspect(conn).get_table_names())
-            if "alembic_version" not in tables:
-                if tables:
-                    raise self._refuse(
-                        "is not a covalent-core store (it holds the tables "
-                        f"{', '.join(sorted(tables)[:8])} and no schema revision)",
-                        "",
-                    )
-                return None
-            rows = [r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))]
+        if conn is None:
+            with self.engine.connect() as own:
+                return self._revision(own)
+        tables = set(inspect(conn).get_table_names())
+        if "alembic_version" not in tables:
+            if tables:
+                raise self._refuse(
+                    "is not a covalent-core store (it holds the tables "
+                    f"{', '.join(sorted(tables)[:8])} and no schema revision)",
+                    "",
+                )
+            return None
+        rows = [r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))]
         if any(not isinstance(r, str) or not r for r in rows):
             raise self._refuse(f"has an unreadable schema revision ({rows!r})", "It is damaged.")
         if len(rows) != 1:

@@ -34,6 +34,9 @@ dispatches = Table(
     Column("ended_at", Float, nullable=True),
     # Which dispatcher runs it: "host:pid:start_time"; NULL until claimed.
     Column("owner", String(255), nullable=True),
+    # Until when the owner holds it (the store's clock, seconds since the epoch); once past,
+    # another service may take it over. NULL: never claimed since leases exist.
+    Column("lease_expires_at", Float, nullable=True),
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("error", Text, nullable=True),
     # The dispatched lattice and {"args", "kwargs"} (cloudpickle), read only by clients.

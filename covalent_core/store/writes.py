@@ -39,6 +39,8 @@ class WriteBuffer:
         """Told the store's message when a write fails because the store is full."""
         self.full: str | None = None
         """While the store is full: its message (writes are kept and retried)."""
+        self.fence: Callable[[Connection], None] | None = None
+        """Run first in each write transaction (on the writer thread); raising refuses it."""
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         self._nodes: dict[tuple[str, int], dict[str, Any]] = {}
         self._ops: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
@@ -147,6 +149,8 @@ class WriteBuffer:
             groups[key].append({"_d": dispatch_id, "_n": node_id, **values})
         results = []
         with self.store.write() as conn:
+            if self.fence is not None:
+                self.fence(conn)
             for columns, params in groups.items():
                 stmt = (
                     update(nodes)

@@ -11,9 +11,15 @@ from pathlib import Path
 
 @contextlib.contextmanager
 def isolated_store(
-    data_dir: Path, extra_plugins: tuple[str, ...] = (), idle_timeout: float = 120
+    data_dir: Path,
+    extra_plugins: tuple[str, ...] = (),
+    idle_timeout: float = 120,
+    db_url: str | None = None,
 ) -> Iterator[Path]:
     """Point covalent-core at ``data_dir`` (SQLite store, config file, service) until exit.
+
+    ``db_url`` puts the store elsewhere (a PostgreSQL database, say) instead of SQLite in
+    ``data_dir``; the data directory still holds the service, its socket and the tasks' files.
 
     ``TMPDIR`` becomes ``data_dir/tmp`` for this process and for the service and every process
     it starts, so that what a test leaves in a temporary directory is the code under test's,
@@ -41,6 +47,8 @@ def isolated_store(
     )
     saved_tempdir, tempfile.tempdir = tempfile.tempdir, None
     os.environ.pop("COVALENT_CORE_DB_URL", None)
+    if db_url is not None:
+        os.environ["COVALENT_CORE_DB_URL"] = db_url
     reset_registry()
     forget_stores()
     try:

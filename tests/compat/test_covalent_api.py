@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import covalent_core as ct
-from covalent_core.config import config_path
+from covalent_core.config import config_path, data_dir, db_url
 
 
 @ct.electron
@@ -47,8 +47,12 @@ def test_config_reads_and_writes_the_toml_file_as_covalent_does():
             "executors.local.cancel_grace": 2.0,
         }
         everything = ct.get_config()
-        assert everything["store"]["url"].startswith("sqlite:///")
-        assert ct.get_config("dispatcher.db_path").endswith("covalent.db")
+        # The store in use: SQLite in the data directory, or the session's PostgreSQL.
+        assert everything["store"]["url"] == db_url()
+        if db_url().startswith("sqlite"):
+            assert ct.get_config("dispatcher.db_path").endswith("covalent.db")
+        else:
+            assert ct.get_config("dispatcher.db_path") == db_url()
         assert stat.S_IMODE(config_path().stat().st_mode) == 0o600
         ct.reload_config()
         with pytest.raises(KeyError, match=r"no configuration value 'sdk\.nothing'"):
@@ -65,7 +69,7 @@ def test_config_reads_and_writes_the_toml_file_as_covalent_does():
             return named(x)
 
         result = ct.get_result(ct.dispatch(workflow)(7), wait=True)
-        log = Path(ct.get_config()["store"]["url"].split("///")[1]).parent / "results"
+        log = data_dir() / "results"
         assert (log / result.dispatch_id / "out.log").read_text() == "logged 7\n"
     finally:
         if before is None:
