@@ -1,6 +1,7 @@
 """Scale: covalent-core beside Dask distributed, and how it grows from 1,000 to 100,000 tasks.
 
     .venv/bin/python benchmarks/scale_bench.py [--rounds 5] [--sizes 1000 10000 100000]
+        [--cancels 30]
 
 Dask runs in its own venv (``.venv-dask``, made on first use: it needs a newer cloudpickle
 than the Braket SDK allows) as a warm ``LocalCluster(n_workers=2, threads_per_worker=1,
@@ -8,8 +9,10 @@ processes=True)`` answering commands, so that its rounds and ours alternate: a b
 slows both alike; medians and ratios are printed. Measured end to end as a user sees it:
 dispatch to ``get_result(wait=True)`` returning. Then the scaling table: for each size, a
 wide graph's dispatcher CPU per task, submit time per task, the service's peak RSS, the
-store's size, and the time to cancel that many nodes that have not started; and the wait
-latency (the stored end to ``get_result`` returning). Writes ``results/scale.json``.
+store's size, and the time to cancel that many nodes that have not started; cancel latency
+(``ct.cancel`` to the task's process gone, same process) beside Ray's ``ray.cancel(force=True)``
+(Ray 2.40 in ``.venv-ray``, made on first use, interleaved); and the wait latency (the stored
+end to ``get_result`` returning). Writes ``results/scale.json``.
 """
 
 from __future__ import annotations
@@ -42,9 +45,12 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from common import write_results  # noqa: E402
-from run import chain, noop, wide  # noqa: E402 - the graphs every benchmark here uses
-
-DASK_VENV = ROOT / ".venv-dask"
+from run import (  # noqa: E402 - the graphs and measures every benchmark here uses
+    cancel_latency_same_process,
+    chain,
+    noop,
+    wide,
+)
 
 
 @ct.electron
@@ -62,18 +68,18 @@ def held(n, path):
     return [ct.wait(noop(i), [gate]) for i in range(n)]
 
 
-class DaskPeer:
-    """The Dask side: a warm cluster in its own venv, one command per line."""
+class Peer:
+    """A peer framework in its own venv (made on first use), answering one command per line
+    with one JSON line, warm between commands."""
 
-    def __init__(self) -> None:
-        if not (DASK_VENV / "bin" / "python").exists():
-            subprocess.run([sys.executable, "-m", "venv", str(DASK_VENV)], check=True)
-            subprocess.run(
-                [str(DASK_VENV / "bin" / "pip"), "install", "-q", "dask[distributed]"],
-                check=True,
-            )
+    def __init__(self, name: str, requirement: str) -> None:
+        venv = ROOT / f".venv-{name}"
+        if not (venv / "bin" / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(venv / "bin" / "pip"), "install", "-q", requirement], check=True)
+        self.name = name
         self.proc = subprocess.Popen(
-            [str(DASK_VENV / "bin" / "python"), str(HERE / "peers" / "dask_peer.py")],
+            [str(venv / "bin" / "python"), str(HERE / "peers" / f"{name}_peer.py")],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -85,14 +91,16 @@ class DaskPeer:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError("the Dask peer exited; run benchmarks/peers/dask_peer.py to see why")
+            raise RuntimeError(
+                f"the {self.name} peer exited; run benchmarks/peers/{self.name}_peer.py to see why"
+            )
         return json.loads(line)
 
-    def seconds(self, command: str) -> float:
+    def ask(self, command: str) -> dict[str, Any]:
         assert self.proc.stdin is not None
         self.proc.stdin.write(command + "\n")
         self.proc.stdin.flush()
-        return float(self._read()["seconds"])
+        return self._read()
 
     def close(self) -> None:
         assert self.proc.stdin is not None
@@ -131,7 +139,7 @@ def service() -> psutil.Process:
 
 
 def side_by_side(rounds: int) -> dict[str, Any]:
-    dask = DaskPeer()
+    dask = Peer("dask", "dask[distributed]")
     ours(wide, 50)
     samples: dict[str, list[float]] = {}
     try:
@@ -142,7 +150,7 @@ def side_by_side(rounds: int) -> dict[str, Any]:
                 ("wide 1000, cold", lambda: ours_cold(1000), "cold 1000"),
             ):
                 samples.setdefault(f"{name}|ours", []).append(mine())
-                samples.setdefault(f"{name}|dask", []).append(dask.seconds(theirs))
+                samples.setdefault(f"{name}|dask", []).append(float(dask.ask(theirs)["seconds"]))
     finally:
         dask.close()
     rows = {}
@@ -188,6 +196,30 @@ def scaling(size: int) -> dict[str, Any]:
     }
 
 
+def cancel_versus_ray(runs: int) -> dict[str, dict[str, float]]:
+    """Cancel to the task's process gone, same process, ours and Ray's (force=True) in turn."""
+    ray = Peer("ray", "ray==2.40.0")
+    scratch = tempfile.mkdtemp(prefix="ray-peer-")
+    samples: dict[str, list[float]] = {"covalent-core": [], "Ray": []}
+    try:
+        ray.ask(f"cancel {scratch}")  # its first worker starts
+        cancel_latency_same_process(1)
+        for _ in range(runs):
+            samples["covalent-core"].extend(1e3 * s for s in cancel_latency_same_process(1))
+            samples["Ray"].append(float(ray.ask(f"cancel {scratch}")["ms"]))
+    finally:
+        ray.close()
+    out = {}
+    for name, values in samples.items():
+        values.sort()
+        out[name] = {
+            "p50_ms": statistics.median(values),
+            "p95_ms": values[min(len(values) - 1, round(0.95 * (len(values) - 1)))],
+            "n": len(values),
+        }
+    return out
+
+
 def wait_latency(runs: int) -> dict[str, float]:
     samples = []
     for _ in range(runs):
@@ -201,6 +233,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--cancels", type=int, default=30, help="cancel-latency samples")
     args = parser.parse_args()
     console = Console(width=None if sys.stdout.isatty() else 130)
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
@@ -208,6 +241,11 @@ def main() -> int:
     table = Table("graph", "covalent-core", "Dask", "Dask time / ours", title="beside Dask")
     for name, row in results["versus_dask"].items():
         table.add_row(name, f"{row['ours']:.3f} s", f"{row['dask']:.3f} s", f"{row['ratio']:.2f}")
+    console.print(table)
+    results["cancel_latency"] = cancel_versus_ray(args.cancels)
+    table = Table("cancel to process gone", "p50", "p95", title="beside Ray (same process)")
+    for name, row in results["cancel_latency"].items():
+        table.add_row(name, f"{row['p50_ms']:.1f} ms", f"{row['p95_ms']:.1f} ms")
     console.print(table)
     results["wait_latency"] = wait_latency(20)
     results["scaling"] = [scaling(size) for size in args.sizes]

@@ -25,6 +25,11 @@ run_pytest() {
   return "$code"
 }
 run_pytest "$@" || status=1
+# The core suite again on a throwaway PostgreSQL cluster (started by its conftest), beside the
+# plugin suites below, which mostly wait on their servers.
+pg_log=$(mktemp)
+(COVALENT_CORE_TEST_STORE=postgresql run_pytest tests "$@" >"$pg_log" 2>&1) &
+pg_pid=$!
 # Graphs and values against real Covalent 0.240, on a new random seed each run.
 echo "== covalent 0.240 differential"
 "$ROOT/.venv/bin/python" tests/compat/reference.py --count 200 --run 10 || status=1
@@ -32,6 +37,10 @@ for plugin in plugins/covalent-*/; do
   echo "== ${plugin%/}"
   (cd "$plugin" && run_pytest "$@") || status=1
 done
+echo "== core on PostgreSQL"
+wait "$pg_pid" || status=1
+cat "$pg_log"
+rm -f "$pg_log"
 # Every package builds, passes twine check, and works installed from its wheel alone.
 echo "== packages"
 scripts/check-packages.sh || status=1

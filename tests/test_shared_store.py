@@ -57,15 +57,16 @@ def as_host(data: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def two_hosts(tmp_path: Path, url: str, **settings: str) -> Iterator[tuple[Path, Path]]:
-    """Hosts A (this process's own environment) and B; both services stopped at the end."""
+def two_hosts(tmp_path: Path, url: str, **settings: str) -> Iterator[Path]:
+    """Host A (this process's own environment from now) and B, whose data directory this
+    yields; both services are stopped at the end."""
     saved = dict(os.environ)
     os.environ.update(settings)
     a, b = tmp_path / "host-a", tmp_path / "host-b"
     try:
         with isolated_store(a, (), 60, db_url=url):
             try:
-                yield a, b
+                yield b
             finally:
                 with as_host(b), contextlib.suppress(Exception):
                     request({"op": "shutdown"}, start=False, timeout=10)
@@ -96,9 +97,7 @@ def test_migrations_run_once_when_hosts_start_together(database: str):
     # Six services' worth of first opens at once, on an empty database.
     code = "import sys; from covalent_core.store import open_store; open_store(sys.argv[1])"
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, database], stderr=subprocess.PIPE, text=True
-        )
+        subprocess.Popen([sys.executable, "-c", code, database], stderr=subprocess.PIPE, text=True)
         for _ in range(6)
     ]
     errors = [p.communicate(timeout=120)[1] for p in procs]
@@ -126,7 +125,7 @@ def test_a_cancel_from_another_host_reaches_the_task_at_once(tmp_path: Path, dat
     log = tmp_path / "log"
     log.mkdir()
     slow = {"COVALENT_CORE_POLL_INTERVAL": "60", "COVALENT_CORE_LEASE_SECONDS": "600"}
-    with two_hosts(tmp_path, database, **slow) as (a, b):
+    with two_hosts(tmp_path, database, **slow) as b:
         dispatch_id = dispatch_task(logged, "local", str(log), "slow", 300, 1)
         pid = running_pid(log, "slow")
         a_owner = request({"op": "ping"})["owner"]
@@ -147,7 +146,7 @@ def test_a_cancel_from_another_host_reaches_the_task_at_once(tmp_path: Path, dat
 def test_a_stalled_hosts_dispatch_is_taken_over_after_its_lease(tmp_path: Path, database: str):
     log = tmp_path / "log"
     log.mkdir()
-    with two_hosts(tmp_path, database, COVALENT_CORE_LEASE_SECONDS="2") as (a, b):
+    with two_hosts(tmp_path, database, COVALENT_CORE_LEASE_SECONDS="2") as b:
         dispatch_id = dispatch_task(logged, "local", str(log), "task", 4, 42)
         running_pid(log, "task")
         a_pid = service_pid()
@@ -177,7 +176,7 @@ def test_a_stalled_hosts_dispatch_is_taken_over_after_its_lease(tmp_path: Path, 
 def test_each_dispatch_runs_on_exactly_one_host(tmp_path: Path, database: str):
     log = tmp_path / "log"
     log.mkdir()
-    with two_hosts(tmp_path, database) as (a, b):
+    with two_hosts(tmp_path, database) as b:
         with as_host(b):
             request({"op": "ping"})  # both services run and look for work
         ids = []
@@ -200,7 +199,7 @@ def test_leases_are_renewed_while_a_dispatch_runs(tmp_path: Path, database: str)
     # A dispatch that outlives many leases stays with its service.
     log = tmp_path / "log"
     log.mkdir()
-    with two_hosts(tmp_path, database, COVALENT_CORE_LEASE_SECONDS="1") as (a, b):
+    with two_hosts(tmp_path, database, COVALENT_CORE_LEASE_SECONDS="1") as b:
         with as_host(b):
             request({"op": "ping"})
         dispatch_id = dispatch_task(logged, "local", str(log), "long", 5, 7)
