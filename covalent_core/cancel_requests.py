@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .errors import TaskNotFoundError
-from .graph import KIND_PARAMETER, KIND_SUBLATTICE, Edge, downstream
+from .graph import KIND_SUBLATTICE, Edge, downstream
 from .result import CancelReport
 from .status import TERMINAL, CancelReason, Status
 from .store import open_store
@@ -75,25 +75,22 @@ def request_cancel(dispatch_id: str, task_ids: int | Iterable[int] | None = None
     store = open_store()
     with store.read() as conn:
         drow = q.get_dispatch(conn, dispatch_id)
-        node_rows = q.get_node_states(conn, dispatch_id)
-        edge_rows = [] if whole else q.get_edges(conn, dispatch_id)  # none go below "all"
-    by_id = {r.node_id: r for r in node_rows}
+        if whole:  # every unfinished task: only those are read (100,000 of them, say)
+            node_rows = q.get_live_task_states(conn, dispatch_id)
+            edge_rows = []  # none go below "all"
+        else:
+            node_rows = q.get_node_states(conn, dispatch_id)
+            edge_rows = q.get_edges(conn, dispatch_id)
     subs = {r.node_id: r.sub_dispatch_id for r in node_rows if r.sub_dispatch_id}
-    if requested_ids is not None:
-        missing = [i for i in requested_ids if i not in by_id]
-        if missing:
-            raise TaskNotFoundError(_not_found_message(dispatch_id, missing, node_rows, subs))
-    targets = (
-        [r.node_id for r in node_rows if r.kind != KIND_PARAMETER]
-        if requested_ids is None
-        else requested_ids
-    )
-    edges = [Edge(e.parent, e.child, e.edge_name, e.param_type) for e in edge_rows]
-    below = sorted(downstream(edges, targets)) if not whole else []
-    live = {i for i, r in by_id.items() if Status(r.status) not in TERMINAL}
-    requested = [i for i in targets if i in live]
-    below_live = [i for i in below if i in live]
-    finished = {i: Status(by_id[i].status) for i in (targets if not whole else []) if i not in live}
+    if whole:
+        requested = [node_id for node_id, *_ in node_rows]
+        names = {node_id: name for node_id, name, *_ in node_rows}
+        below_live: list[int] = []
+        finished: dict[int, Status] = {}
+    else:
+        requested, below_live, finished, names = _addressed(
+            dispatch_id, requested_ids or [], node_rows, edge_rows, subs
+        )
     # Sublattice nodes among the cancelled: their sub-dispatches are cancelled whole.
     sub_ids: list[str] = []
     frontier = [subs[i] for i in requested + below_live if i in subs]
@@ -124,6 +121,29 @@ def request_cancel(dispatch_id: str, task_ids: int | Iterable[int] | None = None
         sub_dispatches=sub_ids,
         whole_dispatch=whole,
         dispatch_status=Status(drow.status),
-        names={i: by_id[i].name for i in {*targets, *below}},
+        names=names,
     )
     return report
+
+
+def _addressed(
+    dispatch_id: str,
+    targets: list[int],
+    node_rows: list[Any],
+    edge_rows: list[Any],
+    subs: dict[int, str],
+) -> tuple[list[int], list[int], dict[int, Status], dict[int, str]]:
+    """For a cancel of ``targets``: the unfinished ones, the unfinished nodes downstream,
+    the targets already finished (and their statuses), and the names of all of them."""
+    by_id = {r.node_id: r for r in node_rows}
+    missing = [i for i in targets if i not in by_id]
+    if missing:
+        raise TaskNotFoundError(_not_found_message(dispatch_id, missing, node_rows, subs))
+    edges = [Edge(e.parent, e.child, e.edge_name, e.param_type) for e in edge_rows]
+    below = sorted(downstream(edges, targets))
+    live = {i for i, r in by_id.items() if Status(r.status) not in TERMINAL}
+    requested = [i for i in targets if i in live]
+    below_live = [i for i in below if i in live]
+    finished = {i: Status(by_id[i].status) for i in targets if i not in live}
+    names = {i: by_id[i].name for i in {*targets, *below}}
+    return requested, below_live, finished, names

@@ -156,7 +156,7 @@ class Dispatcher:
         )
         run.status = Status(row.status)
         if row.cancel_requested:
-            run.cancel_all_reason = CancelReason.USER.value
+            run.cancel_all_reason = row.cancel_reason or CancelReason.USER.value
         self.runs[dispatch_id] = run
         return run
 
@@ -166,8 +166,6 @@ class Dispatcher:
             run.status = Status.RUNNING
         try:
             run.start()
-            if run.cancel_all_reason:
-                run.cancel_all(run.cancel_all_reason)
             # A cancel stored after the dispatch was read, but before it could be applied to
             # the run (it was not running yet), is applied now.
             await self.apply_cancels([run.dispatch_id])
@@ -247,17 +245,27 @@ class Dispatcher:
             )
 
     async def apply_cancels(self, dispatch_ids: list[str] | None = None) -> int:
-        """Read cancel flags from the store into the running dispatches; return how many."""
+        """Read cancel flags from the store into the running dispatches; return how many nodes
+        were newly cancelled. A whole-dispatch cancel is read as one flag, not node by node."""
         ids = [i for i in (dispatch_ids or list(self.runs)) if i in self.runs]
+        ids = [i for i in ids if not self.runs[i].cancel_all_reason]
         if not ids:
             return 0
 
-        def read() -> list[Any]:
+        def read() -> tuple[dict[str, str | None], list[Any]]:
             with self.store.read() as conn:
-                return q.cancel_requests(conn, ids)
+                whole = q.cancelled_dispatches(conn, ids)
+                rest = [i for i in ids if i not in whole]
+                return whole, (q.cancel_requests(conn, rest) if rest else [])
 
+        whole, rows = await asyncio.to_thread(read)
         count = 0
-        for row in await asyncio.to_thread(read):
+        for dispatch_id, reason in whole.items():
+            run = self.runs.get(dispatch_id)
+            if run is not None and not run.cancel_all_reason:
+                count += sum(1 for n in run.nodes.values() if n.status not in TERMINAL)
+                run.cancel_all(reason or CancelReason.USER.value)
+        for row in rows:
             run = self.runs.get(row.dispatch_id)
             node = run.nodes.get(row.node_id) if run is not None else None
             if run is None or node is None or node.status in TERMINAL:

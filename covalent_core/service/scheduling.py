@@ -91,9 +91,11 @@ class DispatchRun:
                 node.waiting = sum(
                     1 for e in node.inputs if self.nodes[e.parent].status is not Status.COMPLETED
                 )
-        for node in list(self.nodes.values()):
-            if node.status is Status.NEW_OBJECT and node.cancel_requested:
-                self.cancel_node(node, node.cancel_reason or CancelReason.USER.value)
+        if self.cancel_all_reason:  # cancelled whole before it started (or while no one ran it)
+            self.cancel_all(self.cancel_all_reason)
+        else:
+            flagged = [n for n in self.nodes.values() if n.cancel_requested]
+            self._cancel_pending(flagged, CancelReason.USER.value)
         for node in list(self.nodes.values()):
             if node.status in (Status.RUNNING, Status.CANCELLING) and node.task is None:
                 # Started by a dispatcher that died: resumed, whatever its cancel flag says
@@ -182,11 +184,29 @@ class DispatchRun:
             self.jobs.cancel_packed(self, node)
 
     def cancel_all(self, reason: str) -> None:
-        """Cancel every unfinished node (a sublattice whose node was cancelled)."""
+        """Cancel every unfinished node: those that never started at once and together (a
+        graph of 100,000 waiting nodes is settled in one pass), the others one by one."""
         self.cancel_all_reason = reason
+        pending = []
         for node in list(self.nodes.values()):
-            if node.status not in TERMINAL:
+            if node.status in TERMINAL:
+                continue
+            if node.status is Status.NEW_OBJECT and node.task is None:
+                pending.append(node)
+            else:
                 self.cancel_node(node, reason, persist=True)
+        self._cancel_pending(pending, reason)
+
+    def _cancel_pending(self, pending: list[NodeState], reason: str) -> None:
+        """Settle ``pending`` nodes (never started, no task) CANCELLED, then what follows."""
+        pending = [n for n in pending if n.status is Status.NEW_OBJECT and n.task is None]
+        if not pending:
+            return
+        for node in pending:
+            node.phase = CancelPhase.APPLIED
+        self.states.cancel_pending(self.dispatch_id, pending, reason)
+        for node in pending:
+            self._on_terminal(node)
 
     # -- completion ---------------------------------------------------------------------
 

@@ -128,6 +128,28 @@ class StateRecorder:
         self.writes.update_node(dispatch_id, node.node_id, status=status.value, **values)
         return True
 
+    def cancel_pending(self, dispatch_id: str, nodes: list[NodeState], reason: str) -> None:
+        """Move nodes that never started to CANCELLED (each keeps a reason it had, in memory or
+        in the store, else ``reason``), written with one statement per few hundred nodes."""
+        now = time.time()
+        groups: dict[str, list[int]] = {}
+        for node in nodes:
+            if node.status is not Status.NEW_OBJECT:
+                continue
+            node.status = Status.CANCELLED
+            node.cancel_reason = node.cancel_reason or reason
+            groups.setdefault(node.cancel_reason, []).append(node.node_id)
+        for why, node_ids in groups.items():
+            self.writes.update_nodes(
+                dispatch_id,
+                node_ids,
+                status=Status.CANCELLED.value,
+                cancel_requested=True,
+                cancel_reason=q.reason_unless_set(why),
+                cancel_stage=None,
+                ended_at=now,
+            )
+
     def stage(self, dispatch_id: str, node: NodeState, stage: Stage) -> None:
         """Record the stage a node reached."""
         node.stage = stage.value

@@ -6,9 +6,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, insert, select, text, update
+from sqlalchemy import Connection, Row, and_, func, insert, select, text, update
 
 from ..errors import DispatchNotFoundError
+from ..graph import KIND_PARAMETER
 from ..status import TERMINAL, Status
 from .schema import dispatches, edges, jobs, nodes
 
@@ -152,14 +153,29 @@ def iter_nodes_to_run(conn: Connection, dispatch_id: str) -> Iterator[Row[Any]]:
     yield from conn.execute(stmt)
 
 
+NODE_STATE = (nodes.c.node_id, nodes.c.name, nodes.c.kind, nodes.c.status, nodes.c.sub_dispatch_id)
+
+
 def get_node_states(conn: Connection, dispatch_id: str) -> list[Row[Any]]:
     """Id, name, kind, status and sub-dispatch of each node, in id order (for cancelling)."""
+    stmt = select(*NODE_STATE).where(nodes.c.dispatch_id == dispatch_id).order_by(nodes.c.node_id)
+    return conn.execute(stmt).all()
+
+
+def get_live_task_states(conn: Connection, dispatch_id: str) -> list[Row[Any]]:
+    """As :func:`get_node_states`, for the unfinished nodes other than parameters only."""
     stmt = (
-        select(nodes.c.node_id, nodes.c.name, nodes.c.kind, nodes.c.status, nodes.c.sub_dispatch_id)
-        .where(nodes.c.dispatch_id == dispatch_id)
+        select(*NODE_STATE)
+        .where(
+            and_(
+                nodes.c.dispatch_id == dispatch_id,
+                nodes.c.kind != KIND_PARAMETER,
+                nodes.c.status.not_in(TERMINAL_VALUES),
+            )
+        )
         .order_by(nodes.c.node_id)
     )
-    return list(conn.execute(stmt))
+    return conn.execute(stmt).all()
 
 
 def iter_edges(conn: Connection, dispatch_id: str) -> Iterator[Row[Any]]:
@@ -226,30 +242,24 @@ def notify_cancel(conn: Connection, dispatch_ids: list[str]) -> None:
 def flag_cancel(
     conn: Connection, dispatch_id: str, node_ids: list[int] | None, reason: str
 ) -> None:
-    """Set ``cancel_requested`` (and the reason, if none yet) on unfinished nodes."""
-    base = and_(nodes.c.dispatch_id == dispatch_id, nodes.c.status.not_in(TERMINAL_VALUES))
-    stmt_values = {"cancel_requested": True}
+    """Set ``cancel_requested`` (and the reason, if none yet) on unfinished nodes; with
+    ``node_ids`` None, on the dispatch, which stands for all of them."""
     if node_ids is None:
-        conn.execute(update(nodes).where(base).values(stmt_values))
-        conn.execute(
-            update(nodes)
-            .where(and_(base, nodes.c.cancel_reason.is_(None)))
-            .values(cancel_reason=reason)
-        )
         conn.execute(
             update(dispatches)
             .where(dispatches.c.dispatch_id == dispatch_id)
-            .values(cancel_requested=True)
+            .values(
+                cancel_requested=True,
+                cancel_reason=func.coalesce(dispatches.c.cancel_reason, reason),
+            )
         )
         return
+    base = and_(nodes.c.dispatch_id == dispatch_id, nodes.c.status.not_in(TERMINAL_VALUES))
+    stmt_values = {"cancel_requested": True, "cancel_reason": reason_unless_set(reason)}
     for start in range(0, len(node_ids), 500):
         chunk = node_ids[start : start + 500]
-        cond = and_(base, nodes.c.node_id.in_(chunk))
-        conn.execute(update(nodes).where(cond).values(stmt_values))
         conn.execute(
-            update(nodes)
-            .where(and_(cond, nodes.c.cancel_reason.is_(None)))
-            .values(cancel_reason=reason)
+            update(nodes).where(and_(base, nodes.c.node_id.in_(chunk))).values(stmt_values)
         )
 
 
@@ -411,6 +421,24 @@ def update_job(conn: Connection, job_id: int, **values: Any) -> None:
     """Update a job: its cancel state (``state``, ``cancel_attempts``, ``cancel_error``), or
     who re-attached to it (``attached_by``, ``attached_at``)."""
     conn.execute(update(jobs).where(jobs.c.job_id == job_id).values(**values))
+
+
+def reason_unless_set(reason: str) -> Any:
+    """A node's cancel reason in an update: the one it has, else ``reason``."""
+    return func.coalesce(nodes.c.cancel_reason, reason)
+
+
+def cancelled_dispatches(conn: Connection, dispatch_ids: list[str]) -> dict[str, str | None]:
+    """Those of ``dispatch_ids`` cancelled whole (their own flag is set), with the reason."""
+    rows = conn.execute(
+        select(dispatches.c.dispatch_id, dispatches.c.cancel_reason).where(
+            and_(
+                dispatches.c.dispatch_id.in_(dispatch_ids),
+                dispatches.c.cancel_requested.is_(True),
+            )
+        )
+    )
+    return {row.dispatch_id: row.cancel_reason for row in rows}
 
 
 def cancel_requests(conn: Connection, dispatch_ids: list[str]) -> list[Row[Any]]:

@@ -37,7 +37,10 @@ dispatches = Table(
     # Until when the owner holds it (the store's clock, seconds since the epoch); once past,
     # another service may take it over. NULL: never claimed since leases exist.
     Column("lease_expires_at", Float, nullable=True),
+    # A whole-dispatch cancel: the flag and its reason stand for every unfinished node (which
+    # the dispatcher settles), so that cancelling 100,000 nodes writes one row.
     Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("cancel_reason", String(32), nullable=True),
     Column("error", Text, nullable=True),
     # The dispatched lattice and {"args", "kwargs"} (cloudpickle), read only by clients.
     Column("lattice", LargeBinary, nullable=True),

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 _TERMINAL_VALUES = [s.value for s in TERMINAL]
 FLUSH_DELAY = 0.005
 FULL_RETRY = 1.0  # seconds between attempts while the store is full
+BULK_CHUNK = 500  # node ids per statement of a bulk update (SQLite allows 32,766 parameters)
 
 
 class WriteBuffer:
@@ -43,6 +44,7 @@ class WriteBuffer:
         """Run first in each write transaction (on the writer thread); raising refuses it."""
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         self._nodes: dict[tuple[str, int], dict[str, Any]] = {}
+        self._bulk: list[tuple[str, list[int], dict[str, Any]]] = []
         self._ops: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
         self._scheduled: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Future[None] | None = None
@@ -53,6 +55,14 @@ class WriteBuffer:
         self._nodes.setdefault((dispatch_id, node_id), {}).update(values)
         self._schedule()
 
+    def update_nodes(self, dispatch_id: str, node_ids: list[int], **values: Any) -> None:
+        """Queue the same update of many nodes (one statement per few hundred of them).
+
+        Committed after the batch's per-node updates; terminal statuses stay sticky."""
+        if node_ids:
+            self._bulk.append((dispatch_id, node_ids, values))
+            self._schedule()
+
     def execute(self, op: Callable[[Connection], Any]) -> asyncio.Future[Any]:
         """Queue ``op(conn)`` to run in the next flush's transaction; the future has its result."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -62,7 +72,7 @@ class WriteBuffer:
 
     async def flush(self) -> None:
         """Return once everything queued so far has committed."""
-        if not self._nodes and not self._ops and self._flushing is None:
+        if not self._nodes and not self._bulk and not self._ops and self._flushing is None:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
@@ -82,17 +92,20 @@ class WriteBuffer:
     def _start_flush(self) -> None:
         self._scheduled = None
         node_updates, self._nodes = self._nodes, {}
+        bulk, self._bulk = self._bulk, []
         ops, self._ops = self._ops, []
         waiters, self._waiters = self._waiters, []
         loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._pool, self._commit, node_updates, [op for op, _ in ops])
+        fut = loop.run_in_executor(
+            self._pool, self._commit, node_updates, bulk, [op for op, _ in ops]
+        )
         self._flushing = asyncio.ensure_future(fut)
 
         def done(f: asyncio.Future[list[Any]]) -> None:
             self._flushing = None
             exc = f.exception()
             if isinstance(exc, StoreFullError):
-                self._keep_for_later(node_updates, ops, waiters, exc)
+                self._keep_for_later(node_updates, bulk, ops, waiters, exc)
                 return
             if self.full is not None:
                 logger.warning("the store can be written again")
@@ -113,7 +126,7 @@ class WriteBuffer:
                         waiter.set_exception(exc)
                     else:
                         waiter.set_result(None)
-            if self._nodes or self._ops or self._waiters:
+            if self._nodes or self._bulk or self._ops or self._waiters:
                 self._schedule(0 if (self._ops or self._waiters) else FLUSH_DELAY)
 
         self._flushing.add_done_callback(done)
@@ -121,6 +134,7 @@ class WriteBuffer:
     def _keep_for_later(
         self,
         node_updates: dict[tuple[str, int], dict[str, Any]],
+        bulk: list[tuple[str, list[int], dict[str, Any]]],
         ops: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]],
         waiters: list[asyncio.Future[None]],
         exc: StoreFullError,
@@ -129,6 +143,7 @@ class WriteBuffer:
         for key, values in node_updates.items():
             newer = self._nodes.get(key, {})
             self._nodes[key] = {**values, **newer}
+        self._bulk[:0] = bulk
         self._ops[:0] = ops
         self._waiters[:0] = waiters
         if self.full is None:
@@ -141,6 +156,7 @@ class WriteBuffer:
     def _commit(
         self,
         node_updates: dict[tuple[str, int], dict[str, Any]],
+        bulk: list[tuple[str, list[int], dict[str, Any]]],
         ops: list[Callable[[Connection], Any]],
     ) -> list[Any]:
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -165,6 +181,19 @@ class WriteBuffer:
                     .values({c: bindparam(c) for c in columns})
                 )
                 conn.execute(stmt, params)
+            for dispatch_id, node_ids, values in bulk:
+                for start in range(0, len(node_ids), BULK_CHUNK):
+                    conn.execute(
+                        update(nodes)
+                        .where(
+                            and_(
+                                nodes.c.dispatch_id == dispatch_id,
+                                nodes.c.node_id.in_(node_ids[start : start + BULK_CHUNK]),
+                                nodes.c.status.not_in(_TERMINAL_VALUES),
+                            )
+                        )
+                        .values(values)
+                    )
             for op in ops:
                 results.append(op(conn))
         return results
