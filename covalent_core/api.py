@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import config
-from .cancel_requests import request_cancel
-from .errors import DispatchTimeoutError
+from .cancel_requests import request_cancel, task_id_list
+from .errors import DispatchTimeoutError, ServiceError
 from .executors.values import store_big
 from .graph import KIND_POSTPROCESS, Edge
 from .result import CancelReport, NodeResult, Result
@@ -158,12 +158,39 @@ def cancel(
     results. With ``wait=True`` this returns once every cancelled task is CANCELLED (or
     ``timeout`` passed). Cancelling again, or cancelling what already finished, changes nothing.
     """
-    report = request_cancel(dispatch_id, task_ids)
-    if report.changed_anything:
-        service.request({"op": "cancel", "dispatch_ids": [dispatch_id, *report.sub_dispatches]})
-        if wait:
-            _wait_cancelled(dispatch_id, report.cancelled, timeout)
+    ids = None if task_ids is None else task_id_list(task_ids)
+    report = _cancel_by_service(dispatch_id, ids)
+    if report is None:  # no service runs, or it refused (the same request here says why)
+        report = request_cancel(dispatch_id, ids)
+        if report.changed_anything:
+            service.request(
+                {
+                    "op": "cancel",
+                    "dispatch_ids": [dispatch_id, *report.sub_dispatches],
+                    "whole": report.cancelled_whole,  # what it stored: no need to read it back
+                }
+            )
+    if wait and report.changed_anything:
+        _wait_cancelled(dispatch_id, report.cancelled, timeout)
     return report
+
+
+def _cancel_by_service(dispatch_id: str, task_ids: list[int] | None) -> CancelReport | None:
+    """Have the running service store the request and act on it in one round trip; None if
+    no service answers or it could not (the caller then does it here, with the same checks)."""
+    if not isinstance(dispatch_id, str) or len(dispatch_id) > q.MAX_DISPATCH_ID:
+        return None
+    try:
+        reply = service.request(
+            {"op": "cancel_tasks", "dispatch_id": dispatch_id, "task_ids": task_ids},
+            start=False,
+            raw=True,
+        )
+    except (ServiceError, OSError):
+        return None
+    if not reply.get("ok"):
+        return None
+    return CancelReport.from_json(reply["report"])
 
 
 def _wait_cancelled(dispatch_id: str, node_ids: list[int], timeout: float | None) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import TaskNotFoundError
 from .graph import KIND_SUBLATTICE, Edge, downstream
@@ -16,6 +16,9 @@ from .result import CancelReport
 from .status import TERMINAL, CancelReason, Status
 from .store import open_store
 from .store import queries as q
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 
 def _not_found_message(
@@ -70,17 +73,25 @@ def task_id_list(task_ids: object) -> list[int]:
 
 def request_cancel(dispatch_id: str, task_ids: int | Iterable[int] | None = None) -> CancelReport:
     """Store the cancel flags (durably) and return the report; does not wake the dispatcher."""
+    # One transaction: what is read is what is flagged (and one commit is quicker than two).
+    with open_store().write() as conn:
+        return flag_in(conn, dispatch_id, task_ids)
+
+
+def flag_in(
+    conn: Connection, dispatch_id: str, task_ids: int | Iterable[int] | None = None
+) -> CancelReport:
+    """As :func:`request_cancel`, in the caller's write transaction. An error (an unknown
+    dispatch or task) is raised before anything is written."""
     whole = task_ids is None
     requested_ids = None if task_ids is None else sorted(set(task_id_list(task_ids)))
-    store = open_store()
-    with store.read() as conn:
-        drow = q.get_dispatch(conn, dispatch_id)
-        if whole:  # every unfinished task: only those are read (100,000 of them, say)
-            node_rows = q.get_live_task_states(conn, dispatch_id)
-            edge_rows = []  # none go below "all"
-        else:
-            node_rows = q.get_node_states(conn, dispatch_id)
-            edge_rows = q.get_edges(conn, dispatch_id)
+    drow = q.get_dispatch(conn, dispatch_id)
+    if whole:  # every unfinished task: only those are read (100,000 of them, say)
+        node_rows = q.get_live_task_states(conn, dispatch_id)
+        edge_rows = []  # none go below "all"
+    else:
+        node_rows = q.get_node_states(conn, dispatch_id)
+        edge_rows = q.get_edges(conn, dispatch_id)
     subs = {r.node_id: r.sub_dispatch_id for r in node_rows if r.sub_dispatch_id}
     if whole:
         requested = [node_id for node_id, *_ in node_rows]
@@ -94,25 +105,24 @@ def request_cancel(dispatch_id: str, task_ids: int | Iterable[int] | None = None
     # Sublattice nodes among the cancelled: their sub-dispatches are cancelled whole.
     sub_ids: list[str] = []
     frontier = [subs[i] for i in requested + below_live if i in subs]
-    with store.write() as conn:
-        while frontier:
-            sub = frontier.pop()
-            sub_ids.append(sub)
-            q.flag_cancel(conn, sub, None, CancelReason.PARENT_SUBLATTICE_CANCELLED.value)
-            frontier.extend(
-                r.sub_dispatch_id
-                for r in q.get_node_states(conn, sub)
-                if r.sub_dispatch_id and r.status not in q.TERMINAL_VALUES
-            )
-        if requested or below_live:
-            if whole:
-                q.flag_cancel(conn, dispatch_id, None, CancelReason.USER.value)
-            else:
-                q.flag_cancel(conn, dispatch_id, requested, CancelReason.USER.value)
-                q.flag_cancel(conn, dispatch_id, below_live, CancelReason.UPSTREAM_CANCELLED.value)
-        if requested or below_live or sub_ids:
-            # The service running it may be on another host sharing the store: tell it now.
-            q.notify_cancel(conn, [dispatch_id, *sub_ids])
+    while frontier:
+        sub = frontier.pop()
+        sub_ids.append(sub)
+        q.flag_cancel(conn, sub, None, CancelReason.PARENT_SUBLATTICE_CANCELLED.value)
+        frontier.extend(
+            r.sub_dispatch_id
+            for r in q.get_node_states(conn, sub)
+            if r.sub_dispatch_id and r.status not in q.TERMINAL_VALUES
+        )
+    if requested or below_live:
+        if whole:
+            q.flag_cancel(conn, dispatch_id, None, CancelReason.USER.value)
+        else:
+            q.flag_cancel(conn, dispatch_id, requested, CancelReason.USER.value)
+            q.flag_cancel(conn, dispatch_id, below_live, CancelReason.UPSTREAM_CANCELLED.value)
+    if requested or below_live or sub_ids:
+        # The service running it may be on another host sharing the store: tell it now.
+        q.notify_cancel(conn, [dispatch_id, *sub_ids])
     report = CancelReport(
         dispatch_id=dispatch_id,
         requested=requested,

@@ -197,37 +197,14 @@ def result(dispatch_id: str, wait: bool, timeout: float | None) -> None:
 @click.option("--timeout", type=float, default=None, help="Seconds to wait at most.")
 def cancel_cmd(dispatch_id: str, tasks: tuple[int, ...], wait: bool, timeout: float | None) -> None:
     """Cancel a whole dispatch, or the given tasks and everything downstream of them."""
-    from . import errors
+    from .api import cancel
     from .errors import DispatchNotFoundError
-    from .service.client import request
     from .store.queries import MAX_DISPATCH_ID
 
-    task_ids = list(tasks) or None
     if len(dispatch_id) > MAX_DISPATCH_ID:
         raise DispatchNotFoundError(dispatch_id)
-    try:
-        # Fast path: a running service stores the request and acts on it in one round trip.
-        reply = request(
-            {"op": "cancel_tasks", "dispatch_id": dispatch_id, "task_ids": task_ids},
-            start=False,
-            raw=True,
-        )
-    except errors.ServiceError:
-        reply = None
-    if reply is not None and not reply.get("ok"):
-        _fail(errors.CovalentCoreError(reply.get("error")))
-    from .result import CancelReport
-
-    if reply is not None:
-        report = CancelReport.from_json(reply["report"])
-        if wait and report.changed_anything:
-            from .api import _wait_cancelled
-
-            _wait_cancelled(dispatch_id, report.cancelled, timeout)
-    else:
-        from .api import cancel
-
-        report = cancel(dispatch_id, task_ids, wait=wait, timeout=timeout)
+    # A running service stores the request and acts on it in one round trip (see ct.cancel).
+    report = cancel(dispatch_id, list(tasks) or None, wait=wait, timeout=timeout)
     console.print(str(report), highlight=False, markup=False)
 
 

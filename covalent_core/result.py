@@ -19,7 +19,7 @@ from typing import Any
 from . import status as status_names
 from .executors.values import read_text, read_value
 from .graph import KIND_PARAMETER, KIND_POSTPROCESS, Edge, TransportGraph
-from .status import Status
+from .status import CancelReason, Status
 from .transportable import TransportableObject
 
 
@@ -387,6 +387,16 @@ class CancelReport:
     def changed_anything(self) -> bool:
         """False if everything it addressed had already finished."""
         return bool(self.cancelled)
+
+    @property
+    def cancelled_whole(self) -> dict[str, str]:
+        """The dispatches this request flagged as cancelled whole, with the reason: the
+        dispatch itself (if it was addressed whole and had unfinished tasks) and every
+        sub-dispatch below what it cancelled."""
+        whole = dict.fromkeys(self.sub_dispatches, CancelReason.PARENT_SUBLATTICE_CANCELLED.value)
+        if self.whole_dispatch and self.changed_anything:
+            whole[self.dispatch_id] = CancelReason.USER.value
+        return whole
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON-ready data."""

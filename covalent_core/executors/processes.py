@@ -140,9 +140,18 @@ def _kill_group(handle: ProcessHandle, grace: float, poll: float) -> bool:
             found |= containment.marked(handle.mark, handle.start_time)
         return found
 
-    escaped = containment.descendants(handle.pid) | marked()
-    escaped.add(handle.pid)
-    _signal_all(handle.pgid, escaped, signal.SIGTERM)
+    if handle.cgroup:
+        # Everything the task started is in its cgroup: signal at once, then look for what
+        # left it (scanning the process table first would delay the cancel by milliseconds).
+        first = containment.cgroup_members(handle.cgroup) | {handle.pid}
+        _signal_all(handle.pgid, first, signal.SIGTERM)
+        escaped = first | containment.descendants(handle.pid) | marked()
+        _signal_all(handle.pgid, escaped - first, signal.SIGTERM)
+    else:
+        # The process tree is walked before the task's process dies and its children move.
+        escaped = containment.descendants(handle.pid) | marked()
+        escaped.add(handle.pid)
+        _signal_all(handle.pgid, escaped, signal.SIGTERM)
 
     def alive() -> set[int]:
         escaped.update(marked())

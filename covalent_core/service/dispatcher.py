@@ -244,13 +244,23 @@ class Dispatcher:
                 run.dispatch_id, node, error=f"timed out after {node.timeout:g} s; stopped"
             )
 
-    async def apply_cancels(self, dispatch_ids: list[str] | None = None) -> int:
+    async def apply_cancels(
+        self, dispatch_ids: list[str] | None = None, whole: object = None
+    ) -> int:
         """Read cancel flags from the store into the running dispatches; return how many nodes
-        were newly cancelled. A whole-dispatch cancel is read as one flag, not node by node."""
-        ids = [i for i in (dispatch_ids or list(self.runs)) if i in self.runs]
+        were newly cancelled. A whole-dispatch cancel is read as one flag, not node by node;
+        ``whole`` ({dispatch id: reason}, from the client that just stored them) saves even
+        that read."""
+        count = 0
+        told = _whole_cancels(whole)
+        for dispatch_id, reason in told.items():
+            run = self.runs.get(dispatch_id)
+            if run is not None and not run.cancel_all_reason:
+                count += self._cancel_run(run, reason)
+        ids = [i for i in (dispatch_ids or list(self.runs)) if i in self.runs and i not in told]
         ids = [i for i in ids if not self.runs[i].cancel_all_reason]
         if not ids:
-            return 0
+            return count
 
         def read() -> tuple[dict[str, str | None], list[Any]]:
             with self.store.read() as conn:
@@ -258,13 +268,11 @@ class Dispatcher:
                 rest = [i for i in ids if i not in whole]
                 return whole, (q.cancel_requests(conn, rest) if rest else [])
 
-        whole, rows = await asyncio.to_thread(read)
-        count = 0
-        for dispatch_id, reason in whole.items():
+        flagged, rows = await asyncio.to_thread(read)
+        for dispatch_id, reason in flagged.items():
             run = self.runs.get(dispatch_id)
             if run is not None and not run.cancel_all_reason:
-                count += sum(1 for n in run.nodes.values() if n.status not in TERMINAL)
-                run.cancel_all(reason or CancelReason.USER.value)
+                count += self._cancel_run(run, reason or CancelReason.USER.value)
         for row in rows:
             run = self.runs.get(row.dispatch_id)
             node = run.nodes.get(row.node_id) if run is not None else None
@@ -273,3 +281,20 @@ class Dispatcher:
             count += 1
             run.cancel_node(node, row.cancel_reason or CancelReason.USER.value)
         return count
+
+    @staticmethod
+    def _cancel_run(run: DispatchRun, reason: str) -> int:
+        count = sum(1 for n in run.nodes.values() if n.status not in TERMINAL)
+        run.cancel_all(reason)
+        return count
+
+
+def _whole_cancels(whole: object) -> dict[str, str]:
+    """``{dispatch id: reason}`` as a client sent it; anything malformed is ignored (the
+    store is read instead)."""
+    if not isinstance(whole, dict):
+        return {}
+    reasons = {r.value for r in CancelReason}
+    return {
+        k: v for k, v in whole.items() if isinstance(k, str) and isinstance(v, str) and v in reasons
+    }

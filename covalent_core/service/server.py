@@ -18,15 +18,21 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .. import config
+from ..cancel_requests import flag_in, request_cancel
 from ..errors import CovalentCoreError
 from ..permissions import private_file
 from ..store import open_store
 from . import notifications
 from .dispatcher import Dispatcher
 from .paths import socket_path
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from ..result import CancelReport
 
 logger = logging.getLogger(__name__)
 
@@ -114,21 +120,21 @@ class Service:
             await self.dispatcher.poll_new()
             return {"ok": True}
         if op == "cancel":
-            await self.dispatcher.poll_new()
-            applied = await self.dispatcher.apply_cancels(request.get("dispatch_ids"))
+            ids = request.get("dispatch_ids")
+            if not ids or any(i not in self.dispatcher.runs for i in ids):
+                await self.dispatcher.poll_new()  # not running here yet: perhaps ours now
+            applied = await self.dispatcher.apply_cancels(ids, whole=request.get("whole"))
             return {"ok": True, "applied": applied}
         if op == "cancel_tasks":
-            # The CLI's fast path: this process has the store open and everything imported.
-            from ..cancel_requests import request_cancel
-
+            # The clients' fast path: this process stores the request and acts on it at once.
             try:
-                report = await asyncio.to_thread(
-                    request_cancel, request["dispatch_id"], request.get("task_ids")
-                )
-            except CovalentCoreError as exc:
+                report = await self._flag_cancel(request["dispatch_id"], request.get("task_ids"))
+            except (CovalentCoreError, TypeError) as exc:
                 return {"ok": False, "error_type": type(exc).__name__, "error": str(exc)}
-            await self.dispatcher.poll_new()
-            await self.dispatcher.apply_cancels([report.dispatch_id, *report.sub_dispatches])
+            ids = [report.dispatch_id, *report.sub_dispatches]
+            if any(i not in self.dispatcher.runs for i in ids):
+                await self.dispatcher.poll_new()
+            await self.dispatcher.apply_cancels(ids, whole=report.cancelled_whole)
             return {"ok": True, "report": report.to_json()}
         if op == "shutdown":
             self.stopping = True
@@ -181,6 +187,24 @@ class Service:
             if self.dispatcher.busy:
                 await self.leave_jobs_running()
             await self.dispatcher.close()
+
+    async def _flag_cancel(self, dispatch_id: Any, task_ids: Any) -> CancelReport:
+        """Store a cancel request, on the store writer's connection (its cache is warm: a
+        cancel is flagged in a fraction of a millisecond) unless the store is full (then in
+        a thread, so that the request fails with the store's message)."""
+        if self.dispatcher.writes.full is not None:
+            return await asyncio.to_thread(request_cancel, dispatch_id, task_ids)
+
+        def flag(conn: Connection) -> CancelReport | Exception:
+            try:
+                return flag_in(conn, dispatch_id, task_ids)
+            except (CovalentCoreError, TypeError) as exc:  # raised before it wrote anything:
+                return exc  # the writes batched with it are committed all the same
+
+        outcome = await self.dispatcher.writes.execute(flag)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     def _leave_lost(self, lost: list[str]) -> None:
         """Another service took over dispatches this one held past their lease (it was stopped
