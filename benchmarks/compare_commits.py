@@ -52,11 +52,13 @@ def export(commit: str, into: Path) -> Path:
 
 
 def run_once(tree: Path) -> dict[str, float]:
+    data = tempfile.mkdtemp(prefix="covalent-core-compare-")
     env = {
         **os.environ,
         "PYTHONPATH": str(tree),
         "COVALENT_CORE_PLUGINS": "local",
-        "COVALENT_CORE_DATA_DIR": tempfile.mkdtemp(prefix="covalent-core-compare-"),
+        "COVALENT_CORE_DATA_DIR": data,
+        "COVALENT_CORE_CONFIG": os.path.join(data, "config.toml"),  # the defaults, not yours
     }
     env.pop("COVALENT_CORE_DB_URL", None)
     out = subprocess.run(

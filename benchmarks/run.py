@@ -21,6 +21,10 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("COVALENT_CORE_DATA_DIR", tempfile.mkdtemp(prefix="covalent-core-bench-"))
+# The defaults are measured, not the settings of whoever runs it.
+os.environ.setdefault(
+    "COVALENT_CORE_CONFIG", os.path.join(os.environ["COVALENT_CORE_DATA_DIR"], "config.toml")
+)
 os.environ.setdefault("COVALENT_CORE_IDLE_TIMEOUT", "30")
 
 import psutil

@@ -10,6 +10,7 @@ in its directory (:func:`covalent_core.config.tasks_dir`) and the next dispatche
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from .base import Executor, TaskContext, TaskOutcome
 from .pool import WorkerPool, reattach_worker, started_at
 from .processes import ProcessHandle, kill_group, kill_leftovers
 from .values import read_text
+from .worker import TASK_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -234,7 +236,17 @@ class DirectoryRemover:
 
 def _remove_all(paths: list[Path]) -> None:
     for path in paths:
-        shutil.rmtree(path, ignore_errors=True)
+        # What a worker leaves, removed by name (a fifth of rmtree's system calls); rmtree
+        # for anything else that is there.
+        for name in TASK_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path / name)
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def default_workers() -> int:

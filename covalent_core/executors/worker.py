@@ -46,6 +46,8 @@ STARTED = "started"
 OUTCOME = "outcome"
 STDOUT = "stdout"
 STDERR = "stderr"
+TASK_FILES = (STARTED, OUTCOME, STDOUT, STDERR)
+"""The files a task's directory holds (more only if something else wrote there)."""
 
 
 def read_frame(stream: IO[bytes]) -> Any:

@@ -15,6 +15,7 @@ import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import config
@@ -115,6 +116,7 @@ class NodeStages:
         self.sublattices = sublattices
         self.run_sub = run_sub
         self.time_out = time_out
+        self._values_root: Path | None = None
 
     def capacity_of(self, node: NodeState) -> Capacity | None:
         """The slots the node's executor has (None: a sublattice, or an executor that cannot
@@ -132,7 +134,9 @@ class NodeStages:
         task = {"dispatch_id": run.dispatch_id, "node_id": node.node_id}
         environment = {**(run.environment or {}), "task": task}
 
-        values_path = str(config.data_dir() / VALUES / run.dispatch_id)
+        if self._values_root is None:
+            self._values_root = config.data_dir() / VALUES  # this service's, for its life
+        values_path = str(self._values_root / run.dispatch_id)
 
         def payload(override: dict[str, Any] | None) -> bytes:
             merged = {**environment, **(override or {})}

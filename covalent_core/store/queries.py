@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, select, text, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, text, update
 
 from ..errors import DispatchNotFoundError
 from ..graph import KIND_PARAMETER
@@ -397,24 +397,28 @@ def insert_job(
 ) -> int:
     """Record a job on a resource, and as ``node_id``'s job if given; returns its id."""
     result = conn.execute(
-        insert(jobs).values(
-            dispatch_id=dispatch_id,
-            executor=executor,
-            executor_config=config,
-            handle=handle,
-            created_at=time.time(),
-            state="active",
-            cancel_attempts=0,
-        )
+        _INSERT_JOB,
+        {
+            "dispatch_id": dispatch_id,
+            "executor": executor,
+            "executor_config": config,
+            "handle": handle,
+            "created_at": time.time(),
+            "state": "active",
+            "cancel_attempts": 0,
+        },
     )
     job_id = int(result.inserted_primary_key[0])
     if node_id is not None:
-        conn.execute(
-            update(nodes)
-            .where(and_(nodes.c.dispatch_id == dispatch_id, nodes.c.node_id == node_id))
-            .values(job_id=job_id)
-        )
+        conn.execute(_SET_NODE_JOB, {"d": dispatch_id, "n": node_id, "job_id": job_id})
     return job_id
+
+
+# Built once (one is run per task started): building a statement costs more than running it.
+_INSERT_JOB = insert(jobs)
+_SET_NODE_JOB = update(nodes).where(
+    and_(nodes.c.dispatch_id == bindparam("d"), nodes.c.node_id == bindparam("n"))
+)
 
 
 def update_job(conn: Connection, job_id: int, **values: Any) -> None:
