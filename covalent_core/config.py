@@ -8,6 +8,8 @@ default. The config file is ``$COVALENT_CORE_CONFIG`` or ``~/.config/covalent-co
 
     [dispatcher]
     idle_timeout = 60
+    lease = 30            # seconds a service holds a dispatch without renewing it
+    poll_interval = 1.0   # seconds between a busy service's reads of the store
 
     [executors.local]
     max_workers = 8
