@@ -48,7 +48,7 @@ from covalent_core.testing import peak_rss_mb
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from common import write_results  # noqa: E402
+from common import latency_ms, write_results  # noqa: E402
 from run import (  # noqa: E402 - the graphs and measures every benchmark here uses
     cancel_latency_same_process,
     chain,
@@ -212,19 +212,11 @@ def cancel_versus_ray(runs: int) -> dict[str, dict[str, float]]:
         ray.ask(f"cancel {scratch}")  # its first worker starts
         cancel_latency_same_process(1)
         for _ in range(runs):
-            samples["covalent-core"].extend(1e3 * s for s in cancel_latency_same_process(1))
-            samples["Ray"].append(float(ray.ask(f"cancel {scratch}")["ms"]))
+            samples["covalent-core"].extend(cancel_latency_same_process(1))
+            samples["Ray"].append(float(ray.ask(f"cancel {scratch}")["ms"]) / 1e3)
     finally:
         ray.close()
-    out = {}
-    for name, values in samples.items():
-        values.sort()
-        out[name] = {
-            "p50_ms": statistics.median(values),
-            "p95_ms": values[min(len(values) - 1, round(0.95 * (len(values) - 1)))],
-            "n": len(values),
-        }
-    return out
+    return {name: latency_ms(values) for name, values in samples.items()}
 
 
 def wait_latency(runs: int) -> dict[str, float]:
@@ -252,7 +244,7 @@ def main() -> int:
     results["cancel_latency"] = cancel_versus_ray(args.cancels)
     table = Table("cancel to process gone", "p50", "p95", title="beside Ray (same process)")
     for name, row in results["cancel_latency"].items():
-        table.add_row(name, f"{row['p50_ms']:.1f} ms", f"{row['p95_ms']:.1f} ms")
+        table.add_row(name, f"{row['p50']:.1f} ms", f"{row['p95']:.1f} ms")
     console.print(table)
     results["wait_latency"] = wait_latency(20)
     results["scaling"] = [scaling(size) for size in args.sizes]

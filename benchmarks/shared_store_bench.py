@@ -13,13 +13,11 @@ included), beside the same cancel issued on host A. Writes ``results/shared_stor
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +27,12 @@ from rich.table import Table
 import covalent_core as ct
 from covalent_core.executors.processes import is_dead
 from covalent_core.service.client import request
-from covalent_core.testing import dispatch_task, isolated_store, wait_until
+from covalent_core.testing import as_host, dispatch_task, isolated_store, wait_until
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import write_results  # noqa: E402
+from common import latency_ms, write_results  # noqa: E402
 from run import wide  # noqa: E402
-
-HOST_KEYS = ("COVALENT_CORE_DATA_DIR", "COVALENT_CORE_CONFIG")
 
 
 def sleeper(path: str) -> None:
@@ -47,17 +43,6 @@ def sleeper(path: str) -> None:
     with open(path, "w") as fh:
         fh.write(str(_os.getpid()))
     _time.sleep(600)
-
-
-@contextlib.contextmanager
-def as_host(data: Path) -> Iterator[None]:
-    data.mkdir(mode=0o700, parents=True, exist_ok=True)
-    saved = {k: os.environ[k] for k in HOST_KEYS}
-    os.environ.update(COVALENT_CORE_DATA_DIR=str(data), COVALENT_CORE_CONFIG=str(data / "c.toml"))
-    try:
-        yield
-    finally:
-        os.environ.update(saved)
 
 
 def wide_seconds() -> float:
@@ -99,20 +84,13 @@ def cancel_latency(root: Path, pg_url: str, runs: int) -> dict[str, dict[str, fl
                     ct.cancel(dispatch_id)
                     while not is_dead(pid):
                         time.sleep(0.0002)
-                    samples[where].append(1e3 * (time.perf_counter() - start))
+                    samples[where].append(time.perf_counter() - start)
                 ct.get_result(dispatch_id, wait=True, timeout=60)
         with as_host(root / "host-b"):
             request({"op": "shutdown"})
-    out = {}
-    for where, values in samples.items():
-        values.sort()
-        out[where] = {
-            "p50_ms": statistics.median(values),
-            "p95_ms": values[min(len(values) - 1, round(0.95 * (len(values) - 1)))],
-            "max_ms": values[-1],
-            "n": len(values),
-        }
-    return out
+    return {
+        where: {**latency_ms(values), "max": 1e3 * max(values)} for where, values in samples.items()
+    }
 
 
 def main() -> int:
@@ -141,9 +119,7 @@ def main() -> int:
     title = "cancel to the task's process gone"
     table = Table("cancel issued on", "p50", "p95", "max", title=title)
     for where, row in results["cancel_latency"].items():
-        table.add_row(
-            where, f"{row['p50_ms']:.1f} ms", f"{row['p95_ms']:.1f} ms", f"{row['max_ms']:.1f} ms"
-        )
+        table.add_row(where, f"{row['p50']:.1f} ms", f"{row['p95']:.1f} ms", f"{row['max']:.1f} ms")
     console.print(table)
     console.print(f"wrote {write_results('shared_store.json', results)}")
     return 0

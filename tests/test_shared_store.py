@@ -29,31 +29,24 @@ from covalent_core.executors.processes import is_dead
 from covalent_core.service.client import request
 from covalent_core.store.db import HEAD_REVISION
 from covalent_core.store.schema import metadata
-from covalent_core.testing import dispatch_task, isolated_store, service_pid, wait_until
+from covalent_core.testing import (
+    as_host,
+    dispatch_task,
+    isolated_store,
+    service_pid,
+    wait_until,
+)
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("COVALENT_CORE_TEST_STORE") == "postgresql",
     reason="makes its own PostgreSQL databases: run once, in the SQLite pass",
 )
-HOST_KEYS = ("COVALENT_CORE_DATA_DIR", "COVALENT_CORE_CONFIG")
 
 
 @pytest.fixture
 def database(postgres) -> str:
     """A new, empty database on the session's PostgreSQL server; its URL."""
     return postgres.create_database(f"t{uuid.uuid4().hex[:12]}")
-
-
-@contextlib.contextmanager
-def as_host(data: Path) -> Iterator[None]:
-    """Act as the host whose data directory is ``data`` (same store, its own service)."""
-    data.mkdir(mode=0o700, parents=True, exist_ok=True)
-    saved = {k: os.environ[k] for k in HOST_KEYS}
-    os.environ.update(COVALENT_CORE_DATA_DIR=str(data), COVALENT_CORE_CONFIG=str(data / "c.toml"))
-    try:
-        yield
-    finally:
-        os.environ.update(saved)
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .env import isolated_store
+from .env import as_host, isolated_store
 from .observe import (
     dispatch_task,
     finished_task,
@@ -54,6 +54,7 @@ __all__ = [
     "PackingTier",
     "ReattachTier",
     "TimeoutTier",
+    "as_host",
     "dispatch_task",
     "finished_task",
     "isolated_store",

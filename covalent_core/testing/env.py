@@ -61,3 +61,20 @@ def isolated_store(
         tempfile.tempdir = saved_tempdir
         reset_registry()
         forget_stores()
+
+
+@contextlib.contextmanager
+def as_host(data_dir: Path) -> Iterator[None]:
+    """Inside :func:`isolated_store` with a shared store (``db_url``): act as another host's
+    client until exit, with ``data_dir`` as its data directory (its own service, socket, task
+    files and config file) and the same store."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    keys = ("COVALENT_CORE_DATA_DIR", "COVALENT_CORE_CONFIG")
+    saved = {k: os.environ[k] for k in keys}
+    os.environ.update(
+        COVALENT_CORE_DATA_DIR=str(data_dir), COVALENT_CORE_CONFIG=str(data_dir / "config.toml")
+    )
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
