@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import json
 import os
-import pickle
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 import cloudpickle
 
 from .errors import SerializationError
+from .executors.runner import task_payload as task_payload  # where the runner reads it
 from .graph import KIND_PARAMETER, MAX_NAME, PARAMETER_PREFIX, TransportGraph
 from .plugins import executor_from_json, resolve_executor
 from .status import Status
@@ -140,16 +140,6 @@ def build_sublattice(
     parent = json.loads(json_parent_metadata)
     default = executor_from_json(parent.get("executor"), parent.get("executor_data") or {})
     return dataclasses.asdict(lattice_records(sub, args, kwargs, default))
-
-
-def task_payload(
-    function: bytes,
-    args: list[bytes],
-    kwargs: dict[str, bytes],
-    environment: dict[str, Any] | None,
-) -> bytes:
-    """The payload :func:`covalent_core.executors.runner.execute` runs."""
-    return pickle.dumps((function, args, kwargs, environment), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 BUILD_SUBLATTICE = cloudpickle.dumps(build_sublattice)

@@ -7,18 +7,51 @@ code locally, and the path of the standalone task runner (copy it to a resource 
 Python and cloudpickle).
 """
 
+from __future__ import annotations
+
+import importlib
 from pathlib import Path
+from typing import Any
 
-from ..hookspecs import hookimpl
-from . import runner as _runner
-from .base import CLOUDPICKLE_PROBE, Executor, TaskContext, TaskOutcome, interpreter_error
-from .gated import GatedProcess, start_gated
-from .polling import BatchedPoller, shared_poller, wait_until_gone
-from .pool import WorkerPool, reattach_worker
-from .processes import ProcessHandle, describe_exit, kill_group, wait_for_exit
+# Loaded on first use: a warm worker imports this package to run tasks, and every module it
+# does not import is memory its forked tasks do not copy (a fork and exit cost 1.5 ms from a
+# 25 MB parent, 0.6 ms from an 11 MB one).
+_EXPORTS = {
+    "hookimpl": "covalent_core.hookspecs",
+    "CLOUDPICKLE_PROBE": ".base",
+    "Executor": ".base",
+    "TaskContext": ".base",
+    "TaskOutcome": ".base",
+    "interpreter_error": ".base",
+    "GatedProcess": ".gated",
+    "start_gated": ".gated",
+    "BatchedPoller": ".polling",
+    "shared_poller": ".polling",
+    "wait_until_gone": ".polling",
+    "WorkerPool": ".pool",
+    "reattach_worker": ".pool",
+    "ProcessHandle": ".processes",
+    "describe_exit": ".processes",
+    "kill_group": ".processes",
+    "wait_for_exit": ".processes",
+}
 
-RUNNER_PATH = Path(_runner.__file__)
+RUNNER_PATH = Path(__file__).with_name("runner.py")
 """``runner.py``: ``python runner.py PAYLOAD OUTCOME`` runs one task; stdlib + cloudpickle."""
+
+
+def __getattr__(name: str) -> Any:
+    where = _EXPORTS.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(where, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "CLOUDPICKLE_PROBE",

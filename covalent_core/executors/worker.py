@@ -223,7 +223,7 @@ def _warm_up() -> None:
 
     import cloudpickle
 
-    from covalent_core.serialize import task_payload
+    from covalent_core.executors.runner import task_payload
 
     directory = tempfile.mkdtemp(prefix="covalent-core-warm-")
     try:
