@@ -128,7 +128,7 @@ def get_nodes(
         .where(nodes.c.dispatch_id == dispatch_id)
         .order_by(nodes.c.node_id)
     )
-    return list(conn.execute(stmt))
+    return conn.execute(stmt).all()  # fetched at once: faster than row by row
 
 
 # What the dispatcher needs of a node to run it (not its stdout, stderr or traceback).
@@ -192,11 +192,9 @@ def iter_edges(conn: Connection, dispatch_id: str) -> Iterator[Row[Any]]:
 
 def get_edges(conn: Connection, dispatch_id: str) -> list[Row[Any]]:
     """The dispatch's edges in the order they were added."""
-    return list(
-        conn.execute(
-            select(edges).where(edges.c.dispatch_id == dispatch_id).order_by(edges.c.edge_index)
-        )
-    )
+    return conn.execute(
+        select(edges).where(edges.c.dispatch_id == dispatch_id).order_by(edges.c.edge_index)
+    ).all()
 
 
 def get_outputs(conn: Connection, dispatch_id: str, node_ids: list[int]) -> dict[int, bytes]:
