@@ -213,7 +213,11 @@ def cancel_versus_ray(runs: int) -> dict[str, dict[str, float]]:
         cancel_latency_same_process(1)
         for _ in range(runs):
             samples["covalent-core"].extend(cancel_latency_same_process(1))
-            samples["Ray"].append(float(ray.ask(f"cancel {scratch}")["ms"]) / 1e3)
+            answer = ray.ask(f"cancel {scratch}")
+            if "ms" in answer:
+                samples["Ray"].append(float(answer["ms"]) / 1e3)
+            else:
+                print(f"Ray sample failed: {answer.get('error')}", file=sys.stderr)
     finally:
         ray.close()
     return {name: latency_ms(values) for name, values in samples.items()}

@@ -61,7 +61,10 @@ def main() -> int:
             continue
         if words[0] == "quit":
             break
-        print(json.dumps({"ms": cancel(words[1])}), flush=True)
+        try:
+            print(json.dumps({"ms": cancel(words[1])}), flush=True)
+        except Exception as exc:  # one failed sample is reported, not the end of the run
+            print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
     ray.shutdown()
     return 0
 
