@@ -7,6 +7,7 @@ node's status, reason and output.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -280,3 +281,38 @@ def test_handles_of_local_tasks_name_their_outcome_directory(tmp_path):
     ct.get_result(dispatch_id, wait=True, timeout=60)
     assert not Path(handle["dir"]).exists(), "the task's directory outlived its cleanup"
     assert json.dumps(handle)
+
+
+def test_a_local_task_of_another_host_is_not_run_again_here(tmp_path):
+    # A service sharing a store takes over the dispatch of a host whose service died: that
+    # host's local process cannot be watched from here, so the task fails saying so, once.
+    from sqlalchemy import text
+
+    from covalent_core.store import open_store
+
+    @ct.lattice
+    def flow(log_dir):
+        return logged(log_dir, "remote", 1000, 0)
+
+    dispatch_id = ct.dispatch(flow)(str(tmp_path))
+    started_pid(tmp_path, "remote")
+    handle = wait_for_handle(dispatch_id, 0)
+    kill_service()
+    try:
+        elsewhere = json.dumps({**handle, "host": "another-host"})
+        with open_store().write() as conn:
+            conn.execute(
+                text(
+                    "UPDATE jobs SET handle = :h WHERE job_id = "
+                    "(SELECT job_id FROM nodes WHERE dispatch_id = :d AND node_id = 0)"
+                ),
+                {"h": elsewhere, "d": dispatch_id},
+            )
+        result = ct.get_result(dispatch_id, wait=True, timeout=120)
+        remote = result.get_node(0)
+        assert remote.status is ct.Status.FAILED
+        assert "another-host" in remote.error and "not run again" in remote.error
+        assert starts(tmp_path, "remote") == 1
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(handle["pgid"], signal.SIGKILL)
