@@ -127,15 +127,22 @@ def test_status_starts_a_service_for_an_orphaned_dispatch(tmp_path):
     assert ct.get_result(dispatch_id, wait=True, timeout=60).result == 7
 
 
-def test_a_job_gone_without_an_outcome_fails_with_dispatcher_lost(tmp_path):
+def orphaned_sleeper(log_dir: Path, name: str) -> tuple[str, dict]:
+    """A dispatch of one long task, running, whose service was then killed: (id, handle)."""
+
     @ct.lattice
     def flow(log_dir):
-        return logged(log_dir, "victim", 1000, 0)
+        return logged(log_dir, name, 1000, 0)
 
-    dispatch_id = ct.dispatch(flow)(str(tmp_path))
-    started_pid(tmp_path, "victim")
+    dispatch_id = ct.dispatch(flow)(str(log_dir))
+    started_pid(log_dir, name)
     handle = wait_for_handle(dispatch_id, 0)
     kill_service()
+    return dispatch_id, handle
+
+
+def test_a_job_gone_without_an_outcome_fails_with_dispatcher_lost(tmp_path):
+    dispatch_id, handle = orphaned_sleeper(tmp_path, "victim")
     os.killpg(handle["pgid"], signal.SIGKILL)  # the machine's OOM killer, say
     wait_until(lambda: is_dead(handle["pid"]), timeout=10)
     result = ct.get_result(dispatch_id, wait=True, timeout=120)
@@ -290,14 +297,7 @@ def test_a_local_task_of_another_host_is_not_run_again_here(tmp_path):
 
     from covalent_core.store import open_store
 
-    @ct.lattice
-    def flow(log_dir):
-        return logged(log_dir, "remote", 1000, 0)
-
-    dispatch_id = ct.dispatch(flow)(str(tmp_path))
-    started_pid(tmp_path, "remote")
-    handle = wait_for_handle(dispatch_id, 0)
-    kill_service()
+    dispatch_id, handle = orphaned_sleeper(tmp_path, "remote")
     try:
         elsewhere = json.dumps({**handle, "host": "another-host"})
         with open_store().write() as conn:
