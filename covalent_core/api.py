@@ -134,7 +134,7 @@ def get_result(
         nodes=nodes,
         parent_dispatch_id=row.parent_dispatch_id,
         root_dispatch_id=row.root_dispatch_id,
-        edges=[Edge(e.parent, e.child, e.edge_name, e.param_type, e.arg_index) for e in edge_rows],
+        edges=[Edge(*e) for e in edge_rows],  # rows hold Edge's fields in its order
         lattice_bytes=row.lattice,
         inputs_bytes=row.inputs,
         results_dir=str(config.data_dir()),

@@ -137,9 +137,9 @@ class Dispatcher:
                         phase=CancelPhase.REQUESTED if r.cancel_requested else CancelPhase.NONE,
                     )
                 for e in q.iter_edges(conn, dispatch_id):
-                    edge = Edge(e.parent, e.child, e.edge_name, e.param_type, e.arg_index)
-                    states[e.child].inputs.append(edge)
-                    states[e.parent].children.append(e.child)
+                    edge = Edge(*e)  # the row holds Edge's fields in its order
+                    states[edge.child].inputs.append(edge)
+                    states[edge.parent].children.append(edge.child)
             return row, states
 
         row, states = await asyncio.to_thread(read)

@@ -178,22 +178,28 @@ def get_live_task_states(conn: Connection, dispatch_id: str) -> list[Row[Any]]:
     return conn.execute(stmt).all()
 
 
+EDGE_FIELDS = (
+    edges.c.parent,
+    edges.c.child,
+    edges.c.edge_name,
+    edges.c.param_type,
+    edges.c.arg_index,
+)
+
+
 def iter_edges(conn: Connection, dispatch_id: str) -> Iterator[Row[Any]]:
     """The dispatch's edges (parent, child, name, type, index) in order, one at a time."""
     stmt = (
-        select(
-            edges.c.parent, edges.c.child, edges.c.edge_name, edges.c.param_type, edges.c.arg_index
-        )
-        .where(edges.c.dispatch_id == dispatch_id)
-        .order_by(edges.c.edge_index)
+        select(*EDGE_FIELDS).where(edges.c.dispatch_id == dispatch_id).order_by(edges.c.edge_index)
     )
     yield from conn.execute(stmt)
 
 
 def get_edges(conn: Connection, dispatch_id: str) -> list[Row[Any]]:
-    """The dispatch's edges in the order they were added."""
+    """The dispatch's edges in the order they were added: (parent, child, edge_name,
+    param_type, arg_index), the fields of :class:`covalent_core.graph.Edge` in its order."""
     return conn.execute(
-        select(edges).where(edges.c.dispatch_id == dispatch_id).order_by(edges.c.edge_index)
+        select(*EDGE_FIELDS).where(edges.c.dispatch_id == dispatch_id).order_by(edges.c.edge_index)
     ).all()
 
 
