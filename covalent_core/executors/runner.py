@@ -37,16 +37,6 @@ PR_SET_CHILD_SUBREAPER = 36
 # -- the task's processes (Linux /proc; standard library only, as this whole file) ------------
 
 
-def task_payload(
-    function: bytes,
-    args: list[bytes],
-    kwargs: dict[str, bytes],
-    environment: dict[str, Any] | None,
-) -> bytes:
-    """The payload :func:`execute` runs (made by the dispatcher, read here)."""
-    return pickle.dumps((function, args, kwargs, environment), protocol=pickle.HIGHEST_PROTOCOL)
-
-
 def become_subreaper() -> bool:
     """Make this process the subreaper of its descendants (``PR_SET_CHILD_SUBREAPER``): an
     orphan among them is re-parented here rather than to init. False where Linux refuses."""
@@ -179,6 +169,19 @@ def write_value(directory: str, name: str, data: bytes) -> bytes:
         fh.write(data)
     os.rename(path + ".tmp", path)
     return VALUE_REF + json.dumps({"path": path, "size": len(data)}).encode()
+
+
+# -- a task: its payload, made by the dispatcher, and running it --------------------------
+
+
+def task_payload(
+    function: bytes,
+    args: list[bytes],
+    kwargs: dict[str, bytes],
+    environment: dict[str, Any] | None,
+) -> bytes:
+    """The payload :func:`execute` runs."""
+    return pickle.dumps((function, args, kwargs, environment), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def execute(payload: bytes) -> bytes:
