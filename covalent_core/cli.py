@@ -198,11 +198,7 @@ def result(dispatch_id: str, wait: bool, timeout: float | None) -> None:
 def cancel_cmd(dispatch_id: str, tasks: tuple[int, ...], wait: bool, timeout: float | None) -> None:
     """Cancel a whole dispatch, or the given tasks and everything downstream of them."""
     from .api import cancel
-    from .errors import DispatchNotFoundError
-    from .store.queries import MAX_DISPATCH_ID
 
-    if len(dispatch_id) > MAX_DISPATCH_ID:
-        raise DispatchNotFoundError(dispatch_id)
     # A running service stores the request and acts on it in one round trip (see ct.cancel).
     report = cancel(dispatch_id, list(tasks) or None, wait=wait, timeout=timeout)
     console.print(str(report), highlight=False, markup=False)

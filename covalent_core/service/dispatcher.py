@@ -80,7 +80,7 @@ class Dispatcher:
 
     async def poll_new(self) -> None:
         """Claim and start top-level dispatches nobody (alive) is running."""
-        rows = await asyncio.to_thread(self.ownership.orphans, set(self.top_level))
+        rows = await asyncio.to_thread(self.ownership.orphans)
         for row in rows:
             if row.dispatch_id in self.top_level:
                 continue
@@ -251,16 +251,9 @@ class Dispatcher:
         were newly cancelled. A whole-dispatch cancel is read as one flag, not node by node;
         ``whole`` ({dispatch id: reason}, from the client that just stored them) saves even
         that read."""
-        count = 0
         told = _whole_cancels(whole)
-        for dispatch_id, reason in told.items():
-            run = self.runs.get(dispatch_id)
-            if run is not None and not run.cancel_all_reason:
-                count += self._cancel_run(run, reason)
         ids = [i for i in (dispatch_ids or list(self.runs)) if i in self.runs and i not in told]
         ids = [i for i in ids if not self.runs[i].cancel_all_reason]
-        if not ids:
-            return count
 
         def read() -> tuple[dict[str, str | None], list[Any]]:
             with self.store.read() as conn:
@@ -268,11 +261,13 @@ class Dispatcher:
                 rest = [i for i in ids if i not in whole]
                 return whole, (q.cancel_requests(conn, rest) if rest else [])
 
-        flagged, rows = await asyncio.to_thread(read)
-        for dispatch_id, reason in flagged.items():
+        flagged, rows = await asyncio.to_thread(read) if ids else ({}, [])
+        count = 0
+        for dispatch_id, reason in {**flagged, **told}.items():
             run = self.runs.get(dispatch_id)
             if run is not None and not run.cancel_all_reason:
-                count += self._cancel_run(run, reason or CancelReason.USER.value)
+                count += sum(1 for n in run.nodes.values() if n.status not in TERMINAL)
+                run.cancel_all(reason or CancelReason.USER.value)
         for row in rows:
             run = self.runs.get(row.dispatch_id)
             node = run.nodes.get(row.node_id) if run is not None else None
@@ -280,12 +275,6 @@ class Dispatcher:
                 continue
             count += 1
             run.cancel_node(node, row.cancel_reason or CancelReason.USER.value)
-        return count
-
-    @staticmethod
-    def _cancel_run(run: DispatchRun, reason: str) -> int:
-        count = sum(1 for n in run.nodes.values() if n.status not in TERMINAL)
-        run.cancel_all(reason)
         return count
 
 

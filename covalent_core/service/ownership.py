@@ -10,7 +10,6 @@ conditional update, so two services never run the same dispatch.
 
 from __future__ import annotations
 
-import logging
 import socket
 import time
 from collections.abc import Callable, Collection
@@ -27,8 +26,6 @@ if TYPE_CHECKING:
 
     from ..store import Store
     from ..store.writes import WriteBuffer
-
-logger = logging.getLogger(__name__)
 
 # A service that has not renewed its leases for this fraction of one checks, in the same
 # transaction, that it still holds them before it writes anything.
@@ -85,15 +82,15 @@ class Ownership:
         over; it must not return normally: this service's writes for them are refused."""
         writes.fence = self.fence
 
-    def orphans(self, running: set[str]) -> list[Any]:
-        """Unfinished top-level dispatches not in ``running`` that no live service holds."""
+    def orphans(self) -> list[Any]:
+        """Unfinished top-level dispatches that no live service holds (this one included)."""
         with self.store.read() as conn:
             now = q.store_now(conn)
             rows = q.unfinished_top_level(conn)
         return [
             row
             for row in rows
-            if row.dispatch_id not in running
+            if row.dispatch_id not in self.running
             and row.owner != self.owner
             and not owner_holds(row, now)
         ]

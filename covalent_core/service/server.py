@@ -120,10 +120,7 @@ class Service:
             await self.dispatcher.poll_new()
             return {"ok": True}
         if op == "cancel":
-            ids = request.get("dispatch_ids")
-            if not ids or any(i not in self.dispatcher.runs for i in ids):
-                await self.dispatcher.poll_new()  # not running here yet: perhaps ours now
-            applied = await self.dispatcher.apply_cancels(ids, whole=request.get("whole"))
+            applied = await self._apply_cancels(request.get("dispatch_ids"), request.get("whole"))
             return {"ok": True, "applied": applied}
         if op == "cancel_tasks":
             # The clients' fast path: this process stores the request and acts on it at once.
@@ -131,10 +128,9 @@ class Service:
                 report = await self._flag_cancel(request["dispatch_id"], request.get("task_ids"))
             except (CovalentCoreError, TypeError) as exc:
                 return {"ok": False, "error_type": type(exc).__name__, "error": str(exc)}
-            ids = [report.dispatch_id, *report.sub_dispatches]
-            if any(i not in self.dispatcher.runs for i in ids):
-                await self.dispatcher.poll_new()
-            await self.dispatcher.apply_cancels(ids, whole=report.cancelled_whole)
+            await self._apply_cancels(
+                [report.dispatch_id, *report.sub_dispatches], report.cancelled_whole
+            )
             return {"ok": True, "report": report.to_json()}
         if op == "shutdown":
             self.stopping = True
@@ -187,6 +183,13 @@ class Service:
             if self.dispatcher.busy:
                 await self.leave_jobs_running()
             await self.dispatcher.close()
+
+    async def _apply_cancels(self, ids: list[str] | None, whole: object) -> int:
+        """Apply stored cancels to these dispatches (None: all this service runs), first taking
+        over any that no live service runs (one dispatched a moment ago, say)."""
+        if not ids or any(i not in self.dispatcher.runs for i in ids):
+            await self.dispatcher.poll_new()
+        return await self.dispatcher.apply_cancels(ids, whole=whole)
 
     async def _flag_cancel(self, dispatch_id: Any, task_ids: Any) -> CancelReport:
         """Store a cancel request, on the store writer's connection (its cache is warm: a
