@@ -64,6 +64,15 @@ def insert_dispatch(
         conn.execute(insert(edges), [{"dispatch_id": dispatch_id, **r} for r in edge_rows])
 
 
+CHUNK = 500  # ids per IN (...) list: SQLite allows 32,766 parameters a statement
+
+
+def chunks(ids: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    """``ids`` in lists of ``size`` (for ``IN`` lists within the database's parameter limit)."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
 MAX_DISPATCH_ID = 200  # longer ids are not ours (ours are UUIDs): not found, without a query
 
 
@@ -206,8 +215,7 @@ def get_edges(conn: Connection, dispatch_id: str) -> list[Row[Any]]:
 def get_outputs(conn: Connection, dispatch_id: str, node_ids: list[int]) -> dict[int, bytes]:
     """Stored outputs of the given nodes."""
     out: dict[int, bytes] = {}
-    for start in range(0, len(node_ids), 500):
-        chunk = node_ids[start : start + 500]
+    for chunk in chunks(node_ids):
         rows = conn.execute(
             select(nodes.c.node_id, nodes.c.output).where(
                 and_(nodes.c.dispatch_id == dispatch_id, nodes.c.node_id.in_(chunk))
@@ -260,8 +268,7 @@ def flag_cancel(
         return
     base = and_(nodes.c.dispatch_id == dispatch_id, nodes.c.status.not_in(TERMINAL_VALUES))
     stmt_values = {"cancel_requested": True, "cancel_reason": reason_unless_set(reason)}
-    for start in range(0, len(node_ids), 500):
-        chunk = node_ids[start : start + 500]
+    for chunk in chunks(node_ids):
         conn.execute(
             update(nodes).where(and_(base, nodes.c.node_id.in_(chunk))).values(stmt_values)
         )
@@ -375,8 +382,7 @@ def renew_leases(conn: Connection, owner: str, running: list[str], lease: float)
         .values(lease_expires_at=store_now(conn) + lease)
     )
     lost: list[str] = []
-    for start in range(0, len(running), 500):
-        chunk = running[start : start + 500]
+    for chunk in chunks(running):
         lost.extend(
             conn.execute(
                 select(dispatches.c.dispatch_id).where(

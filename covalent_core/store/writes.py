@@ -19,16 +19,14 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, update
 
 from ..errors import StoreFullError
-from ..status import TERMINAL
 from ..store import Store
+from ..store import queries as q
 from ..store.schema import nodes
 
 logger = logging.getLogger(__name__)
 
-_TERMINAL_VALUES = [s.value for s in TERMINAL]
 FLUSH_DELAY = 0.005
 FULL_RETRY = 1.0  # seconds between attempts while the store is full
-BULK_CHUNK = 500  # node ids per statement of a bulk update (SQLite allows 32,766 parameters)
 
 
 class WriteBuffer:
@@ -175,21 +173,21 @@ class WriteBuffer:
                             nodes.c.dispatch_id == bindparam("_d"),
                             nodes.c.node_id == bindparam("_n"),
                             # Terminal statuses are sticky, whatever arrives late.
-                            *(nodes.c.status != value for value in _TERMINAL_VALUES),
+                            *(nodes.c.status != value for value in q.TERMINAL_VALUES),
                         )
                     )
                     .values({c: bindparam(c) for c in columns})
                 )
                 conn.execute(stmt, params)
             for dispatch_id, node_ids, values in bulk:
-                for start in range(0, len(node_ids), BULK_CHUNK):
+                for chunk in q.chunks(node_ids):
                     conn.execute(
                         update(nodes)
                         .where(
                             and_(
                                 nodes.c.dispatch_id == dispatch_id,
-                                nodes.c.node_id.in_(node_ids[start : start + BULK_CHUNK]),
-                                nodes.c.status.not_in(_TERMINAL_VALUES),
+                                nodes.c.node_id.in_(chunk),
+                                nodes.c.status.not_in(q.TERMINAL_VALUES),
                             )
                         )
                         .values(values)
