@@ -266,12 +266,22 @@ def flag_cancel(
             )
         )
         return
+    update_unfinished_nodes(
+        conn,
+        dispatch_id,
+        node_ids,
+        {"cancel_requested": True, "cancel_reason": reason_unless_set(reason)},
+    )
+
+
+def update_unfinished_nodes(
+    conn: Connection, dispatch_id: str, node_ids: list[int], values: dict[str, Any]
+) -> None:
+    """Set ``values`` on those of ``node_ids`` that have not ended (terminal statuses are
+    sticky), a few hundred nodes per statement."""
     base = and_(nodes.c.dispatch_id == dispatch_id, nodes.c.status.not_in(TERMINAL_VALUES))
-    stmt_values = {"cancel_requested": True, "cancel_reason": reason_unless_set(reason)}
     for chunk in chunks(node_ids):
-        conn.execute(
-            update(nodes).where(and_(base, nodes.c.node_id.in_(chunk))).values(stmt_values)
-        )
+        conn.execute(update(nodes).where(and_(base, nodes.c.node_id.in_(chunk))).values(values))
 
 
 # -- what the dispatcher service writes and reads ----------------------------------------

@@ -180,18 +180,7 @@ class WriteBuffer:
                 )
                 conn.execute(stmt, params)
             for dispatch_id, node_ids, values in bulk:
-                for chunk in q.chunks(node_ids):
-                    conn.execute(
-                        update(nodes)
-                        .where(
-                            and_(
-                                nodes.c.dispatch_id == dispatch_id,
-                                nodes.c.node_id.in_(chunk),
-                                nodes.c.status.not_in(q.TERMINAL_VALUES),
-                            )
-                        )
-                        .values(values)
-                    )
+                q.update_unfinished_nodes(conn, dispatch_id, node_ids, values)
             for op in ops:
                 results.append(op(conn))
         return results
