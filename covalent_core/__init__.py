@@ -45,6 +45,10 @@ _LAZY = {
     "set_config": "config",
     "reload_config": "config",
     "get_context": "context",
+    "DepsBash": "deps",
+    "DepsCall": "deps",
+    "DepsModule": "deps",
+    "DepsPip": "deps",
     "Executor": "executors.base",
     "TaskContext": "executors.base",
     "TaskOutcome": "executors.base",
@@ -63,12 +67,8 @@ _MODULES = {"executor": ".executor", "triggers": ".triggers", "metadata": "impor
 # Covalent names that covalent-core does not provide, and what to use instead.
 _NOT_PROVIDED = {
     "get_result_manager": "use ct.get_result(dispatch_id): results are read from the store",
-    **{
-        name: "task environments (dependencies, hooks, leptons, file transfers) are not "
-        "available yet; install what the task needs where it runs, and call setup code "
-        "from the electron itself"
-        for name in ("DepsBash", "DepsCall", "DepsModule", "DepsPip", "Lepton")
-    },
+    "Lepton": "leptons are not available yet; call the command or library from an electron "
+    "(subprocess.run with an argument list, or ctypes)",
     "redispatch": "redispatch is not available yet; dispatch the lattice again",
 }
 _NOT_PROVIDED_MODULES = ("leptons", "fs", "fs_strategies")
@@ -78,6 +78,7 @@ if TYPE_CHECKING:
     from .api import cancel, dispatch, dispatch_sync, get_result, list_dispatches
     from .config import get_config, reload_config, set_config
     from .context import get_context
+    from .deps import DepsBash, DepsCall, DepsModule, DepsPip
     from .executors.base import Executor, TaskContext, TaskOutcome
     from .executors.local import LocalExecutor
     from .result import CancelReport, NodeResult, Result
@@ -104,7 +105,7 @@ def __getattr__(name: str) -> Any:
         return _not_provided(name, _NOT_PROVIDED[name])
     if name in _NOT_PROVIDED_MODULES:
         raise NotImplementedError(
-            f"ct.{name} is not available yet: {_NOT_PROVIDED['DepsBash'].split('; ', 1)[1]}"
+            f"ct.{name} is not available yet: {_NOT_PROVIDED['Lepton'].split('; ', 1)[1]}"
         )
     module = _LAZY.get(name)
     if module is None:
@@ -120,6 +121,10 @@ __all__ = [
     "CancelReason",
     "CancelReport",
     "CovalentCoreError",
+    "DepsBash",
+    "DepsCall",
+    "DepsModule",
+    "DepsPip",
     "DispatchNotFoundError",
     "DispatchTimeoutError",
     "Electron",

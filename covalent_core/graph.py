@@ -56,7 +56,7 @@ class Node:
     function: Any = None
     value: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    """``executor`` and ``timeout`` of the node (None: the lattice's default)."""
+    """``executor``, ``timeout`` and ``hooks`` of the node (None: the lattice's default)."""
 
     @property
     def executor(self) -> Any:
@@ -67,6 +67,11 @@ class Node:
     def timeout(self) -> float | None:
         """Seconds after which the node is stopped, or None."""
         return self.metadata.get("timeout")
+
+    @property
+    def hooks(self) -> Any:
+        """The task's environment (:class:`covalent_core.deps.TaskEnvironment`), or None."""
+        return self.metadata.get("hooks")
 
 
 @dataclass(slots=True)

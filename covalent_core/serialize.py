@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import os
+import pickle
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,9 +14,10 @@ from typing import Any
 
 import cloudpickle
 
+from .deps import TaskEnvironment
 from .errors import SerializationError
 from .executors.runner import task_payload as task_payload  # where the runner reads it
-from .graph import KIND_PARAMETER, MAX_NAME, PARAMETER_PREFIX, TransportGraph
+from .graph import KIND_PARAMETER, MAX_NAME, PARAMETER_PREFIX, Node, TransportGraph
 from .plugins import executor_from_json, resolve_executor
 from .status import Status
 from .workflow import Lattice
@@ -59,7 +61,8 @@ def dumps(value: Any, what: str | Callable[[], str]) -> bytes:
 def graph_to_records(graph: TransportGraph) -> GraphRecords:
     """Pickle every function and parameter of ``graph``; nothing is stored if one fails."""
     records = GraphRecords()
-    functions: dict[int, bytes] = {}
+    functions: dict[tuple[int, int], bytes] = {}
+    steps: dict[int, bytes | None] = {}
     executors: dict[int, tuple[str, dict[str, Any]]] = {}
     for node in graph.nodes:
         row: dict[str, Any] = {
@@ -70,6 +73,7 @@ def graph_to_records(graph: TransportGraph) -> GraphRecords:
             "cancel_requested": False,
             "timeout": node.timeout,
             "function": None,
+            "hooks": None,
             "output": None,
             "output_repr": None,
             "executor": None,
@@ -83,12 +87,15 @@ def graph_to_records(graph: TransportGraph) -> GraphRecords:
             row["output_repr"] = text if len(node.name) < MAX_NAME else None
             row["status"] = Status.COMPLETED.value
         else:
-            key = id(node.function)
+            hooks = node.hooks
+            key = (id(node.function), id(hooks))
             if key not in functions:
-                functions[key] = dumps(
-                    node.function, f"function of node {node.node_id} ({node.name})"
-                )
+                functions[key] = _function_bytes(node, hooks)
             row["function"] = functions[key]
+            if hooks is not None:
+                if id(hooks) not in steps:
+                    steps[id(hooks)] = _steps_bytes(node, hooks)
+                row["hooks"] = steps[id(hooks)]
             ekey = id(node.executor)
             if ekey not in executors:
                 executors[ekey] = resolve_executor(node.executor)
@@ -106,6 +113,28 @@ def graph_to_records(graph: TransportGraph) -> GraphRecords:
             }
         )
     return records
+
+
+def _function_bytes(node: Node, hooks: TaskEnvironment | None) -> bytes:
+    """The node's function pickled; the code of its ``DepsModule`` modules included."""
+    what = f"function of node {node.node_id} ({node.name})"
+    if hooks is None or not hooks.modules:
+        return dumps(node.function, what)
+    with hooks.modules_by_value():
+        return dumps(node.function, what)
+
+
+def _steps_bytes(node: Node, hooks: TaskEnvironment) -> bytes | None:
+    """The steps of the node's environment, as the runner reads them (None: no step)."""
+
+    def named(value: Any, what: str) -> bytes:
+        return dumps(value, f"{what} (environment of node {node.node_id}, {node.name})")
+
+    with hooks.modules_by_value():
+        steps = hooks.steps(named)
+    if not steps["before"] and not steps["after"]:
+        return None
+    return pickle.dumps(steps, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def lattice_records(

@@ -32,6 +32,7 @@ from typing import Any
 
 from . import graph_tasks
 from .binding import function_name, named_params
+from .deps import TaskEnvironment, task_environment
 from .graph import (
     DICT_PREFIX,
     KIND_COLLECTION,
@@ -133,6 +134,12 @@ class Electron:
         metadata = dict(self.metadata)
         if metadata.get("executor") is None:
             metadata["executor"] = build.default_executor
+        if metadata.get("hooks") is None:  # none of its own: the lattice's, as in Covalent
+            metadata["hooks"] = build.lattice.metadata.get("hooks")
+        hooks: TaskEnvironment | None = metadata["hooks"]
+        if hooks is not None and hooks.retval_keywords() & kwargs.keys():
+            # Given at run time by its call_before calls: not inputs of the node.
+            kwargs = {k: v for k, v in kwargs.items() if k not in hooks.retval_keywords()}
         return _bind(build, self.function, args, kwargs, self._fname, KIND_ELECTRON, metadata)
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
@@ -399,6 +406,7 @@ class Lattice:
         *,
         executor: Any = None,
         workflow_executor: Any = None,
+        hooks: TaskEnvironment | None = None,
     ) -> None:
         self.workflow_function = function
         self.__name__ = function_name(function)
@@ -407,6 +415,7 @@ class Lattice:
         self.metadata: dict[str, Any] = {
             "executor": executor,
             "workflow_executor": workflow_executor,
+            "hooks": hooks,
         }
         self.transport_graph = TransportGraph()
         self.inputs: tuple[tuple[Any, ...], dict[str, Any]] | None = None
@@ -506,13 +515,19 @@ def electron(
     backend: Any = None,
     timeout: float | None = None,
     metadata: dict[str, Any] | None = None,
+    deps_bash: Any = None,
+    deps_pip: Any = None,
+    deps_module: Any = None,
+    call_before: Any = None,
+    call_after: Any = None,
 ) -> Any:
     """Make a function a task of a workflow.
 
     ``executor`` is an executor instance or an installed executor's short name ("local",
     "slurm", ...); ``backend`` is Covalent's old name for it. ``timeout`` (seconds) stops the
     task through the cancel machinery when it runs longer. A :class:`Lattice` passed here
-    becomes a sublattice.
+    becomes a sublattice. ``deps_bash``, ``deps_pip``, ``deps_module``, ``call_before`` and
+    ``call_after`` prepare where the task runs (:mod:`covalent_core.deps`).
     """
     if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
         raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
@@ -523,6 +538,15 @@ def electron(
         options["executor"] = executor
     if timeout is not None:
         options["timeout"] = timeout
+    hooks = task_environment(
+        deps_bash=deps_bash,
+        deps_pip=deps_pip,
+        deps_module=deps_module,
+        call_before=call_before,
+        call_after=call_after,
+    )
+    if hooks is not None:
+        options["hooks"] = hooks
 
     def decorate(function: Callable[..., Any]) -> Electron:
         return Electron(function, metadata=options)
@@ -536,18 +560,28 @@ def lattice(
     executor: Any = None,
     backend: Any = None,
     workflow_executor: Any = None,
+    deps_bash: Any = None,
+    deps_pip: Any = None,
+    call_before: Any = None,
+    call_after: Any = None,
 ) -> Any:
     """Make a function a workflow; ``executor`` is the default for its electrons.
 
     ``workflow_executor`` runs the nodes the graph makes for itself from the workflow's code
     (arithmetic on outputs and assembling the result); by default they run locally.
+    ``deps_bash``, ``deps_pip``, ``call_before`` and ``call_after`` apply to each electron
+    that declares none of these itself (:mod:`covalent_core.deps`).
     """
+    hooks = task_environment(
+        deps_bash=deps_bash, deps_pip=deps_pip, call_before=call_before, call_after=call_after
+    )
 
     def decorate(function: Callable[..., Any]) -> Lattice:
         return Lattice(
             function,
             executor=executor if executor is not None else backend,
             workflow_executor=workflow_executor,
+            hooks=hooks,
         )
 
     return decorate if _func is None else decorate(_func)

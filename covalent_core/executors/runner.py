@@ -7,9 +7,13 @@ exits.
 
 The payload is ``pickle.dumps((function, args, kwargs, environment))`` where ``function`` and
 each argument are cloudpickle bytes, and ``environment`` is ``{"cwd": ..., "sys_path": [...]}``
-or None. The outcome is ``pickle.dumps(dict)`` with ``ok`` and either ``output`` (cloudpickle
-bytes) or ``error``, ``traceback`` and ``exception`` (cloudpickle bytes, or None); a
-successful outcome also has ``output_repr``, ``str()`` of the value when it is short.
+or None. ``environment["hooks"]``, when present, is the task's environment steps (pickled
+``{"before": [...], "after": [...]}``, see :func:`run_step`): shell commands, pip installs and
+calls that run here, in the task's process and its children, around the function.
+
+The outcome is ``pickle.dumps(dict)`` with ``ok`` and either ``output`` (cloudpickle bytes)
+or ``error``, ``traceback`` and ``exception`` (cloudpickle bytes, or None); a successful
+outcome also has ``output_repr``, ``str()`` of the value when it is short.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import contextlib
 import json
 import os
 import pickle
+import subprocess
 import sys
 import time
 import traceback
@@ -132,6 +137,100 @@ def apply_environment(environment: dict[str, Any] | None) -> None:
             os.chdir(cwd)
 
 
+# -- the task's environment: steps run before and after its function -----------------------
+
+STEP_OUTPUT_MAX = 8_000
+"""Characters of a failed step's output kept in the node's error (its end)."""
+FILES_KEYWORD = "files"
+"""The keyword file transfers pass their paths under: always a list, as in Covalent."""
+
+
+class StepFailed(Exception):
+    """A step of the task's environment (a command, a pip install) did not succeed."""
+
+
+def _tail(data: bytes) -> str:
+    text = data.decode("utf-8", errors="replace")
+    return text if len(text) <= STEP_OUTPUT_MAX else "..." + text[-STEP_OUTPUT_MAX:]
+
+
+def run_command(argv: list[str], label: str) -> None:
+    """Run ``argv`` (no shell of ours: the user's text is one argument); raise
+    :class:`StepFailed` naming ``label`` with the exit status and output when it fails. The
+    command is a child of the task's process: cancelling the task kills it."""
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, check=False)  # fmt: skip
+    if done.returncode != 0:
+        how = (f"was killed by signal {-done.returncode}" if done.returncode < 0
+               else f"exited with status {done.returncode}")  # fmt: skip
+        output = _tail(done.stdout).rstrip() or "(no output)"
+        raise StepFailed(f"{label} {how}; its output:\n{output}")
+
+
+def pip_install(step: dict[str, Any], target: str | None) -> None:
+    """``python -m pip install`` into this interpreter's environment, or into ``target``
+    (a directory put first on the import path) when the executor isolates installs."""
+    argv = [sys.executable, "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
+    requirements = step.get("requirements") or ""
+    if target:
+        os.makedirs(target, mode=0o700, exist_ok=True)
+        argv += ["--target", target, "--upgrade"]
+    if requirements:
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
+            fh.write(requirements)
+        argv += ["-r", fh.name]
+    else:
+        argv += list(step.get("packages") or [])
+    try:
+        if target:
+            import fcntl  # one install at a time into a shared target
+
+            with open(target + ".lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                run_command(argv, step["label"])
+        else:
+            run_command(argv, step["label"])
+    finally:
+        if requirements:
+            os.unlink(fh.name)
+    if target and target not in sys.path:
+        sys.path.insert(0, target)
+
+
+def run_step(step: dict[str, Any], environment: dict[str, Any]) -> Any:
+    """Run one step; what a call returns (None for the others).
+
+    A step is a dict with ``kind`` and ``label`` (how errors name it): ``bash`` with
+    ``commands`` (each run as ``bash -c COMMAND``), ``pip`` with ``packages`` or
+    ``requirements`` (a requirements file's text), ``call`` with ``function``, ``args`` and
+    ``kwargs`` (cloudpickle bytes) and ``retval_keyword``."""
+    kind = step["kind"]
+    if kind == "bash":
+        commands = step["commands"]
+        for index, command in enumerate(commands):
+            where = f" (command {index + 1} of {len(commands)})" if len(commands) > 1 else ""
+            run_command(["bash", "-c", command], f"{step['label']}{where}: {command!r}")
+        return None
+    if kind == "pip":
+        pip_install(step, environment.get("pip_target"))
+        return None
+    if kind == "call":
+        function = cloudpickle.loads(step["function"])
+        return function(*cloudpickle.loads(step["args"]), **cloudpickle.loads(step["kwargs"]))
+    raise StepFailed(f"{step.get('label', kind)}: this runner does not know steps of kind {kind!r}")
+
+
+def step_values(collected: dict[str, list[Any]]) -> dict[str, Any]:
+    """The keyword arguments that steps with a ``retval_keyword`` give the task: each value,
+    or a list when a keyword was given twice (and always for :data:`FILES_KEYWORD`)."""
+    return {
+        key: values[0] if len(values) == 1 and key != FILES_KEYWORD else values
+        for key, values in collected.items()
+    }
+
+
 # -- big values: stored once as files, passed around as references ------------------------
 
 BIG_VALUE = 1 << 20
@@ -205,8 +304,20 @@ def execute(payload: bytes) -> bytes:
 
         args = [load(b) for b in args_bytes]
         kwargs = {k: load(b) for k, b in kwargs_bytes.items()}
+        hooks = (environment or {}).get("hooks")
+        steps = pickle.loads(hooks) if hooks else {}
+        collected: dict[str, list[Any]] = {}
+        for step in steps.get("before", ()):
+            stage = f"running {step['label']}"
+            value = run_step(step, environment)
+            if step.get("retval_keyword"):
+                collected.setdefault(step["retval_keyword"], []).append(value)
+        kwargs.update(step_values(collected))
         stage = "running the task"
         value = function(*args, **kwargs)
+        for step in steps.get("after", ()):
+            stage = f"running {step['label']}"
+            run_step(step, environment)
         stage = "pickling the task's result"
         text = None
         if id(value) in referenced:
@@ -229,7 +340,9 @@ def execute(payload: bytes) -> bytes:
         return pickle.dumps(
             {
                 "ok": False,
-                "error": f"{prefix}{type(exc).__name__}: {exc}",
+                "error": str(exc)
+                if isinstance(exc, StepFailed)
+                else f"{prefix}{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(),
                 "exception": exception,
             }

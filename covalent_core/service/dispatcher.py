@@ -126,6 +126,7 @@ class Dispatcher:
                         executor_config=config,
                         timeout=r.timeout,
                         function=same.setdefault(r.function, r.function),
+                        hooks=same.setdefault(r.hooks, r.hooks),
                         output=r.output,
                         cancel_reason=r.cancel_reason,
                         sub_dispatch_id=r.sub_dispatch_id,

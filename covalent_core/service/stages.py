@@ -133,6 +133,8 @@ class NodeStages:
         args, kwargs = inputs_of(run, node)
         task = {"dispatch_id": run.dispatch_id, "node_id": node.node_id}
         environment = {**(run.environment or {}), "task": task}
+        if node.hooks is not None:
+            environment["hooks"] = node.hooks
 
         if self._values_root is None:
             self._values_root = config.data_dir() / VALUES  # this service's, for its life

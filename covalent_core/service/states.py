@@ -64,6 +64,7 @@ class NodeState:
     executor_config: dict[str, Any] | None
     timeout: float | None
     function: bytes | None
+    hooks: bytes | None
     output: bytes | None
     cancel_reason: str | None
     sub_dispatch_id: str | None

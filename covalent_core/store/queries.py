@@ -145,8 +145,8 @@ NODE_TO_RUN = [
     nodes.c[name]
     for name in (
         "node_id", "name", "kind", "status", "stage", "cancel_requested", "cancel_reason",
-        "executor", "executor_config", "timeout", "function", "output", "error", "started_at",
-        "job_id", "sub_dispatch_id",
+        "executor", "executor_config", "timeout", "function", "hooks", "output", "error",
+        "started_at", "job_id", "sub_dispatch_id",
     )
 ]  # fmt: skip
 

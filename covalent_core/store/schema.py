@@ -90,6 +90,8 @@ nodes = Table(
     Column("executor_config", JSON, nullable=True),
     Column("timeout", Float, nullable=True),
     Column("function", LargeBinary, nullable=True),
+    # The steps run around the function where it runs (pickled for the runner), or NULL.
+    Column("hooks", LargeBinary, nullable=True),
     # Parameter nodes: their value; other nodes: their output once COMPLETED (cloudpickle).
     Column("output", LargeBinary, nullable=True),
     Column("output_repr", Text, nullable=True),

@@ -25,6 +25,7 @@ from .observe import (
 _SUITE = (
     "BasicTier",
     "ContainmentTier",
+    "EnvironmentTier",
     "ExecutorConformance",
     "PackingTier",
     "ReattachTier",
@@ -50,6 +51,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BasicTier",
     "ContainmentTier",
+    "EnvironmentTier",
     "ExecutorConformance",
     "PackingTier",
     "ReattachTier",

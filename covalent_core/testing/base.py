@@ -122,12 +122,18 @@ class ConformanceBase:
         *args: Any,
         name: str | None = None,
         timeout: float | None = None,
+        environment: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> tuple[str, str]:
-        """Dispatch a one-task workflow; return (dispatch id, the task's unique name)."""
+        """Dispatch a one-task workflow; return (dispatch id, the task's unique name).
+
+        ``environment``: the electron's ``deps_bash``, ``call_before``, ... (by keyword)."""
         name = name or f"{function.__name__}_{uuid.uuid4().hex[:8]}"
         named = tasks.named(function, name)
-        return self.remember(dispatch_task(named, executor, *args, timeout=timeout, **kwargs)), name
+        dispatch_id = dispatch_task(
+            named, executor, *args, timeout=timeout, environment=environment, **kwargs
+        )
+        return self.remember(dispatch_id), name
 
     def remember(self, dispatch_id: str) -> str:
         """Note a dispatch so that teardown cancels it if the test left it running."""

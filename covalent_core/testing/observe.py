@@ -40,10 +40,13 @@ def dispatch_task(
     executor: Executor | str,
     *args: Any,
     timeout: float | None = None,
+    environment: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> str:
-    """Dispatch a workflow of one task, ``function(*args, **kwargs)``; its node id is 0."""
-    task = ct.electron(function, executor=executor, timeout=timeout)
+    """Dispatch a workflow of one task, ``function(*args, **kwargs)``; its node id is 0.
+
+    ``environment``: the electron's ``deps_bash``, ``call_before``, ... (by keyword)."""
+    task = ct.electron(executor=executor, timeout=timeout, **(environment or {}))(function)
 
     @ct.lattice
     def one_task(*a: Any, **kw: Any) -> Any:

@@ -23,7 +23,9 @@ is gone, the listing is empty, the stage never ran. The tests come in tiers, as 
 abstract tests do: :class:`~.basic.BasicTier` (what every executor must pass),
 :class:`~.reattach.ReattachTier` (the dispatcher is killed mid-task; an executor without
 ``reattach`` declares so and is checked for the fallback), :class:`~.containment.ContainmentTier`
-(a task's double-forked daemon dies with it), and the optional
+(a task's double-forked daemon dies with it), :class:`~.environment.EnvironmentTier` (its
+``DepsBash``, ``DepsCall``, ``call_before`` and ``call_after`` run on the resource, around the
+task, and a cancel stops a long step), and the optional
 :class:`~.optional.TimeoutTier` and :class:`~.optional.PackingTier`, switched on by capability
 flags (class attributes). Subclass one tier to run only it.
 """
@@ -32,18 +34,22 @@ from __future__ import annotations
 
 from .basic import BasicTier
 from .containment import ContainmentTier
+from .environment import EnvironmentTier
 from .observe import dispatch_task, finished_task, marker_processes, wait_until
 from .optional import PackingTier, TimeoutTier
 from .reattach import ReattachTier
 
 
-class ExecutorConformance(BasicTier, ReattachTier, ContainmentTier, TimeoutTier, PackingTier):
+class ExecutorConformance(
+    BasicTier, ReattachTier, ContainmentTier, EnvironmentTier, TimeoutTier, PackingTier
+):
     """Every tier of the conformance suite; capability flags skip what an executor lacks."""
 
 
 __all__ = [
     "BasicTier",
     "ContainmentTier",
+    "EnvironmentTier",
     "ExecutorConformance",
     "PackingTier",
     "ReattachTier",

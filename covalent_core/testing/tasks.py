@@ -94,3 +94,29 @@ def daemonize(marker: str, then_sleep: float = 0.0) -> str:
     os.wait()
     time.sleep(then_sleep)
     return "daemon started"
+
+
+def say(word: str) -> str:
+    """Print ``word`` on the task's stdout and return it."""
+    print(word, flush=True)
+    return word
+
+
+def where_prepared(tag: str) -> dict[str, Any]:
+    """A ``call_before``: what it was given and the process it ran in."""
+    import os
+
+    return {"tag": tag, "pid": os.getpid()}
+
+
+def read_prepared(filename: str, setup: Any = None) -> dict[str, Any]:
+    """Read (and remove) ``filename`` in the temporary directory, which a ``DepsBash`` wrote;
+    return its text, what ``call_before`` passed as ``setup``, and this process's PID."""
+    import os
+    import tempfile
+
+    path = os.path.join(tempfile.gettempdir(), filename)
+    with open(path, encoding="utf-8", newline="") as fh:
+        text = fh.read()
+    os.unlink(path)
+    return {"file": text, "setup": setup, "pid": os.getpid()}
