@@ -42,12 +42,22 @@ class Deps:
         return type(self).__name__.lower()
 
 
-def _strings(value: Any, what: str) -> list[str]:
-    items = [value] if isinstance(value, str) else list(value or [])
+def _items(value: Any, one: type | tuple[type, ...], what: str, kind: str) -> list[Any]:
+    """``value`` as a list: one item of type ``one``, or an iterable of them."""
+    if isinstance(value, one):
+        return [value]
+    try:
+        items = list(value or [])
+    except TypeError:
+        raise TypeError(f"{what} takes {kind} (or a list of them), not {value!r}") from None
     for item in items:
-        if not isinstance(item, str):
-            raise TypeError(f"{what} takes strings (or a list of them), not {item!r}")
+        if not isinstance(item, one):
+            raise TypeError(f"{what} takes {kind} (or a list of them), not {item!r}")
     return items
+
+
+def _strings(value: Any, what: str) -> list[str]:
+    return _items(value, str, what, "strings")
 
 
 class DepsBash(Deps):
@@ -194,15 +204,12 @@ class DepsModule(DepsCall):
 
 
 def _calls(value: Any, what: str) -> list[DepsCall]:
-    items = [value] if isinstance(value, DepsCall) else list(value or [])
-    for item in items:
-        if not isinstance(item, DepsCall):
-            raise TypeError(f"{what} takes DepsCall objects (or a list of them), not {item!r}")
-    return items
+    return _items(value, DepsCall, what, "DepsCall objects")
 
 
 def _modules(value: Any) -> list[DepsModule]:
-    items = [value] if isinstance(value, (str, types.ModuleType, DepsModule)) else list(value)
+    one = (str, types.ModuleType, DepsModule)
+    items = _items(value, one, "deps_module", "modules, their names or DepsModule objects")
     return [item if isinstance(item, DepsModule) else DepsModule(item) for item in items]
 
 

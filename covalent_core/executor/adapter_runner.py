@@ -11,6 +11,7 @@ prints ``{"confirmed": bool}``. Executors run only in these processes, never in 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import io
 import json
@@ -24,7 +25,8 @@ from typing import Any
 import cloudpickle
 
 from ..executor.base import CANCEL_FLAG_FILE, JOB_HANDLE_FILE
-from ..executors.runner import OUTPUT_REPR_MAX, apply_environment
+from ..executors import runner
+from ..executors.runner import OUTPUT_REPR_MAX, StepFailed, apply_environment
 
 EXECUTOR_FILE = "executor.pkl"
 PAYLOAD_FILE = "payload.pkl"
@@ -48,13 +50,21 @@ def _load(directory: Path) -> tuple[Any, dict[str, Any]]:
 
 async def _run(directory: Path) -> dict[str, Any]:
     executor, metadata = _load(directory)
-    function_bytes, args_bytes, kwargs_bytes, _ = pickle.loads(
+    function_bytes, args_bytes, kwargs_bytes, environment = pickle.loads(
         (directory / PAYLOAD_FILE).read_bytes()
     )
     executor._covalent_core_task_dir = str(directory)
     executor._task_stdout = io.StringIO()
     executor._task_stderr = io.StringIO()
     function = cloudpickle.loads(function_bytes)
+    hooks = environment.get("hooks") if environment else None
+    if hooks:
+        # The task's environment runs wherever the executor runs the function; the runner's
+        # code travels with it (it needs only cloudpickle).
+        cloudpickle.register_pickle_by_value(runner)
+        function = functools.partial(
+            runner.call_with_steps, function, pickle.loads(hooks), environment
+        )
     args = [cloudpickle.loads(b) for b in args_bytes]
     kwargs = {k: cloudpickle.loads(b) for k, b in kwargs_bytes.items()}
     outcome: dict[str, Any]
@@ -72,7 +82,7 @@ async def _run(directory: Path) -> dict[str, Any]:
     except BaseException as exc:
         outcome = {
             "ok": False,
-            "error": f"{type(exc).__name__}: {exc}",
+            "error": str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}",
             "traceback": traceback.format_exc(),
         }
     finally:

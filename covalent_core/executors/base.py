@@ -150,17 +150,27 @@ class TaskContext:
         if self.handle_recorder is not None:
             await self.handle_recorder(self, text)
 
-    def build_payload(self, cwd: str | None = None, *, local: bool = False) -> bytes:
+    def build_payload(
+        self,
+        cwd: str | None = None,
+        *,
+        local: bool = False,
+        pip_target: str | None = None,
+    ) -> bytes:
         """The task's function, inputs and environment, pickled for :mod:`.runner`.
 
         The task runs in the dispatching process's working directory when that exists where
         it runs; ``cwd`` names another instead (relative: to where the runner is started).
         ``local``: the task runs on the dispatching machine, and sees exactly the environment
         variables the dispatching process had (elsewhere it keeps the resource's own).
+        ``pip_target``: the task's ``DepsPip`` packages go into this directory (put first on
+        its import path) rather than into the interpreter's environment.
         """
         if self.payload_factory is None:
             raise RuntimeError("this task has no payload factory")
         override: dict[str, Any] = {"cwd": cwd} if cwd else {}
+        if pip_target:
+            override["pip_target"] = pip_target
         return self.payload_factory({**override, "local": local})
 
 

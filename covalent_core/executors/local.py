@@ -32,6 +32,9 @@ from .worker import TASK_FILES
 
 logger = logging.getLogger(__name__)
 
+DEPS = "deps"
+"""Under the data directory: with ``isolate_deps``, one directory of packages per dispatch."""
+
 
 class LocalExecutor(Executor):
     """Runs tasks on this machine, each killable on its own.
@@ -45,7 +48,9 @@ class LocalExecutor(Executor):
     (append the task's output to these files; relative paths go under the data directory's
     ``results/DISPATCH_ID``), ``time_limit`` (seconds after which the task is stopped and
     fails; -1: none). ``cache_dir`` and ``retries`` are accepted and recorded, with no
-    effect, as in Covalent.
+    effect, as in Covalent. ``isolate_deps``: a task's ``DepsPip`` packages go into a
+    directory of its dispatch's own (``deps/DISPATCH_ID`` under the data directory, first on
+    the task's import path) rather than into the environment the workers run in.
     """
 
     short_name: ClassVar[str] = "local"
@@ -64,6 +69,7 @@ class LocalExecutor(Executor):
         cache_dir: str = "",
         time_limit: float = -1,
         retries: int = 0,
+        isolate_deps: bool = False,
     ) -> None:
         super().__init__()
         max_workers = default_workers() if max_workers is None else max_workers
@@ -79,6 +85,7 @@ class LocalExecutor(Executor):
         self.cache_dir = cache_dir
         self.time_limit = time_limit
         self.retries = retries
+        self.isolate_deps = isolate_deps
         self.pool = WorkerPool(self.python_path, max_workers)
         self._tasks_dir: Path | None = None
         self._remover = DirectoryRemover()
@@ -97,7 +104,10 @@ class LocalExecutor(Executor):
                 path = path / task.dispatch_id / f"node_{task.node_id}"
             path.mkdir(parents=True, exist_ok=True)
             workdir = str(path.resolve())
-        task.payload = task.build_payload(cwd=workdir, local=True)
+        target = None
+        if self.isolate_deps:
+            target = str(config.data_dir() / DEPS / task.dispatch_id)
+        task.payload = task.build_payload(cwd=workdir, local=True, pip_target=target)
 
     def task_dir(self, task: TaskContext) -> Path:
         """The task's own directory: start mark and outcome, kept until cleanup."""

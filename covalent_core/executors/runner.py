@@ -217,18 +217,36 @@ def run_step(step: dict[str, Any], environment: dict[str, Any]) -> Any:
         pip_install(step, environment.get("pip_target"))
         return None
     if kind == "call":
-        function = cloudpickle.loads(step["function"])
-        return function(*cloudpickle.loads(step["args"]), **cloudpickle.loads(step["kwargs"]))
+        try:
+            function = cloudpickle.loads(step["function"])
+            return function(*cloudpickle.loads(step["args"]), **cloudpickle.loads(step["kwargs"]))
+        except Exception as exc:
+            raise StepFailed(f"{step['label']} raised {type(exc).__name__}: {exc}") from exc
     raise StepFailed(f"{step.get('label', kind)}: this runner does not know steps of kind {kind!r}")
 
 
-def step_values(collected: dict[str, list[Any]]) -> dict[str, Any]:
-    """The keyword arguments that steps with a ``retval_keyword`` give the task: each value,
-    or a list when a keyword was given twice (and always for :data:`FILES_KEYWORD`)."""
-    return {
-        key: values[0] if len(values) == 1 and key != FILES_KEYWORD else values
-        for key, values in collected.items()
-    }
+def call_with_steps(
+    function: Any,
+    steps: dict[str, list[dict[str, Any]]],
+    environment: dict[str, Any],
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """``function(*args, **kwargs)`` with its environment's steps around it: the ``before``
+    steps, whose ``retval_keyword`` values become keyword arguments (a keyword given twice
+    collects a list, as :data:`FILES_KEYWORD` always does), the call, then the ``after``
+    steps (only when it returned). A step that fails raises :class:`StepFailed`."""
+    collected: dict[str, list[Any]] = {}
+    for step in steps.get("before", ()):
+        value = run_step(step, environment)
+        if step.get("retval_keyword"):
+            collected.setdefault(step["retval_keyword"], []).append(value)
+    for key, values in collected.items():
+        kwargs[key] = values[0] if len(values) == 1 and key != FILES_KEYWORD else values
+    value = function(*args, **kwargs)
+    for step in steps.get("after", ()):
+        run_step(step, environment)
+    return value
 
 
 # -- big values: stored once as files, passed around as references ------------------------
@@ -305,19 +323,11 @@ def execute(payload: bytes) -> bytes:
         args = [load(b) for b in args_bytes]
         kwargs = {k: load(b) for k, b in kwargs_bytes.items()}
         hooks = (environment or {}).get("hooks")
-        steps = pickle.loads(hooks) if hooks else {}
-        collected: dict[str, list[Any]] = {}
-        for step in steps.get("before", ()):
-            stage = f"running {step['label']}"
-            value = run_step(step, environment)
-            if step.get("retval_keyword"):
-                collected.setdefault(step["retval_keyword"], []).append(value)
-        kwargs.update(step_values(collected))
         stage = "running the task"
-        value = function(*args, **kwargs)
-        for step in steps.get("after", ()):
-            stage = f"running {step['label']}"
-            run_step(step, environment)
+        if hooks:
+            value = call_with_steps(function, pickle.loads(hooks), environment, *args, **kwargs)
+        else:
+            value = function(*args, **kwargs)
         stage = "pickling the task's result"
         text = None
         if id(value) in referenced:
