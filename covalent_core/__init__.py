@@ -49,6 +49,7 @@ _LAZY = {
     "DepsCall": "deps",
     "DepsModule": "deps",
     "DepsPip": "deps",
+    "Lepton": "leptons",
     "Executor": "executors.base",
     "TaskContext": "executors.base",
     "TaskOutcome": "executors.base",
@@ -62,25 +63,29 @@ _LAZY = {
     "TransportableObject": "transportable",
     "stop_triggers": "triggers",
 }
-_MODULES = {"executor": ".executor", "triggers": ".triggers", "metadata": "importlib.metadata"}
+_MODULES = {
+    "executor": ".executor",
+    "leptons": ".leptons",
+    "triggers": ".triggers",
+    "metadata": "importlib.metadata",
+}
 
 # Covalent names that covalent-core does not provide, and what to use instead.
 _NOT_PROVIDED = {
     "get_result_manager": "use ct.get_result(dispatch_id): results are read from the store",
-    "Lepton": "leptons are not available yet; call the command or library from an electron "
-    "(subprocess.run with an argument list, or ctypes)",
     "redispatch": "redispatch is not available yet; dispatch the lattice again",
 }
-_NOT_PROVIDED_MODULES = ("leptons", "fs", "fs_strategies")
+_NOT_PROVIDED_MODULES = ("fs", "fs_strategies")
 
 if TYPE_CHECKING:
-    from . import executor, triggers
+    from . import executor, leptons, triggers
     from .api import cancel, dispatch, dispatch_sync, get_result, list_dispatches
     from .config import get_config, reload_config, set_config
     from .context import get_context
     from .deps import DepsBash, DepsCall, DepsModule, DepsPip
     from .executors.base import Executor, TaskContext, TaskOutcome
     from .executors.local import LocalExecutor
+    from .leptons import Lepton
     from .result import CancelReport, NodeResult, Result
     from .service.lifecycle import covalent_start, covalent_stop, is_covalent_running
     from .transportable import TransportableObject
@@ -105,7 +110,8 @@ def __getattr__(name: str) -> Any:
         return _not_provided(name, _NOT_PROVIDED[name])
     if name in _NOT_PROVIDED_MODULES:
         raise NotImplementedError(
-            f"ct.{name} is not available yet: {_NOT_PROVIDED['Lepton'].split('; ', 1)[1]}"
+            f"ct.{name} is not available yet: move files from within the electron (shutil, "
+            "boto3, urllib)"
         )
     module = _LAZY.get(name)
     if module is None:
@@ -134,6 +140,7 @@ __all__ = [
     "ExecutorNotFoundError",
     "GraphBuildError",
     "Lattice",
+    "Lepton",
     "LocalExecutor",
     "NodeResult",
     "Result",
@@ -157,6 +164,7 @@ __all__ = [
     "get_result",
     "is_covalent_running",
     "lattice",
+    "leptons",
     "list_dispatches",
     "reload_config",
     "set_config",

@@ -458,6 +458,151 @@ CONSTRUCTS = [
         "(3,)",
     ),
     _program(
+        "deps_bash_and_call_before_prepare_the_task",
+        """
+        def _setup(x):
+            return x * 10
+
+        @ct.electron(
+            deps_bash=['printf %s "a;b|c&&d" > "${TMPDIR:-/tmp}/covalent-compat-deps-bash"'],
+            call_before=[ct.DepsCall(_setup, [4], retval_keyword="extra")],
+        )
+        def prepared(n, extra=None):
+            import os
+            import tempfile
+
+            path = os.path.join(tempfile.gettempdir(), "covalent-compat-deps-bash")
+            with open(path) as fh:
+                text = fh.read()
+            os.unlink(path)
+            return [n, extra, text]
+
+        @ct.lattice
+        def workflow(n):
+            return prepared(n, extra=None)
+        """,
+        "(3,)",
+    ),
+    _program(
+        "lattice_hooks_apply_to_electrons_without_their_own",
+        """
+        def _from_lattice():
+            return "lattice"
+
+        def _own():
+            return "own"
+
+        @ct.electron
+        def plain(x, tag=None):
+            return [x, tag]
+
+        @ct.electron(call_before=ct.DepsCall(_own, retval_keyword="tag"))
+        def own(x, tag=None):
+            return [x, tag]
+
+        @ct.lattice(call_before=ct.DepsCall(_from_lattice, retval_keyword="tag"))
+        def workflow(n):
+            return [plain(n), own(n)]
+        """,
+        "(3,)",
+    ),
+    _program(
+        "two_calls_with_one_keyword_give_a_list",
+        """
+        def _first():
+            return 1
+
+        def _second():
+            return 2
+
+        @ct.electron(
+            call_before=[
+                ct.DepsCall(_first, retval_keyword="got"),
+                ct.DepsCall(_second, retval_keyword="got"),
+            ]
+        )
+        def collect(n, got=None):
+            return [n, got]
+
+        @ct.lattice
+        def workflow(n):
+            return collect(n)
+        """,
+        "(3,)",
+    ),
+    _program(
+        "call_after_runs_after_the_task",
+        """
+        def _mark(text):
+            import os
+            import tempfile
+
+            path = os.path.join(tempfile.gettempdir(), "covalent-compat-call-after")
+            with open(path, "w") as fh:
+                fh.write(text)
+
+        @ct.electron(call_after=ct.DepsCall(_mark, ["after"]))
+        def first(n):
+            return n + 1
+
+        @ct.electron
+        def second(x):
+            import os
+            import tempfile
+
+            path = os.path.join(tempfile.gettempdir(), "covalent-compat-call-after")
+            with open(path) as fh:
+                text = fh.read()
+            os.unlink(path)
+            return [x, text]
+
+        @ct.lattice
+        def workflow(n):
+            return second(first(n))
+        """,
+        "(3,)",
+    ),
+    _program(
+        "a_failing_deps_bash_fails_the_workflow",
+        """
+        @ct.electron(deps_bash="echo no; exit 3")
+        def guarded(n):
+            return n
+
+        @ct.lattice
+        def workflow(n):
+            return guarded(n)
+        """,
+        "(3,)",
+    ),
+    _program(
+        "bash_lepton_with_arguments_and_named_outputs",
+        """
+        tag = ct.Lepton(
+            "bash",
+            command="first=$1; both=$1-{suffix}",
+            argtypes=[(str, ct.Lepton.INPUT_OUTPUT), (str, ct.Lepton.OUTPUT)],
+            named_outputs=["first", "both"],
+        )
+
+        @ct.lattice
+        def workflow(n):
+            return tag(str(n), suffix="x")
+        """,
+        "(3,)",
+    ),
+    _program(
+        "python_lepton_calls_a_module_function",
+        """
+        join = ct.Lepton("python", library_name="posixpath", function_name="join")
+
+        @ct.lattice
+        def workflow(n):
+            return join("a", str(n))
+        """,
+        "(3,)",
+    ),
+    _program(
         "too_many_positional_arguments_is_refused",
         """
         @ct.lattice

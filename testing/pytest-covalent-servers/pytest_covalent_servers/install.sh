@@ -8,6 +8,8 @@ command -v /usr/sbin/sshd >/dev/null || want+=(openssh-server)
 command -v slurmctld >/dev/null || want+=(slurm-wlm)
 command -v munged >/dev/null || want+=(munge)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want+=(postgresql)
+# A C compiler, for the C leptons the tests build.
+command -v gcc >/dev/null || want+=(gcc libc6-dev)
 if [ "${#want[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "covalent-servers-install: need root to install: ${want[*]}" >&2
