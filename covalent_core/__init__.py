@@ -65,6 +65,8 @@ _LAZY = {
 }
 _MODULES = {
     "executor": ".executor",
+    "fs": ".fs",
+    "fs_strategies": ".fs_strategies",
     "leptons": ".leptons",
     "triggers": ".triggers",
     "metadata": "importlib.metadata",
@@ -75,10 +77,9 @@ _NOT_PROVIDED = {
     "get_result_manager": "use ct.get_result(dispatch_id): results are read from the store",
     "redispatch": "redispatch is not available yet; dispatch the lattice again",
 }
-_NOT_PROVIDED_MODULES = ("fs", "fs_strategies")
 
 if TYPE_CHECKING:
-    from . import executor, leptons, triggers
+    from . import executor, fs, fs_strategies, leptons, triggers
     from .api import cancel, dispatch, dispatch_sync, get_result, list_dispatches
     from .config import get_config, reload_config, set_config
     from .context import get_context
@@ -108,11 +109,6 @@ def __getattr__(name: str) -> Any:
         return importlib.import_module(target, __name__ if target.startswith(".") else None)
     if name in _NOT_PROVIDED:
         return _not_provided(name, _NOT_PROVIDED[name])
-    if name in _NOT_PROVIDED_MODULES:
-        raise NotImplementedError(
-            f"ct.{name} is not available yet: move files from within the electron (shutil, "
-            "boto3, urllib)"
-        )
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'covalent_core' has no attribute {name!r}")
@@ -159,6 +155,8 @@ __all__ = [
     "dispatch_sync",
     "electron",
     "executor",
+    "fs",
+    "fs_strategies",
     "get_config",
     "get_context",
     "get_result",

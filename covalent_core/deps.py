@@ -1,7 +1,8 @@
 """A task's environment, declared as Covalent declares it.
 
 ``DepsBash``, ``DepsPip``, ``DepsCall`` and ``DepsModule``, and the ``deps_bash``, ``deps_pip``,
-``deps_module``, ``call_before`` and ``call_after`` arguments of ``electron`` and ``lattice``.
+``deps_module``, ``call_before``, ``call_after`` and ``files`` (:mod:`covalent_core.fs`)
+arguments of ``electron`` and ``lattice``.
 They become *steps* (plain data: see :func:`covalent_core.executors.runner.run_step`) that
 the runner performs where the task runs, on every executor, in the task's own process and its
 children: a cancel stops a long ``pip install`` or ``sleep`` as it stops the task. In
@@ -25,9 +26,7 @@ import cloudpickle
 
 from .binding import function_name
 from .executors.runner import FILES_KEYWORD
-
-Dumps = Callable[[Any, str], bytes]
-"""Pickles a value; the text names it in the error when it cannot be pickled."""
+from .fs import Dumps, FileTransfer, Order
 
 
 class Deps:
@@ -222,19 +221,30 @@ class TaskEnvironment:
     modules: list[DepsModule] = field(default_factory=list)
     call_before: list[DepsCall] = field(default_factory=list)
     call_after: list[DepsCall] = field(default_factory=list)
+    files: list[FileTransfer] = field(default_factory=list)
+    files_keyword: str = FILES_KEYWORD
+    """The parameter the task gets its transfers' paths in ("": none, as for leptons)."""
 
     def retval_keywords(self) -> set[str]:
-        """Parameters the task receives from its ``call_before`` calls."""
-        return {call.retval_keyword for call in self.call_before if call.retval_keyword}
+        """Parameters the task receives from its ``call_before`` calls (and ``files``)."""
+        names = {call.retval_keyword for call in self.call_before if call.retval_keyword}
+        return names | ({self.files_keyword} if self.files and self.files_keyword else set())
 
     def steps(self, dumps: Dumps) -> dict[str, list[dict[str, Any]]]:
-        """The runner's steps, ``before`` and ``after`` the function, pickled with ``dumps``."""
-        before = [
+        """The runner's steps, ``before`` and ``after`` the function, pickled with ``dumps``:
+        shell commands, pip, each file transfer's paths (and the transfer, when it comes
+        first), ``call_before``; then the later transfers and ``call_after``."""
+        before: list[dict[str, Any] | None] = [
             self.bash.step(dumps, "DepsBash") if self.bash else None,
             self.pip.step(dumps, "DepsPip") if self.pip else None,
-            *(call.step(dumps, "call_before") for call in self.call_before),
         ]
-        after = [call.step(dumps, "call_after") for call in self.call_after]
+        later = []
+        for transfer in self.files:
+            prepare, move = transfer.steps(dumps, self.files_keyword)
+            before.append(prepare)
+            (later if transfer.order is Order.AFTER else before).append(move)
+        before += [call.step(dumps, "call_before") for call in self.call_before]
+        after = later + [call.step(dumps, "call_after") for call in self.call_after]
         return {
             "before": [step for step in before if step],
             "after": [step for step in after if step],
@@ -262,6 +272,7 @@ def task_environment(
     deps_module: Any = None,
     call_before: DepsCall | list[DepsCall] | None = None,
     call_after: DepsCall | list[DepsCall] | None = None,
+    files: FileTransfer | list[FileTransfer] | None = None,
 ) -> TaskEnvironment | None:
     """The environment declared by ``electron``'s or ``lattice``'s arguments (None: none)."""
     if deps_bash is not None and not isinstance(deps_bash, DepsBash):
@@ -274,6 +285,7 @@ def task_environment(
         modules=_modules(deps_module) if deps_module else [],
         call_before=_calls(call_before, "call_before"),
         call_after=_calls(call_after, "call_after"),
+        files=_items(files, FileTransfer, "files", "FileTransfer objects"),
     )
     if environment == TaskEnvironment():
         return None

@@ -81,14 +81,18 @@ class Lepton(Electron):
             if not name.isidentifier():
                 raise ValueError(f"named output {name!r} is not a shell variable name")
         hooks = task_environment(
-            deps_bash=deps_bash, deps_pip=deps_pip, call_before=call_before, call_after=call_after
+            deps_bash=deps_bash,
+            deps_pip=deps_pip,
+            call_before=call_before,
+            call_after=call_after,
+            files=files,
         )
-        if hooks is not None and hooks.retval_keywords():
+        if hooks is not None and any(call.retval_keyword for call in hooks.call_before):
             raise ValueError(
                 "leptons take no retval_keyword in their DepsCall (as in Covalent): remove it"
             )
-        if files:
-            raise NotImplementedError("file transfers on leptons are not available yet")
+        if hooks is not None:
+            hooks.files_keyword = ""  # as in Covalent: a lepton is not given its files' paths
         self.language = language
         self.library_name = library_name
         self.function_name = function_name

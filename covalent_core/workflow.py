@@ -520,14 +520,16 @@ def electron(
     deps_module: Any = None,
     call_before: Any = None,
     call_after: Any = None,
+    files: Any = None,
 ) -> Any:
     """Make a function a task of a workflow.
 
     ``executor`` is an executor instance or an installed executor's short name ("local",
     "slurm", ...); ``backend`` is Covalent's old name for it. ``timeout`` (seconds) stops the
     task through the cancel machinery when it runs longer. A :class:`Lattice` passed here
-    becomes a sublattice. ``deps_bash``, ``deps_pip``, ``deps_module``, ``call_before`` and
-    ``call_after`` prepare where the task runs (:mod:`covalent_core.deps`).
+    becomes a sublattice. ``deps_bash``, ``deps_pip``, ``deps_module``, ``call_before``,
+    ``call_after`` and ``files`` prepare where the task runs (:mod:`covalent_core.deps`,
+    :mod:`covalent_core.fs`).
     """
     if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
         raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
@@ -544,6 +546,7 @@ def electron(
         deps_module=deps_module,
         call_before=call_before,
         call_after=call_after,
+        files=files,
     )
     if hooks is not None:
         options["hooks"] = hooks

@@ -26,6 +26,7 @@ from covalent_core.executors import (
     kill_group,
     reattach_worker,
 )
+from covalent_core.fs_strategies import Rsync
 
 from .client import Connection, SSHTarget, connection
 from .errors import SSHConnectError
@@ -113,6 +114,21 @@ class SSHExecutor(Executor):
         self.env = {str(k): str(v) for k, v in (env or {}).items()}
         self.cancel_grace = cancel_grace
         self._checked = False
+
+    def rsync(self) -> Rsync:
+        """A file-transfer strategy to and from this executor's host with its connection
+        settings (user, key, port, known hosts: the host key is verified)::
+
+            ct.fs.TransferFromRemote("/data/in.csv", "in.csv", strategy=executor.rsync())
+        """
+        target = self.target
+        return Rsync(
+            user=target.username or "",
+            host=target.hostname,
+            private_key_path=target.key_file,
+            port=target.port,
+            known_hosts=target.known_hosts,
+        )
 
     def _conn(self) -> Connection:
         conn = connection(self.target)

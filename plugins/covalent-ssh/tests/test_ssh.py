@@ -373,3 +373,42 @@ def test_a_daemon_dies_when_its_task_is_cancelled(sshd, workdir, tmp_path):
     assert psutil.pid_exists(pid)
     ct.cancel(dispatch_id, wait=True, timeout=60)
     wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 10)
+
+
+# -- file transfers with the executor's connection settings ---------------------------
+
+
+def read_file(files: Any = None) -> str:
+    return Path(files[0][1]).read_text()
+
+
+def test_rsync_strategy_uses_the_executors_verified_settings(
+    sshd: Any, workdir: str, tmp_path: Path
+) -> None:
+    remote = tmp_path / "on the host; $(x).txt"
+    remote.write_text("from the ssh host")
+    local = tmp_path / "here" / "copy.txt"
+    strategy = make(sshd, workdir).rsync()
+    task = ct.electron(
+        read_file, files=[ct.fs.TransferFromRemote(str(remote), str(local), strategy)]
+    )
+
+    @ct.lattice
+    def workflow() -> Any:
+        return task()
+
+    result = ct.get_result(ct.dispatch(workflow)(), wait=True, timeout=120)
+    assert result.status is ct.Status.COMPLETED, result.get_node(0).error
+    assert result.result == "from the ssh host"
+    impostor = make(sshd, workdir, known_hosts=str(sshd.wrong_known_hosts)).rsync()
+    task = ct.electron(
+        read_file, files=[ct.fs.TransferFromRemote(str(remote), str(local), impostor)]
+    )
+
+    @ct.lattice
+    def refused() -> Any:
+        return task()
+
+    result = ct.get_result(ct.dispatch(refused)(), wait=True, timeout=120)
+    assert result.status is ct.Status.FAILED
+    assert "HOST IDENTIFICATION HAS CHANGED" in result.get_node(0).error

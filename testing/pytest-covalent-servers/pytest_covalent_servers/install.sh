@@ -10,6 +10,8 @@ command -v munged >/dev/null || want+=(munge)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want+=(postgresql)
 # A C compiler, for the C leptons the tests build.
 command -v gcc >/dev/null || want+=(gcc libc6-dev)
+# rsync, for the Rsync file-transfer strategy (locally and over the test sshd).
+command -v rsync >/dev/null || want+=(rsync)
 if [ "${#want[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "covalent-servers-install: need root to install: ${want[*]}" >&2
