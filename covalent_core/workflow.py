@@ -21,6 +21,7 @@ Covalent 0.240 builds them, so task ids mean the same in both:
 from __future__ import annotations
 
 import contextvars
+import copy
 import dis
 import functools
 import inspect
@@ -349,6 +350,11 @@ def _bind_sublattice(
     build: _Build, electron: Electron, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Electron:
     sub: Lattice = electron.function
+    parent_hooks = build.lattice.metadata.get("hooks")
+    if parent_hooks is not None and sub.metadata.get("hooks") is None:
+        # As in Covalent, a sublattice without hooks of its own takes its parent's.
+        sub = copy.copy(sub)
+        sub.metadata = {**sub.metadata, "hooks": parent_hooks}
     metadata = {"executor": None, "timeout": electron.metadata.get("timeout")}
     return _bind(
         build,

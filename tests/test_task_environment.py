@@ -289,3 +289,25 @@ def test_a_plain_call_outside_a_workflow_runs_the_function_alone(tmp_path: Path)
 
     assert task(1) == 2  # as in Covalent: no workflow, no environment
     assert not (tmp_path / "step").exists()
+
+
+def test_a_sublattice_without_hooks_takes_its_parents() -> None:
+    def tag() -> str:
+        return "parent"
+
+    @ct.electron
+    def inner(x: int, tagged: str | None = None) -> list:
+        return [x, tagged]
+
+    @ct.lattice
+    def sub(x: int) -> list:
+        return inner(x)
+
+    @ct.lattice(call_before=ct.DepsCall(tag, retval_keyword="tagged"))
+    def workflow(x: int) -> list:
+        return ct.electron(sub)(x)
+
+    result = ct.get_result(ct.dispatch(workflow)(2), wait=True, timeout=120)
+    assert result.status is ct.Status.COMPLETED, result.error
+    assert result.result == [2, "parent"]
+    assert sub.metadata["hooks"] is None  # the user's lattice is left as it was

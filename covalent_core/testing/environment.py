@@ -17,6 +17,7 @@ from .observe import marker_processes, wait_until
 
 # A dependency step's output that a shell would mangle if our side spliced it anywhere.
 AWKWARD = "a;b|c&&d $(false) `id` 'single' \"double\" \\back * ? ~ $HOME !x\nline two\t"
+AWKWARD_LINE = AWKWARD.split("\n")[0]
 
 
 class EnvironmentTier(ConformanceBase):
@@ -109,3 +110,22 @@ class EnvironmentTier(ConformanceBase):
         assert result.status is ct.Status.CANCELLED
         assert f"task-{word}" not in (node.stdout or ""), "the task ran after the cancel"
         self.assert_nothing_left(leftovers, _local_scratch, marker)
+
+    def test_a_shell_lepton_runs_where_tasks_run(self, executor: Executor) -> None:
+        word = uuid.uuid4().hex
+        echo = ct.Lepton(
+            "bash",
+            command=f"echo said-{word}; got=$1:{{suffix}}",
+            argtypes=[(str, ct.Lepton.INPUT_OUTPUT), (str, ct.Lepton.OUTPUT)],
+            named_outputs=["suffix", "got"],
+            executor=executor,
+        )
+
+        @ct.lattice
+        def workflow(value: str) -> object:
+            return echo(value, suffix=AWKWARD_LINE)
+
+        dispatch_id = self.remember(ct.dispatch(workflow)("a b;c"))
+        result = self.finished(dispatch_id)
+        assert result.status is ct.Status.COMPLETED, self.failure(result)
+        assert result.result == (AWKWARD_LINE, f"a b;c:{AWKWARD_LINE}")

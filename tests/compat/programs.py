@@ -603,6 +603,30 @@ CONSTRUCTS = [
         "(3,)",
     ),
     _program(
+        "sublattice_without_hooks_takes_its_parents",
+        """
+        @ct.electron
+        def inner(x):
+            import os
+            import tempfile
+
+            path = os.path.join(tempfile.gettempdir(), "covalent-compat-sub-hooks")
+            with open(path) as fh:
+                text = fh.read()
+            os.unlink(path)
+            return [x, text]
+
+        @ct.lattice
+        def sub(x):
+            return inner(x)
+
+        @ct.lattice(deps_bash='printf parent > "${TMPDIR:-/tmp}/covalent-compat-sub-hooks"')
+        def workflow(n):
+            return ct.electron(sub)(n)
+        """,
+        "(3,)",
+    ),
+    _program(
         "too_many_positional_arguments_is_refused",
         """
         @ct.lattice
