@@ -62,7 +62,7 @@ def test_a_file_without_a_path_is_a_new_temporary_file(tmp_path: Path) -> None:
 
     @ct.electron(files=[transfer])
     def check(files=None):
-        (src, dst), = files
+        ((src, dst),) = files
         exists = os.path.exists(src)
         os.unlink(src)
         return exists, Path(dst).read_text()

@@ -191,3 +191,42 @@ def test_a_covalent_style_executors_task_outlives_a_killed_dispatcher(tmp_path):
     assert result.result == 49
     assert result.get_node(0).reattached_by
     assert timing.read_text().count("took") == 1  # it ran once
+
+
+def where(x, setup=None):
+    return [x, setup, Path(os.environ["COVALENT_CORE_TEST_STEP_FILE"]).read_text()]
+
+
+def test_a_covalent_style_executor_runs_the_tasks_environment(tmp_path, monkeypatch):
+    step_file = tmp_path / "step.txt"
+    monkeypatch.setenv("COVALENT_CORE_TEST_STEP_FILE", str(step_file))
+    after = tmp_path / "after.txt"
+    task = ct.electron(
+        where,
+        executor=TimingExecutor(timing_filepath=str(tmp_path / "timing.txt")),
+        deps_bash=['printf "from bash" > "$COVALENT_CORE_TEST_STEP_FILE"'],
+        call_before=ct.DepsCall(str.upper, ["prepared"], retval_keyword="setup"),
+        call_after=ct.DepsCall(Path.write_text, [after, "after"]),
+    )
+    failing = ct.electron(
+        square,
+        executor=TimingExecutor(timing_filepath=str(tmp_path / "timing.txt")),
+        deps_bash="echo no such tool >&2; exit 9",
+    )
+
+    @ct.lattice
+    def workflow(x):
+        return task(x)
+
+    @ct.lattice
+    def broken(x):
+        return failing(x)
+
+    result = ct.get_result(ct.dispatch(workflow)(5), wait=True, timeout=60)
+    assert result.status == ct.Result.COMPLETED, result.get_node(0).error
+    assert result.result == [5, "PREPARED", "from bash"]
+    assert after.read_text() == "after"
+    result = ct.get_result(ct.dispatch(broken)(5), wait=True, timeout=60)
+    error = result.get_node(0).error
+    assert result.status == ct.Result.FAILED
+    assert "DepsBash" in error and "status 9" in error and "no such tool" in error, error
