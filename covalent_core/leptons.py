@@ -125,28 +125,26 @@ def bash(
     *,
     display_name: str = "",
     executor: Any = None,
-    files: list[Any] | None = None,
-    deps_bash: Any = None,
-    deps_pip: Any = None,
-    call_before: Any = None,
-    call_after: Any = None,
+    **environment: Any,
 ) -> Any:
     """Make a function that returns a shell command a task that runs it, as Covalent's
-    ``ct.leptons.bash``: the command is made when the task is called (in the lattice)."""
+    ``ct.leptons.bash``: the command is made when the task is called (in the lattice).
+    ``environment``: the lepton's ``files``, ``deps_bash``, ``deps_pip``, ``call_before``,
+    ``call_after``."""
+    unknown = set(environment) - {"files", "deps_bash", "deps_pip", "call_before", "call_after"}
+    if unknown:
+        raise TypeError(f"leptons.bash() got unexpected keyword arguments: {sorted(unknown)}")
 
     def decorate(func: Callable[..., str]) -> Callable[..., Any]:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            command = func(*args, **kwargs)
             lepton = Lepton(
                 "bash",
-                command=func(*args, **kwargs),
+                command=command,
                 display_name=display_name,
                 executor=executor,
-                files=files,
-                deps_bash=deps_bash,
-                deps_pip=deps_pip,
-                call_before=call_before,
-                call_after=call_after,
+                **environment,
             )
             return lepton()
 

@@ -218,13 +218,39 @@ class ConformanceBase:
         once the resource says it runs."""
         marker = f"covalent-conformance-{uuid.uuid4().hex}"
         dispatch_id, name = self.dispatch_one(tasks.long_running, executor, marker, timeout=timeout)
+        return dispatch_id, name, self.running_handle(dispatch_id, name, job_alive, marker), marker
+
+    def running_handle(
+        self, dispatch_id: str, name: str, job_alive: Callable[[str], bool], marker: str = ""
+    ) -> str:
+        """The task's stored handle, once the probe says its job runs (and, on this machine,
+        once a process carries ``marker``)."""
         handle = self.stored_handle(dispatch_id, name)
         wait_until(lambda: job_alive(handle), self.task_timeout, "the probe saw the job alive")
-        if self.resource_is_local:
+        if marker and self.resource_is_local:
             wait_until(
                 lambda: marker_processes(marker), self.task_timeout, "the task started its child"
             )
-        return dispatch_id, name, handle, marker
+        return handle
+
+    def cancel_within_bound(
+        self,
+        executor: Executor,
+        dispatch_id: str,
+        name: str,
+        job_alive: Callable[[str], bool],
+        handle: str,
+    ) -> ct.NodeResult:
+        """Cancel the running dispatch; fail unless its job is gone within the executor's
+        ``cancel_bound`` and the task and dispatch end CANCELLED. The task's node."""
+        start = time.monotonic()
+        ct.cancel(dispatch_id)
+        self.wait_gone(job_alive, handle, start, limit=type(executor).cancel_bound)
+        result = self.finished(dispatch_id)
+        node = self.task_node(dispatch_id, name)
+        assert node.status is ct.Status.CANCELLED, node.error
+        assert result.status is ct.Status.CANCELLED
+        return node
 
     def wait_gone(
         self, job_alive: Callable[[str], bool], handle: str, start: float, limit: float

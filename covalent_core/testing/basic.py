@@ -150,14 +150,7 @@ class BasicTier(ConformanceBase):
         _local_scratch: set[str],
     ) -> None:
         dispatch_id, name, handle, marker = self.start_long_task(executor, job_alive)
-        start = time.monotonic()
-        ct.cancel(dispatch_id)
-        bound = type(executor).cancel_bound
-        self.wait_gone(job_alive, handle, start, limit=bound)
-        result = self.finished(dispatch_id)
-        node = self.task_node(dispatch_id, name)
-        assert node.status is ct.Status.CANCELLED, node.error
-        assert result.status is ct.Status.CANCELLED
+        self.cancel_within_bound(executor, dispatch_id, name, job_alive, handle)
         seen = self.events(name)
         assert "start:fetch" not in seen and "start:cleanup" in seen, seen
         self.assert_nothing_left(leftovers, _local_scratch, marker)

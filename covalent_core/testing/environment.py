@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import shlex
-import time
 import uuid
 from collections.abc import Callable
 
@@ -13,7 +12,6 @@ import covalent_core as ct
 from ..executors.base import Executor
 from . import tasks
 from .base import ConformanceBase
-from .observe import marker_processes, wait_until
 
 # A dependency step's output that a shell would mangle if our side spliced it anywhere.
 AWKWARD = "a;b|c&&d $(false) `id` 'single' \"double\" \\back * ? ~ $HOME !x\nline two\t"
@@ -96,18 +94,8 @@ class EnvironmentTier(ConformanceBase):
         dispatch_id, name = self.dispatch_one(
             tasks.say, executor, f"task-{word}", environment=environment
         )
-        handle = self.stored_handle(dispatch_id, name)
-        wait_until(lambda: job_alive(handle), self.task_timeout, "the probe saw the job alive")
-        if self.resource_is_local:
-            wait_until(lambda: marker_processes(marker), self.task_timeout, "the step started")
-        start = time.monotonic()
-        ct.cancel(dispatch_id)
-        bound = type(executor).cancel_bound
-        self.wait_gone(job_alive, handle, start, limit=bound)
-        result = self.finished(dispatch_id)
-        node = self.task_node(dispatch_id, name)
-        assert node.status is ct.Status.CANCELLED, node.error
-        assert result.status is ct.Status.CANCELLED
+        handle = self.running_handle(dispatch_id, name, job_alive, marker)
+        node = self.cancel_within_bound(executor, dispatch_id, name, job_alive, handle)
         assert f"task-{word}" not in (node.stdout or ""), "the task ran after the cancel"
         self.assert_nothing_left(leftovers, _local_scratch, marker)
 

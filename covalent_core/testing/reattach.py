@@ -55,8 +55,7 @@ class ReattachTier(ConformanceBase):
         _local_scratch: set[str],
     ) -> None:
         dispatch_id, name = self.dispatch_one(tasks.nap, executor, self.reattach_nap)
-        handle = self.stored_handle(dispatch_id, name)
-        wait_until(lambda: job_alive(handle), self.task_timeout, "the probe saw the job alive")
+        handle = self.running_handle(dispatch_id, name, job_alive)
         kill_service()
         assert job_alive(handle), "the job died with the dispatcher service"
         if not self.supports_reattach:
