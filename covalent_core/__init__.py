@@ -41,6 +41,7 @@ _LAZY = {
     "dispatch_sync": "api",
     "get_result": "api",
     "list_dispatches": "api",
+    "redispatch": "api",
     "get_config": "config",
     "set_config": "config",
     "reload_config": "config",
@@ -75,12 +76,11 @@ _MODULES = {
 # Covalent names that covalent-core does not provide, and what to use instead.
 _NOT_PROVIDED = {
     "get_result_manager": "use ct.get_result(dispatch_id): results are read from the store",
-    "redispatch": "redispatch is not available yet; dispatch the lattice again",
 }
 
 if TYPE_CHECKING:
     from . import executor, fs, fs_strategies, leptons, triggers
-    from .api import cancel, dispatch, dispatch_sync, get_result, list_dispatches
+    from .api import cancel, dispatch, dispatch_sync, get_result, list_dispatches, redispatch
     from .config import get_config, reload_config, set_config
     from .context import get_context
     from .deps import DepsBash, DepsCall, DepsModule, DepsPip
@@ -164,6 +164,7 @@ __all__ = [
     "lattice",
     "leptons",
     "list_dispatches",
+    "redispatch",
     "reload_config",
     "set_config",
     "status",

@@ -1,19 +1,27 @@
-"""The public functions: ``dispatch``, ``dispatch_sync``, ``get_result``, ``cancel``."""
+"""The public functions: ``dispatch``, ``dispatch_sync``, ``redispatch``, ``get_result``,
+``cancel``."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
+import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+import cloudpickle
 
 from . import config
 from .cancel_requests import request_cancel, task_id_list
-from .errors import DispatchTimeoutError, ServiceError
+from .errors import DispatchTimeoutError, SerializationError, ServiceError
+from .executors.runner import read_value
 from .executors.values import store_big
 from .graph import KIND_POSTPROCESS, Edge
 from .result import CancelReport, NodeResult, Result
+from .reuse import reuse_outputs
 from .serialize import current_environment, lattice_records
 from .service import client as service
 from .status import Status
@@ -40,29 +48,138 @@ def dispatch(lattice: Lattice) -> Callable[..., str]:
 
     @functools.wraps(lattice.function)
     def submit(*args: Any, **kwargs: Any) -> str:
-        records = lattice_records(lattice, args, kwargs)
-        dispatch_id = str(uuid.uuid4())
-        for row in records.nodes:  # big inputs go to files, not into the store
-            if row.get("output") is not None:
-                row["output"] = store_big(
-                    dispatch_id, f"{row['node_id']}-input.pickle", row["output"]
-                )
-        store = open_store()
-        with store.write() as conn:
-            q.insert_dispatch(
-                conn,
-                dispatch_id=dispatch_id,
-                name=lattice.name,
-                node_rows=records.nodes,
-                edge_rows=records.edges,
-                environment=current_environment(),
-                lattice=records.lattice,
-                inputs=store_big(dispatch_id, "inputs.pickle", records.inputs),
-            )
-        service.request({"op": "wake"})
-        return dispatch_id
+        return _submit(lattice, args, kwargs)
 
     return submit
+
+
+def _submit(
+    lattice: Lattice,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    redispatched_from: str | None = None,
+    reuse: bool = False,
+    import_path: list[str] | None = None,
+) -> str:
+    """Build, store and wake the service; the new dispatch's id. A redispatch with ``reuse``
+    takes the outputs of the nodes that ``redispatched_from`` completed with the same work."""
+    records = lattice_records(lattice, args, kwargs)
+    dispatch_id = str(uuid.uuid4())
+    for row in records.nodes:  # big inputs go to files, not into the store
+        if row.get("output") is not None:
+            row["output"] = store_big(dispatch_id, f"{row['node_id']}-input.pickle", row["output"])
+    store = open_store()
+    if reuse and redispatched_from is not None:
+        with store.read() as conn:
+            previous = list(q.iter_reusable_nodes(conn, redispatched_from))
+        reuse_outputs(records.nodes, previous, redispatched_from)
+    environment = current_environment()
+    environment["sys_path"] += [p for p in import_path or () if p not in environment["sys_path"]]
+    with store.write() as conn:
+        q.insert_dispatch(
+            conn,
+            dispatch_id=dispatch_id,
+            name=lattice.name,
+            node_rows=records.nodes,
+            edge_rows=records.edges,
+            environment=environment,
+            lattice=records.lattice,
+            inputs=store_big(dispatch_id, "inputs.pickle", records.inputs),
+            redispatched_from=redispatched_from,
+        )
+    service.request({"op": "wake"})
+    return dispatch_id
+
+
+def redispatch(
+    dispatch_id: str,
+    new_lattice: Lattice | None = None,
+    replace_electrons: dict[str, Any] | None = None,
+    reuse_previous_results: bool = False,
+    dispatcher_addr: str | None = None,
+) -> Callable[..., str]:
+    """Return a function that dispatches a dispatch's workflow again; it returns the new id.
+
+    As Covalent's ``ct.redispatch``: called with no arguments it uses the earlier inputs, else
+    the new ones; ``replace_electrons={"name": electron}`` builds the graph with those
+    electrons in place of the ones of that name; ``new_lattice`` (ours) replaces the whole
+    workflow. With ``reuse_previous_results``, a node whose work is unchanged (same code,
+    options, executor and inputs, recursively: :mod:`covalent_core.reuse`) and which COMPLETED
+    there is not run again: its output is taken, not copied, and the node records where it
+    came from (``NodeResult.reused_from``). A reused node never reaches an executor. Reuse
+    works after a cancel or a failure alike. ``dispatcher_addr`` (Covalent's second argument,
+    also accepted in that place) is ignored: there is no server address.
+    """
+    if isinstance(new_lattice, str):  # Covalent's second argument: dispatcher_addr
+        new_lattice = None  # an address, which means nothing here
+    if new_lattice is not None and not isinstance(new_lattice, Lattice):
+        raise TypeError(f"redispatch's new_lattice is a @lattice, not {type(new_lattice).__name__}")
+    replacements = dict(replace_electrons or {})
+    for name, replacement in replacements.items():
+        if not isinstance(name, str) or not callable(replacement):
+            raise TypeError(
+                "replace_electrons maps an electron's function name to its new electron, "
+                f"not {name!r}: {replacement!r}"
+            )
+    store = open_store()
+    with store.read() as conn:
+        row = q.get_dispatch(conn, dispatch_id, with_result=True)
+    if row.parent_dispatch_id is not None:
+        raise ValueError(
+            f"{dispatch_id} is a sublattice's dispatch; redispatch its top-level dispatch "
+            f"({row.root_dispatch_id})"
+        )
+
+    import_path = (row.environment or {}).get("sys_path") or []
+
+    def submit(*args: Any, **kwargs: Any) -> str:
+        # What the workflow's code imports is found as it was when it was dispatched, here
+        # and where its tasks run.
+        with _import_path(import_path):
+            lattice = new_lattice or _stored(row.lattice, dispatch_id, "workflow")
+            if not args and not kwargs and row.inputs is not None:
+                inputs = _stored(read_value(row.inputs), dispatch_id, "inputs")
+                args, kwargs = tuple(inputs["args"]), dict(inputs["kwargs"])
+        lattice = copy.copy(lattice)
+        lattice.replace_electrons = {**lattice.replace_electrons, **replacements}
+        return _submit(
+            lattice,
+            args,
+            kwargs,
+            redispatched_from=dispatch_id,
+            reuse=reuse_previous_results,
+            import_path=import_path,
+        )
+
+    return submit
+
+
+@contextlib.contextmanager
+def _import_path(entries: list[str]) -> Iterator[None]:
+    """While inside, ``entries`` that ``sys.path`` lacks are on it (after its own)."""
+    added = [entry for entry in entries if entry not in sys.path]
+    sys.path.extend(added)
+    try:
+        yield
+    finally:
+        for entry in added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(entry)
+
+
+def _stored(data: bytes | None, dispatch_id: str, what: str) -> Any:
+    """Unpickle a dispatch's stored workflow or inputs, saying what to do when it fails."""
+    try:
+        if data is None:
+            raise ValueError("it was not stored")
+        return cloudpickle.loads(data)
+    except Exception as exc:
+        remedy = "pass new_lattice=" if what == "workflow" else "pass the arguments"
+        raise SerializationError(
+            f"the {what} of dispatch {dispatch_id} cannot be loaded here "
+            f"({type(exc).__name__}: {exc}); {remedy} to redispatch"
+        ) from None
 
 
 def dispatch_sync(lattice: Lattice, timeout: float | None = None) -> Callable[..., Result]:
@@ -138,6 +255,7 @@ def get_result(
         lattice_bytes=row.lattice,
         inputs_bytes=row.inputs,
         results_dir=str(config.data_dir()),
+        redispatched_from=row.redispatched_from,
         _loader=functools.partial(get_result, workflow_output=workflow_output),
         _with_sublattices=sublattice_results,
         _with_output=workflow_output,

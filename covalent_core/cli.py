@@ -110,6 +110,8 @@ def status_table(result: Any, show_all: bool = False) -> Table:
     from rich.table import Table
 
     title = f"{result.name} {result.dispatch_id}: {result.status}"
+    if result.redispatched_from:
+        title += f" (redispatch of {result.redispatched_from})"
     table = Table(title=title, title_justify="left")
     for column in (
         "id",
@@ -129,6 +131,8 @@ def status_table(result: Any, show_all: bool = False) -> Table:
             note = node.error.splitlines()[0][:80]
         elif node.error:
             note = node.error.splitlines()[-1][:80]
+        if node.reused_from:
+            note = (note + " " if note else "") + f"reused from {node.reused_from}"
         if node.sub_dispatch_id:
             note = (note + " " if note else "") + f"sub-dispatch {node.sub_dispatch_id}"
         reason = node.cancel_reason or ""
@@ -202,6 +206,57 @@ def cancel_cmd(dispatch_id: str, tasks: tuple[int, ...], wait: bool, timeout: fl
     # A running service stores the request and acts on it in one round trip (see ct.cancel).
     report = cancel(dispatch_id, list(tasks) or None, wait=wait, timeout=timeout)
     console.print(str(report), highlight=False, markup=False)
+
+
+def _replacement(text: str) -> tuple[str, Any]:
+    """``name=module:function`` -> (name, the function), importing the module."""
+    import importlib
+
+    name, sep, target = text.partition("=")
+    module_name, colon, attribute = target.partition(":")
+    if not (sep and colon and name and module_name and attribute):
+        raise click.BadParameter(
+            f"{text!r}: write NAME=MODULE:FUNCTION (the electron's function name, then where "
+            "its new version is)",
+            param_hint="--replace",
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise click.BadParameter(
+            f"cannot import {module_name!r} ({exc}); run from where it is importable",
+            param_hint="--replace",
+        ) from None
+    try:
+        return name, getattr(module, attribute)
+    except AttributeError:
+        raise click.BadParameter(
+            f"module {module_name!r} has no {attribute!r}", param_hint="--replace"
+        ) from None
+
+
+@main.command("redispatch")
+@click.argument("dispatch_id")
+@click.option(
+    "--reuse/--no-reuse",
+    default=False,
+    help="Take the outputs of the nodes whose work is unchanged and that completed.",
+)
+@click.option(
+    "--replace",
+    "replacements",
+    multiple=True,
+    metavar="NAME=MODULE:FUNCTION",
+    help="Use this electron (or function) for the electrons of that name (repeatable).",
+)
+def redispatch_cmd(dispatch_id: str, reuse: bool, replacements: tuple[str, ...]) -> None:
+    """Dispatch a dispatch's workflow again with its inputs; print the new dispatch's id."""
+    from .api import redispatch
+
+    sys.path.insert(0, os.getcwd())  # as a script would find the user's modules
+    replace = dict(_replacement(text) for text in replacements)
+    new_id = redispatch(dispatch_id, replace_electrons=replace, reuse_previous_results=reuse)()
+    console.print(new_id, highlight=False)
 
 
 @main.command()

@@ -64,9 +64,16 @@ class NodeResult:
     reattached_by: str | None = None
     """The dispatcher service (``host:pid:start``) that took the job over after one died."""
     reattached_at: float | None = None
+    reused_from: str | None = None
+    """A redispatch that reused this node's output: the dispatch that computed it."""
 
     def __repr__(self) -> str:
         return f"<NodeResult {self.node_id} {self.name}: {self.status}>"
+
+    @property
+    def reused(self) -> bool:
+        """True if the output was taken from an earlier dispatch, not computed by this one."""
+        return self.reused_from is not None
 
     @property
     def encoded_output(self) -> TransportableObject | None:
@@ -131,6 +138,7 @@ class NodeResult:
             executor_config=row.executor_config,
             reattached_by=getattr(row, "job_attached_by", None),
             reattached_at=getattr(row, "job_attached_at", None),
+            reused_from=getattr(row, "reused_from", None),
         )
 
 
@@ -216,6 +224,8 @@ class Result:
     lattice_bytes: bytes | None = field(default=None, repr=False)
     inputs_bytes: bytes | None = field(default=None, repr=False)
     results_dir: str | None = None
+    redispatched_from: str | None = None
+    """A redispatch: the dispatch it was made from (``ct.redispatch``)."""
     # Reads another dispatch (a sublattice's); set by ct.get_result.
     _loader: Callable[[str], Result] | None = field(default=None, repr=False)
     _with_sublattices: bool = field(default=True, repr=False)

@@ -19,6 +19,7 @@ from .errors import SerializationError
 from .executors.runner import task_payload as task_payload  # where the runner reads it
 from .graph import KIND_PARAMETER, MAX_NAME, PARAMETER_PREFIX, Node, TransportGraph
 from .plugins import executor_from_json, resolve_executor
+from .reuse import content_keys
 from .status import Status
 from .workflow import Lattice
 
@@ -101,6 +102,7 @@ def graph_to_records(graph: TransportGraph) -> GraphRecords:
                 executors[ekey] = resolve_executor(node.executor)
             row["executor"], row["executor_config"] = executors[ekey]
         records.nodes.append(row)
+    content_keys(graph, records.nodes)
     for index, edge in enumerate(graph.edges):
         records.edges.append(
             {

@@ -132,6 +132,15 @@ class Electron:
             return self.function(*args, **kwargs)
         if isinstance(self.function, Lattice):
             return _bind_sublattice(build, self, args, kwargs)
+        replacements = build.lattice.replace_electrons
+        if self._fname in replacements:  # a redispatch's replace_electrons, as in Covalent
+            replacement = replacements.pop(self._fname)
+            try:
+                if not isinstance(replacement, Electron):
+                    replacement = Electron(replacement, metadata=self.metadata)
+                return replacement(*args, **kwargs)
+            finally:
+                replacements[self._fname] = replacement
         metadata = dict(self.metadata)
         if metadata.get("executor") is None:
             metadata["executor"] = build.default_executor
@@ -423,6 +432,8 @@ class Lattice:
             "workflow_executor": workflow_executor,
             "hooks": hooks,
         }
+        self.replace_electrons: dict[str, Any] = {}
+        """Electrons to use instead of those of these names while building (redispatch)."""
         self.transport_graph = TransportGraph()
         self.inputs: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
@@ -512,6 +523,10 @@ class Lattice:
         state["transport_graph"] = TransportGraph()  # rebuilt where it is needed
         state["inputs"] = None
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("replace_electrons", {})  # pickled before redispatch existed
 
 
 def electron(

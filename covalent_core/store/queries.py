@@ -19,7 +19,7 @@ TERMINAL_VALUES = [s.value for s in TERMINAL]
 BLOB_COLUMNS = ("lattice", "inputs")
 
 # Node columns without the (possibly large) blobs.
-NODE_SUMMARY = [c for c in nodes.c if c.name not in ("function", "output")]
+NODE_SUMMARY = [c for c in nodes.c if c.name not in ("function", "hooks", "output")]
 
 
 def insert_dispatch(
@@ -37,6 +37,7 @@ def insert_dispatch(
     root_dispatch_id: str | None = None,
     owner: str | None = None,
     status: Status = Status.NEW_OBJECT,
+    redispatched_from: str | None = None,
 ) -> None:
     """Insert a dispatch with its nodes and edges."""
     now = time.time()
@@ -56,6 +57,7 @@ def insert_dispatch(
             lattice=lattice,
             inputs=inputs,
             num_nodes=len(node_rows),
+            redispatched_from=redispatched_from,
         )
     )
     if node_rows:
@@ -74,6 +76,23 @@ def chunks(ids: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
 
 
 MAX_DISPATCH_ID = 200  # longer ids are not ours (ours are UUIDs): not found, without a query
+
+
+REUSABLE = [
+    nodes.c[name]
+    for name in (
+        "node_id", "status", "content_key", "reused_from", "sub_dispatch_id", "output",
+        "output_repr", "stdout", "stderr", "started_at", "ended_at",
+    )
+]  # fmt: skip
+
+
+def iter_reusable_nodes(conn: Connection, dispatch_id: str) -> Iterator[Row[Any]]:
+    """The dispatch's COMPLETED nodes with what a redispatch reuses of them."""
+    stmt = select(*REUSABLE).where(
+        and_(nodes.c.dispatch_id == dispatch_id, nodes.c.status == Status.COMPLETED.value)
+    )
+    yield from conn.execute(stmt)
 
 
 def get_dispatch(conn: Connection, dispatch_id: str, *, with_result: bool = False) -> Row[Any]:

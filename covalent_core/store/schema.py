@@ -48,6 +48,8 @@ dispatches = Table(
     # cwd and sys.path of the dispatching process, so tasks import what the user imported.
     Column("environment", JSON, nullable=False),
     Column("num_nodes", Integer, nullable=False, default=0),
+    # A redispatch: the dispatch it was made from.
+    Column("redispatched_from", String(64), nullable=True),
 )
 
 jobs = Table(
@@ -103,6 +105,11 @@ nodes = Table(
     Column("ended_at", Float, nullable=True),
     Column("job_id", Integer, ForeignKey("jobs.job_id"), nullable=True, index=True),
     Column("sub_dispatch_id", String(64), nullable=True),
+    # What the node computes, as a hash of its code, options, executor and inputs (recursively):
+    # equal keys, equal work. A redispatch reuses a COMPLETED node's output by it.
+    Column("content_key", String(64), nullable=True),
+    # A reused output: the dispatch that computed it.
+    Column("reused_from", String(64), nullable=True),
 )
 
 edges = Table(
