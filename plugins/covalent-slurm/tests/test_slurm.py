@@ -343,3 +343,71 @@ def test_a_packed_task_a_pilot_started_is_adopted(cluster, workdir):
 
     asyncio.run(scenario())
     wait_until(lambda: queued_jobs(cluster) == [], timeout=60, what="the pilot ended")
+
+
+# -- redispatch: cancel a branch, fix it, go on ----------------------------------------
+
+
+def test_a_redispatch_with_reuse_submits_only_the_rerun_nodes(cluster, workdir, shims, tmp_path):
+    directory, log = shims
+    executor = make(cluster, workdir, slurm_path=str(directory))
+    gate = tmp_path / "never"
+
+    def quick(i: int) -> int:
+        return i
+
+    def long_branch(x: int) -> int:
+        import os
+        import time
+
+        while not os.path.exists(str(gate)):
+            time.sleep(0.1)
+        return x * 100
+
+    def combine(values: list[int], extra: int) -> int:
+        return sum(values) + extra
+
+    quick_task = ct.electron(quick, executor=executor)
+    long_task = ct.electron(long_branch, executor=executor)
+    combine_task = ct.electron(combine, executor=executor)
+
+    @ct.lattice
+    def workflow(n: int) -> int:
+        parts = [quick_task(i) for i in range(n)]
+        return combine_task(parts, long_task(parts[1]))
+
+    first = ct.dispatch(workflow)(3)
+
+    def long_running() -> int | None:
+        for node in ct.get_result(first).tasks:
+            if node.name == "long_branch" and node.job_handle:
+                return node.node_id
+        return None
+
+    long_id = wait_until(long_running, 120)
+    wait_until(
+        lambda: sum(n.status is ct.Status.COMPLETED for n in ct.get_result(first).tasks
+                    if n.name == "quick") == 3,
+        120,
+    )  # fmt: skip
+    ct.cancel(first, task_ids=[long_id], wait=True, timeout=120)
+    assert len(calls(log, "sbatch")) == 4  # three quick tasks and the long branch
+
+    def fixed(x: int) -> int:
+        return x * 100
+
+    second = ct.redispatch(
+        first,
+        replace_electrons={"long_branch": ct.electron(fixed, executor=executor)},
+        reuse_previous_results=True,
+    )()
+    result = ct.get_result(second, wait=True, timeout=180)
+    assert result.status is ct.Status.COMPLETED, [n.error for n in result.tasks if n.error]
+    assert result.result == 0 + 1 + 2 + 100
+    assert len(calls(log, "sbatch")) == 6, "only the fixed branch and the combiner are submitted"
+    assert sorted(n.name for n in result.tasks if not n.reused) == [
+        ":postprocess:reconstruct",
+        "combine",
+        "fixed",
+    ]
+    wait_until(lambda: queued_jobs(cluster) == [], 60)
