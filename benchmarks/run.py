@@ -6,8 +6,9 @@ Measures dispatch throughput (a wide graph of 1,000 no-op electrons plus a reduc
 200), the dispatcher's peak RSS and idle CPU, cancel latency (same process and from the CLI,
 to the task's process being dead; a zombie counts as dead), and cancelling 10,000 nodes that
 have not started; then each installed executor plugin against its real server, how long
-a new service takes to re-attach to running jobs after the old one is killed, and what a
-500 MB return value costs the service (peak RSS) and the store.
+a new service takes to re-attach to running jobs after the old one is killed, what a
+500 MB return value costs the service (peak RSS) and the store, and a redispatch of a
+1,000-node graph in which one node changed, with reuse and without.
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ PLUGINS = [
     ("braket", "braket_bench", "covalent_braket", sys.executable),
     ("reattach", "reattach_bench", "covalent_core", sys.executable),
     ("big_value", "big_value_bench", "covalent_core", sys.executable),
+    ("redispatch", "redispatch_bench", "covalent_core", sys.executable),
 ]
 
 
