@@ -63,7 +63,10 @@ def canonical(pickled: bytes) -> bytes:
     """The pickle of what ``pickled`` unpickles to. A pickle's bytes depend on which of its
     objects happen to be shared (an interned name, say); after one round trip they no longer
     do, so the same function or value gives the same bytes whether it comes from the user's
-    script or from a stored workflow."""
+    script or from a stored workflow. Plain data keeps its bytes through a round trip: only
+    what cloudpickle pickled by value (functions, classes) needs one."""
+    if b"cloudpickle" not in pickled:
+        return pickled
     try:
         return cloudpickle.dumps(cloudpickle.loads(pickled))
     except Exception:
