@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
+import socket
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,13 +89,34 @@ class NodeResult:
 
     @property
     def stdout(self) -> str | None:
-        """What the task printed (a big output is read from its file when asked for)."""
+        """What the task printed (a big output is read from its file when asked for); while
+        it runs on this machine, what it has printed so far."""
+        if self.stdout_stored is None:
+            return self.live_output("stdout")
         return read_text(self.stdout_stored)
 
     @property
     def stderr(self) -> str | None:
-        """What the task wrote to stderr (read from its file when big)."""
+        """What the task wrote to stderr (read from its file when big); so far, while it runs
+        on this machine."""
+        if self.stderr_stored is None:
+            return self.live_output("stderr")
         return read_text(self.stderr_stored)
+
+    def live_output(self, stream: str) -> str | None:
+        """What a running task has written so far to ``stream`` ("stdout" or "stderr"), read
+        from the file its executor writes it to on this machine (its handle's ``dir``); None
+        when there is none here (the task ended, or runs elsewhere)."""
+        handle = self.job_handle
+        if self.status.is_terminal or not isinstance(handle, dict) or not handle.get("dir"):
+            return None
+        if handle.get("host", socket.gethostname()) != socket.gethostname():
+            return None
+        try:
+            with open(os.path.join(handle["dir"], stream), "rb") as fh:
+                return fh.read().decode(errors="replace")
+        except OSError:
+            return None
 
     @property
     def output(self) -> Any:

@@ -111,6 +111,9 @@ class TaskContext:
     executor_name: str
     payload: bytes | None = None
     outcome: TaskOutcome | None = None
+    streams: tuple[str, str] | None = None
+    """What a task that ended without an outcome (cancelled, stopped) had written to stdout
+    and stderr: set by the executor (in ``cancel`` or ``cleanup``), kept by the dispatcher."""
     state: dict[str, Any] = field(default_factory=dict)
     job_handle: str | None = None
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)

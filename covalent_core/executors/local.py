@@ -25,7 +25,7 @@ from .. import config
 from ..errors import ExecutorConfigError, JobLostError
 from ..hookspecs import hookimpl
 from .base import Executor, TaskContext, TaskOutcome
-from .pool import WorkerPool, reattach_worker, started_at
+from .pool import WorkerPool, read_output, reattach_worker, started_at
 from .processes import ProcessHandle, kill_group, kill_leftovers
 from .values import read_text
 from .worker import TASK_FILES
@@ -185,7 +185,12 @@ class LocalExecutor(Executor):
         """Remove the task's directory (with others, in one thread call: the file system may
         be slow to delete while the store commits), and kill what the task left running if
         its worker could not (it was killed, or the task ended while no dispatcher ran)."""
-        await self._remover.remove(self.task_dir(task))
+        directory = self.task_dir(task)
+        if task.outcome is None and task.job_handle:
+            # Stopped before it ended (cancelled, timed out): keep what it printed so far.
+            with contextlib.suppress(OSError):
+                task.streams = await asyncio.to_thread(read_output, directory)
+        await self._remover.remove(directory)
         if task.job_handle:
             handle = ProcessHandle.from_json(task.job_handle)
             # A live worker of ours cleans up after its task itself (it may run the next one).

@@ -257,6 +257,8 @@ class NodeStages:
                 run.states.note(run.dispatch_id, node, stage=Stage.CLEANUP.value, **values)
                 await run.states.flush()
             await self._cleanup(executor, ctx, node, values)
+            if ctx.streams is not None and "stdout" not in values:
+                values["stdout"], values["stderr"] = ctx.streams  # a stopped task's output
         if status is Status.CANCELLED:
             await self.jobs.settle_cancelled(run, node, self._cancel_values(node, values))
         else:
