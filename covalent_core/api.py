@@ -20,7 +20,7 @@ from .errors import DispatchTimeoutError, SerializationError, ServiceError
 from .executors.runner import read_value
 from .executors.values import store_big
 from .graph import KIND_POSTPROCESS, Edge
-from .result import CancelReport, NodeResult, Result
+from .result import CancelReport, DispatchList, NodeResult, Result
 from .reuse import reuse_outputs
 from .serialize import current_environment, lattice_records
 from .service import client as service
@@ -394,12 +394,38 @@ def _wait(
         delay = min(delay * 1.5, POLL_MAX)
 
 
-def list_dispatches(limit: int = 50) -> list[Any]:
-    """Recent top-level dispatches, newest first (starting a service for orphaned ones)."""
+def list_dispatches(
+    limit: int = 50,
+    *,
+    status: Iterable[Status | str] | None = None,
+    name: str | None = None,
+    since: float | None = None,
+) -> DispatchList:
+    """Recent top-level dispatches, newest first (starting a service for orphaned ones):
+    those with one of the statuses ``status``, whose name contains ``name``, created at or
+    after ``since`` (seconds since the epoch). A notebook shows them as a table."""
     service.revive()
+    statuses = [str(Status(s)) for s in status] if status is not None else None
     store = open_store()
     with store.read() as conn:
-        return q.list_dispatches(conn, limit)
+        rows = q.list_dispatches(conn, limit, statuses=statuses, name=name, since=since)
+    return DispatchList(rows)
 
 
-__all__ = ["cancel", "dispatch", "dispatch_sync", "get_result", "list_dispatches"]
+def complete_dispatch_id(text: str) -> str:
+    """The full id of the dispatch whose id begins with ``text`` (at least 6 characters,
+    unique), or ``text`` itself."""
+    store = open_store()
+    with store.read() as conn:
+        return q.complete_dispatch_id(conn, text)
+
+
+__all__ = [
+    "cancel",
+    "complete_dispatch_id",
+    "dispatch",
+    "dispatch_sync",
+    "get_result",
+    "list_dispatches",
+    "redispatch",
+]

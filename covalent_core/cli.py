@@ -1,10 +1,13 @@
-"""The ``covalent-core`` command: list, status, result, cancel, executors, service."""
+"""The ``covalent-core`` command: list, status, result, logs, watch, cancel, redispatch,
+executors, service."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sys
+import time
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -29,6 +32,58 @@ STATUS_STYLE = {
     Status.RUNNING: "cyan",
     Status.NEW_OBJECT: "dim",
 }
+
+
+EXIT_CODES = {Status.COMPLETED: 0, Status.FAILED: 1, Status.CANCELLED: 3}
+EXIT_UNFINISHED = 4
+"""Exit code of a command about a dispatch that is still running, or that timed out."""
+
+
+def exit_code(status: Status) -> int:
+    """The exit code a dispatch's status gives the commands that report on it."""
+    return EXIT_CODES.get(status, EXIT_UNFINISHED)
+
+
+def _full_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A dispatch id argument: the full id of a unique prefix (at least 6 characters)."""
+    from .api import complete_dispatch_id
+
+    return complete_dispatch_id(value)
+
+
+def dispatch_id_argument(function: Any) -> Any:
+    """The DISPATCH_ID argument every command about a dispatch takes."""
+    return click.argument("dispatch_id", callback=_full_id)(function)
+
+
+def json_option(function: Any) -> Any:
+    """``--json``: print JSON (the shape each command's help names) instead of a table."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON, not a table.")(
+        function
+    )
+
+
+def _print_json(document: Any) -> None:
+    click.echo(json.dumps(document, default=str))
+
+
+def node_json(node: Any) -> dict[str, Any]:
+    """A node as the ``--json`` outputs give it."""
+    return {
+        "node_id": node.node_id,
+        "name": node.name,
+        "kind": node.kind,
+        "status": str(node.status),
+        "stage": node.stage,
+        "cancel_reason": node.cancel_reason,
+        "cancel_stage": node.cancel_stage,
+        "executor": node.executor,
+        "started_at": node.started_at,
+        "ended_at": node.ended_at,
+        "error": node.error,
+        "sub_dispatch_id": node.sub_dispatch_id,
+        "reused_from": node.reused_from,
+    }
 
 
 def _time(ts: float | None) -> str:
@@ -70,13 +125,44 @@ class _Commands(click.Group):
             )
 
 
-@click.group(cls=_Commands)
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="covalent-core")
 def main() -> None:
-    """Dispatch, inspect and cancel covalent-core workflows."""
+    """Dispatch, inspect and cancel covalent-core workflows.
+
+    A dispatch id may be shortened to any unique prefix of at least 6 characters.
+
+    \b
+    Exit codes of the commands about a dispatch (status, result, logs -f, watch):
+      0  COMPLETED
+      1  FAILED (and any error)
+      2  wrong usage
+      3  CANCELLED
+      4  still running, or waiting timed out
+    """
     # A broken config file is reported whatever the command, even when the environment
     # overrides the setting the command reads first.
     load_config()
+
+
+SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _since(text: str | None) -> float | None:
+    """``--since``: a duration back from now (``90s``, ``30m``, ``2h``, ``7d``) or a date
+    (``2026-11-27``, ``2026-11-27T08:00``); seconds since the epoch."""
+    if text is None:
+        return None
+    unit = SINCE_UNITS.get(text[-1:])
+    if unit is not None and text[:-1].replace(".", "", 1).isdigit():
+        return time.time() - float(text[:-1]) * unit
+    try:
+        return dt.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: give a duration (90s, 30m, 2h, 7d) or a date (2026-11-27T08:00)",
+            param_hint="--since",
+        ) from None
 
 
 @main.command("list")
@@ -87,14 +173,39 @@ def main() -> None:
     show_default=True,
     help="How many dispatches to show.",
 )
-def list_cmd(limit: int) -> None:
-    """List recent dispatches, newest first."""
+@click.option(
+    "--status",
+    "statuses",
+    type=click.Choice([str(s) for s in Status], case_sensitive=False),
+    multiple=True,
+    help="Only dispatches with this status (repeatable).",
+)
+@click.option("--name", default=None, help="Only dispatches whose name contains this.")
+@click.option("--since", default=None, help="Only dispatches created since: 2h, 7d, a date.")
+@json_option
+def list_cmd(
+    limit: int, statuses: tuple[str, ...], name: str | None, since: str | None, as_json: bool
+) -> None:
+    """List recent dispatches, newest first.
+
+    --json prints an array of {dispatch_id, name, status, created_at, ended_at,
+    redispatched_from}.
+    """
     from rich.table import Table
 
     from .api import list_dispatches
 
+    rows = list_dispatches(
+        limit, status=[s.upper() for s in statuses] or None, name=name, since=_since(since)
+    )
+    if as_json:
+        fields = ("dispatch_id", "name", "status", "created_at", "ended_at", "redispatched_from")
+        _print_json([{f: getattr(row, f) for f in fields} for row in rows])
+        return
     table = Table("dispatch id", "name", "status", "created", "ended")
-    for row in list_dispatches(limit):
+    table.columns[0].no_wrap = True  # an id is never cut: the other columns give way
+    table.columns[0].min_width = 36
+    for row in rows:
         table.add_row(
             row.dispatch_id,
             row.name,
@@ -153,43 +264,94 @@ def status_table(result: Any, show_all: bool = False) -> Table:
 
 
 @main.command()
-@click.argument("dispatch_id")
+@dispatch_id_argument
 @click.option("--all", "show_all", is_flag=True, help="Include parameter nodes.")
-def status(dispatch_id: str, show_all: bool) -> None:
-    """Show every node of a dispatch: id, name, status, stage, cancel reason, times."""
+@json_option
+def status(dispatch_id: str, show_all: bool, as_json: bool) -> None:
+    """Show every node of a dispatch: id, name, status, stage, cancel reason, times.
+
+    Exits with the dispatch's code (0 COMPLETED, 1 FAILED, 3 CANCELLED, 4 running). --json
+    prints {dispatch_id, name, status, error, redispatched_from, nodes: [{node_id, name,
+    kind, status, stage, cancel_reason, cancel_stage, executor, started_at, ended_at, error,
+    sub_dispatch_id, reused_from}]}.
+    """
     from .api import get_result
 
-    result = get_result(dispatch_id)
-    console.print(status_table(result, show_all))
-    if result.error:
-        console.print(f"[red]error:[/] {result.error}", highlight=False)
+    result = get_result(dispatch_id, intermediate_outputs=False)
+    if as_json:
+        _print_json(
+            {
+                "dispatch_id": result.dispatch_id,
+                "name": result.name,
+                "status": str(result.status),
+                "error": result.error,
+                "redispatched_from": result.redispatched_from,
+                "nodes": [node_json(n) for n in (result.nodes if show_all else result.tasks)],
+            }
+        )
+    else:
+        console.print(status_table(result, show_all))
+        if result.error:
+            console.print(f"[red]error:[/] {result.error}", highlight=False)
+    sys.exit(exit_code(result.status))
 
 
 @main.command()
-@click.argument("dispatch_id")
+@dispatch_id_argument
 @click.option("--wait/--no-wait", default=False, help="Wait for the dispatch to finish.")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait at most.")
-def result(dispatch_id: str, wait: bool, timeout: float | None) -> None:
-    """Print a dispatch's result, or its error and the failed nodes' tracebacks."""
-    from .api import get_result
+@json_option
+def result(dispatch_id: str, wait: bool, timeout: float | None, as_json: bool) -> None:
+    """Print a dispatch's result, or its error and the failed nodes' tracebacks.
 
-    res = get_result(dispatch_id, wait=wait, timeout=timeout)
+    Exits with the dispatch's code (0 COMPLETED, 1 FAILED, 3 CANCELLED, 4 running or the
+    wait timed out). --json prints {dispatch_id, name, status, result (when JSON can hold
+    it), result_repr, error, failed: [{node_id, name, error, traceback}]}.
+    """
+    from .api import get_result
+    from .errors import DispatchTimeoutError
+
+    try:
+        res = get_result(dispatch_id, wait=wait, timeout=timeout)
+    except DispatchTimeoutError as exc:
+        err_console.print(f"[yellow]{exc}[/]", highlight=False)
+        sys.exit(EXIT_UNFINISHED)
+    failed = [n for n in res.tasks if n.status is Status.FAILED]
+    if as_json:
+        document: dict[str, Any] = {
+            "dispatch_id": res.dispatch_id,
+            "name": res.name,
+            "status": str(res.status),
+            "error": res.error,
+            "failed": [
+                {"node_id": n.node_id, "name": n.name, "error": n.error, "traceback": n.traceback}
+                for n in failed
+            ],
+        }
+        if res.status is Status.COMPLETED:
+            value = res.result
+            document["result_repr"] = repr(value)
+            try:
+                json.dumps(value)
+                document["result"] = value
+            except (TypeError, ValueError):
+                pass
+        _print_json(document)
+        sys.exit(exit_code(res.status))
     console.print(f"{res.name} {res.dispatch_id}: {_styled(res.status)}")
     if res.status is Status.COMPLETED:
         console.print(repr(res.result), highlight=False)
-    for node in res.tasks:
-        if node.status is Status.FAILED:
-            console.print(
-                f"[red]node {node.node_id} ({node.name}) failed:[/] {node.error}", highlight=False
-            )
-            if node.traceback:
-                console.print(node.traceback, highlight=False, markup=False)
-    if res.status is Status.FAILED:
-        sys.exit(1)
+    for node in failed:
+        console.print(
+            f"[red]node {node.node_id} ({node.name}) failed:[/] {node.error}", highlight=False
+        )
+        if node.traceback:
+            console.print(node.traceback, highlight=False, markup=False)
+    sys.exit(exit_code(res.status))
 
 
 @main.command("cancel")
-@click.argument("dispatch_id")
+@dispatch_id_argument
 @click.option(
     "--task",
     "tasks",
@@ -199,13 +361,147 @@ def result(dispatch_id: str, wait: bool, timeout: float | None) -> None:
 )
 @click.option("--wait/--no-wait", default=False, help="Wait until the tasks are CANCELLED.")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait at most.")
-def cancel_cmd(dispatch_id: str, tasks: tuple[int, ...], wait: bool, timeout: float | None) -> None:
-    """Cancel a whole dispatch, or the given tasks and everything downstream of them."""
+@json_option
+def cancel_cmd(
+    dispatch_id: str, tasks: tuple[int, ...], wait: bool, timeout: float | None, as_json: bool
+) -> None:
+    """Cancel a whole dispatch, or the given tasks and everything downstream of them.
+
+    --json prints {dispatch_id, cancelled, requested, downstream, already_finished: {node id:
+    status}, sub_dispatches, dispatch_status}.
+    """
     from .api import cancel
 
     # A running service stores the request and acts on it in one round trip (see ct.cancel).
     report = cancel(dispatch_id, list(tasks) or None, wait=wait, timeout=timeout)
+    if as_json:
+        _print_json(
+            {
+                "dispatch_id": report.dispatch_id,
+                "cancelled": report.cancelled,
+                "requested": report.requested,
+                "downstream": report.downstream,
+                "already_finished": {str(k): str(v) for k, v in report.already_finished.items()},
+                "sub_dispatches": report.sub_dispatches,
+                "dispatch_status": str(report.dispatch_status),
+            }
+        )
+        return
     console.print(str(report), highlight=False, markup=False)
+
+
+FOLLOW_INTERVAL = 0.5
+"""Seconds between two looks at a dispatch that ``logs -f`` and ``watch`` follow."""
+
+
+@main.command()
+@dispatch_id_argument
+@click.option("--task", "task_id", type=int, default=None, help="Only this task's output.")
+@click.option("-f", "--follow", is_flag=True, help="Go on printing until the tasks end.")
+@click.option("--stderr", "stream", flag_value="stderr", default="stdout", help="Show stderr.")
+@click.option("--tail", type=click.IntRange(0), default=None, help="Start at the last N lines.")
+@json_option
+def logs(
+    dispatch_id: str,
+    task_id: int | None,
+    follow: bool,
+    stream: str,
+    tail: int | None,
+    as_json: bool,
+) -> None:
+    """Print what the tasks of a dispatch wrote: while they run, and after they ended, were
+    cancelled or failed. Each line says its task, unless --task names one.
+
+    With -f, exits with the dispatch's (or the task's) code once it ended. --json prints JSON
+    lines {node_id, name, stream, text}.
+    """
+    from .api import get_result
+
+    shown: dict[int, int] = {}  # node id -> characters printed
+    while True:
+        result = get_result(dispatch_id, intermediate_outputs=False)
+        nodes = [result.get_node(task_id)] if task_id is not None else result.tasks
+        finished = all(n.status.is_terminal for n in nodes) or result.is_finished
+        for node in nodes:
+            text = getattr(node, stream) or ""
+            if node.node_id not in shown:
+                start = 0
+                if tail is not None:
+                    lines = text.splitlines(keepends=True)
+                    start = len(text) - len("".join(lines[-tail:] if tail else []))
+                shown[node.node_id] = start
+            new, shown[node.node_id] = text[shown[node.node_id] :], len(text)
+            if not new:
+                continue
+            if as_json:
+                _print_json(
+                    {"node_id": node.node_id, "name": node.name, "stream": stream, "text": new}
+                )
+            elif task_id is not None:
+                click.echo(new, nl=False)
+            else:
+                prefix = f"[{node.node_id} {node.name}] "
+                click.echo(
+                    "".join(prefix + line for line in new.splitlines(keepends=True)), nl=False
+                )
+        if not follow:
+            return
+        if finished:
+            status = nodes[0].status if task_id is not None else result.status
+            sys.exit(exit_code(status))
+        time.sleep(FOLLOW_INTERVAL)
+
+
+def watch_view(result: Any) -> Any:
+    """What ``watch`` shows: the dispatch's status, a bar of tasks done, the running ones."""
+    from rich.console import Group
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+
+    tasks = result.tasks
+    done = sum(1 for n in tasks if n.status.is_terminal)
+    counts = {s: sum(1 for n in tasks if n.status is s) for s in Status}
+    summary = ", ".join(f"{count} {s}" for s, count in counts.items() if count)
+    header = f"{result.name} {result.dispatch_id}: {_styled(result.status)}"
+    bar = ProgressBar(total=max(1, len(tasks)), completed=done, width=40)
+    table = Table("id", "name", "status", "for", "reason / last output", title_justify="left")
+    table.columns[4].overflow = "ellipsis"
+    table.columns[4].no_wrap = True
+    now = time.time()
+    for node in tasks:
+        if node.status not in (Status.RUNNING, Status.CANCELLING):
+            continue
+        elapsed = f"{now - node.started_at:.0f} s" if node.started_at else "-"
+        if node.status is Status.CANCELLING:
+            note = f"cancelling: {node.cancel_reason or 'requested'}"
+        else:
+            lines = (node.stdout or "").rstrip("\n").splitlines()
+            note = lines[-1] if lines else ""
+        table.add_row(str(node.node_id), node.name, _styled(node.status), elapsed, note)
+    return Group(header, bar, f"{done}/{len(tasks)} tasks done ({summary})", table)
+
+
+@main.command()
+@dispatch_id_argument
+def watch(dispatch_id: str) -> None:
+    """Follow a dispatch live: tasks done, the running ones with their time and last output
+    line, the ones being cancelled and why. Exits with the dispatch's code once it ends."""
+    from rich.live import Live
+
+    from .api import get_result
+
+    result = get_result(dispatch_id, intermediate_outputs=False)
+    with Live(watch_view(result), console=console, auto_refresh=False) as live:
+        while not result.is_finished:
+            time.sleep(FOLLOW_INTERVAL)
+            result = get_result(dispatch_id, intermediate_outputs=False)
+            live.update(watch_view(result), refresh=True)
+    for node in result.tasks:
+        if node.status is Status.FAILED:
+            console.print(
+                f"[red]node {node.node_id} ({node.name}) failed:[/] {node.error}", highlight=False
+            )
+    sys.exit(exit_code(result.status))
 
 
 def _replacement(text: str) -> tuple[str, Any]:
@@ -236,7 +532,7 @@ def _replacement(text: str) -> tuple[str, Any]:
 
 
 @main.command("redispatch")
-@click.argument("dispatch_id")
+@dispatch_id_argument
 @click.option(
     "--reuse/--no-reuse",
     default=False,
@@ -260,14 +556,37 @@ def redispatch_cmd(dispatch_id: str, reuse: bool, replacements: tuple[str, ...])
 
 
 @main.command()
-def executors() -> None:
-    """List installed executors (short name, class, package, version) and broken plugins."""
+@json_option
+def executors(as_json: bool) -> None:
+    """List installed executors (short name, class, package, version) and broken plugins.
+
+    --json prints {executors: [{short_name, class, package, version, plugin}], failed:
+    {plugin: why}, containment}.
+    """
     from rich.table import Table
 
     from .executors.containment import mechanism
     from .plugins import registry
 
     reg = registry()
+    if as_json:
+        _print_json(
+            {
+                "executors": [
+                    {
+                        "short_name": name,
+                        "class": f"{info.cls.__module__}.{info.cls.__qualname__}",
+                        "package": info.package,
+                        "version": info.version,
+                        "plugin": info.plugin,
+                    }
+                    for name, info in sorted(reg.executors.items())
+                ],
+                "failed": dict(sorted(reg.failed.items())),
+                "containment": mechanism(),
+            }
+        )
+        return
     table = Table("short name", "class", "package", "version", "plugin")
     for name, info in sorted(reg.executors.items()):
         table.add_row(

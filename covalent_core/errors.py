@@ -23,6 +23,10 @@ class TaskCancelledError(CovalentCoreError):
         super().__init__(f"task {node_id} of dispatch {dispatch_id} was cancelled{where}")
 
 
+class AmbiguousDispatchIdError(CovalentCoreError, ValueError):
+    """A shortened dispatch id begins more than one dispatch's id."""
+
+
 class DispatchNotFoundError(CovalentCoreError, KeyError):
     """No dispatch with this id exists in the store."""
 

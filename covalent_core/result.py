@@ -72,6 +72,11 @@ class NodeResult:
     def __repr__(self) -> str:
         return f"<NodeResult {self.node_id} {self.name}: {self.status}>"
 
+    def _repr_html_(self) -> str:
+        from .notebook import node_html
+
+        return node_html(self)
+
     @property
     def reused(self) -> bool:
         """True if the output was taken from an earlier dispatch, not computed by this one."""
@@ -258,6 +263,11 @@ class Result:
         self.root_dispatch_id = self.root_dispatch_id or self.dispatch_id
         self._by_id = {n.node_id: n for n in self.nodes}
 
+    def _repr_html_(self) -> str:
+        from .notebook import result_html
+
+        return result_html(self)
+
     # -- our view ------------------------------------------------------------------------
 
     def get_node(self, node_id: int) -> NodeResult:
@@ -411,6 +421,11 @@ class CancelReport:
     dispatch_status: Status
     names: dict[int, str] = field(default_factory=dict, repr=False)
 
+    def _repr_html_(self) -> str:
+        from .notebook import cancel_report_html
+
+        return cancel_report_html(self)
+
     @property
     def cancelled(self) -> list[int]:
         """Every node this request cancels: the named ones and everything downstream."""
@@ -485,3 +500,12 @@ class CancelReport:
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # IPython / notebooks
         p.text(str(self))
+
+
+class DispatchList(list):  # type: ignore[type-arg]
+    """Dispatches as ``ct.list_dispatches`` returns them (store rows); a table in a notebook."""
+
+    def _repr_html_(self) -> str:
+        from .notebook import dispatches_html
+
+        return dispatches_html(self)

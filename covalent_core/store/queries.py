@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, text, update
 
-from ..errors import DispatchNotFoundError
+from ..errors import AmbiguousDispatchIdError, DispatchNotFoundError
 from ..graph import KIND_PARAMETER
 from ..status import TERMINAL, Status
 from .schema import dispatches, edges, jobs, nodes
@@ -121,17 +121,52 @@ def recent_dispatch_ids(conn: Connection, limit: int = 5) -> list[str]:
     return [r[0] for r in rows]
 
 
-def list_dispatches(conn: Connection, limit: int = 50) -> list[Row[Any]]:
-    """Recent top-level dispatches, newest first."""
+def list_dispatches(
+    conn: Connection,
+    limit: int = 50,
+    *,
+    statuses: list[str] | None = None,
+    name: str | None = None,
+    since: float | None = None,
+) -> list[Row[Any]]:
+    """Recent top-level dispatches, newest first; only those with one of ``statuses``, whose
+    name contains ``name``, created at or after ``since`` (seconds since the epoch)."""
     columns = [c for c in dispatches.c if c.name not in BLOB_COLUMNS]
-    return list(
-        conn.execute(
-            select(*columns)
-            .where(dispatches.c.parent_dispatch_id.is_(None))
-            .order_by(dispatches.c.created_at.desc())
-            .limit(limit)
-        )
+    conditions = [dispatches.c.parent_dispatch_id.is_(None)]
+    if statuses:
+        conditions.append(dispatches.c.status.in_(statuses))
+    if name:
+        conditions.append(dispatches.c.name.contains(name, autoescape=True))
+    if since is not None:
+        conditions.append(dispatches.c.created_at >= since)
+    stmt = select(*columns).where(and_(*conditions))
+    return list(conn.execute(stmt.order_by(dispatches.c.created_at.desc()).limit(limit)))
+
+
+MIN_PREFIX = 6
+"""The shortest prefix of a dispatch id that is accepted in its place."""
+
+
+def complete_dispatch_id(conn: Connection, text: str) -> str:
+    """The dispatch id ``text`` is, or begins when it is a unique prefix of at least
+    :data:`MIN_PREFIX` characters; ``text`` itself otherwise (reading it then says it is
+    unknown). Several matches: :class:`AmbiguousDispatchIdError` naming them."""
+    if len(text) < MIN_PREFIX or len(text) >= MAX_DISPATCH_ID:
+        return text
+    exact = select(dispatches.c.dispatch_id).where(dispatches.c.dispatch_id == text)
+    if conn.execute(exact).first() is not None:
+        return text
+    stmt = (
+        select(dispatches.c.dispatch_id)
+        .where(dispatches.c.dispatch_id.startswith(text, autoescape=True))
+        .limit(3)
     )
+    found = [row.dispatch_id for row in conn.execute(stmt)]
+    if len(found) > 1:
+        raise AmbiguousDispatchIdError(
+            f"{text!r} begins several dispatch ids ({', '.join(found[:2])}, ...): give more of it"
+        )
+    return found[0] if found else text
 
 
 def get_nodes(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -193,18 +194,17 @@ def test_a_covalent_style_executors_task_outlives_a_killed_dispatcher(tmp_path):
     assert timing.read_text().count("took") == 1  # it ran once
 
 
-def where(x, setup=None):
-    return [x, setup, Path(os.environ["COVALENT_CORE_TEST_STEP_FILE"]).read_text()]
+def where(x, setup=None, path=""):
+    return [x, setup, Path(path).read_text()]
 
 
-def test_a_covalent_style_executor_runs_the_tasks_environment(tmp_path, monkeypatch):
+def test_a_covalent_style_executor_runs_the_tasks_environment(tmp_path):
     step_file = tmp_path / "step.txt"
-    monkeypatch.setenv("COVALENT_CORE_TEST_STEP_FILE", str(step_file))
     after = tmp_path / "after.txt"
     task = ct.electron(
         where,
         executor=TimingExecutor(timing_filepath=str(tmp_path / "timing.txt")),
-        deps_bash=['printf "from bash" > "$COVALENT_CORE_TEST_STEP_FILE"'],
+        deps_bash=[f"printf 'from bash' > {shlex.quote(str(step_file))}"],
         call_before=ct.DepsCall(str.upper, ["prepared"], retval_keyword="setup"),
         call_after=ct.DepsCall(Path.write_text, [after, "after"]),
     )
@@ -216,7 +216,7 @@ def test_a_covalent_style_executor_runs_the_tasks_environment(tmp_path, monkeypa
 
     @ct.lattice
     def workflow(x):
-        return task(x)
+        return task(x, path=str(step_file))
 
     @ct.lattice
     def broken(x):
