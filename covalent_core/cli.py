@@ -20,9 +20,10 @@ from .status import Status
 if TYPE_CHECKING:
     from rich.table import Table
 
-# Outside a terminal (CI logs, pipes) rich would fold tables to 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+# Outside a terminal (CI logs, pipes) rich would fold tables to 80 columns; COLUMNS rules.
+WIDE = None if "COLUMNS" in os.environ else 160
+console = Console(width=None if sys.stdout.isatty() else WIDE)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else WIDE)
 
 STATUS_STYLE = {
     Status.COMPLETED: "green",

@@ -119,6 +119,8 @@ def cancel_report_html(report: CancelReport) -> str:
         for i, status in sorted(report.already_finished.items())
     ]
     caption = f"cancel of {html.escape(report.dispatch_id)}: {status_html(report.dispatch_status)}"
+    if not report.changed_anything:
+        caption += " (nothing to cancel: already finished)"
     return table(("id", "name", "effect"), rows, caption)
 
 

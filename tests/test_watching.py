@@ -1,0 +1,225 @@
+"""Watching a dispatch as a user does: a task's output live and kept after a cancel (`logs`),
+`watch` in an 80-column terminal (tmux), every `--json` output, exit codes, shortened ids,
+and the notebook tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from helpers import wait_until
+
+import covalent_core as ct
+from covalent_core.store import open_store
+from covalent_core.store import queries as q
+
+CLI = [sys.executable, "-m", "covalent_core"]
+
+
+def cli(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, **kwargs)
+
+
+@ct.electron
+def chatty(n: int, pause: float) -> int:
+    import time
+
+    for i in range(n):
+        print(f"line {i}", flush=True)
+        time.sleep(pause)
+    return n
+
+
+@ct.electron
+def explode() -> None:
+    raise ValueError("kaboom in the task")
+
+
+@ct.electron
+def echo(text: str) -> str:
+    return text
+
+
+@ct.lattice
+def talking(n: int, pause: float) -> int:
+    return chatty(n, pause)
+
+
+@ct.lattice
+def failing() -> None:
+    return explode()
+
+
+def test_output_is_readable_while_the_task_runs_and_kept_after_a_cancel() -> None:
+    dispatch_id = ct.dispatch(talking)(600, 0.1)
+    follower = subprocess.Popen(
+        [*CLI, "logs", dispatch_id, "--task", "0", "-f"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert follower.stdout is not None
+    seen = [follower.stdout.readline() for _ in range(3)]
+    assert seen == ["line 0\n", "line 1\n", "line 2\n"]
+    assert ct.get_result(dispatch_id).get_node(0).status is ct.Status.RUNNING, "not live"
+    assert "line 2" in (ct.get_result(dispatch_id).get_node(0).stdout or "")
+    ct.cancel(dispatch_id, wait=True, timeout=60)
+    assert follower.wait(60) == 3, follower.stderr.read() if follower.stderr else ""
+    node = ct.get_result(dispatch_id).get_node(0)
+    assert node.status is ct.Status.CANCELLED
+    assert node.stdout.startswith("line 0\nline 1\nline 2\n"), "the output was lost"
+    kept = cli("logs", dispatch_id, "--task", "0")
+    assert kept.returncode == 0 and kept.stdout == node.stdout
+    tail = cli("logs", dispatch_id, "--tail", "1")
+    assert tail.stdout == f"[0 chatty] {node.stdout.splitlines()[-1]}\n"
+
+
+def test_logs_json_lines_and_stderr() -> None:
+    dispatch_id = ct.dispatch(failing)()
+    ct.get_result(dispatch_id, wait=True, timeout=60)
+    done = cli("logs", dispatch_id, "--stderr", "--json")
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines and lines[0]["node_id"] == 0 and lines[0]["stream"] == "stderr"
+    assert "kaboom in the task" in lines[0]["text"]
+
+
+def test_exit_codes_follow_the_dispatch() -> None:
+    completed = ct.dispatch(talking)(1, 0.0)
+    ct.get_result(completed, wait=True, timeout=60)
+    failed = ct.dispatch(failing)()
+    ct.get_result(failed, wait=True, timeout=60)
+    running = ct.dispatch(talking)(600, 0.1)
+    wait_until(lambda: ct.get_result(running).get_node(0).status is ct.Status.RUNNING, 60)
+    try:
+        assert cli("status", completed).returncode == 0
+        assert cli("result", completed).returncode == 0
+        assert cli("status", failed).returncode == 1
+        assert cli("result", failed).returncode == 1
+        assert cli("status", running).returncode == 4
+        assert cli("result", running, "--wait", "--timeout", "0.5").returncode == 4
+    finally:
+        ct.cancel(running, wait=True, timeout=60)
+    assert cli("status", running).returncode == 3
+    assert cli("result", running).returncode == 3
+    assert cli("status", "--no-such-option").returncode == 2
+
+
+def test_every_json_output_parses_with_its_documented_fields() -> None:
+    dispatch_id = ct.dispatch(talking)(2, 0.0)
+    ct.get_result(dispatch_id, wait=True, timeout=60)
+    listed = json.loads(cli("list", "--json").stdout)
+    assert set(listed[0]) == {
+        "dispatch_id", "name", "status", "created_at", "ended_at", "redispatched_from"
+    }  # fmt: skip
+    status = json.loads(cli("status", dispatch_id, "--json").stdout)
+    assert status["status"] == "COMPLETED" and status["nodes"][0]["name"] == "chatty"
+    assert set(status["nodes"][0]) >= {"node_id", "status", "stage", "cancel_reason", "error"}
+    result = json.loads(cli("result", dispatch_id, "--json").stdout)
+    assert result["result"] == 2 and result["result_repr"] == "2" and result["failed"] == []
+    cancelled = json.loads(cli("cancel", dispatch_id, "--json").stdout)
+    assert cancelled["cancelled"] == [] and cancelled["dispatch_status"] == "COMPLETED"
+    executors = json.loads(cli("executors", "--json").stdout)
+    assert "local" in {e["short_name"] for e in executors["executors"]}
+    failed = ct.dispatch(failing)()
+    ct.get_result(failed, wait=True, timeout=60)
+    result = json.loads(cli("result", failed, "--json").stdout)
+    assert result["failed"][0]["name"] == "explode"
+    assert "kaboom in the task" in result["failed"][0]["traceback"]
+
+
+def test_list_filters_and_full_ids_at_80_columns() -> None:
+    name = f"talking_{uuid.uuid4().hex[:6]}"
+    lattice = ct.lattice(chatty.function)  # a workflow of its own name
+    lattice.__name__ = name
+    dispatch_id = ct.dispatch(lattice)(1, 0.0)
+    ct.get_result(dispatch_id, wait=True, timeout=60)
+    narrow = {**os.environ, "COLUMNS": "80"}
+    shown = cli("list", "--name", name, env=narrow)
+    assert dispatch_id in shown.stdout, shown.stdout
+    assert all(len(line) <= 80 for line in shown.stdout.splitlines())
+    assert dispatch_id not in cli("list", "--name", name, "--status", "FAILED").stdout
+    assert dispatch_id in cli("list", "--since", "1h", "--limit", "100").stdout
+    assert dispatch_id not in cli("list", "--since", "2099-01-01").stdout
+    bad = cli("list", "--since", "soon")
+    assert bad.returncode == 2 and "give a duration" in bad.stderr
+
+
+def test_a_unique_prefix_stands_for_the_id_and_an_ambiguous_one_is_refused() -> None:
+    dispatch_id = ct.dispatch(talking)(1, 0.0)
+    ct.get_result(dispatch_id, wait=True, timeout=60)
+    assert json.loads(cli("status", dispatch_id[:8], "--json").stdout)["dispatch_id"] == dispatch_id
+    stem = uuid.uuid4().hex[:10]
+    store = open_store()
+    with store.write() as conn:
+        for suffix in ("a", "b"):
+            q.insert_dispatch(
+                conn,
+                dispatch_id=f"{stem}-{suffix}",
+                name="twin",
+                node_rows=[],
+                edge_rows=[],
+                environment={},
+                status=ct.Status.COMPLETED,
+            )
+    twin = cli("status", stem)
+    assert twin.returncode == 1 and "begins several dispatch ids" in twin.stderr
+    assert "Traceback" not in twin.stderr
+    assert cli("status", f"{stem}-a").returncode == 0
+
+
+def test_help_with_h() -> None:
+    for args in (["-h"], ["logs", "-h"], ["list", "-h"]):
+        shown = cli(*args)
+        assert shown.returncode == 0 and "Usage:" in shown.stdout
+    assert "4  still running" in cli("-h").stdout
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_watch_in_an_80_column_terminal(tmp_path: Path) -> None:
+    dispatch_id = ct.dispatch(talking)(20, 0.2)
+    socket = f"covalent-core-{uuid.uuid4().hex[:8]}"
+    code_file = tmp_path / "code"
+    command = " ".join([*CLI, "watch", dispatch_id]) + f"; echo $? > {code_file}; sleep 30"
+    tmux = ["tmux", "-L", socket, "-f", "/dev/null"]
+    subprocess.run(
+        [*tmux, "new-session", "-d", "-x", "80", "-y", "30", "-s", "w", command],
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},
+    )
+    try:
+
+        def screen() -> str:
+            return subprocess.run(
+                [*tmux, "capture-pane", "-p", "-t", "w"], capture_output=True, text=True
+            ).stdout
+
+        live = wait_until(lambda: "RUNNING" in screen() and "line" in screen() and screen(), 60)
+        assert dispatch_id in live, live
+        assert "chatty" in live and "tasks done" in live
+        wait_until(code_file.exists, 60)
+        assert code_file.read_text().strip() == "0"
+        assert dispatch_id in screen()
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+def test_notebook_tables() -> None:
+    failed = ct.dispatch(failing)()
+    result = ct.get_result(failed, wait=True, timeout=60)
+    page = result._repr_html_()
+    assert "<table" in page and failed in page and "FAILED" in page
+    assert "kaboom in the task" in page and "<details>" in page  # the remote traceback
+    assert "<table" in result.get_node(0)._repr_html_()
+    report = ct.cancel(failed)
+    assert "already finished" in report._repr_html_()
+    listed = ct.list_dispatches(5)
+    assert failed in listed._repr_html_()
+    shouting = ct.dispatch(ct.lattice(echo))("<script>alert(1)</script>")
+    page = ct.get_result(shouting, wait=True, timeout=60)._repr_html_()
+    assert "<script>" not in page and "&lt;script&gt;" in page  # outputs are escaped
