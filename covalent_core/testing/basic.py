@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -154,6 +156,27 @@ class BasicTier(ConformanceBase):
         seen = self.events(name)
         assert "start:fetch" not in seen and "start:cleanup" in seen, seen
         self.assert_nothing_left(leftovers, _local_scratch, marker)
+
+    def test_a_cancelled_tasks_output_is_kept(
+        self, executor: Executor, job_alive: Callable[[str], bool]
+    ) -> None:
+        if not self.resource_is_local:
+            pytest.skip("the test watches for a file the task writes on this machine")
+        # In the system's temporary directory: a task may run as another user, who cannot
+        # reach the suite's private one.
+        system_tmp = os.environ.get("COVALENT_CORE_SYSTEM_TMPDIR") or None
+        flag = os.path.join(tempfile.mkdtemp(prefix="covalent-conformance-", dir=system_tmp), "f")
+        os.chmod(os.path.dirname(flag), 0o777)
+        try:
+            dispatch_id, name = self.dispatch_one(tasks.talk_until_cancelled, executor, flag)
+            wait_until(lambda: os.path.exists(flag), self.task_timeout, "the task printed")
+            handle = self.stored_handle(dispatch_id, name)
+            node = self.cancel_within_bound(executor, dispatch_id, name, job_alive, handle)
+            out = node.stdout or ""
+            lines = out.splitlines()[:3]
+            assert lines == ["line 0", "line 1", "line 2"], f"the output was lost: {out!r}"
+        finally:
+            shutil.rmtree(os.path.dirname(flag), ignore_errors=True)
 
     def test_cancel_from_a_fresh_process_uses_only_the_store(
         self,

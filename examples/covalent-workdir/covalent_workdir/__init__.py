@@ -13,6 +13,7 @@ lets fetch read what it left. Written against the public plugin API only
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -118,8 +119,15 @@ class WorkdirExecutor(Executor):
         )
 
     async def cleanup(self, task: TaskContext) -> None:
-        """Remove the task's directory, whatever happened."""
-        await asyncio.to_thread(shutil.rmtree, self.workdir(task), True)
+        """Keep what a cancelled task printed, then remove its directory."""
+        workdir = self.workdir(task)
+        if task.outcome is None:  # stopped before it ended: its output so far is kept
+            with contextlib.suppress(OSError):
+                task.streams = (
+                    (workdir / "stdout").read_text(errors="replace"),
+                    (workdir / "stderr").read_text(errors="replace"),
+                )
+        await asyncio.to_thread(shutil.rmtree, workdir, True)
 
     async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
         """SIGTERM the task's process group, SIGKILL after the grace; never a reused PID."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from typing import Any, ClassVar
@@ -275,7 +276,13 @@ class AWSBatchExecutor(Executor):
         return "\n".join(e["message"] for e in reply.get("events", []))
 
     async def cleanup(self, task: TaskContext) -> None:
-        """Delete the task's S3 objects (unless ``cleanup=False``)."""
+        """Keep what a cancelled job printed (CloudWatch Logs); delete the task's S3 objects
+        (unless ``cleanup=False``)."""
+        job_id = task.state.get("job_id")
+        if task.outcome is None and job_id:
+            with contextlib.suppress(Exception):
+                job = (await self.describe([job_id])).get(job_id) or {}
+                task.streams = (await self._logs(job), "")
         if self.do_cleanup and task.state.get("uploaded"):
             await self.s3.delete_prefix(f"{self.prefix(task)}/")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -380,6 +381,12 @@ class BraketExecutor(Executor):
     async def cleanup(self, task: TaskContext) -> None:
         """Remove the local scratch directory and the task's results in S3."""
         directory = task.state.get("dir")
+        if directory is not None and task.outcome is None:  # stopped: keep what it printed
+            with contextlib.suppress(OSError):
+                task.streams = tuple(  # type: ignore[assignment]
+                    (Path(directory) / name).read_text(errors="replace")
+                    for name in ("stdout", "stderr")
+                )
         if directory is not None:
             await asyncio.to_thread(shutil.rmtree, directory, True)
         if self.do_cleanup and not self.local and "arn" in task.state:

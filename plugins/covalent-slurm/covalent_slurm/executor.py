@@ -325,7 +325,16 @@ class SlurmExecutor(Executor):
         )
 
     async def cleanup(self, task: TaskContext) -> None:
-        """Remove the task's directory (unless ``cleanup=False``)."""
+        """Keep what a cancelled job printed; remove the task's directory (unless
+        ``cleanup=False``)."""
+        if "dir" in task.state and task.outcome is None:
+            with contextlib.suppress(Exception):
+                out, err = [
+                    await self.shell.read(posixpath.join(task.state["dir"], name))
+                    for name in ("stdout", "stderr")
+                ]
+                task.streams = ((out or b"").decode(errors="replace"),
+                                (err or b"").decode(errors="replace"))  # fmt: skip
         if self.do_cleanup and "dir" in task.state:
             await self.shell.remove_tree(task.state["dir"])
         if self.packer is not None:

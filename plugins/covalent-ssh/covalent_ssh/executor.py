@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import posixpath
@@ -296,10 +297,21 @@ class SSHExecutor(Executor):
         return f"{message} on {self.target.describe()}"
 
     async def cleanup(self, task: TaskContext) -> None:
-        """Remove the task's remote directory (unless ``do_cleanup=False``) or local one."""
+        """Keep what a stopped task printed; remove the task's remote directory (unless
+        ``do_cleanup=False``) or local one."""
         if task.state.get("local"):
             await asyncio.to_thread(shutil.rmtree, self._local_dir(task), True)
-        if self.do_cleanup and "remote_dir" in task.state:
+        if "remote_dir" not in task.state:
+            return
+        if task.outcome is None:  # cancelled or stopped: its output so far is kept
+            with contextlib.suppress(Exception):
+                out, err = [
+                    await self._conn().read(posixpath.join(task.state["remote_dir"], name))
+                    for name in ("stdout", "stderr")
+                ]
+                task.streams = ((out or b"").decode(errors="replace"),
+                                (err or b"").decode(errors="replace"))  # fmt: skip
+        if self.do_cleanup:
             await self._conn().remove_tree(task.state["remote_dir"])
 
     async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
