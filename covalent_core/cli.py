@@ -609,17 +609,79 @@ def service() -> None:
 
 
 @service.command("status")
-def service_status() -> None:
-    """Say whether the dispatcher service for the current store is running."""
+@json_option
+def service_status(as_json: bool) -> None:
+    """Say whether the dispatcher service for the current store runs: its pid, uptime, log
+    file and the dispatches it runs. --json prints {running, pid, uptime_s, log, store,
+    dispatches}."""
+    from sqlalchemy.engine import make_url
+
     from . import config
     from .service.client import request
+    from .service.server import LOG_FILE
 
+    store = make_url(config.db_url()).render_as_string(hide_password=True)  # no secret shown
+    log = str(config.service_dir() / LOG_FILE)
     try:
         reply = request({"op": "ping"}, start=False, timeout=5)
     except CovalentCoreError:
-        console.print(f"not running (store {config.db_url()})")
+        if as_json:
+            _print_json({"running": False, "store": store, "log": log})
+        else:
+            console.print(f"not running (store {store}; log {log})", highlight=False)
         return
-    console.print(f"running: pid {reply['pid']} (store {config.db_url()})")
+    uptime = time.time() - reply["listening_at"]
+    running = reply.get("running", [])
+    if as_json:
+        _print_json(
+            {
+                "running": True,
+                "pid": reply["pid"],
+                "uptime_s": uptime,
+                "log": reply.get("log", log),
+                "store": store,
+                "dispatches": running,
+            }
+        )
+        return
+    console.print(
+        f"running: pid {reply['pid']}, up {uptime:.0f} s, {len(running)} dispatch(es) running\n"
+        f"store {store}\nlog {reply.get('log', log)}",
+        highlight=False,
+    )
+    for dispatch_id in running:
+        console.print(f"  {dispatch_id}", highlight=False)
+
+
+@service.command("logs")
+@click.option("-f", "--follow", is_flag=True, help="Go on printing what the service logs.")
+@click.option("--tail", type=click.IntRange(0), default=None, help="Start at the last N lines.")
+def service_logs(follow: bool, tail: int | None) -> None:
+    """Print the dispatcher service's log (one event per line: event=NAME key=value ...)."""
+    from . import config
+    from .service.server import LOG_FILE
+
+    path = config.service_dir() / LOG_FILE
+    offset = 0
+    if path.exists() and tail is not None:
+        lines = path.read_bytes().splitlines(keepends=True)
+        offset = path.stat().st_size - len(b"".join(lines[-tail:] if tail else []))
+    while True:
+        try:
+            with open(path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if size < offset:  # rotated
+                    offset = 0
+                fh.seek(offset)
+                data = fh.read()
+                offset += len(data)
+        except FileNotFoundError:
+            data = b""
+        if data:
+            click.echo(data.decode(errors="replace"), nl=False)
+        if not follow:
+            return
+        time.sleep(FOLLOW_INTERVAL)
 
 
 @service.command("stop")

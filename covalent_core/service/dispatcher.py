@@ -23,6 +23,7 @@ from ..status import TERMINAL, CancelReason, Status, dispatch_outcome
 from ..store import Store
 from ..store import queries as q
 from ..store.writes import WriteBuffer
+from .events import event
 from .executor_cache import ExecutorCache
 from .jobs import JobRegistry
 from .ownership import Ownership
@@ -91,7 +92,10 @@ class Dispatcher:
 
     async def _run_top_level(self, dispatch_id: str) -> None:
         try:
-            await self.execute_run(await self.load(dispatch_id, parent=None))
+            run = await self.load(dispatch_id, parent=None)
+            event("dispatch_received", dispatch=dispatch_id, name=run.name, nodes=len(run.nodes))
+            status, error, _ = await self.execute_run(run)
+            event("dispatch_ended", dispatch=dispatch_id, status=status, error=error)
         except Exception as exc:
             logger.exception("dispatch %s could not run", dispatch_id)
             await self.states.fail_dispatch(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..status import TERMINAL, CancelReason, Status
 from ..store import queries as q
+from .events import event
 from .states import CancelPhase, NodeState
 
 if TYPE_CHECKING:
@@ -166,6 +167,7 @@ class JobRegistry:
     def start_cancel(self, job: JobState) -> None:
         """Start the retrying cancel of ``job`` unless it is already under way."""
         if job.task is None:
+            event("cancel_requested", job=job.job_id, executor=type(job.executor).__name__)
             job.task = asyncio.create_task(self._cancel_loop(job), name=f"cancel-job-{job.job_id}")
 
     async def settle_cancelled(
@@ -210,6 +212,7 @@ class JobRegistry:
                 await self._confirmed(job, attempt)
                 return
             logger.warning("cancel of job %s failed (attempt %d): %s", job.job_id, attempt, error)
+            event("cancel_retried", job=job.job_id, attempt=attempt, error=error, delay=delay)
             message = f"cancel attempt {attempt} failed: {error}; retrying in {delay:g} s"
             self._record_error(job, attempt, message)
             if attempt >= CANCEL_ATTEMPTS_BEFORE_SETTLING:
@@ -231,6 +234,7 @@ class JobRegistry:
             run.states.note(run.dispatch_id, node, error=message)
 
     async def _confirmed(self, job: JobState, attempt: int) -> None:
+        event("cancel_confirmed", job=job.job_id, attempts=attempt)
         await self.writes.execute(
             lambda conn: q.update_job(
                 conn,

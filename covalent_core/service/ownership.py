@@ -20,6 +20,7 @@ import psutil
 from .. import config
 from ..executors.processes import START_TIME_TOLERANCE, is_dead
 from ..store import queries as q
+from .events import event
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -97,11 +98,14 @@ class Ownership:
 
     async def claim(self, dispatch_id: str, previous: str | None) -> bool:
         """Take the dispatch over from ``previous`` (None: unowned); True if this service did."""
-        return bool(
+        claimed = bool(
             await self.writes.execute(
                 lambda conn: q.claim_dispatch(conn, dispatch_id, self.owner, previous, self.lease)
             )
         )
+        if claimed and previous is not None:
+            event("takeover", dispatch=dispatch_id, previous=previous, owner=self.owner)
+        return claimed
 
     async def renew(self) -> None:
         """Renew the leases of this service's dispatches (see :meth:`renew_in`)."""

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import logging.handlers
 import os
 import signal
 import time
@@ -35,6 +36,11 @@ if TYPE_CHECKING:
     from ..result import CancelReport
 
 logger = logging.getLogger(__name__)
+
+LOG_FILE = "service.log"
+"""The service's log, in its directory; rotated at LOG_BYTES, LOG_BACKUPS kept."""
+LOG_BYTES = 10 * 2**20
+LOG_BACKUPS = 5
 
 WATCHES = frozenset({"wait_dispatch", "wait_nodes"})
 GUARD_INTERVAL = 0.5  # how often the service checks that its socket and directory are there
@@ -115,6 +121,8 @@ class Service:
                 "owner": self.dispatcher.owner,
                 "listening_at": self.listening_at,
                 "store_full": self.dispatcher.writes.full,
+                "running": sorted(self.dispatcher.top_level),
+                "log": str(config.service_dir() / LOG_FILE),
             }
         if op == "wake":
             await self.dispatcher.poll_new()
@@ -309,12 +317,15 @@ class Service:
 def main() -> int:
     """Entry point of the service process; exits at once if another instance holds the lock."""
     directory = config.service_dir()
-    logging.basicConfig(
-        filename=directory / "service.log",
-        level=logging.INFO,
-        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
+    os.close(os.open(directory / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    handler = logging.handlers.RotatingFileHandler(
+        directory / LOG_FILE, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS
     )
-    private_file(directory / "service.log")
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    )
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    private_file(directory / LOG_FILE)
     lock = open(directory / "lock", "w")  # noqa: SIM115 - held for the process's life
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -25,6 +25,7 @@ from ..executors.values import VALUES, is_value_ref, read_value, store_big
 from ..graph import KIND_SUBLATTICE, PARAM_ARG, PARAM_WAIT
 from ..serialize import task_payload
 from ..status import STAGES_IN_ORDER, CancelReason, Stage, Status
+from .events import event
 
 if TYPE_CHECKING:
     from .executor_cache import Capacity, ExecutorCache
@@ -174,6 +175,8 @@ class NodeStages:
         A node that is not NEW was started by a dispatcher that died: it is resumed.
         """
         resuming = node.status is not Status.NEW_OBJECT
+        event("node_started", dispatch=run.dispatch_id, node=node.node_id, name=node.name,
+              executor=node.executor, resumed=resuming or None)  # fmt: skip
         ctx = node.ctx = self.context(run, node)
         timer: asyncio.TimerHandle | None = None
         executor: Executor | None = None
@@ -267,6 +270,9 @@ class NodeStages:
             run.set_status(node, status, **values)
         self.jobs.release(node)
         node.ctx = None  # its payload (function, arguments, environment) is not needed again
+        event("node_ended", dispatch=run.dispatch_id, node=node.node_id, name=node.name,
+              status=status, stage=values.get("cancel_stage") or stage.value,
+              reason=values.get("cancel_reason"))  # fmt: skip
 
     def _start_timer(self, run: DispatchRun, node: NodeState) -> asyncio.TimerHandle | None:
         """The node's ``timeout=``, counted from when it started (by whichever dispatcher)."""
