@@ -12,18 +12,18 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
-from .config import load_config
+from .config import check as check_config
 from .errors import CovalentCoreError
 from .status import Status
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-# Outside a terminal (CI logs, pipes) rich would fold tables to 80 columns; COLUMNS rules.
-WIDE = None if "COLUMNS" in os.environ else 160
-console = Console(width=None if sys.stdout.isatty() else WIDE)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else WIDE)
+# Outside a terminal (CI logs, pipes) rich would fold tables to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 STATUS_STYLE = {
     Status.COMPLETED: "green",
@@ -87,6 +87,13 @@ def node_json(node: Any) -> dict[str, Any]:
     }
 
 
+def _print_failed(node: Any) -> None:
+    error = escape(node.error or "")
+    console.print(
+        f"[red]node {node.node_id} ({escape(node.name)}) failed:[/] {error}", highlight=False
+    )
+
+
 def _time(ts: float | None) -> str:
     return "-" if ts is None else dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
 
@@ -96,7 +103,7 @@ def _styled(status: Status) -> str:
 
 
 def _fail(exc: Exception | str) -> NoReturn:
-    err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     sys.exit(1)
 
 
@@ -143,7 +150,7 @@ def main() -> None:
     """
     # A broken config file is reported whatever the command, even when the environment
     # overrides the setting the command reads first.
-    load_config()
+    check_config()
 
 
 SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -209,7 +216,7 @@ def list_cmd(
     for row in rows:
         table.add_row(
             row.dispatch_id,
-            row.name,
+            escape(row.name),
             _styled(Status(row.status)),
             _time(row.created_at),
             _time(row.ended_at),
@@ -252,14 +259,14 @@ def status_table(result: Any, show_all: bool = False) -> Table:
             reason += f" (at {node.cancel_stage})"
         table.add_row(
             str(node.node_id),
-            node.name,
+            escape(node.name),
             _styled(node.status),
             node.stage or "-",
             reason,
             node.executor or "-",
             _time(node.started_at),
             _time(node.ended_at),
-            note,
+            escape(note),
         )
     return table
 
@@ -293,7 +300,7 @@ def status(dispatch_id: str, show_all: bool, as_json: bool) -> None:
     else:
         console.print(status_table(result, show_all))
         if result.error:
-            console.print(f"[red]error:[/] {result.error}", highlight=False)
+            console.print(f"[red]error:[/] {escape(result.error)}", highlight=False)
     sys.exit(exit_code(result.status))
 
 
@@ -315,7 +322,7 @@ def result(dispatch_id: str, wait: bool, timeout: float | None, as_json: bool) -
     try:
         res = get_result(dispatch_id, wait=wait, timeout=timeout)
     except DispatchTimeoutError as exc:
-        err_console.print(f"[yellow]{exc}[/]", highlight=False)
+        err_console.print(f"[yellow]{escape(str(exc))}[/]", highlight=False)
         sys.exit(EXIT_UNFINISHED)
     failed = [n for n in res.tasks if n.status is Status.FAILED]
     if as_json:
@@ -339,13 +346,11 @@ def result(dispatch_id: str, wait: bool, timeout: float | None, as_json: bool) -
                 pass
         _print_json(document)
         sys.exit(exit_code(res.status))
-    console.print(f"{res.name} {res.dispatch_id}: {_styled(res.status)}")
+    console.print(f"{escape(res.name)} {res.dispatch_id}: {_styled(res.status)}")
     if res.status is Status.COMPLETED:
-        console.print(repr(res.result), highlight=False)
+        console.print(repr(res.result), highlight=False, markup=False)
     for node in failed:
-        console.print(
-            f"[red]node {node.node_id} ({node.name}) failed:[/] {node.error}", highlight=False
-        )
+        _print_failed(node)
         if node.traceback:
             console.print(node.traceback, highlight=False, markup=False)
     sys.exit(exit_code(res.status))
@@ -463,7 +468,7 @@ def watch_view(result: Any) -> Any:
     done = sum(1 for n in tasks if n.status.is_terminal)
     counts = {s: sum(1 for n in tasks if n.status is s) for s in Status}
     summary = ", ".join(f"{count} {s}" for s, count in counts.items() if count)
-    header = f"{result.name} {result.dispatch_id}: {_styled(result.status)}"
+    header = f"{escape(result.name)} {result.dispatch_id}: {_styled(result.status)}"
     bar = ProgressBar(total=max(1, len(tasks)), completed=done, width=40)
     table = Table("id", "name", "status", "for", "reason / last output", title_justify="left")
     table.columns[4].overflow = "ellipsis"
@@ -478,7 +483,9 @@ def watch_view(result: Any) -> Any:
         else:
             lines = (node.stdout or "").rstrip("\n").splitlines()
             note = lines[-1] if lines else ""
-        table.add_row(str(node.node_id), node.name, _styled(node.status), elapsed, note)
+        table.add_row(
+            str(node.node_id), escape(node.name), _styled(node.status), elapsed, escape(note)
+        )
     return Group(header, bar, f"{done}/{len(tasks)} tasks done ({summary})", table)
 
 
@@ -499,9 +506,7 @@ def watch(dispatch_id: str) -> None:
             live.update(watch_view(result), refresh=True)
     for node in result.tasks:
         if node.status is Status.FAILED:
-            console.print(
-                f"[red]node {node.node_id} ({node.name}) failed:[/] {node.error}", highlight=False
-            )
+            _print_failed(node)
     sys.exit(exit_code(result.status))
 
 
@@ -600,7 +605,10 @@ def executors(as_json: bool) -> None:
     console.print(table)
     console.print(f"local tasks are contained by {mechanism()}", highlight=False)
     for name, why in sorted(reg.failed.items()):
-        err_console.print(f"[red]plugin {name!r} failed to load:[/] {why}", highlight=False)
+        err_console.print(
+            f"[red]plugin {escape(repr(name))} failed to load:[/] {escape(str(why))}",
+            highlight=False,
+        )
 
 
 @main.group()
@@ -628,7 +636,7 @@ def service_status(as_json: bool) -> None:
         if as_json:
             _print_json({"running": False, "store": store, "log": log})
         else:
-            console.print(f"not running (store {store}; log {log})", highlight=False)
+            console.print(f"not running (store {store}; log {log})", highlight=False, markup=False)
         return
     uptime = time.time() - reply["listening_at"]
     running = reply.get("running", [])

@@ -89,14 +89,64 @@ def db_url() -> str:
 
 def executor_defaults(short_name: str) -> dict[str, Any]:
     """Return the ``[executors.<short_name>]`` section of the config file."""
-    return dict(load_config().get("executors", {}).get(short_name, {}))
+    from .errors import CovalentCoreError
+
+    executors = load_config().get("executors", {})
+    options = executors.get(short_name, {}) if isinstance(executors, dict) else None
+    if not isinstance(options, dict):
+        raise CovalentCoreError(
+            f"config file {config_path()}: [executors.{short_name}] must be a table of options "
+            f"(write [executors.{short_name}] on its own line, then option = value lines)"
+        )
+    return dict(options)
 
 
 def idle_timeout() -> float:
     """Seconds the local dispatcher service waits with nothing to do before it exits."""
-    if env := os.environ.get(ENV_IDLE_TIMEOUT):
-        return float(env)
-    return float(load_config().get("dispatcher", {}).get("idle_timeout", 60.0))
+    return _dispatcher_setting(ENV_IDLE_TIMEOUT, "idle_timeout", 60.0)
+
+
+# The config file's sections and [dispatcher] keys that mean something here; others (such
+# as Covalent's, which ct.set_config stores) are kept and ignored unless they look like a
+# misspelling of one of these.
+SECTIONS = ("store", "dispatcher", "executors")
+DISPATCHER_KEYS = ("idle_timeout", "lease", "poll_interval", "db_path")
+
+
+def check() -> None:
+    """Read the config file and check what covalent-core uses of it; a mistake raises
+    :class:`~covalent_core.errors.CovalentCoreError` naming the key and what to write."""
+    import difflib
+
+    from .errors import CovalentCoreError
+
+    data = load_config()
+    path = config_path()
+    for section in data:
+        close = difflib.get_close_matches(section, SECTIONS, n=1, cutoff=0.75)
+        if section not in SECTIONS and close:
+            raise CovalentCoreError(
+                f"config file {path}: unknown section [{section}]; did you mean [{close[0]}]?"
+            )
+    dispatcher = data.get("dispatcher", {})
+    if not isinstance(dispatcher, dict):
+        raise CovalentCoreError(f"config file {path}: [dispatcher] must be a table")
+    for key in dispatcher:
+        close = difflib.get_close_matches(key, DISPATCHER_KEYS, n=1, cutoff=0.8)
+        if key not in DISPATCHER_KEYS and close:
+            raise CovalentCoreError(
+                f"config file {path}: unknown key [dispatcher] {key}; did you mean {close[0]}?"
+            )
+    idle_timeout()
+    lease_seconds()
+    poll_interval()
+    executors = data.get("executors", {})
+    if not isinstance(executors, dict):
+        raise CovalentCoreError(
+            f"config file {path}: [executors] must hold [executors.NAME] tables"
+        )
+    for name in executors:
+        executor_defaults(name)
 
 
 def _dispatcher_setting(env: str, key: str, default: float) -> float:

@@ -133,16 +133,13 @@ def test_every_json_output_parses_with_its_documented_fields() -> None:
     assert "kaboom in the task" in result["failed"][0]["traceback"]
 
 
-def test_list_filters_and_full_ids_at_80_columns() -> None:
+def test_list_filters() -> None:
     name = f"talking_{uuid.uuid4().hex[:6]}"
     lattice = ct.lattice(chatty.function)  # a workflow of its own name
     lattice.__name__ = name
     dispatch_id = ct.dispatch(lattice)(1, 0.0)
     ct.get_result(dispatch_id, wait=True, timeout=60)
-    narrow = {**os.environ, "COLUMNS": "80"}
-    shown = cli("list", "--name", name, env=narrow)
-    assert dispatch_id in shown.stdout, shown.stdout
-    assert all(len(line) <= 80 for line in shown.stdout.splitlines())
+    assert dispatch_id in cli("list", "--name", name).stdout
     assert dispatch_id not in cli("list", "--name", name, "--status", "FAILED").stdout
     assert dispatch_id in cli("list", "--since", "1h", "--limit", "100").stdout
     assert dispatch_id not in cli("list", "--since", "2099-01-01").stdout
@@ -180,33 +177,63 @@ def test_help_with_h() -> None:
     assert "4  still running" in cli("-h").stdout
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+class Terminal:
+    """A command in an 80-column terminal: a tmux session on a server of the test's own."""
+
+    def __init__(self, args: list[str], code_file: Path) -> None:
+        self.tmux = ["tmux", "-L", f"covalent-core-{uuid.uuid4().hex[:8]}", "-f", "/dev/null"]
+        command = " ".join([*CLI, *args]) + f"; echo $? > {code_file}; sleep 60"
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+        subprocess.run(
+            [*self.tmux, "new-session", "-d", "-x", "80", "-y", "40", "-s", "t", command],
+            check=True,
+            env=env,
+        )
+
+    def screen(self) -> str:
+        return subprocess.run(
+            [*self.tmux, "capture-pane", "-p", "-t", "t"], capture_output=True, text=True
+        ).stdout
+
+    def close(self) -> None:
+        subprocess.run([*self.tmux, "kill-server"], capture_output=True)
+
+
+needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+@needs_tmux
 def test_watch_in_an_80_column_terminal(tmp_path: Path) -> None:
     dispatch_id = ct.dispatch(talking)(20, 0.2)
-    socket = f"covalent-core-{uuid.uuid4().hex[:8]}"
     code_file = tmp_path / "code"
-    command = " ".join([*CLI, "watch", dispatch_id]) + f"; echo $? > {code_file}; sleep 30"
-    tmux = ["tmux", "-L", socket, "-f", "/dev/null"]
-    subprocess.run(
-        [*tmux, "new-session", "-d", "-x", "80", "-y", "30", "-s", "w", command],
-        check=True,
-        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},
-    )
+    terminal = Terminal(["watch", dispatch_id], code_file)
     try:
 
-        def screen() -> str:
-            return subprocess.run(
-                [*tmux, "capture-pane", "-p", "-t", "w"], capture_output=True, text=True
-            ).stdout
+        def running() -> str | None:
+            screen = terminal.screen()
+            return screen if "RUNNING" in screen and "line" in screen else None
 
-        live = wait_until(lambda: "RUNNING" in screen() and "line" in screen() and screen(), 60)
+        live = wait_until(running, 60)
         assert dispatch_id in live, live
         assert "chatty" in live and "tasks done" in live
         wait_until(code_file.exists, 60)
         assert code_file.read_text().strip() == "0"
-        assert dispatch_id in screen()
+        assert dispatch_id in terminal.screen()
     finally:
-        subprocess.run([*tmux, "kill-server"], capture_output=True)
+        terminal.close()
+
+
+@needs_tmux
+def test_list_shows_whole_ids_in_80_columns(tmp_path: Path) -> None:
+    dispatch_id = ct.dispatch(talking)(1, 0.0)
+    ct.get_result(dispatch_id, wait=True, timeout=60)
+    code_file = tmp_path / "code"
+    terminal = Terminal(["list", "--limit", "3"], code_file)
+    try:
+        wait_until(code_file.exists, 60)
+        assert dispatch_id in terminal.screen(), terminal.screen()
+    finally:
+        terminal.close()
 
 
 def test_notebook_tables() -> None:
@@ -223,3 +250,84 @@ def test_notebook_tables() -> None:
     shouting = ct.dispatch(ct.lattice(echo))("<script>alert(1)</script>")
     page = ct.get_result(shouting, wait=True, timeout=60)._repr_html_()
     assert "<script>" not in page and "&lt;script&gt;" in page  # outputs are escaped
+
+
+def test_the_service_says_where_it_logs_and_what_it_runs() -> None:
+    running = ct.dispatch(talking)(600, 0.1)
+    wait_until(lambda: ct.get_result(running).get_node(0).status is ct.Status.RUNNING, 60)
+    try:
+        status = json.loads(cli("service", "status", "--json").stdout)
+        assert status["running"] is True and running in status["dispatches"]
+        assert status["uptime_s"] >= 0 and status["log"].endswith("service.log")
+        assert "password" not in status["store"]
+        shown = cli("service", "status").stdout
+        assert f"pid {status['pid']}" in shown and status["log"] in shown
+    finally:
+        ct.cancel(running, wait=True, timeout=60)
+
+    def logged() -> str:
+        return cli("service", "logs").stdout
+
+    log = wait_until(lambda: "event=cancel_confirmed" in logged() and logged(), 30)
+    assert f"event=dispatch_received dispatch={running}" in log
+    assert f"event=node_started dispatch={running} node=0 name=chatty" in log
+    assert f"event=node_ended dispatch={running} node=0 name=chatty status=CANCELLED" in log
+    assert "event=cancel_requested" in log
+    assert len(cli("service", "logs", "--tail", "2").stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[executor.local]\nmax_workers = 2\n",
+            "unknown section [executor]; did you mean [executors]?",
+        ),
+        ('[dispatcher]\nidle_timeout = "soon"\n', "idle_timeout in"),
+        ("[dispatcher]\nidle_timout = 5\n", "did you mean idle_timeout?"),
+        ("[executors]\nlocal = 3\n", "[executors.local] must be a table of options"),
+        (
+            '[store]\nurl = "postgresql+pg8000://u:secret@localhost/db"\n',
+            "pip install 'covalent-core[postgres]'",
+        ),
+    ],
+)
+def test_config_mistakes_are_named_with_what_to_write(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    (tmp_path / "config.toml").write_text(text)
+    env = {
+        **os.environ,
+        "COVALENT_CORE_CONFIG": str(tmp_path / "config.toml"),
+        "COVALENT_CORE_DATA_DIR": str(tmp_path / "data"),
+    }
+    for variable in ("DB_URL", "IDLE_TIMEOUT", "LEASE_SECONDS", "POLL_INTERVAL"):
+        env.pop(f"COVALENT_CORE_{variable}", None)  # the file's settings are the ones read
+    shown = cli("list", env=env)
+    assert shown.returncode == 1 and message in shown.stderr, shown.stderr
+    assert "Traceback" not in shown.stderr and "secret" not in shown.stderr
+    # A script is told at once, rather than waiting on a service that cannot start.
+    script = (
+        "import covalent_core as ct\n"
+        "@ct.electron\ndef f(): return 1\n"
+        "@ct.lattice\ndef w(): return f()\n"
+        "try:\n    ct.dispatch(w)()\n"
+        "except ct.CovalentCoreError as exc:\n    print('refused:', exc)\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert "refused:" in ran.stdout and message in ran.stdout, ran.stdout + ran.stderr
+
+
+def test_executor_option_mistakes_say_what_was_meant() -> None:
+    with pytest.raises(ct.ExecutorConfigError, match="Did you mean 'max_workers'"):
+        ct.LocalExecutor(max_worker=3)
+    with pytest.raises(ct.ExecutorConfigError, match="option 'max_workers' must be a number"):
+        ct.LocalExecutor(max_workers="eight")
+    with pytest.raises(ct.ExecutorConfigError, match="option 'isolate_deps' must be true or false"):
+        ct.LocalExecutor(isolate_deps="yes")
+    from covalent_core.plugins import resolve_executor
+
+    with pytest.raises(ct.ExecutorNotFoundError, match="local"):
+        resolve_executor("locl")

@@ -12,8 +12,10 @@ stops a running job from the executor's stored configuration and the job handle 
 from __future__ import annotations
 
 import asyncio
+import difflib
 import inspect
 import json
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -177,6 +179,37 @@ class TaskContext:
         return self.payload_factory({**override, "local": local})
 
 
+_ANNOTATED = {"int": 0, "float": 0.0, "bool": False, "str": ""}
+"""An option without a default to judge by: a value standing for its annotated type."""
+
+
+def _check_type(cls: type, name: str, value: Any, parameter: inspect.Parameter) -> None:
+    """Refuse a value of another kind than the option's default or annotation (a number, a
+    flag, a text), naming the option: a config file's ``max_workers = "eight"`` is a clear
+    error, not a ``TypeError`` deep in the executor."""
+    default = parameter.default
+    if default is inspect.Parameter.empty or default is None:
+        annotation = str(parameter.annotation).replace(" ", "").removesuffix("|None")
+        default = _ANNOTATED.get(annotation)
+    if value is None or default is None:
+        return
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        kind = "a number"
+    elif isinstance(default, str):
+        ok, kind = isinstance(value, (str, os.PathLike)), "a string"
+    else:
+        return
+    if not ok:
+        raise ExecutorConfigError(
+            f"{cls.__name__}: option {name!r} must be {kind}, not {value!r} "
+            f"(check [executors.{getattr(cls, 'short_name', '') or '...'}] {name} in the config "
+            "file, or the argument)"
+        )
+
+
 class Executor:
     """Base class of executors. Subclass it, set ``short_name``, implement ``run`` and ``cancel``.
 
@@ -208,14 +241,21 @@ class Executor:
             bound = signature.bind(None, *args, **kwargs)
         except TypeError as exc:
             accepted = [p for p in signature.parameters if p != "self"]
+            hint = ""
+            unknown = [k for k in kwargs if k not in signature.parameters]
+            close = difflib.get_close_matches(unknown[0], accepted, n=1) if unknown else []
+            if close:
+                hint = f" Did you mean {close[0]!r}?"
             raise ExecutorConfigError(
-                f"{cls.__name__}: {exc}. Accepted options: {', '.join(accepted) or 'none'}"
+                f"{cls.__name__}: {exc}.{hint} Accepted options: {', '.join(accepted) or 'none'}"
             ) from None
         config: dict[str, Any] = {}
         for name, value in list(bound.arguments.items())[1:]:
-            if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            parameter = signature.parameters[name]
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
                 config.update(value)
             else:
+                _check_type(cls, name, value, parameter)
                 config[name] = value
         self._config = config
         return self

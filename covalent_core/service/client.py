@@ -42,7 +42,11 @@ def _send(path: Path, message: dict[str, Any], timeout: float) -> dict[str, Any]
 
 
 def start_service() -> None:
-    """Start the service in the background, detached from this process (it outlives it)."""
+    """Start the service in the background, detached from this process (it outlives it).
+
+    The config file is checked first: a mistake in it is this process's error, said at once,
+    not a service that cannot start."""
+    config.check()
     directory = config.service_dir()
     env = config.child_environment()
     env[config.ENV_DB_URL] = config.db_url()

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from .. import config
@@ -71,7 +71,18 @@ class Store:
             self.engine = create_engine(url)
             _configure_sqlite(self.engine)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True)
+            try:
+                self.engine = create_engine(url, pool_pre_ping=True)
+            except ModuleNotFoundError as exc:
+                hint = (
+                    "pip install 'covalent-core[postgres]' (psycopg)"
+                    if url.startswith("postgresql")
+                    else "install the SQLAlchemy driver the URL names"
+                )
+                raise StoreError(
+                    f"the store URL {make_url(url).render_as_string(hide_password=True)} needs "
+                    f"a database driver that is not installed ({exc.name}): {hint}"
+                ) from None
         self._writer = self.engine.execution_options(sqlite_immediate=True)
         self._migrate()
         if self.sqlite_path is not None:
