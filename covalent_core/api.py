@@ -20,6 +20,7 @@ from .errors import DispatchTimeoutError, SerializationError, ServiceError
 from .executors.runner import read_value
 from .executors.values import store_big
 from .graph import KIND_POSTPROCESS, Edge
+from .progress import progress_bar
 from .result import CancelReport, DispatchList, NodeResult, Result
 from .reuse import reuse_outputs
 from .serialize import current_environment, lattice_records
@@ -210,8 +211,11 @@ def get_result(
     sublattice_results: bool = True,
     results_dir: str | None = None,
     dispatcher_addr: str | None = None,
+    progress: bool | None = None,
 ) -> Any:
-    """Read a dispatch and all its nodes; with ``wait=True``, first wait until it finished.
+    """Read a dispatch and all its nodes; with ``wait=True``, first wait until it finished,
+    showing a progress bar of tasks done in a terminal or a notebook (``progress=False``:
+    never; ``True``: always; default: only there).
 
     Covalent's options: ``status_only`` returns ``{"id": ..., "status": ...}`` only;
     ``workflow_output=False`` leaves ``result.result`` None; ``intermediate_outputs=False``
@@ -227,7 +231,8 @@ def get_result(
     """
     service.revive(dispatch_id)
     if wait:
-        _wait_until_ended(dispatch_id, timeout)
+        with progress_bar(dispatch_id, progress):
+            _wait_until_ended(dispatch_id, timeout)
     store = open_store()
     if status_only:
         return {"id": dispatch_id, "status": str(_status(dispatch_id))}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -180,9 +181,9 @@ def test_help_with_h() -> None:
 class Terminal:
     """A command in an 80-column terminal: a tmux session on a server of the test's own."""
 
-    def __init__(self, args: list[str], code_file: Path) -> None:
+    def __init__(self, args: list[str], code_file: Path, program: list[str] = CLI) -> None:
         self.tmux = ["tmux", "-L", f"covalent-core-{uuid.uuid4().hex[:8]}", "-f", "/dev/null"]
-        command = " ".join([*CLI, *args]) + f"; echo $? > {code_file}; sleep 60"
+        command = shlex.join([*program, *args]) + f"; echo $? > {code_file}; sleep 60"
         env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
         subprocess.run(
             [*self.tmux, "new-session", "-d", "-x", "80", "-y", "40", "-s", "t", command],
@@ -232,6 +233,32 @@ def test_list_shows_whole_ids_in_80_columns(tmp_path: Path) -> None:
     try:
         wait_until(code_file.exists, 60)
         assert dispatch_id in terminal.screen(), terminal.screen()
+    finally:
+        terminal.close()
+
+
+@needs_tmux
+def test_waiting_in_a_terminal_shows_a_progress_bar(tmp_path: Path) -> None:
+    script = tmp_path / "wait.py"
+    script.write_text(
+        "import time\n"
+        "import covalent_core as ct\n"
+        "@ct.electron\n"
+        "def nap():\n"
+        "    time.sleep(4)\n"
+        "@ct.lattice\n"
+        "def napping():\n"
+        "    return nap()\n"
+        "result = ct.get_result(ct.dispatch(napping)(), wait=True)\n"
+        "print('ended', result.status)\n"
+    )
+    code_file = tmp_path / "code"
+    terminal = Terminal([str(script)], code_file, program=[sys.executable])
+    try:
+        shown = wait_until(lambda: "/2 tasks" in (s := terminal.screen()) and s, 60)
+        assert "dispatch " in shown, shown
+        wait_until(code_file.exists, 60)
+        assert "ended COMPLETED" in terminal.screen()
     finally:
         terminal.close()
 

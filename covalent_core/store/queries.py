@@ -6,7 +6,18 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from ..errors import AmbiguousDispatchIdError, DispatchNotFoundError
 from ..graph import KIND_PARAMETER
@@ -141,6 +152,16 @@ def list_dispatches(
         conditions.append(dispatches.c.created_at >= since)
     stmt = select(*columns).where(and_(*conditions))
     return list(conn.execute(stmt.order_by(dispatches.c.created_at.desc()).limit(limit)))
+
+
+def task_counts(conn: Connection, dispatch_id: str) -> tuple[int, int]:
+    """(finished, all) of the dispatch's nodes other than parameters."""
+    finished = func.sum(case((nodes.c.status.in_(TERMINAL_VALUES), 1), else_=0))
+    stmt = select(func.coalesce(finished, 0), func.count()).where(
+        and_(nodes.c.dispatch_id == dispatch_id, nodes.c.kind != KIND_PARAMETER)
+    )
+    done, total = conn.execute(stmt).one()
+    return int(done), int(total)
 
 
 MIN_PREFIX = 6
