@@ -224,25 +224,28 @@ def list_cmd(
     console.print(table)
 
 
+NARROW = 120
+"""Below this many columns, ``status`` leaves out the executor and the times, rather than cut
+the statuses (``sta…``)."""
+
+
 def status_table(result: Any, show_all: bool = False) -> Table:
     """The per-node table of a dispatch: ids, names, statuses, stages, reasons, times."""
     from rich.table import Table
 
-    title = f"{result.name} {result.dispatch_id}: {result.status}"
+    title = f"{escape(result.name)} {result.dispatch_id}: {result.status}"
     if result.redispatched_from:
         title += f" (redispatch of {result.redispatched_from})"
+    wide = console.width >= NARROW
     table = Table(title=title, title_justify="left")
-    for column in (
-        "id",
-        "name",
-        "status",
-        "stage",
-        "cancel reason",
-        "executor",
-        "started",
-        "ended",
-    ):
-        table.add_column(column, no_wrap=True)
+    table.add_column("id", no_wrap=True)
+    table.add_column("name", overflow="fold", min_width=8)
+    table.add_column("status", no_wrap=True, min_width=10)
+    table.add_column("stage", no_wrap=True, min_width=9)
+    table.add_column("cancel reason", overflow="fold")
+    if wide:
+        for column in ("executor", "started", "ended"):
+            table.add_column(column, no_wrap=True)
     table.add_column("note", overflow="fold")
     for node in result.nodes if show_all else result.tasks:
         note = ""
@@ -257,15 +260,14 @@ def status_table(result: Any, show_all: bool = False) -> Table:
         reason = node.cancel_reason or ""
         if node.status is Status.CANCELLED and node.cancel_stage:
             reason += f" (at {node.cancel_stage})"
+        times = [node.executor or "-", _time(node.started_at), _time(node.ended_at)] if wide else []
         table.add_row(
             str(node.node_id),
             escape(node.name),
             _styled(node.status),
             node.stage or "-",
             reason,
-            node.executor or "-",
-            _time(node.started_at),
-            _time(node.ended_at),
+            *times,
             escape(note),
         )
     return table

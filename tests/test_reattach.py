@@ -122,9 +122,10 @@ def test_status_starts_a_service_for_an_orphaned_dispatch(tmp_path):
     started_pid(tmp_path, "task")
     kill_service()
     shown = cli("status", dispatch_id)
-    assert shown.returncode == 0, shown.stderr
+    assert shown.returncode == 4, shown.stderr  # still running
     assert service_pid() is not None
     assert ct.get_result(dispatch_id, wait=True, timeout=60).result == 7
+    assert cli("status", dispatch_id).returncode == 0
 
 
 def orphaned_sleeper(log_dir: Path, name: str) -> tuple[str, dict]:

@@ -358,3 +358,19 @@ def test_executor_option_mistakes_say_what_was_meant() -> None:
 
     with pytest.raises(ct.ExecutorNotFoundError, match="local"):
         resolve_executor("locl")
+
+
+@needs_tmux
+def test_status_in_80_columns_cuts_no_header(tmp_path: Path) -> None:
+    dispatch_id = ct.dispatch(talking)(1, 0.0)
+    ct.get_result(dispatch_id, wait=True, timeout=60)
+    code_file = tmp_path / "code"
+    terminal = Terminal(["status", dispatch_id], code_file)
+    try:
+        wait_until(code_file.exists, 60)
+        screen = terminal.screen()
+        assert dispatch_id in screen and "…" not in screen, screen
+        assert "status" in screen and "COMPLETED" in screen
+        assert code_file.read_text().strip() == "0"
+    finally:
+        terminal.close()
