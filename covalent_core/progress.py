@@ -1,7 +1,8 @@
 """A progress bar while ``ct.get_result(id, wait=True)`` waits: tasks done of all, read from
 the store twice a second in a thread of its own (the wait itself stays pushed by the
 service), drawn by rich on stderr or in a notebook. Shown only where someone looks: a
-terminal or a notebook, unless ``progress=False``; never in pipes, CI logs or scripts' output.
+terminal, or a notebook with ipywidgets, unless ``progress=False``; never in pipes, CI logs or
+scripts' output.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ REFRESH = 0.5
 
 
 def interactive() -> bool:
-    """True in a terminal or a notebook kernel."""
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
+    """True in a terminal, or in a notebook that can draw a live bar (rich needs ipywidgets
+    there; without it, it would leave a warning in the cell)."""
+    if "ipykernel" in sys.modules:
+        import importlib.util
+
+        return importlib.util.find_spec("ipywidgets") is not None
+    return sys.stderr.isatty()
 
 
 @contextlib.contextmanager

@@ -374,3 +374,33 @@ def test_status_in_80_columns_cuts_no_header(tmp_path: Path) -> None:
         assert code_file.read_text().strip() == "0"
     finally:
         terminal.close()
+
+
+def test_a_notebook_shows_the_tables(tmp_path: Path) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    cells = [
+        "import covalent_core as ct\n"
+        "@ct.electron\n"
+        "def boom():\n"
+        "    raise ValueError('kaboom in a notebook')\n"
+        "@ct.lattice\n"
+        "def flow():\n"
+        "    return boom()\n"
+        "dispatch_id = ct.dispatch(flow)()",
+        "ct.get_result(dispatch_id, wait=True, timeout=60)",
+        "ct.list_dispatches(3)",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3").execute(cwd=str(tmp_path))
+
+    def html(cell: int) -> str:
+        (result,) = [
+            o for o in notebook.cells[cell].outputs if o["output_type"] == "execute_result"
+        ]
+        return result["data"]["text/html"]
+
+    assert "<table" in html(1) and "FAILED" in html(1)
+    assert "kaboom in a notebook" in html(1)  # the remote error, in details
+    assert "<table" in html(2)
+    assert not [o for o in notebook.cells[1].outputs if o["output_type"] == "stream"]
