@@ -411,27 +411,3 @@ def test_a_redispatch_with_reuse_submits_only_the_rerun_nodes(cluster, workdir, 
         "fixed",
     ]
     wait_until(lambda: queued_jobs(cluster) == [], 60)
-
-
-# -- a cancelled job's output is kept ----------------------------------------------------
-
-
-def talk_forever(flag: str) -> None:
-    import pathlib
-    import time
-
-    for i in range(6000):
-        print(f"line {i}", flush=True)
-        if i == 2:
-            pathlib.Path(flag).touch()  # the test cluster is this machine
-        time.sleep(0.1)
-
-
-def test_a_cancelled_jobs_output_is_kept(cluster, workdir, tmp_path):
-    flag = tmp_path / "printed"
-    dispatch_id = dispatch_task(talk_forever, make(cluster, workdir), str(flag))
-    wait_until(flag.exists, 120)
-    ct.cancel(dispatch_id, wait=True, timeout=120)
-    node = ct.get_result(dispatch_id).get_node(0)
-    assert node.status is ct.Status.CANCELLED
-    assert (node.stdout or "").startswith("line 0\nline 1\nline 2\n"), node.stdout

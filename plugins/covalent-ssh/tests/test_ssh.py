@@ -412,27 +412,3 @@ def test_rsync_strategy_uses_the_executors_verified_settings(
     result = ct.get_result(ct.dispatch(refused)(), wait=True, timeout=120)
     assert result.status is ct.Status.FAILED
     assert "HOST IDENTIFICATION HAS CHANGED" in result.get_node(0).error
-
-
-# -- a cancelled task's output is kept ---------------------------------------------------
-
-
-def talk_forever(flag: str) -> None:
-    import pathlib
-    import time
-
-    for i in range(6000):
-        print(f"line {i}", flush=True)
-        if i == 2:
-            pathlib.Path(flag).touch()  # the test's sshd is on this machine
-        time.sleep(0.1)
-
-
-def test_a_cancelled_tasks_output_is_kept(sshd: Any, workdir: str, tmp_path: Path) -> None:
-    flag = tmp_path / "printed"
-    dispatch_id = dispatch_task(talk_forever, make(sshd, workdir), str(flag))
-    wait_until(flag.exists, 60)
-    ct.cancel(dispatch_id, wait=True, timeout=60)
-    node = ct.get_result(dispatch_id).get_node(0)
-    assert node.status is ct.Status.CANCELLED
-    assert (node.stdout or "").startswith("line 0\nline 1\nline 2\n"), node.stdout
