@@ -347,7 +347,9 @@ def _wait_until_ended(dispatch_id: str, timeout: float | None) -> None:
     def timed_out(status: Status) -> DispatchTimeoutError:
         return DispatchTimeoutError(
             f"dispatch {dispatch_id} did not finish within {timeout:g} s; it is still "
-            f"{status}. Wait longer, or cancel it with ct.cancel({dispatch_id!r})."
+            f"{status}. Wait longer, or cancel it with ct.cancel({dispatch_id!r}) "
+            f"(`covalent-core cancel {dispatch_id}`); follow it with `covalent-core watch "
+            f"{dispatch_id}`."
         )
 
     def revive_and_read() -> Status | None:

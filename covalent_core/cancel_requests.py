@@ -41,7 +41,8 @@ def _not_found_message(
             " Nodes inside a sublattice belong to its own dispatch: "
             + "; ".join(parts)
             + ". Cancel the sublattice node, or address its sub-dispatch by id: "
-            "ct.cancel(SUB_DISPATCH_ID, task_ids=[...])."
+            "ct.cancel(SUB_DISPATCH_ID, task_ids=[...]) "
+            "(`covalent-core cancel SUB_DISPATCH_ID --task N`)."
         )
     return msg
 
