@@ -111,6 +111,7 @@ def idle_timeout() -> float:
 # misspelling of one of these.
 SECTIONS = ("store", "dispatcher", "executors")
 DISPATCHER_KEYS = ("idle_timeout", "lease", "poll_interval", "db_path")
+STORE_KEYS = ("url",)
 
 
 def check() -> None:
@@ -128,15 +129,21 @@ def check() -> None:
             raise CovalentCoreError(
                 f"config file {path}: unknown section [{section}]; did you mean [{close[0]}]?"
             )
-    dispatcher = data.get("dispatcher", {})
-    if not isinstance(dispatcher, dict):
-        raise CovalentCoreError(f"config file {path}: [dispatcher] must be a table")
-    for key in dispatcher:
-        close = difflib.get_close_matches(key, DISPATCHER_KEYS, n=1, cutoff=0.8)
-        if key not in DISPATCHER_KEYS and close:
-            raise CovalentCoreError(
-                f"config file {path}: unknown key [dispatcher] {key}; did you mean {close[0]}?"
-            )
+    # [dispatcher] also holds Covalent's keys (qelectron_db_path is not a misspelt db_path):
+    # only a close likeness counts there. [store] is ours alone.
+    for section, known, cutoff in (
+        ("dispatcher", DISPATCHER_KEYS, 0.75),
+        ("store", STORE_KEYS, 0.6),
+    ):
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            raise CovalentCoreError(f"config file {path}: [{section}] must be a table")
+        for key in table:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=cutoff)
+            if key not in known and close:
+                raise CovalentCoreError(
+                    f"config file {path}: unknown key [{section}] {key}; did you mean {close[0]}?"
+                )
     idle_timeout()
     lease_seconds()
     poll_interval()

@@ -312,6 +312,7 @@ def test_the_service_says_where_it_logs_and_what_it_runs() -> None:
         ),
         ('[dispatcher]\nidle_timeout = "soon"\n', "idle_timeout in"),
         ("[dispatcher]\nidle_timout = 5\n", "did you mean idle_timeout?"),
+        ('[store]\nulr = "sqlite:///x.db"\n', "unknown key [store] ulr; did you mean url?"),
         ("[executors]\nlocal = 3\n", "[executors.local] must be a table of options"),
         (
             '[store]\nurl = "postgresql+pg8000://u:secret@localhost/db"\n',
