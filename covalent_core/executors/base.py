@@ -57,6 +57,12 @@ class TaskOutcome:
         """The task's process or job ended without producing an outcome."""
         return cls(ok=False, error=message, stdout=stdout, stderr=stderr)
 
+    @staticmethod
+    def texts(stdout: bytes | None, stderr: bytes | None) -> tuple[str, str]:
+        """A task's stdout and stderr as read from its files (missing: empty), as text; also
+        what an executor sets as ``task.streams`` for a task stopped before it ended."""
+        return (stdout or b"").decode(errors="replace"), (stderr or b"").decode(errors="replace")
+
     @classmethod
     def from_files(
         cls,
@@ -67,8 +73,7 @@ class TaskOutcome:
     ) -> TaskOutcome:
         """The outcome of a task read back as files: the runner's ``outcome`` with the task's
         stdout and stderr, or, without an outcome, ``died()`` saying how the job ended."""
-        out = (stdout or b"").decode(errors="replace")
-        err = (stderr or b"").decode(errors="replace")
+        out, err = cls.texts(stdout, stderr)
         if outcome is not None:
             return cls.from_runner(outcome, out, err)
         return cls.died(died(), out, err)

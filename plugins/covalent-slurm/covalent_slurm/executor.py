@@ -333,8 +333,7 @@ class SlurmExecutor(Executor):
                     await self.shell.read(posixpath.join(task.state["dir"], name))
                     for name in ("stdout", "stderr")
                 ]
-                task.streams = ((out or b"").decode(errors="replace"),
-                                (err or b"").decode(errors="replace"))  # fmt: skip
+                task.streams = TaskOutcome.texts(out, err)
         if self.do_cleanup and "dir" in task.state:
             await self.shell.remove_tree(task.state["dir"])
         if self.packer is not None:

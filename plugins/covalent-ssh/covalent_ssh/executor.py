@@ -309,8 +309,7 @@ class SSHExecutor(Executor):
                     await self._conn().read(posixpath.join(task.state["remote_dir"], name))
                     for name in ("stdout", "stderr")
                 ]
-                task.streams = ((out or b"").decode(errors="replace"),
-                                (err or b"").decode(errors="replace"))  # fmt: skip
+                task.streams = TaskOutcome.texts(out, err)
         if self.do_cleanup:
             await self._conn().remove_tree(task.state["remote_dir"])
 
