@@ -75,3 +75,11 @@ def covalent_cancel(
 ) -> Awaitable[bool]:
     """Default: ``executor.cancel(task_metadata, job_handle)``."""
     return executor.cancel(task_metadata, job_handle)
+
+
+@hookimpl(trylast=True)
+def covalent_read_output(
+    executor: Executor, task_metadata: dict[str, Any], job_handle: str, stream: str
+) -> Awaitable[str | None]:
+    """Default: ``executor.read_output(task_metadata, job_handle, stream)``."""
+    return executor.read_output(task_metadata, job_handle, stream)

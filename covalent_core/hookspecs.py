@@ -17,7 +17,8 @@ For each task the dispatcher calls, in order::
 
 Before each of the first six the node's ``cancel_requested`` flag is checked; when it is set,
 :class:`~covalent_core.errors.TaskCancelledError` is raised and neither that stage nor any
-later one runs; cleanup still does. ``covalent_cancel`` stops a running job.
+later one runs; cleanup still does. ``covalent_cancel`` stops a running job;
+``covalent_read_output`` reads what a running job has printed so far.
 
 When a dispatcher service dies (SIGKILL, a reboot of the login node) its jobs keep running.
 The next service calls ``covalent_reattach`` for every task the dead one had started, instead
@@ -216,4 +217,26 @@ def covalent_cancel(
     returning False makes the dispatcher retry with backoff while the node stays CANCELLING.
     Default: ``executor.cancel(task_metadata, job_handle)``. Stops at first non-None result.
     May raise: anything on failure to reach the resource; it is retried.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Watching
+# ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def covalent_read_output(
+    executor: Executor, task_metadata: dict[str, Any], job_handle: str, stream: str
+) -> Awaitable[str | None] | None:
+    """What the running job ``job_handle`` has written so far to ``stream`` ("stdout" or
+    "stderr"); the awaitable returns the text, or None when the executor cannot tell.
+
+    Called by the dispatcher service while a client watches a running task's output (``logs
+    -f``, ``watch``, ``NodeResult.stdout``), about once a second; works from the stored
+    configuration and the handle alone, as ``cancel`` does. What a task printed is stored with
+    the node when it ends, whatever way it ends: this hook is only for the time between.
+    Default: ``executor.read_output(task_metadata, job_handle, stream)``. Stops at first
+    non-None result.
+    May raise: anything on failure to reach the resource; the reader gets None.
     """

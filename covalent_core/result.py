@@ -11,14 +11,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
-import socket
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import status as status_names
+from .executors.output import OUTPUT_TIMEOUT, local_output
 from .executors.values import read_text, read_value
 from .graph import KIND_PARAMETER, KIND_POSTPROCESS, Edge, TransportGraph
 from .status import CancelReason, Status
@@ -68,6 +67,7 @@ class NodeResult:
     reattached_at: float | None = None
     reused_from: str | None = None
     """A redispatch that reused this node's output: the dispatch that computed it."""
+    dispatch_id: str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return f"<NodeResult {self.node_id} {self.name}: {self.status}>"
@@ -109,19 +109,31 @@ class NodeResult:
         return read_text(self.stderr_stored)
 
     def live_output(self, stream: str) -> str | None:
-        """What a running task has written so far to ``stream`` ("stdout" or "stderr"), read
-        from the file its executor writes it to on this machine (its handle's ``dir``); None
-        when there is none here (the task ended, or runs elsewhere)."""
+        """What a running task has written so far to ``stream`` ("stdout" or "stderr"): read
+        from its files when it runs on this machine, else asked of the dispatcher service,
+        which reads it through the task's executor (its files over SSH, the Slurm job's
+        output, CloudWatch Logs). None when there is nothing to read (the task ended, the
+        service is not running, the executor cannot tell)."""
         handle = self.job_handle
-        if self.status.is_terminal or not isinstance(handle, dict) or not handle.get("dir"):
+        if self.status.is_terminal or not handle:
             return None
-        if handle.get("host", socket.gethostname()) != socket.gethostname():
-            return None
+        text = local_output(handle, stream)
+        if text is not None or self.dispatch_id is None:
+            return text
+        from .errors import ServiceError
+        from .service.client import request
+
+        message = {
+            "op": "read_output",
+            "dispatch_id": self.dispatch_id,
+            "node_id": self.node_id,
+            "stream": stream,
+        }
         try:
-            with open(os.path.join(handle["dir"], stream), "rb") as fh:
-                return fh.read().decode(errors="replace")
-        except OSError:
+            reply = request(message, start=False, timeout=OUTPUT_TIMEOUT + 5)
+        except (ServiceError, OSError):
             return None
+        return reply.get("text")
 
     @property
     def output(self) -> Any:
@@ -167,6 +179,7 @@ class NodeResult:
             reattached_by=getattr(row, "job_attached_by", None),
             reattached_at=getattr(row, "job_attached_at", None),
             reused_from=getattr(row, "reused_from", None),
+            dispatch_id=getattr(row, "dispatch_id", None),
         )
 
 

@@ -138,6 +138,17 @@ class TaskContext:
         """The ``task_metadata`` passed to ``Executor.cancel``: dispatch and node ids."""
         return {"dispatch_id": self.dispatch_id, "node_id": self.node_id}
 
+    @classmethod
+    def of(cls, task_metadata: dict[str, Any], executor_name: str = "") -> TaskContext:
+        """A context holding only the task's ids, from ``task_metadata``: for what works
+        from the ids alone (``cancel``, ``read_output``), e.g. naming the task's paths."""
+        return cls(
+            dispatch_id=str(task_metadata["dispatch_id"]),
+            node_id=int(task_metadata["node_id"]),
+            name="",
+            executor_name=executor_name,
+        )
+
     @property
     def cancel_requested(self) -> bool:
         """True once a cancel (or timeout) was requested for this task."""
@@ -320,6 +331,23 @@ class Executor:
         the resource; the dispatcher retries with backoff.
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement cancel()")
+
+    async def read_output(
+        self, task_metadata: dict[str, Any], job_handle: str, stream: str
+    ) -> str | None:
+        """What the job ``job_handle`` has written so far to ``stream`` ("stdout" or
+        "stderr"), while it runs; None when this executor cannot tell.
+
+        Called by the dispatcher service when a client reads a running task's output (``logs
+        -f``, ``result.get_node(n).stdout``), once a second or so while someone watches: read
+        what the job writes as it goes (its files, its log service), never start anything.
+        Must work from the stored configuration and the handle alone, as ``cancel`` does.
+        Default: the file ``stream`` in the directory the handle names as ``dir``, when that
+        is on this machine.
+        """
+        from .output import local_output
+
+        return await asyncio.to_thread(local_output, job_handle, stream)
 
     async def close(self) -> None:
         """Release connections and pools; called when the dispatcher no longer needs it."""

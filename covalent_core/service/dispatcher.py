@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from .. import plugins
+from ..executors.output import OUTPUT_TIMEOUT
 from ..graph import Edge
 from ..result import failure_summary
 from ..status import TERMINAL, CancelReason, Status, dispatch_outcome
@@ -228,6 +229,33 @@ class Dispatcher:
         await run.nodes_ended(node_ids)
         await self.writes.flush()
         return True
+
+    async def read_output(self, dispatch_id: str, node_id: int, stream: str) -> str | None:
+        """What the node's running job has written so far to ``stream``, read by its
+        executor (``covalent_read_output``); None if it has no running job or the executor
+        cannot tell in ``OUTPUT_TIMEOUT`` seconds."""
+
+        def stored() -> Any:
+            with self.store.read() as conn:
+                return q.node_job(conn, dispatch_id, node_id)
+
+        row = await asyncio.to_thread(stored)
+        if row is None or Status(row.status) in TERMINAL:
+            return None
+        try:
+            executor = await self.executors.get(row.executor, dict(row.executor_config or {}))
+            return await asyncio.wait_for(
+                self.registry.hook.covalent_read_output(
+                    executor=executor,
+                    task_metadata={"dispatch_id": dispatch_id, "node_id": node_id},
+                    job_handle=row.handle,
+                    stream=stream,
+                ),
+                OUTPUT_TIMEOUT,
+            )
+        except Exception as exc:  # unreachable, slow: the reader sees nothing new this time
+            logger.info("reading %s of %s node %s: %s", stream, dispatch_id, node_id, exc)
+            return None
 
     # -- cancels and timeouts -----------------------------------------------------------
 

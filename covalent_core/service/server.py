@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 from .. import config
 from ..cancel_requests import flag_in, request_cancel
 from ..errors import CovalentCoreError
+from ..executors.output import check_stream
 from ..permissions import private_file
 from ..store import open_store
 from . import notifications
@@ -124,6 +125,13 @@ class Service:
                 "running": sorted(self.dispatcher.top_level),
                 "log": str(config.service_dir() / LOG_FILE),
             }
+        if op == "read_output":
+            stream = str(request.get("stream"))
+            check_stream(stream)
+            text = await self.dispatcher.read_output(
+                str(request.get("dispatch_id")), int(request.get("node_id", -1)), stream
+            )
+            return {"ok": True, "text": text}
         if op == "wake":
             await self.dispatcher.poll_new()
             return {"ok": True}

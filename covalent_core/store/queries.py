@@ -516,6 +516,16 @@ _SET_NODE_JOB = update(nodes).where(
 )
 
 
+def node_job(conn: Connection, dispatch_id: str, node_id: int) -> Row[Any] | None:
+    """The node's job as stored (``executor``, ``executor_config``, ``handle``) with the
+    node's ``status``; None if the node has no job."""
+    return conn.execute(
+        select(jobs.c.executor, jobs.c.executor_config, jobs.c.handle, nodes.c.status)
+        .select_from(nodes.join(jobs, nodes.c.job_id == jobs.c.job_id))
+        .where(and_(nodes.c.dispatch_id == dispatch_id, nodes.c.node_id == node_id))
+    ).first()
+
+
 def update_job(conn: Connection, job_id: int, **values: Any) -> None:
     """Update a job: its cancel state (``state``, ``cancel_attempts``, ``cancel_error``), or
     who re-attached to it (``attached_by``, ``attached_at``)."""

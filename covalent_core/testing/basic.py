@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -157,26 +157,43 @@ class BasicTier(ConformanceBase):
         assert "start:fetch" not in seen and "start:cleanup" in seen, seen
         self.assert_nothing_left(leftovers, _local_scratch, marker)
 
-    def test_a_cancelled_tasks_output_is_kept(
+    def test_a_running_tasks_output_is_read_live_and_kept_after_cancel(
         self, executor: Executor, job_alive: Callable[[str], bool]
     ) -> None:
-        if not self.resource_is_local:
-            pytest.skip("the test watches for a file the task writes on this machine")
-        # In the system's temporary directory: a task may run as another user, who cannot
-        # reach the suite's private one.
-        system_tmp = os.environ.get("COVALENT_CORE_SYSTEM_TMPDIR") or None
-        flag = os.path.join(tempfile.mkdtemp(prefix="covalent-conformance-", dir=system_tmp), "f")
-        os.chmod(os.path.dirname(flag), 0o777)
+        dispatch_id, name = self.dispatch_one(tasks.talk_until_cancelled, executor)
+        node_id = self.task_node(dispatch_id, name).node_id
+        # As a user follows it: the CLI, which reads through the dispatcher service and the
+        # executor's covalent_read_output while the task runs.
+        follower = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "covalent_core",
+                "logs",
+                dispatch_id,
+                "--task",
+                str(node_id),
+                "-f",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
-            dispatch_id, name = self.dispatch_one(tasks.talk_until_cancelled, executor, flag)
-            wait_until(lambda: os.path.exists(flag), self.task_timeout, "the task printed")
+            assert follower.stdout is not None
+            seen = [follower.stdout.readline() for _ in range(3)]
+            assert seen == ["line 0\n", "line 1\n", "line 2\n"], seen
+            assert "line 2" in (self.task_node(dispatch_id, name).stdout or "")
             handle = self.stored_handle(dispatch_id, name)
             node = self.cancel_within_bound(executor, dispatch_id, name, job_alive, handle)
-            out = node.stdout or ""
-            lines = out.splitlines()[:3]
-            assert lines == ["line 0", "line 1", "line 2"], f"the output was lost: {out!r}"
+            code = follower.wait(self.task_timeout)
+            assert code == 3, f"logs -f exited {code}, not 3 (CANCELLED)"
         finally:
-            shutil.rmtree(os.path.dirname(flag), ignore_errors=True)
+            follower.kill()
+            follower.wait()
+        out = node.stdout or ""
+        lines = out.splitlines()[:3]
+        assert lines == ["line 0", "line 1", "line 2"], f"the output was lost: {out!r}"
 
     def test_cancel_from_a_fresh_process_uses_only_the_store(
         self,

@@ -16,21 +16,15 @@ import sys
 import time
 from typing import Any
 
-from sqlalchemy import and_, select
-
 from ..plugins import registry
+from ..store import queries as q
 from ..store.db import open_store
-from ..store.schema import jobs, nodes
 
 
 def stored_job(dispatch_id: str, node_id: int) -> tuple[str, dict[str, Any], str]:
     """The node's job as stored: executor short name, configuration, handle."""
     with open_store().read() as conn:
-        row = conn.execute(
-            select(jobs.c.executor, jobs.c.executor_config, jobs.c.handle)
-            .select_from(nodes.join(jobs, nodes.c.job_id == jobs.c.job_id))
-            .where(and_(nodes.c.dispatch_id == dispatch_id, nodes.c.node_id == node_id))
-        ).first()
+        row = q.node_job(conn, dispatch_id, node_id)
     if row is None:
         raise LookupError(f"node {node_id} of dispatch {dispatch_id} has no stored job handle")
     return row.executor, dict(row.executor_config), row.handle

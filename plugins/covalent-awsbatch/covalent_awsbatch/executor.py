@@ -259,21 +259,43 @@ class AWSBatchExecutor(Executor):
         )
 
     async def _logs(self, job: dict[str, Any]) -> str:
+        """The job's log stream in CloudWatch Logs, every page of it; "" if there is none."""
         stream = job.get("container", {}).get("logStreamName")
         if not stream:
             return ""
         client = self.aws.client("logs")
+        messages: list[str] = []
+        token: str | None = None
         try:
-            reply = await call(
-                "get_log_events",
-                client.get_log_events,
-                logGroupName=self.log_group,
-                logStreamName=stream,
-                startFromHead=True,
-            )
+            while True:
+                page = {"nextToken": token} if token else {}
+                reply = await call(
+                    "get_log_events",
+                    client.get_log_events,
+                    logGroupName=self.log_group,
+                    logStreamName=stream,
+                    startFromHead=True,
+                    **page,
+                )
+                messages += (e["message"] for e in reply.get("events", []))
+                # The last page gives back the token it was asked with.
+                if not reply.get("events") or reply.get("nextForwardToken") in (None, token):
+                    break
+                token = reply["nextForwardToken"]
         except AWSError:
-            return ""  # logs arrive late or not at all; the outcome does not depend on them
-        return "\n".join(e["message"] for e in reply.get("events", []))
+            pass  # logs arrive late or not at all; the outcome does not depend on them
+        return "".join(f"{message}\n" for message in messages)  # one event per line
+
+    async def read_output(
+        self, task_metadata: dict[str, Any], job_handle: str, stream: str
+    ) -> str | None:
+        """What the job has logged so far to CloudWatch Logs (Batch sends stdout and stderr
+        to one log stream: it is read as stdout; stderr is empty)."""
+        if stream != "stdout":
+            return ""
+        job_id = json.loads(job_handle)["job_id"]
+        job = (await self.describe([job_id])).get(job_id) or {}
+        return await self._logs(job)
 
     async def cleanup(self, task: TaskContext) -> None:
         """Keep what a cancelled job printed (CloudWatch Logs); delete the task's S3 objects

@@ -245,6 +245,7 @@ class BraketExecutor(Executor):
                 **proc.handle.to_dict(),
                 "arns_file": str(arns),
                 "region": self.aws.region or "",
+                "dir": str(task.state["dir"]),  # its stdout and stderr, read while it runs
             }
             await task.set_job_handle(handle)
             await proc.release()

@@ -351,6 +351,15 @@ class SlurmExecutor(Executor):
                 raise
         return await wait_until_gone(lambda: self._gone(job_id), self.cancel_bound)
 
+    async def read_output(
+        self, task_metadata: dict[str, Any], job_handle: str, stream: str
+    ) -> str | None:
+        """The job's ``stdout`` or ``stderr`` file (``sbatch --output``/``--error``) as it is
+        now, in the task's directory on the cluster's shared file system."""
+        task = TaskContext.of(task_metadata, self.short_name)
+        data = await self.shell.read(posixpath.join(self.task_dir(task), stream))
+        return None if data is None else data.decode(errors="replace")
+
     async def _gone(self, job_id: str) -> bool:
         """True once the job has left the queue (its processes are dead) and has ended."""
         argv = ["squeue", "--noheader", "--format=%T", f"--jobs={job_id}"]

@@ -325,6 +325,21 @@ class SSHExecutor(Executor):
         await self._conn().agent(self.python_path, "kill", *args, str(self.cancel_grace))
         return True
 
+    async def read_output(
+        self, task_metadata: dict[str, Any], job_handle: str, stream: str
+    ) -> str | None:
+        """The task's ``stdout`` or ``stderr`` file as it is now: in its remote directory
+        (over SFTP), or its local one when it ran here (``run_local_on_ssh_fail``)."""
+        handle = json.loads(job_handle)
+        task = TaskContext.of(task_metadata, self.short_name)
+        if "local" in handle:
+            path = self._local_dir(task) / stream
+            data = await asyncio.to_thread(lambda: path.read_bytes() if path.exists() else None)
+        else:
+            self._check_host(handle)
+            data = await self._conn().read(posixpath.join(self.task_dir(task), stream))
+        return None if data is None else data.decode(errors="replace")
+
     def _check_host(self, handle: dict[str, Any]) -> None:
         target = self.target
         if (handle["host"], handle["port"]) != (target.hostname, target.port):

@@ -30,7 +30,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import IO, Any
 
 import boto3
 
@@ -366,7 +366,7 @@ class BatchDouble:
         )
         stream = job.proc.stdout
         assert stream is not None
-        job.reader = threading.Thread(target=lambda: job.output.append(stream.read()), daemon=True)
+        job.reader = threading.Thread(target=self._ship_logs, args=(job, stream), daemon=True)
         job.reader.start()
 
     def _finish(self, job: Job, code: int) -> None:
@@ -379,31 +379,35 @@ class BatchDouble:
         ).start()
         if job.reader is not None:
             job.reader.join(5)
-        output = b"".join(job.output).decode(errors="replace")
         if job.reason:  # terminated
             self._stop(job, "FAILED", code)
         else:
             self._stop(job, "SUCCEEDED" if code == 0 else "FAILED", code)
             if code != 0:
                 job.reason = "Essential container in task exited"
+
+    def _ship_logs(self, job: Job, stream: IO[bytes]) -> None:
+        """As Batch's awslogs driver does: each line the job writes goes to its log stream
+        while it runs."""
         group = (
             job.definition.get("containerProperties", {})
             .get("logConfiguration", {})
             .get("options", {})
             .get("awslogs-group", "/aws/batch/job")
         )
-        threading.Thread(target=self._ship_logs, args=(group, job.log_stream, output)).start()
-
-    def _ship_logs(self, group: str, stream: str, output: str) -> None:
         logs = self.moto.client("logs")
         with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
             logs.create_log_group(logGroupName=group)
         with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
-            logs.create_log_stream(logGroupName=group, logStreamName=stream)
-        now = int(time.time() * 1000)
-        events = [{"timestamp": now, "message": line} for line in output.splitlines() if line]
-        if events:
-            logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+            logs.create_log_stream(logGroupName=group, logStreamName=job.log_stream)
+        for raw in iter(stream.readline, b""):
+            job.output.append(raw)
+            line = raw.decode(errors="replace").rstrip("\n")
+            if line:
+                event = {"timestamp": int(time.time() * 1000), "message": line}
+                logs.put_log_events(
+                    logGroupName=group, logStreamName=job.log_stream, logEvents=[event]
+                )
 
     def running_pids(self) -> list[int]:
         with self.lock:
