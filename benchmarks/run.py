@@ -166,6 +166,30 @@ PLUGINS = [
 ]
 
 
+def event_log_cost(nodes: int = 20_000) -> dict:
+    """CPU the service's log costs per node: its two events (started, ended), written
+    through the service's own handler to a file in a private directory."""
+    import logging
+
+    from covalent_core.service.events import event, log_handler
+
+    logger = logging.getLogger("covalent_core.events")
+    handler = log_handler(Path(tempfile.mkdtemp(prefix="covalent-core-bench-log-")))
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    dispatch = "83f84094-8663-41c7-b66a-0123456789ab"
+    start = time.process_time()
+    for i in range(nodes):
+        event("node_started", dispatch=dispatch, node=i, name="noop", executor="local")
+        event("node_ended", dispatch=dispatch, node=i, name="noop", status="COMPLETED",
+              stage="cleanup")  # fmt: skip
+    per_node = (time.process_time() - start) / nodes
+    logger.removeHandler(handler)
+    logger.level = level
+    handler.close()
+    return {"us_per_node": per_node * 1e6, "s_per_100k_nodes": per_node * 100_000}
+
+
 def _module(name: str) -> Any:
     import importlib
 
@@ -201,6 +225,7 @@ def main() -> int:
     results["cancel_same_process_ms"] = latency_ms(same)
     results["cancel_cli_ms"] = latency_ms(cli)
     results["cancel_10000_not_started"] = cancel_many_not_started(10_000)
+    results["event_log"] = event_log_cost()
     for key, module, package, server in PLUGINS:
         results[key] = plugin_benchmark(module, package, server)
 
@@ -232,6 +257,12 @@ def main() -> int:
         "cancel 10,000 not-started nodes",
         f"returned in {m['cancel_returned_s']:.2f} s, {m['nodes_started_after']} started",
         "<= 1 s, 0 started",
+    )
+    e = results["event_log"]
+    table.add_row(
+        "service log, 2 events per node",
+        f"{e['us_per_node']:.0f} µs CPU per node ({e['s_per_100k_nodes']:.1f} s per 100k)",
+        "",
     )
     for key, module, _package, _server in PLUGINS:
         if "skipped" in results[key]:

@@ -151,6 +151,9 @@ def main() -> None:
     # A broken config file is reported whatever the command, even when the environment
     # overrides the setting the command reads first.
     check_config()
+    from .plugins import check_executor_sections
+
+    check_executor_sections()
 
 
 SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -628,7 +631,7 @@ def service_status(as_json: bool) -> None:
 
     from . import config
     from .service.client import request
-    from .service.server import LOG_FILE
+    from .service.events import LOG_FILE
 
     store = make_url(config.db_url()).render_as_string(hide_password=True)  # no secret shown
     log = str(config.service_dir() / LOG_FILE)
@@ -669,7 +672,7 @@ def service_status(as_json: bool) -> None:
 def service_logs(follow: bool, tail: int | None) -> None:
     """Print the dispatcher service's log (one event per line: event=NAME key=value ...)."""
     from . import config
-    from .service.server import LOG_FILE
+    from .service.events import LOG_FILE
 
     path = config.service_dir() / LOG_FILE
     offset = 0

@@ -202,6 +202,29 @@ def reset_registry() -> None:
         _cached.cache_clear()
 
 
+def check_executor_sections() -> None:
+    """A config section ``[executors.NAME]`` whose NAME is no installed executor's but close
+    to one's is a misspelling, and would be silently ignored: say so. Other unknown names
+    pass (a Covalent config names executors not installed here, ``dask`` say).
+
+    Only entry points' names are read (nothing imported) unless a name is unknown."""
+    sections = config.load_config().get("executors", {})
+    names = {name for name, _module in DEFAULT_PLUGINS}
+    names |= {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    unknown = [name for name in sections if name not in names]
+    if not unknown:
+        return
+    installed = list(registry().executors)  # a plugin may hold several executors
+    for name in unknown:
+        close = difflib.get_close_matches(name, installed, n=1, cutoff=0.75)
+        if name not in installed and close:
+            raise ExecutorNotFoundError(
+                f"config file {config.config_path()}: [executors.{name}] names no installed "
+                f"executor; did you mean [executors.{close[0]}]? Installed: "
+                f"{', '.join(sorted(installed))}"
+            )
+
+
 def resolve_executor(spec: Any) -> tuple[str, dict[str, Any]]:
     """Turn an electron's ``executor=`` (instance, short name or None) into (name, config).
 

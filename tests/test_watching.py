@@ -314,6 +314,7 @@ def test_the_service_says_where_it_logs_and_what_it_runs() -> None:
         ("[dispatcher]\nidle_timout = 5\n", "did you mean idle_timeout?"),
         ('[store]\nulr = "sqlite:///x.db"\n', "unknown key [store] ulr; did you mean url?"),
         ("[executors]\nlocal = 3\n", "[executors.local] must be a table of options"),
+        ("[executors.locl]\nmax_workers = 2\n", "did you mean [executors.local]?"),
         (
             '[store]\nurl = "postgresql+pg8000://u:secret@localhost/db"\n',
             "pip install 'covalent-core[postgres]'",
@@ -357,7 +358,7 @@ def test_executor_option_mistakes_say_what_was_meant() -> None:
         ct.LocalExecutor(isolate_deps="yes")
     from covalent_core.plugins import resolve_executor
 
-    with pytest.raises(ct.ExecutorNotFoundError, match="local"):
+    with pytest.raises(ct.ExecutorNotFoundError, match="Did you mean 'local'"):
         resolve_executor("locl")
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import config
 from ..errors import ServiceError
+from ..plugins import check_executor_sections
 from ..status import TERMINAL, Status
 from ..store import open_store
 from ..store import queries as q
@@ -47,6 +48,7 @@ def start_service() -> None:
     The config file is checked first: a mistake in it is this process's error, said at once,
     not a service that cannot start."""
     config.check()
+    check_executor_sections()
     directory = config.service_dir()
     env = config.child_environment()
     env[config.ENV_DB_URL] = config.db_url()

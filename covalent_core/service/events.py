@@ -8,9 +8,32 @@ started and ended with their stage, cancels requested, confirmed and retried, ta
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import os
+from pathlib import Path
 from typing import Any
 
+from ..permissions import private_file
+
 logger = logging.getLogger("covalent_core.events")
+
+LOG_FILE = "service.log"
+"""The service's log, in its directory; rotated at LOG_BYTES, LOG_BACKUPS kept."""
+LOG_BYTES = 10 * 2**20
+LOG_BACKUPS = 5
+LOG_FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
+
+
+def log_handler(directory: Path) -> logging.Handler:
+    """The service's log handler: ``directory/service.log``, owner-only, rotated."""
+    path = directory / LOG_FILE
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    private_file(path)
+    handler = logging.handlers.RotatingFileHandler(
+        path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS
+    )
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    return handler
 
 
 def _value(value: Any) -> str:

@@ -14,7 +14,6 @@ import contextlib
 import fcntl
 import json
 import logging
-import logging.handlers
 import os
 import signal
 import time
@@ -25,10 +24,10 @@ from .. import config
 from ..cancel_requests import flag_in, request_cancel
 from ..errors import CovalentCoreError
 from ..executors.output import check_stream
-from ..permissions import private_file
 from ..store import open_store
 from . import notifications
 from .dispatcher import Dispatcher
+from .events import LOG_FILE, log_handler
 from .paths import socket_path
 
 if TYPE_CHECKING:
@@ -37,11 +36,6 @@ if TYPE_CHECKING:
     from ..result import CancelReport
 
 logger = logging.getLogger(__name__)
-
-LOG_FILE = "service.log"
-"""The service's log, in its directory; rotated at LOG_BYTES, LOG_BACKUPS kept."""
-LOG_BYTES = 10 * 2**20
-LOG_BACKUPS = 5
 
 WATCHES = frozenset({"wait_dispatch", "wait_nodes"})
 GUARD_INTERVAL = 0.5  # how often the service checks that its socket and directory are there
@@ -325,15 +319,7 @@ class Service:
 def main() -> int:
     """Entry point of the service process; exits at once if another instance holds the lock."""
     directory = config.service_dir()
-    os.close(os.open(directory / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-    handler = logging.handlers.RotatingFileHandler(
-        directory / LOG_FILE, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS
-    )
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
-    )
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
-    private_file(directory / LOG_FILE)
+    logging.basicConfig(level=logging.INFO, handlers=[log_handler(directory)])
     lock = open(directory / "lock", "w")  # noqa: SIM115 - held for the process's life
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
