@@ -48,6 +48,18 @@ def cluster() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[object]:
+    """A real Dask scheduler and two workers on 127.0.0.1 (see :mod:`.dask`)."""
+    try:
+        from .dask import DaskCluster
+    except ImportError:  # pragma: no cover - the plugin's own dependency
+        pytest.fail("dask[distributed] is not installed in this Python")
+    started = DaskCluster.start(workers=2)
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session")
 def aws_credentials() -> Iterator[None]:
     """Dummy AWS credentials for every boto3 client, here and in the dispatcher service."""
     from .aws import CREDENTIALS, REGION
