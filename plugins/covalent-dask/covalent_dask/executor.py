@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import posixpath
+import socket
 import uuid
 import warnings
 from typing import Any, ClassVar
@@ -227,6 +228,7 @@ class DaskExecutor(Executor):
                 if done:
                     break
                 if handle["worker"] not in await self._workers(client):
+                    await self._lost(client, future, handle)
                     return {on_worker.LOST: handle["worker"]}
         finally:
             ended.cancel()
@@ -235,6 +237,14 @@ class DaskExecutor(Executor):
         if future.status == "cancelled":
             return {"stopped": True}
         return {"error": str(await _exception(future))}
+
+    async def _lost(self, client: Any, future: Any, handle: dict[str, Any]) -> None:
+        """The task's worker left: Dask must not start the task again elsewhere, and what
+        is left of it on this machine (a worker killed, not its host) is stopped."""
+        with contextlib.suppress(Exception):
+            await client.cancel(future)
+        if handle.get("host") == socket.gethostname():
+            await on_worker.kill_task(handle, self.cancel_grace)
 
     async def reattach(self, task: TaskContext, job_handle: str | None) -> bool:
         """Wait again for a task a dead dispatcher started, by its process on its worker.
@@ -297,7 +307,9 @@ class DaskExecutor(Executor):
             if handle is not None:
                 await self._on_worker(client, handle, on_worker.remove_directory, handle["dir"])
         names = task.state.get("names")
-        if names:
+        # After a lost worker the handle stays published: an attempt Dask may yet start
+        # elsewhere finds it and does not run the task a second time.
+        if names and on_worker.LOST not in result:
             from distributed import Variable
 
             with contextlib.suppress(Exception):
