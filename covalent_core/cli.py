@@ -567,6 +567,39 @@ def redispatch_cmd(dispatch_id: str, reuse: bool, replacements: tuple[str, ...])
 
 
 @main.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to serve on; anything but loopback is reachable by others.",
+)
+@click.option(
+    "--port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to serve on; 0 takes any free one.",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
+def ui(host: str, port: int, open_browser: bool) -> None:
+    """Serve the web UI: dispatches, live graphs, logs, cancel and redispatch.
+
+    Prints a URL with a random access token (needed by every request); runs until Ctrl-C.
+    Needs the ui extra: pip install 'covalent-core[ui]'.
+    """
+    try:
+        from .ui.server import serve
+    except ImportError as exc:
+        raise CovalentCoreError(
+            f"the UI needs the ui extra ({exc.name} is missing): pip install 'covalent-core[ui]'"
+        ) from None
+    try:
+        serve(host, port, open_browser=open_browser, announce=lambda line: click.echo(line))
+    except OSError as exc:
+        raise CovalentCoreError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+
+
+@main.command()
 @json_option
 def executors(as_json: bool) -> None:
     """List installed executors (short name, class, package, version) and broken plugins.

@@ -139,11 +139,15 @@ def list_dispatches(
     statuses: list[str] | None = None,
     name: str | None = None,
     since: float | None = None,
+    prefix: str | None = None,
 ) -> list[Row[Any]]:
     """Recent top-level dispatches, newest first; only those with one of ``statuses``, whose
-    name contains ``name``, created at or after ``since`` (seconds since the epoch)."""
+    name contains ``name``, created at or after ``since`` (seconds since the epoch), whose id
+    begins with ``prefix``."""
     columns = [c for c in dispatches.c if c.name not in BLOB_COLUMNS]
     conditions = [dispatches.c.parent_dispatch_id.is_(None)]
+    if prefix:
+        conditions.append(dispatches.c.dispatch_id.startswith(prefix, autoescape=True))
     if statuses:
         conditions.append(dispatches.c.status.in_(statuses))
     if name:
@@ -162,6 +166,18 @@ def task_counts(conn: Connection, dispatch_id: str) -> tuple[int, int]:
     )
     done, total = conn.execute(stmt).one()
     return int(done), int(total)
+
+
+def task_counts_of(conn: Connection, dispatch_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """:func:`task_counts` of several dispatches in one query."""
+    finished = func.sum(case((nodes.c.status.in_(TERMINAL_VALUES), 1), else_=0))
+    stmt = (
+        select(nodes.c.dispatch_id, func.coalesce(finished, 0), func.count())
+        .where(and_(nodes.c.dispatch_id.in_(dispatch_ids), nodes.c.kind != KIND_PARAMETER))
+        .group_by(nodes.c.dispatch_id)
+    )
+    counts = {row[0]: (int(row[1]), int(row[2])) for row in conn.execute(stmt)}
+    return {d: counts.get(d, (0, 0)) for d in dispatch_ids}
 
 
 MIN_PREFIX = 6
@@ -191,9 +207,15 @@ def complete_dispatch_id(conn: Connection, text: str) -> str:
 
 
 def get_nodes(
-    conn: Connection, dispatch_id: str, *, blobs: bool = False, outputs: bool = False
+    conn: Connection,
+    dispatch_id: str,
+    *,
+    blobs: bool = False,
+    outputs: bool = False,
+    node_id: int | None = None,
 ) -> list[Row[Any]]:
-    """The dispatch's nodes in id order, with the job handle of each.
+    """The dispatch's nodes in id order (only ``node_id``, if given), with the job handle of
+    each.
 
     ``blobs`` adds functions and outputs (for running them); ``outputs`` adds outputs only.
     """
@@ -212,6 +234,8 @@ def get_nodes(
         .where(nodes.c.dispatch_id == dispatch_id)
         .order_by(nodes.c.node_id)
     )
+    if node_id is not None:
+        stmt = stmt.where(nodes.c.node_id == node_id)
     return conn.execute(stmt).all()  # fetched at once: faster than row by row
 
 
@@ -243,6 +267,19 @@ NODE_STATE = (nodes.c.node_id, nodes.c.name, nodes.c.kind, nodes.c.status, nodes
 def get_node_states(conn: Connection, dispatch_id: str) -> list[Row[Any]]:
     """Id, name, kind, status and sub-dispatch of each node, in id order (for cancelling)."""
     stmt = select(*NODE_STATE).where(nodes.c.dispatch_id == dispatch_id).order_by(nodes.c.node_id)
+    return conn.execute(stmt).all()
+
+
+NODE_VIEW = (
+    *NODE_STATE, nodes.c.stage, nodes.c.cancel_reason, nodes.c.output_repr, nodes.c.started_at,
+    nodes.c.ended_at,
+)  # fmt: skip
+
+
+def get_node_views(conn: Connection, dispatch_id: str) -> list[Row[Any]]:
+    """As :func:`get_node_states`, with each node's stage, cancel reason, output's short
+    repr and times: what a view of the whole graph shows."""
+    stmt = select(*NODE_VIEW).where(nodes.c.dispatch_id == dispatch_id).order_by(nodes.c.node_id)
     return conn.execute(stmt).all()
 
 

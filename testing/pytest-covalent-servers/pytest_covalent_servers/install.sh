@@ -12,6 +12,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want+=(postgresql)
 command -v gcc >/dev/null || want+=(gcc libc6-dev)
 # rsync, for the Rsync file-transfer strategy (locally and over the test sshd).
 command -v rsync >/dev/null || want+=(rsync)
+# Debian's Chromium, which the UI's tests drive with Playwright (no browser download).
+[ -x /usr/bin/chromium ] || want+=(chromium)
 if [ "${#want[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "covalent-servers-install: need root to install: ${want[*]}" >&2
