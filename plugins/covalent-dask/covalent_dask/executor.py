@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from covalent_core import config
 from covalent_core.errors import ExecutorConfigError, JobLostError
-from covalent_core.executors import Executor, TaskContext, TaskOutcome, describe_exit
+from covalent_core.executors import Executor, TaskContext, TaskOutcome
 
 from . import worker as on_worker
 
@@ -256,18 +256,27 @@ class DaskExecutor(Executor):
         handle = json.loads(job_handle)
         task.state["handle"] = handle
         client = await self.client(handle["scheduler"])
+        from distributed import Variable
+
+        # A dispatcher that died between storing the handle and answering: answer for it.
+        with contextlib.suppress(Exception):
+            await Variable(handle["gate"], client=client).set(on_worker.GO)
         while True:
             if handle["worker"] not in await self._workers(client):
                 raise JobLostError(
                     f"the Dask worker {handle['worker']} that ran the task has left the "
                     f"cluster at {handle['scheduler']}; the task was not run again"
                 )
-            alive = await self._on_worker(client, handle, on_worker.task_running, handle)
-            if not alive:
+            answer = await self._on_worker(
+                client, handle, on_worker.task_outcome, handle, handle["dir"], self.poll_freq
+            )
+            if "running" not in answer:
                 break
-            await asyncio.sleep(self.poll_freq)
-        files = await self._on_worker(client, handle, on_worker.collect, handle["dir"])
-        task.state["result"] = {"code": None, **files}
+        if on_worker.LOST in answer:
+            raise JobLostError(answer[on_worker.LOST])
+        if answer.get("never_started"):
+            return False
+        task.state["result"] = answer
         return True
 
     async def fetch(self, task: TaskContext) -> None:
@@ -283,25 +292,20 @@ class DaskExecutor(Executor):
         elif result.get("stopped"):
             task.outcome = TaskOutcome.died("the task was stopped before it started")
         else:
-            task.outcome = TaskOutcome.from_files(
-                result.get("outcome"),
-                result.get("stdout"),
-                result.get("stderr"),
-                lambda: describe_exit(result.get("code")),
-            )
+            task.outcome = TaskOutcome(**result["outcome"])
 
     async def cleanup(self, task: TaskContext) -> None:
         """Keep what a stopped task printed; remove its directory on its worker and its
         Dask variables."""
         result = task.state.get("result") or {}
         handle = task.state.get("handle")
-        if task.outcome is None and "stdout" in result:
-            task.streams = TaskOutcome.texts(result["stdout"], result["stderr"])
+        if task.outcome is None and "outcome" in result:  # stopped: what it printed
+            task.streams = (result["outcome"]["stdout"], result["outcome"]["stderr"])
         if handle is None and "names" not in task.state:
             return
         with contextlib.suppress(Exception):
             client = await self.client(handle["scheduler"] if handle else None)
-            if task.outcome is None and "stdout" not in result and handle is not None:
+            if task.outcome is None and "outcome" not in result and handle is not None:
                 files = await self._on_worker(client, handle, on_worker.collect, handle["dir"])
                 task.streams = TaskOutcome.texts(files["stdout"], files["stderr"])
             if handle is not None:

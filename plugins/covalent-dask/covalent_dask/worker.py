@@ -2,23 +2,27 @@
 calls that stop it, read its output and remove its files.
 
 A Dask task cannot be stopped once it runs in a worker's thread, so ours never runs user
-code there. :func:`run_task` (an ``async`` Dask task, on the worker's event loop) starts
-covalent-core's runner as a new process session held at a gate, publishes its handle (host,
-PID, start time, task marker, worker address) in a Dask ``Variable``, and lets it run only
-when the dispatcher, having stored that handle, answers ``go`` in another. The cancel is
-:func:`kill_task`, sent to that worker with ``Client.run``: TERM, grace, KILL of the
-process group and of every process carrying the task's marker, with the start time checked so
-that a reused PID is never signalled.
+code there. :func:`run_task` (an ``async`` Dask task, on the worker's event loop) hands the
+payload to a warm covalent-core worker process of this Dask worker's own pool
+(:class:`covalent_core.executors.WorkerPool`: a parent that forks each task into a process
+group, and a cgroup where the machine gives one), but only once the dispatcher has stored
+the task's handle: the handle (host, PID and start time of that process, the task marker
+its children inherit, the Dask worker's address) is published in a Dask ``Variable`` and the
+payload is sent when the dispatcher answers ``go`` in another. The cancel is
+:func:`kill_task`, sent to that Dask worker with ``Client.run``: TERM, grace, KILL of the
+process group, its cgroup and every process carrying the task's marker, the start time
+checked so that a reused PID is never signalled.
 
-Each attempt has its own variables. If the worker dies, Dask starts the task again elsewhere:
-the new attempt finds the first one's handle, kills what is left of it when it is on the same
-host, and returns without running anything (:data:`LOST`); the node fails with that reason.
+Each attempt has its own variables. If the Dask worker dies, Dask starts the task again
+elsewhere: the new attempt finds the first one's handle, kills what is left of it when it is
+on the same host, and returns without running anything (:data:`LOST`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import socket
@@ -26,15 +30,34 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from covalent_core.executors import RUNNER_PATH, ProcessHandle, kill_group, start_gated
+from covalent_core.errors import JobLostError
+from covalent_core.executors import ProcessHandle, TaskOutcome, WorkerPool, kill_group
+from covalent_core.executors.pool import reattach_worker
+from covalent_core.executors.runner import value_ref_path
+from covalent_core.executors.values import read_text
 
 GATE_TIMEOUT = 120.0
-"""Seconds a started task waits for ``go``: a dispatcher that died before storing its
-handle never answers, and the task then ends without running."""
+"""Seconds a task waits for ``go``: a dispatcher that died before storing its handle never
+answers, and the task then ends without running."""
+KILL_GRACE = 1.0
 GO = "go"
 STOP = "stop"
 LOST = "lost"
 SCRATCH = "covalent-core"
+
+_pool: WorkerPool | None = None
+
+
+class _Stopped(Exception):
+    """The gate said stop: the task must not run."""
+
+
+def pool(worker: Any) -> WorkerPool:
+    """This Dask worker's pool of warm processes, one per thread of the worker."""
+    global _pool
+    if _pool is None:
+        _pool = WorkerPool(sys.executable, max(1, int(worker.state.nthreads)))
+    return _pool
 
 
 def task_directory(worker: Any, name: str) -> Path:
@@ -45,9 +68,7 @@ def task_directory(worker: Any, name: str) -> Path:
 async def run_task(
     payload: bytes, name: str, handle_var: str, gate_var: str, workdir: str | None = None
 ) -> dict[str, Any]:
-    """Run one task on this worker; return its exit code, outcome and output.
-
-    ``{"code": int, "outcome": bytes | None, "stdout": bytes, "stderr": bytes}``, or
+    """Run one task on this worker; ``{"outcome": {...TaskOutcome's fields}}``, or
     ``{"stopped": True}`` when the gate said stop, or ``{"lost": worker}`` when an earlier
     attempt of the same task had started (on a worker that then died)."""
     from distributed import Variable, get_client, get_worker
@@ -60,30 +81,50 @@ async def run_task(
         await asyncio.to_thread(_kill_if_here, earlier)
         return {LOST: earlier.get("worker", "?")}
     directory = task_directory(worker, name)
-    await asyncio.to_thread(_prepare, directory, payload, workdir)
-    with open(directory / "stdout", "wb") as out, open(directory / "stderr", "wb") as err:
-        argv = [sys.executable, str(RUNNER_PATH), "payload", "outcome"]
-        proc = await start_gated(argv, directory / "started", cwd=directory, stdout=out, stderr=err)
-    handle = {**proc.handle.to_dict(), "worker": worker.address, "dir": str(directory)}
-    await published.set(handle)
+    await asyncio.to_thread(_prepare, directory, workdir)
+
+    async def started(handle: ProcessHandle) -> None:
+        await published.set(
+            {**handle.to_dict(), "worker": worker.address, "dir": str(directory), "gate": gate_var}
+        )
+        try:
+            answer = await Variable(gate_var, client=client).get(timeout=GATE_TIMEOUT)
+        except (asyncio.TimeoutError, TimeoutError):
+            answer = STOP
+        if answer != GO:
+            raise _Stopped
+
     try:
-        answer = await Variable(gate_var, client=client).get(timeout=GATE_TIMEOUT)
-    except (asyncio.TimeoutError, TimeoutError):
-        answer = STOP
-    if answer != GO:
-        await asyncio.to_thread(kill_group, proc.handle, 0.0)
-        await proc.proc.wait()
+        # Shielded: Dask cancels an async task whose client went away, but a task that runs
+        # goes on for the next dispatcher to re-attach to; only a cancel kills it.
+        outcome = await asyncio.shield(
+            pool(worker).run(payload, directory, started, kill_grace=KILL_GRACE)
+        )
+    except _Stopped:
+        await asyncio.to_thread(shutil.rmtree, directory, True)
         return {"stopped": True}
-    await proc.release()
-    code = await proc.wait()
-    return {"code": code, **await asyncio.to_thread(collect, str(directory))}
+    return {"outcome": portable(outcome)}
 
 
-def _prepare(directory: Path, payload: bytes, workdir: str | None) -> None:
+def portable(outcome: TaskOutcome) -> dict[str, Any]:
+    """The outcome's fields, with a big stream read from the file the pool left it in (on
+    this machine, which the dispatcher may not share) and that file removed."""
+    fields = dataclasses.asdict(outcome)
+    for name in ("stdout", "stderr"):
+        text = fields[name]
+        resolved = read_text(text)
+        if resolved is not text:
+            with contextlib.suppress(OSError):
+                os.unlink(value_ref_path(text.encode()))
+        fields[name] = resolved or ""
+    return fields
+
+
+def _prepare(directory: Path, workdir: str | None) -> None:
+    # Made before the handle is published: it names the task's files from the start.
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     if workdir:  # where the task runs (the runner moves there)
         Path(workdir).expanduser().mkdir(parents=True, exist_ok=True)
-    (directory / "payload").write_bytes(payload)
 
 
 def _kill_if_here(handle: dict[str, Any]) -> None:
@@ -125,9 +166,21 @@ async def kill_task(handle: dict[str, Any], grace: float) -> bool:
     return await asyncio.to_thread(kill_group, _process(handle), grace)
 
 
-async def task_running(handle: dict[str, Any]) -> bool:
-    """(``Client.run``.) True while the task's very process runs."""
-    return await asyncio.to_thread(_process(handle).alive)
+async def task_outcome(handle: dict[str, Any], directory: str, wait: float) -> dict[str, Any]:
+    """(``Client.run``.) Wait up to ``wait`` seconds for the task's outcome in ``directory``:
+    ``{"outcome": {...}}``, ``{"running": True}``, ``{"never_started": True}``, or
+    ``{"lost": why}`` when its process is gone without one."""
+    waiting = asyncio.ensure_future(reattach_worker(_process(handle), Path(directory)))
+    try:
+        outcome = await asyncio.wait_for(asyncio.shield(waiting), wait)
+    except (asyncio.TimeoutError, TimeoutError):
+        waiting.cancel()
+        return {"running": True}
+    except JobLostError as exc:
+        return {LOST: str(exc)}
+    if outcome is None:
+        return {"never_started": True}
+    return {"outcome": portable(outcome)}
 
 
 def read_file(path: str) -> bytes | None:
