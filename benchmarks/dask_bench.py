@@ -134,4 +134,6 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 if __name__ == "__main__":
-    standalone(measure)
+    # --quick: one round and five cancels, for a look while developing.
+    quick = "--quick" in sys.argv[1:]
+    standalone(lambda: measure(rounds=1, cancel_runs=5) if quick else measure())
