@@ -7,8 +7,9 @@ Measures dispatch throughput (a wide graph of 1,000 no-op electrons plus a reduc
 to the task's process being dead; a zombie counts as dead), and cancelling 10,000 nodes that
 have not started; then each installed executor plugin against its real server, how long
 a new service takes to re-attach to running jobs after the old one is killed, what a
-500 MB return value costs the service (peak RSS) and the store, and a redispatch of a
-1,000-node graph in which one node changed, with reuse and without.
+500 MB return value costs the service (peak RSS) and the store, a redispatch of a
+1,000-node graph in which one node changed, with reuse and without, covalent-dask against
+plain Dask, and the web UI's page on graphs of 1,000 and 10,000 tasks.
 """
 
 from __future__ import annotations
@@ -165,6 +166,7 @@ PLUGINS = [
     ("big_value", "big_value_bench", "covalent_core", sys.executable),
     ("redispatch", "redispatch_bench", "covalent_core", sys.executable),
     ("dask", "dask_bench", "covalent_dask", sys.executable),
+    ("ui", "ui_bench", "playwright", "/usr/bin/chromium"),
 ]
 # Plugins tested in a venv of their own (scripts/setup.sh): their benchmark runs there.
 OWN_VENV = {"covalent_dask": Path(__file__).resolve().parents[1] / ".venv-covalent-dask"}

@@ -1,6 +1,7 @@
 """The web UI on big graphs, in Debian's headless Chromium driven by Playwright.
 
-For a finished wide graph of 1,000 and of 10,000 tasks (plus a reducer): how long the
+For a finished wide graph of 1,000 and of 10,000 tasks (plus a reducer), and a chain of
+1,000 (nothing to collapse: every node is drawn): how long the
 dispatch page takes from navigation to the graph drawn, how many elements it draws (repeated
 siblings collapse into one), the size of the graph's JSON and of one live update, and how
 long finding a node by id takes (search box to its details shown).
@@ -41,6 +42,14 @@ def wide(n: int) -> int:
     return count([noop(i) for i in range(n)])
 
 
+@ct.lattice
+def chain(n: int) -> int:
+    value = 0
+    for _ in range(n):
+        value = noop(value)
+    return value
+
+
 def _page_numbers(page: Any, root: str, dispatch_id: str, find: int) -> dict[str, Any]:
     start = time.perf_counter()
     page.goto(f"{root}/dispatches/{dispatch_id}")
@@ -59,8 +68,12 @@ def _page_numbers(page: Any, root: str, dispatch_id: str, find: int) -> dict[str
     return {"drawn_s": drawn, "elements": elements, "find_s": found}
 
 
-def measure(sizes: tuple[int, ...] = (1000, 10_000)) -> dict[str, Any]:
-    """Dispatch each size, then time its page; returns JSON-ready numbers."""
+SHAPES = (("wide", wide, 1000), ("wide", wide, 10_000), ("chain", chain, 1000))
+"""Wide graphs collapse (their tasks are siblings); a chain cannot: every node is drawn."""
+
+
+def measure(shapes: tuple[tuple[str, Any, int], ...] = SHAPES) -> dict[str, Any]:
+    """Dispatch each shape, then time its page; returns JSON-ready numbers."""
     import httpx
     from playwright.sync_api import sync_playwright
 
@@ -79,8 +92,8 @@ def measure(sizes: tuple[int, ...] = (1000, 10_000)) -> dict[str, Any]:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 800})
             page.goto(url.group(0))
-            for n in sizes:
-                dispatch_id = ct.dispatch(wide)(n)
+            for shape, lattice, n in shapes:
+                dispatch_id = ct.dispatch(lattice)(n)
                 ct.get_result(dispatch_id, wait=True, timeout=3600)
                 graph = httpx.get(
                     f"{root}/api/dispatches/{dispatch_id}",
@@ -90,7 +103,7 @@ def measure(sizes: tuple[int, ...] = (1000, 10_000)) -> dict[str, Any]:
                 numbers = _page_numbers(page, root, dispatch_id, find=n // 2)
                 numbers["graph_json_kb"] = len(graph.content) / 1024
                 numbers["nodes"] = len(graph.json()["nodes"])
-                results[str(n)] = numbers
+                results[f"{shape} {n}"] = numbers
             browser.close()
         return results
     finally:
@@ -101,10 +114,11 @@ def measure(sizes: tuple[int, ...] = (1000, 10_000)) -> dict[str, Any]:
 def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Table rows: (benchmark, result, target)."""
     out = []
-    for n, r in result.items():
+    for key, r in result.items():
+        shape, n = key.split()
         out.append(
             (
-                f"ui: wide graph of {int(n):,} tasks",
+                f"ui: {shape} graph of {int(n):,} tasks",
                 f"page drawn in {r['drawn_s']:.2f} s ({r['nodes']:,} nodes as {r['elements']} "
                 f"elements, graph JSON {r['graph_json_kb']:.0f} KB); node found in "
                 f"{r['find_s']:.2f} s",

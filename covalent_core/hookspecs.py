@@ -236,7 +236,7 @@ def covalent_read_output(
     -f``, ``watch``, ``NodeResult.stdout``), about once a second; works from the stored
     configuration and the handle alone, as ``cancel`` does. What a task printed is stored with
     the node when it ends, whatever way it ends: this hook is only for the time between.
-    Default: ``executor.read_output(task_metadata, job_handle, stream)``. Stops at first
-    non-None result.
+    Default: ``executor.read_output(task_metadata, job_handle, stream)``.
+    Stops at first non-None result.
     May raise: anything on failure to reach the resource; the reader gets None.
     """

@@ -69,6 +69,7 @@ def test_every_hook_has_a_test():
         "covalent_cleanup": '"cleanup"',
         "covalent_cancel": "ct.cancel(",
         "covalent_reattach": "kill_service()",
+        "covalent_read_output": '"logs", dispatch_id, "--task"',
         "covalent_executor_classes": "covalent_executor_classes",
     }
     for name in _specs():

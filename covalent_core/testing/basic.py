@@ -17,7 +17,7 @@ import covalent_core as ct
 from ..executors.base import Executor
 from . import tasks
 from .base import STAGES_AFTER, ConformanceBase
-from .observe import wait_until
+from .observe import read_lines, wait_until
 
 
 class BasicTier(ConformanceBase):
@@ -180,9 +180,10 @@ class BasicTier(ConformanceBase):
             text=True,
         )
         try:
-            assert follower.stdout is not None
-            seen = [follower.stdout.readline() for _ in range(3)]
-            assert seen == ["line 0\n", "line 1\n", "line 2\n"], seen
+            seen = read_lines(follower, 3, self.task_timeout)
+            assert seen == ["line 0\n", "line 1\n", "line 2\n"], (
+                f"logs -f showed {seen!r} while the task ran: is read_output implemented?"
+            )
             assert "line 2" in (self.task_node(dispatch_id, name).stdout or "")
             handle = self.stored_handle(dispatch_id, name)
             node = self.cancel_within_bound(executor, dispatch_id, name, job_alive, handle)

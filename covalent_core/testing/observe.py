@@ -6,7 +6,10 @@ Needs no pytest: benchmarks and scripts use these too.
 from __future__ import annotations
 
 import os
+import queue
 import signal
+import subprocess
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -58,6 +61,29 @@ def dispatch_task(
 def finished_task(dispatch_id: str, timeout: float = 120.0) -> ct.NodeResult:
     """Wait for a :func:`dispatch_task` dispatch to end; its task's node."""
     return ct.get_result(dispatch_id, wait=True, timeout=timeout).get_node(0)
+
+
+def read_lines(proc: subprocess.Popen[str], count: int, timeout: float) -> list[str]:
+    """Up to ``count`` lines of ``proc``'s stdout, as many as came within ``timeout`` s."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for _ in range(count):
+            line = proc.stdout.readline()
+            if not line:
+                return
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while len(seen) < count:
+        try:
+            seen.append(lines.get(timeout=max(0.0, deadline - time.monotonic())))
+        except queue.Empty:
+            break
+    return seen
 
 
 def marker_processes(marker: str) -> list[str]:

@@ -86,7 +86,8 @@ class WorkdirExecutor(Executor):
         argv = [self.python_path, "runner.py", "payload", "outcome"]
         with open(workdir / "stdout", "wb") as out, open(workdir / "stderr", "wb") as err:
             proc = await start_gated(argv, workdir / "started", cwd=workdir, stdout=out, stderr=err)
-        await task.set_job_handle(proc.handle.to_dict())
+        # "dir": where its stdout and stderr are: the default read_output reads them while it runs.
+        await task.set_job_handle({**proc.handle.to_dict(), "dir": str(workdir)})
         await proc.release()
         task.state["returncode"] = await proc.wait()
 

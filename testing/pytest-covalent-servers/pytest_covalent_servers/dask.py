@@ -88,10 +88,12 @@ class DaskCluster:
         while True:
             if self.scheduler.poll() is not None:
                 raise RuntimeError(f"dask scheduler exited; see {self.directory}/scheduler.log")
-            with contextlib.suppress(OSError, TimeoutError):
-                with Client(self.address, timeout=5) as client:
-                    client.wait_for_workers(n, timeout=max(1.0, deadline - time.monotonic()))
-                    return
+            with (
+                contextlib.suppress(OSError, TimeoutError),
+                Client(self.address, timeout=5) as client,
+            ):
+                client.wait_for_workers(n, timeout=max(1.0, deadline - time.monotonic()))
+                return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{n} dask workers did not join; see {self.directory}")
             time.sleep(0.2)
