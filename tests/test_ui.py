@@ -242,3 +242,21 @@ def test_the_ui_binds_to_loopback_and_warns_beyond_it() -> None:
         proc.terminate()
         proc.wait(30)
     assert shutil.which("chromium") or os.path.exists(CHROMIUM)
+
+
+def test_a_port_in_use_is_said_plainly() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "covalent_core", "ui", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"cannot serve on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "Traceback" not in done.stderr
