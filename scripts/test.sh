@@ -33,13 +33,34 @@ pg_pid=$!
 # Graphs and values against real Covalent 0.240, on a new random seed each run.
 echo "== covalent 0.240 differential"
 "$ROOT/.venv/bin/python" tests/compat/reference.py --count 200 --run 10 || status=1
-for plugin in plugins/covalent-*/; do
-  echo "== ${plugin%/}"
+run_plugin() {
+  local plugin=${1%/} own
+  shift
+  echo "== $plugin"
   # A plugin with a venv of its own (scripts/setup.sh) is tested in it.
   own="$ROOT/.venv-$(basename "$plugin")/bin/python"
   [ -x "$own" ] || own="$ROOT/.venv/bin/python"
-  (cd "$plugin" && PYTHON_BIN="$own" run_pytest "$@") || status=1
+  (cd "$plugin" && PYTHON_BIN="$own" run_pytest "$@")
+}
+# The plugin suites in two lanes side by side (each suite starts its own servers on free
+# ports, in its own data directory): the SSH-based ones here, the others in the background.
+SSH_LANE="covalent-slurm covalent-ssh"
+other_log=$(mktemp)
+(
+  lane=0
+  for plugin in plugins/covalent-*/; do
+    [[ " $SSH_LANE " == *" $(basename "$plugin") "* ]] && continue
+    run_plugin "$plugin" "$@" || lane=1
+  done
+  exit "$lane"
+) >"$other_log" 2>&1 &
+other_pid=$!
+for name in $SSH_LANE; do
+  run_plugin "plugins/$name" "$@" || status=1
 done
+wait "$other_pid" || status=1
+cat "$other_log"
+rm -f "$other_log"
 echo "== core on PostgreSQL"
 wait "$pg_pid" || status=1
 cat "$pg_log"

@@ -305,7 +305,7 @@ class DaskExecutor(Executor):
             return
         with contextlib.suppress(Exception):
             client = await self.client(handle["scheduler"] if handle else None)
-            if task.outcome is None and "outcome" not in result and handle is not None:
+            if task.outcome is None and not any(task.streams or ()) and handle is not None:
                 files = await self._on_worker(client, handle, on_worker.collect, handle["dir"])
                 task.streams = TaskOutcome.texts(files["stdout"], files["stderr"])
             if handle is not None:

@@ -103,12 +103,13 @@ async def run_task(
     except _Stopped:
         await asyncio.to_thread(shutil.rmtree, directory, True)
         return {"stopped": True}
-    return {"outcome": portable(outcome)}
+    return {"outcome": await asyncio.to_thread(portable, outcome, directory)}
 
 
-def portable(outcome: TaskOutcome) -> dict[str, Any]:
+def portable(outcome: TaskOutcome, directory: Path) -> dict[str, Any]:
     """The outcome's fields, with a big stream read from the file the pool left it in (on
-    this machine, which the dispatcher may not share) and that file removed."""
+    this machine, which the dispatcher may not share) and that file removed; a task killed
+    with its process (a cancel) has its streams only in its directory: read there."""
     fields = dataclasses.asdict(outcome)
     for name in ("stdout", "stderr"):
         text = fields[name]
@@ -116,7 +117,9 @@ def portable(outcome: TaskOutcome) -> dict[str, Any]:
         if resolved is not text:
             with contextlib.suppress(OSError):
                 os.unlink(value_ref_path(text.encode()))
-        fields[name] = resolved or ""
+        if not resolved:
+            resolved = (read_file(str(directory / name)) or b"").decode(errors="replace")
+        fields[name] = resolved
     return fields
 
 
@@ -180,7 +183,7 @@ async def task_outcome(handle: dict[str, Any], directory: str, wait: float) -> d
         return {LOST: str(exc)}
     if outcome is None:
         return {"never_started": True}
-    return {"outcome": portable(outcome)}
+    return {"outcome": await asyncio.to_thread(portable, outcome, Path(directory))}
 
 
 def read_file(path: str) -> bytes | None:
