@@ -276,10 +276,14 @@ NODE_VIEW = (
 )  # fmt: skip
 
 
-def get_node_views(conn: Connection, dispatch_id: str) -> list[Row[Any]]:
+def get_node_views(
+    conn: Connection, dispatch_id: str, node_ids: list[int] | None = None
+) -> list[Row[Any]]:
     """As :func:`get_node_states`, with each node's stage, cancel reason, output's short
-    repr and times: what a view of the whole graph shows."""
+    repr and times: what a view of the whole graph shows (only ``node_ids``, if given)."""
     stmt = select(*NODE_VIEW).where(nodes.c.dispatch_id == dispatch_id).order_by(nodes.c.node_id)
+    if node_ids is not None:
+        stmt = stmt.where(nodes.c.node_id.in_(node_ids))
     return conn.execute(stmt).all()
 
 
@@ -316,12 +320,14 @@ def iter_edges(conn: Connection, dispatch_id: str) -> Iterator[Row[Any]]:
     yield from conn.execute(stmt)
 
 
-def get_edges(conn: Connection, dispatch_id: str) -> list[Row[Any]]:
+def get_edges(conn: Connection, dispatch_id: str, child: int | None = None) -> list[Row[Any]]:
     """The dispatch's edges in the order they were added: (parent, child, edge_name,
-    param_type, arg_index), the fields of :class:`covalent_core.graph.Edge` in its order."""
-    return conn.execute(
-        select(*EDGE_FIELDS).where(edges.c.dispatch_id == dispatch_id).order_by(edges.c.edge_index)
-    ).all()
+    param_type, arg_index), the fields of :class:`covalent_core.graph.Edge` in its order;
+    only those into ``child``, if given."""
+    stmt = select(*EDGE_FIELDS).where(edges.c.dispatch_id == dispatch_id)
+    if child is not None:
+        stmt = stmt.where(edges.c.child == child)
+    return conn.execute(stmt.order_by(edges.c.edge_index)).all()
 
 
 def get_outputs(conn: Connection, dispatch_id: str, node_ids: list[int]) -> dict[int, bytes]:

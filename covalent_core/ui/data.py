@@ -110,11 +110,12 @@ def node_detail(conn: Connection, dispatch_id: str, node_id: int) -> dict[str, A
         raise LookupError(f"dispatch {dispatch_id} has no node {node_id}")
     node = NodeResult.from_row(rows[0])
     node.dispatch_id = dispatch_id
-    names = {n.node_id: n for n in q.get_node_views(conn, dispatch_id)}
+    # Read at every refresh of a running node's panel: its own edges and parents only.
+    into = [Edge(*e) for e in q.get_edges(conn, dispatch_id, child=node_id)]
+    parents = {e.parent for e in into}
+    names = {n.node_id: n for n in q.get_node_views(conn, dispatch_id, sorted(parents))}
     inputs = []
-    for edge in [Edge(*e) for e in q.get_edges(conn, dispatch_id)]:
-        if edge.child != node_id:
-            continue
+    for edge in into:
         parent = names.get(edge.parent)
         inputs.append(
             {
