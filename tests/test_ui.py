@@ -260,3 +260,33 @@ def test_a_port_in_use_is_said_plainly() -> None:
     assert done.returncode == 1
     assert f"cannot serve on 127.0.0.1:{port}: Address already in use" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_dispatch_list_filters_by_status_name_and_id_prefix(ui: str) -> None:
+    root, token = base(ui), ui.split("token=", 1)[1]
+    done = ct.dispatch(talk_then_add)(1)
+    ct.get_result(done, wait=True, timeout=60)
+    running = ct.dispatch(talk_then_add)(6000)
+    try:
+        wait_until(lambda: ct.get_result(running).get_node(0).status is ct.Status.RUNNING, 60)
+        with httpx.Client(base_url=root, headers={"Authorization": f"Bearer {token}"}) as client:
+
+            def ids(**params: str) -> set[str]:
+                reply = client.get("/api/dispatches", params=params)
+                assert reply.status_code == 200, reply.text
+                return {d["dispatch_id"] for d in reply.json()}
+
+            assert running in ids(status="RUNNING") and done not in ids(status="RUNNING")
+            assert done in ids(status="COMPLETED") and running not in ids(status="COMPLETED")
+            assert {done, running} <= ids(name="talk_then")
+            assert not ids(name="no-such-name")
+            assert ids(q=done[:8]) == {done}
+            listed = {d["dispatch_id"]: d for d in client.get("/api/dispatches").json()}
+            assert (listed[done]["done"], listed[done]["total"]) == (3, 3)
+            bad = client.get("/api/dispatches", params={"status": "SOON"})
+            assert bad.status_code == 400 and "SOON" in bad.json()["error"]
+            # Cancelling the running task would also cancel its dependent, not itself only.
+            preview = client.get(f"/api/dispatches/{running}/nodes/0/cancel-preview").json()
+            assert [n["id"] for n in preview["cancel"]][:2] == [0, 2] and preview["keep"] == []
+    finally:
+        ct.cancel(running)
