@@ -20,6 +20,7 @@ is asked only through the public API (cancel, redispatch) and for a running task
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -33,7 +34,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import CovalentCoreError, DispatchNotFoundError
-from ..status import Status
+from ..status import TERMINAL, Status
 from ..store import open_store
 from ..store import queries as q
 from . import data
@@ -111,8 +112,12 @@ async def events(request: Request) -> Response:
     status), sent only when something changed; first the full state, to start from."""
     dispatch_id = await _dispatch_id(request)
 
-    def snapshot(conn: Any) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    def snapshot(
+        conn: Any, last: dict[int, dict[str, Any]]
+    ) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
         row = q.get_dispatch(conn, dispatch_id)
+        if last and _settled(row.status, last):  # nothing more can change: nodes not read
+            return data.dispatch_state(row), last
         return data.dispatch_state(row), data.node_states(conn, dispatch_id)
 
     async def stream() -> AsyncIterator[str]:
@@ -120,7 +125,7 @@ async def events(request: Request) -> Response:
         last_nodes: dict[int, dict[str, Any]] = {}
         quiet_since = time.monotonic()
         while not await request.is_disconnected():
-            state, nodes = await _read(snapshot)
+            state, nodes = await _read(functools.partial(snapshot, last=last_nodes))
             changed = [n for i, n in nodes.items() if last_nodes.get(i) != n]
             if changed:
                 yield f"event: nodes\ndata: {json.dumps(changed)}\n\n"
@@ -137,6 +142,12 @@ async def events(request: Request) -> Response:
     return StreamingResponse(
         stream(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
     )
+
+
+def _settled(status: str, nodes: dict[int, dict[str, Any]]) -> bool:
+    """True once the dispatch and every node of it have ended."""
+    ended = {s.value for s in TERMINAL}
+    return status in ended and all(n["status"] in ended for n in nodes.values())
 
 
 async def node(request: Request) -> Response:
