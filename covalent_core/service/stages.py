@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .. import config
 from ..errors import JobLostError, TaskCancelledError
 from ..executors.base import Executor, TaskContext, TaskOutcome
-from ..executors.values import VALUES, is_value_ref, read_value, store_big
+from ..executors.values import BIG_VALUE, VALUES, is_value_ref, read_value, store_big
 from ..graph import KIND_SUBLATTICE, PARAM_ARG, PARAM_WAIT
 from ..serialize import task_payload
 from ..status import STAGES_IN_ORDER, CancelReason, Stage, Status
@@ -60,21 +60,56 @@ def inputs_of(run: DispatchRun, node: NodeState) -> tuple[list[bytes], dict[str,
     return [positional[i] for i in sorted(positional)], keywords
 
 
+class CancelFlag(asyncio.Event):
+    """A task's cancel flag that, once set, also cancels the stage awaited under it.
+
+    So a stage costs one asyncio task, not three (the stage, a waiter on the flag, and
+    :func:`asyncio.wait`'s): there are seven stages per node.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stage: asyncio.Future[Any] | None = None
+
+    def set(self) -> None:
+        super().set()
+        if self.stage is not None:
+            self.stage.cancel()
+
+
 async def until_cancelled(awaitable: Awaitable[Any], ctx: TaskContext, stage: Stage) -> Any:
     """Await a stage; if a cancel arrives first, cancel it and raise TaskCancelledError."""
     task = asyncio.ensure_future(awaitable)
-    if not task.done() and not ctx.cancelled.is_set():
-        waiter = asyncio.ensure_future(ctx.cancelled.wait())
+    flag = ctx.cancelled
+    if isinstance(flag, CancelFlag) and not flag.is_set():
+        flag.stage = task
         try:
-            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            return await task
+        except asyncio.CancelledError:
+            ours = asyncio.current_task()
+            if not flag.is_set() or (ours is not None and _cancelling(ours)):
+                raise  # not the flag's doing: the node itself is being cancelled
         finally:
-            waiter.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(BaseException):
-        await task
+            flag.stage = None
+    else:
+        if not task.done() and not flag.is_set():
+            waiter = asyncio.ensure_future(flag.wait())
+            try:
+                await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
     raise TaskCancelledError(ctx.dispatch_id, ctx.node_id, stage.value)
+
+
+def _cancelling(task: asyncio.Task[Any]) -> bool:
+    """True if ``task`` itself was asked to cancel (Python 3.11+; False before)."""
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
 
 
 def outcome_values(ctx: TaskContext) -> tuple[Status, dict[str, Any]]:
@@ -162,6 +197,7 @@ class NodeStages:
             node_id=node.node_id,
             name=node.name,
             executor_name=node.executor or "local",
+            cancelled=CancelFlag(),
             handle_recorder=record,
             payload_factory=payload,
         )
@@ -222,10 +258,10 @@ class NodeStages:
                 else:
                     ctx.check_cancelled(Stage.FETCH)
                     status, values = outcome_values(ctx)
-                    if values.get("output") is not None:
+                    output = values.get("output")
+                    if output is not None and len(output) > BIG_VALUE:
                         # A big value fetched from another machine goes to a file, once.
                         name = f"{node.node_id}-fetched.pickle"
-                        output = values["output"]
                         values["output"] = await asyncio.to_thread(
                             store_big, run.dispatch_id, name, output
                         )

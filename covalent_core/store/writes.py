@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, update
+from sqlalchemy import Connection, Update, and_, bindparam, update
 
 from ..errors import StoreFullError
 from ..store import Store
@@ -27,6 +28,23 @@ logger = logging.getLogger(__name__)
 
 FLUSH_DELAY = 0.005
 FULL_RETRY = 1.0  # seconds between attempts while the store is full
+
+
+@functools.lru_cache(maxsize=256)
+def _node_update(columns: tuple[str, ...]) -> Update:
+    """The statement updating these columns of one node (built once per set of columns)."""
+    return (
+        update(nodes)
+        .where(
+            and_(
+                nodes.c.dispatch_id == bindparam("_d"),
+                nodes.c.node_id == bindparam("_n"),
+                # Terminal statuses are sticky, whatever arrives late.
+                *(nodes.c.status != value for value in q.TERMINAL_VALUES),
+            )
+        )
+        .values({c: bindparam(c) for c in columns})
+    )
 
 
 class WriteBuffer:
@@ -166,19 +184,7 @@ class WriteBuffer:
             if self.fence is not None:
                 self.fence(conn)
             for columns, params in groups.items():
-                stmt = (
-                    update(nodes)
-                    .where(
-                        and_(
-                            nodes.c.dispatch_id == bindparam("_d"),
-                            nodes.c.node_id == bindparam("_n"),
-                            # Terminal statuses are sticky, whatever arrives late.
-                            *(nodes.c.status != value for value in q.TERMINAL_VALUES),
-                        )
-                    )
-                    .values({c: bindparam(c) for c in columns})
-                )
-                conn.execute(stmt, params)
+                conn.execute(_node_update(columns), params)
             for dispatch_id, node_ids, values in bulk:
                 q.update_unfinished_nodes(conn, dispatch_id, node_ids, values)
             for op in ops:
