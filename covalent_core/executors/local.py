@@ -118,9 +118,10 @@ class LocalExecutor(Executor):
     async def run(self, task: TaskContext) -> None:
         """Hand the payload to a warm worker; its handle is stored before the task starts."""
         assert task.payload is not None
-        directory = self.task_dir(task)
+        directory = task.state["dir"] = self.task_dir(task)
 
         async def started(handle: ProcessHandle) -> None:
+            task.state["handle"] = handle  # for cleanup, which need not parse it again
             await task.set_job_handle({**handle.to_dict(), "dir": str(directory)})
             task.check_cancelled("run")
 
@@ -185,14 +186,14 @@ class LocalExecutor(Executor):
         """Remove the task's directory (with others, in one thread call: the file system may
         be slow to delete while the store commits), and kill what the task left running if
         its worker could not (it was killed, or the task ended while no dispatcher ran)."""
-        directory = self.task_dir(task)
+        directory = task.state.get("dir") or self.task_dir(task)
         if task.outcome is None and task.job_handle:
             # Stopped before it ended (cancelled, timed out): keep what it printed so far.
             with contextlib.suppress(OSError):
                 task.streams = await asyncio.to_thread(read_output, directory)
         await self._remover.remove(directory)
         if task.job_handle:
-            handle = ProcessHandle.from_json(task.job_handle)
+            handle = task.state.get("handle") or ProcessHandle.from_json(task.job_handle)
             # A live worker of ours cleans up after its task itself (it may run the next one).
             ours = self.pool.runs(handle.pid)
             if not ours and not await asyncio.to_thread(handle.alive):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import pickle
 import uuid
 from collections.abc import Awaitable, Callable
@@ -94,6 +95,8 @@ class WorkerPool:
         self.max_workers = max_workers
         self._idle: list[Worker] = []
         self._busy: set[Worker] = set()
+        self._marks = itertools.count()
+        self._mark_prefix = uuid.uuid4().hex[:16]  # with a counter: unique, no syscall per task
 
     async def _spawn(self) -> Worker:
         env = config.child_environment()
@@ -146,7 +149,7 @@ class WorkerPool:
         task runs, the worker's group is killed.
         """
         worker = await self._acquire()  # the task makes its directory
-        mark = uuid.uuid4().hex
+        mark = f"{self._mark_prefix}{next(self._marks):x}"
         handle = dataclasses.replace(worker.handle, mark=mark)
         try:
             if started is not None:

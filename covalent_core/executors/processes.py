@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 import psutil
 
@@ -35,7 +35,7 @@ class ProcessHandle:
 
     def to_dict(self) -> dict[str, object]:
         """The handle as a JSON-ready dict."""
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_json(cls, text: str) -> ProcessHandle:

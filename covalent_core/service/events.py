@@ -13,6 +13,7 @@ import logging
 import logging.handlers
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ LOG_BYTES = 10 * 2**20
 LOG_BACKUPS = 5
 LOG_FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
 FLUSH_INTERVAL = 0.25
+_events_handler: EventLogHandler | None = None
+"""The service's log handler, once :func:`log_handler` made it."""
 
 
 class EventLogHandler(logging.handlers.RotatingFileHandler):
@@ -40,29 +43,46 @@ class EventLogHandler(logging.handlers.RotatingFileHandler):
         super().__init__(path, maxBytes=max_bytes, backupCount=backups)
         self._size: int | None = None
         self._timer: threading.Timer | None = None
+        self._second = -1
+        self._stamp = ""
+        self._prefix = f"{os.getpid()} {logger.name} INFO "
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            text = self.format(record) + self.terminator
-            if self.stream is None:
-                self.stream = self._open()
-            if self._size is None:
-                self._size = os.fstat(self.stream.fileno()).st_size
-            if self.maxBytes and self._size and self._size + len(text) > self.maxBytes:
-                self.doRollover()
-                self._size = 0
-            self.stream.write(text)
-            self._size += len(text)
-            if record.levelno >= logging.WARNING:
-                self.stream.flush()
-            elif self._timer is None:
-                self._timer = threading.Timer(FLUSH_INTERVAL, self._flush_later)
-                self._timer.daemon = True
-                self._timer.start()
+            self._write(self.format(record) + self.terminator, record.levelno >= logging.WARNING)
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
+
+    def write_event(self, message: str) -> None:
+        """Write an INFO line of the events logger, formatted as :data:`LOG_FORMAT` would,
+        without a log record (made for each event, it would cost more than the write)."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        line = f"{self._stamp},{int((now - second) * 1000):03d} {self._prefix}{message}\n"
+        with self.lock:  # type: ignore[union-attr]
+            self._write(line, False)
+
+    def _write(self, text: str, flush: bool) -> None:
+        if self.stream is None:
+            self.stream = self._open()
+        if self._size is None:
+            self._size = os.fstat(self.stream.fileno()).st_size
+        if self.maxBytes and self._size and self._size + len(text) > self.maxBytes:
+            self.doRollover()
+            self._size = 0
+        self.stream.write(text)
+        self._size += len(text)
+        if flush:
+            self.stream.flush()
+        elif self._timer is None:
+            self._timer = threading.Timer(FLUSH_INTERVAL, self._flush_later)
+            self._timer.daemon = True
+            self._timer.start()
 
     def _flush_later(self) -> None:
         with self.lock:  # type: ignore[union-attr]
@@ -84,6 +104,8 @@ def log_handler(directory: Path) -> logging.Handler:
     private_file(path)
     handler = EventLogHandler(path, LOG_BYTES, LOG_BACKUPS)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    global _events_handler
+    _events_handler = handler
     return handler
 
 
@@ -95,8 +117,27 @@ def _value(value: Any) -> str:
 
 
 def event(kind: str, /, **fields: Any) -> None:
-    """Log one event of ``kind`` (fields that are None are left out)."""
+    """Log one event of ``kind`` (fields that are None are left out).
+
+    In the service (whose log is :func:`log_handler`'s and nothing else is configured for
+    the events logger), the line goes straight to the file."""
     if logger.isEnabledFor(logging.INFO):
         parts = [f"event={kind}"]
         parts += [f"{key}={_value(value)}" for key, value in fields.items() if value is not None]
-        logger.info(" ".join(parts))
+        handler = _events_handler
+        if handler is not None and _direct(handler):
+            handler.write_event(" ".join(parts))
+        else:
+            logger.info(" ".join(parts))
+
+
+def _direct(handler: EventLogHandler) -> bool:
+    """True if ``handler`` is the only one the events logger's records would reach."""
+    return (
+        not logger.handlers
+        and logger.propagate
+        and handler.level <= logging.INFO
+        and logging.root.handlers == [handler]
+        and not logger.filters
+        and not logging.root.filters
+    )

@@ -69,7 +69,8 @@ class WriteBuffer:
     def update_node(self, dispatch_id: str, node_id: int, **values: Any) -> None:
         """Queue an update of one node; later values for the same column win."""
         self._nodes.setdefault((dispatch_id, node_id), {}).update(values)
-        self._schedule()
+        if self._scheduled is None and self._flushing is None:
+            self._schedule()
 
     def update_nodes(self, dispatch_id: str, node_ids: list[int], **values: Any) -> None:
         """Queue the same update of many nodes (one statement per few hundred of them).
