@@ -134,11 +134,7 @@ class DispatchRun:
         if self._end_waiters:
             self._node_ended(node.node_id)
         if node.status is Status.COMPLETED:
-            for child_id in node.children:
-                child = self.nodes[child_id]
-                child.waiting -= 1
-                if child.waiting == 0 and child.status is Status.NEW_OBJECT:
-                    self._launch(child)
+            self.output_ready(node)
         elif node.status in (Status.FAILED, Status.CANCELLED):
             reason = (
                 CancelReason.UPSTREAM_FAILED
@@ -150,6 +146,18 @@ class DispatchRun:
                 if child.status is Status.NEW_OBJECT and child.task is None:
                     self.cancel_node(child, child.cancel_reason or reason.value)
         self.check_finished(node)
+
+    def output_ready(self, node: NodeState) -> None:
+        """The node's output is known and will be its result: its children may start, while
+        it is still being cleaned up (its status is COMPLETED once that is done)."""
+        if node.released:
+            return
+        node.released = True
+        for child_id in node.children:
+            child = self.nodes[child_id]
+            child.waiting -= 1
+            if child.waiting == 0 and child.status is Status.NEW_OBJECT:
+                self._launch(child)
 
     # -- cancellation -------------------------------------------------------------------
 

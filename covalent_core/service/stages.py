@@ -265,6 +265,11 @@ class NodeStages:
                         values["output"] = await asyncio.to_thread(
                             store_big, run.dispatch_id, name, output
                         )
+                    if status is Status.COMPLETED:
+                        # Its children need not wait for the cleanup: they start now, and the
+                        # first commit they wait for (their job handle's) holds this outcome.
+                        node.output = values["output"]
+                        run.output_ready(node)
             finally:
                 if capacity is not None:
                     capacity.release()

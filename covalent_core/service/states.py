@@ -78,6 +78,9 @@ class NodeState:
     inputs: list[Any] = field(default_factory=list)  # edge rows into this node
     children: list[int] = field(default_factory=list)
     waiting: int = 0
+    released: bool = False
+    """Its children were told its output (at COMPLETED, or earlier: once the output is known
+    and only cleanup is left)."""
     queued: bool = False
     """Admitted to its executor's capacity, waiting for a slot (no task yet)."""
     task: asyncio.Task[None] | None = None
