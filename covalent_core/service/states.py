@@ -169,9 +169,10 @@ class StateRecorder:
         """Record values of a node that do not change its status (an error, a job id)."""
         self.writes.update_node(dispatch_id, node.node_id, **values)
 
-    async def flush(self) -> None:
-        """Return once every change recorded so far is in the store."""
-        await self.writes.flush()
+    async def flush(self, *, soon: bool = False) -> None:
+        """Return once every change recorded so far is in the store (``soon``: with the next
+        commit, in at most a few milliseconds)."""
+        await self.writes.flush(soon=soon)
 
     async def dispatch(
         self, dispatch_id: str, current: Status, status: Status, **values: Any

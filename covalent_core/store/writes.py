@@ -65,6 +65,7 @@ class WriteBuffer:
         self._scheduled: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Future[None] | None = None
         self._waiters: list[asyncio.Future[None]] = []
+        self._urgent = False  # a caller awaits the next commit now (not ``soon``)
 
     def update_node(self, dispatch_id: str, node_id: int, **values: Any) -> None:
         """Queue an update of one node; later values for the same column win."""
@@ -84,16 +85,23 @@ class WriteBuffer:
         """Queue ``op(conn)`` to run in the next flush's transaction; the future has its result."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._ops.append((op, future))
+        self._urgent = True
         self._schedule(0)
         return future
 
-    async def flush(self) -> None:
-        """Return once everything queued so far has committed."""
+    async def flush(self, *, soon: bool = False) -> None:
+        """Return once everything queued so far has committed.
+
+        ``soon``: no hurry; the commit is the next one anyway, at most ``FLUSH_DELAY`` away
+        (a write someone awaits at once, a job handle say, often comes in the meantime and
+        carries this one along: one commit instead of two).
+        """
         if not self._nodes and not self._bulk and not self._ops and self._flushing is None:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
-        self._schedule(0)
+        self._urgent = self._urgent or not soon
+        self._schedule(FLUSH_DELAY if soon else 0)
         await waiter
 
     def _schedule(self, delay: float = FLUSH_DELAY) -> None:
@@ -112,6 +120,7 @@ class WriteBuffer:
         bulk, self._bulk = self._bulk, []
         ops, self._ops = self._ops, []
         waiters, self._waiters = self._waiters, []
+        self._urgent = False
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(
             self._pool, self._commit, node_updates, bulk, [op for op, _ in ops]
@@ -144,7 +153,7 @@ class WriteBuffer:
                     else:
                         waiter.set_result(None)
             if self._nodes or self._bulk or self._ops or self._waiters:
-                self._schedule(0 if (self._ops or self._waiters) else FLUSH_DELAY)
+                self._schedule(0 if self._urgent else FLUSH_DELAY)
 
         self._flushing.add_done_callback(done)
 
