@@ -19,6 +19,7 @@ import pickle
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from .. import config
 from ..errors import JobLostError
@@ -26,7 +27,7 @@ from . import containment
 from .base import TaskOutcome
 from .processes import ProcessHandle, describe_exit, kill_group
 from .values import keep_big_text
-from .worker import HEADER, OUTCOME, STARTED, STDERR, STDOUT, WORKER_CGROUP_VARIABLE
+from .worker import GO, HEADER, OUTCOME, STARTED, STDERR, STDOUT, WORKER_CGROUP_VARIABLE
 
 # How often a re-attached task's process is looked at, at first and at most.
 INLINE_READ_MAX = 1 << 20  # outcome files up to this size are read on the event loop
@@ -47,15 +48,16 @@ class Worker:
         self.proc = proc
         self.handle = handle
 
-    async def execute(
-        self, payload: bytes, directory: Path, mark: str, cgroup: str | None
-    ) -> TaskOutcome:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        frame = (payload, str(directory), mark, cgroup)
-        data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+    async def prepare(self, payload: bytes, directory: Path, mark: str, cgroup: str | None) -> None:
+        """Send the task: its process makes its directory and files, and waits for :meth:`run`."""
+        assert self.proc.stdin is not None
+        await self._send((payload, str(directory), mark, cgroup))
+
+    async def run(self, directory: Path) -> TaskOutcome:
+        """Let the prepared task run; its outcome."""
+        assert self.proc.stdout is not None
+        await self._send(GO)
         try:
-            self.proc.stdin.write(HEADER.pack(len(data)) + data)
-            await self.proc.stdin.drain()
             header = await self.proc.stdout.readexactly(HEADER.size)
             (size,) = HEADER.unpack(header)
             answer = pickle.loads(await self.proc.stdout.readexactly(size))
@@ -70,6 +72,15 @@ class Worker:
         if outcome is None:
             return await read_outcome_soon(directory)
         return TaskOutcome.from_runner(outcome, *read_output(directory, stdout, stderr))
+
+    async def _send(self, message: Any) -> None:
+        assert self.proc.stdin is not None
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            self.proc.stdin.write(HEADER.pack(len(data)) + data)
+            await self.proc.stdin.drain()
+        except (ConnectionError, BrokenPipeError):
+            raise WorkerDiedError(await self.proc.wait()) from None
 
     def alive(self) -> bool:
         return self.proc.returncode is None
@@ -96,6 +107,7 @@ class WorkerPool:
         self._idle: list[Worker] = []
         self._busy: set[Worker] = set()
         self._marks = itertools.count()
+        self._stopping: set[asyncio.Future[None]] = set()
         self._mark_prefix = uuid.uuid4().hex[:16]  # with a counter: unique, no syscall per task
 
     async def _spawn(self) -> Worker:
@@ -144,18 +156,28 @@ class WorkerPool:
         """Run ``payload`` in a warm worker; ``started(handle)`` is awaited before it starts.
 
         ``directory`` (made by the task, owner-only) receives the task's start mark and
-        outcome; the caller removes it. The payload is sent only once ``started`` returned,
-        so a task never runs unless its handle was stored. If the caller is cancelled while the
-        task runs, the worker's group is killed.
+        outcome; the caller removes it. The task's process gets the payload at once and
+        prepares, but runs it only once ``started`` returned, so a task never runs unless its
+        handle was stored (if ``started`` raises, the worker is replaced). If the caller is
+        cancelled while the task runs, the worker's group is killed.
         """
         worker = await self._acquire()  # the task makes its directory
         mark = f"{self._mark_prefix}{next(self._marks):x}"
         handle = dataclasses.replace(worker.handle, mark=mark)
         try:
+            # The task's process prepares (directory, files) while ``started`` stores the handle.
+            await worker.prepare(payload, directory, mark, handle.cgroup)
             if started is not None:
                 await started(handle)
+        except BaseException as exc:
+            # Its prepared task never runs: the worker closes it and exits on end of input.
+            self._retire(worker)
+            if isinstance(exc, WorkerDiedError):
+                return TaskOutcome.died(str(exc))
+            raise
+        try:
             try:
-                return await worker.execute(payload, directory, mark, handle.cgroup)
+                return await worker.run(directory)
             except WorkerDiedError as exc:
                 return TaskOutcome.died(str(exc))
             except asyncio.CancelledError:
@@ -163,6 +185,13 @@ class WorkerPool:
                 raise
         finally:
             self._release(worker)
+
+    def _retire(self, worker: Worker) -> None:
+        """Take ``worker`` out of the pool and stop it in the background."""
+        self._busy.discard(worker)
+        stopping = asyncio.ensure_future(worker.stop())
+        self._stopping.add(stopping)
+        stopping.add_done_callback(self._stopping.discard)
 
     def runs(self, pid: int) -> bool:
         """True if ``pid`` is one of this pool's workers, alive."""
@@ -178,7 +207,7 @@ class WorkerPool:
         """Stop every worker."""
         workers = self._idle + list(self._busy)
         self._idle, self._busy = [], set()
-        await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
+        await asyncio.gather(*(w.stop() for w in workers), *self._stopping, return_exceptions=True)
 
 
 def read_output(

@@ -4,18 +4,20 @@ Started in its own session (so it leads its own process group, which a cancel ki
 and in a cgroup of its own where the machine gives one (``COVALENT_CORE_WORKER_CGROUP``), so
 every process of its tasks is born there. Frames are an 8-byte big-endian length and a
 pickle; only this parent speaks them, never a process that ran user code. The dispatcher
-sends ``(payload, directory, mark, cgroup)``; the worker forks a child that starts clean
-(nothing of an earlier task: environment, working directory, signal handlers, socket
-defaults, module state, standard streams), makes ``directory`` with ``directory/started``
-in it, sends its output and errors to ``directory/stdout`` and ``stderr``, runs the task and
-writes the outcome to ``directory/outcome`` (atomically). The worker answers
-``("done", outcome, stdout, stderr)`` as soon as the child reports, with what is small
-inline (None: read it from its file), then waits for the child's exit and kills whatever
-the task left running (see :mod:`.containment`: the cgroup's other members; without a
-cgroup, it is their subreaper and they carry ``mark``) before it takes the next task. If the
-child could not write the file (a full disk) the outcome comes inline whatever its size; if
-the child died without one: ``("died", exit status)``. The child for the next task is forked
-ahead, while the worker waits, so forking costs a task nothing.
+sends ``(payload, directory, mark, cgroup)``, then ``"go"`` once it has stored the task's
+handle; the worker forks a child that starts clean (nothing of an earlier task: environment,
+working directory, signal handlers, socket defaults, module state, standard streams). On the
+first frame the child makes ``directory`` and sends its output and errors to
+``directory/stdout`` and ``stderr`` (while the dispatcher commits the handle); on ``go`` it
+marks ``directory/started``, runs the task and writes the outcome to ``directory/outcome``
+(atomically). Without ``go`` (the dispatcher closed the pipe) the task never runs. The
+worker answers ``("done", outcome, stdout, stderr)`` as soon as the child reports, with what
+is small inline (None: read it from its file), then waits for the child's exit and kills
+whatever the task left running (see :mod:`.containment`: the cgroup's other members; without
+a cgroup, it is their subreaper and they carry ``mark``) before it takes the next task. If
+the child could not write the file (a full disk) the outcome comes inline whatever its size;
+if the child died without one: ``("died", exit status)``. The child for the next task is
+forked ahead, while the worker waits, so forking costs a task nothing.
 
 The outcome lives in a file so that a task outlives the dispatcher: when the service dies
 the worker waits for its task, cleans up after it and exits on the closed pipe, and the next
@@ -32,6 +34,7 @@ import select
 import struct
 import sys
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 from covalent_core.executors import containment
@@ -100,8 +103,19 @@ def _capture(directory: str, name: str, fd: int) -> None:
     os.close(target)
 
 
-def _child(payload: bytes, directory: str, mark: str, cgroup: str | None, report: int) -> None:
-    """The forked task: run it, leave its outcome, say so on ``report``; never returns.
+GO = "go"
+
+
+def _child(
+    payload: bytes,
+    directory: str,
+    mark: str,
+    cgroup: str | None,
+    report: int,
+    go: Callable[[], bool],
+) -> None:
+    """The forked task: prepare it, run it once ``go()`` says so, leave its outcome, say so
+    on ``report``; never returns.
 
     ``report`` gets :data:`REPORT` (the sizes of the outcome, stdout and stderr that follow
     it, -1 for one only in its file) and those bytes: what is small comes along, so the
@@ -113,6 +127,8 @@ def _child(payload: bytes, directory: str, mark: str, cgroup: str | None, report
         os.makedirs(directory, 0o700, exist_ok=True)
         _capture(directory, STDOUT, 1)
         _capture(directory, STDERR, 2)
+        if not go():
+            os._exit(0)  # never started: the dispatcher went away before storing its handle
         # Proof that the task began: without it, a next dispatcher knows it never ran.
         with contextlib.suppress(OSError), open(os.path.join(directory, STARTED), "wb"):
             pass
@@ -168,17 +184,31 @@ class Spare:
             os.close(self.report)
             for fd in keep_closed:  # the dispatcher's pipes are never the task's
                 os.close(fd)
-            with os.fdopen(frame_r, "rb") as stream:
-                frame = read_frame(stream)
+            stream = os.fdopen(frame_r, "rb")
+            frame = read_frame(stream)
             if frame is None:
                 os._exit(0)  # the worker is gone
-            _child(*frame, report_w)
+            _child(*frame, report_w, lambda: stream.read(1) == b"g")
         os.close(frame_r)
         os.close(report_w)
 
-    def start(self, frame: tuple[bytes, str, str, str | None]) -> None:
-        with os.fdopen(self.frame_w, "wb") as stream:
-            write_frame(stream, frame)
+    def prepare(self, frame: tuple[bytes, str, str, str | None]) -> None:
+        """Send the task: the child makes its directory and files, then waits for :meth:`go`."""
+        data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(HEADER.pack(len(data)) + data)
+        while view:
+            view = view[os.write(self.frame_w, view) :]
+
+    def go(self) -> None:
+        """Let the prepared task run."""
+        os.write(self.frame_w, b"g")
+        os.close(self.frame_w)
+
+    def abort(self) -> None:
+        """The task will not run: the child exits without starting it."""
+        os.close(self.frame_w)
+        os.close(self.report)
+        os.waitpid(self.pid, 0)
 
     def answer(self) -> tuple[Any, ...]:
         """Wait until the task reports (or dies); the answer for the dispatcher:
@@ -253,8 +283,12 @@ def main() -> int:
         if frame is None:
             return 0  # the spare reads end-of-file and exits
         _payload, _directory, mark, cgroup = frame
+        spare.prepare(frame)
+        if read_frame(proto_in) != GO:
+            spare.abort()
+            return 0  # the dispatcher is gone (or confused): the task never started
         began = time.time()
-        spare.start(frame)
+        spare.go()
         answer = spare.answer()
         try:
             write_frame(proto_out, answer)  # the dispatcher goes on while this cleans up
