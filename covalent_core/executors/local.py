@@ -26,7 +26,7 @@ from ..errors import ExecutorConfigError, JobLostError
 from ..hookspecs import hookimpl
 from .base import Executor, TaskContext, TaskOutcome
 from .pool import WorkerPool, read_output, reattach_worker, started_at
-from .processes import ProcessHandle, kill_group, kill_leftovers
+from .processes import ProcessHandle, kill_group, kill_leftovers, terminate_first
 from .values import read_text
 from .worker import TASK_FILES
 
@@ -213,6 +213,7 @@ class LocalExecutor(Executor):
     async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
         """Kill the worker's process group, checking the start time so a reused PID is spared."""
         handle = ProcessHandle.from_json(job_handle)
+        terminate_first(handle)
         return await asyncio.to_thread(kill_group, handle, self.cancel_grace)
 
     async def warm_up(self, count: int) -> None:

@@ -122,6 +122,18 @@ def kill_group(handle: ProcessHandle, grace: float = 3.0, poll: float = 0.005) -
             containment.kill_cgroup(handle.cgroup)
 
 
+def terminate_first(handle: ProcessHandle) -> None:
+    """Send :func:`kill_group`'s first SIGTERM now, when it is cheap and safe to: the handle's
+    process is on this host and in a cgroup of its own (where all its processes are found
+    after it died). A caller on an event loop sends it there, then runs :func:`kill_group` in
+    a thread (which another busy thread may keep waiting for milliseconds)."""
+    if not handle.cgroup or handle.host != socket.gethostname() or not same_process(handle):
+        return
+    _signal_all(
+        handle.pgid, containment.cgroup_members(handle.cgroup) | {handle.pid}, signal.SIGTERM
+    )
+
+
 def _kill_group(handle: ProcessHandle, grace: float, poll: float) -> bool:
     if handle.host != socket.gethostname():
         raise ValueError(
@@ -133,12 +145,15 @@ def _kill_group(handle: ProcessHandle, grace: float, poll: float) -> bool:
         return True
 
     # Descendants that left the group (setsid) are found through the process tree, and those
-    # no longer below it by the task's cgroup and marker.
+    # no longer below it by the task's cgroup (which they cannot leave) or, without one, by
+    # its marker: a scan of every process's environment, too slow to repeat while waiting
+    # where a cgroup holds them all.
     def marked() -> set[int]:
-        found = containment.cgroup_members(handle.cgroup) if handle.cgroup else set()
+        if handle.cgroup:
+            return containment.cgroup_members(handle.cgroup)
         if handle.mark:
-            found |= containment.marked(handle.mark, handle.start_time)
-        return found
+            return containment.marked(handle.mark, handle.start_time)
+        return set()
 
     if handle.cgroup:
         # Everything the task started is in its cgroup: signal at once, then look for what
@@ -160,6 +175,9 @@ def _kill_group(handle: ProcessHandle, grace: float, poll: float) -> bool:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         if not alive():
+            if handle.cgroup and handle.mark:
+                # Once, after the fact: a privileged task could have moved a process out.
+                containment.kill_task_processes(None, handle.mark, handle.start_time)
             return True
         time.sleep(poll)
     remaining = alive()

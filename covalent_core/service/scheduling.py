@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from ..graph import KIND_PARAMETER, KIND_POSTPROCESS
+from ..graph import KIND_PARAMETER, KIND_POSTPROCESS, KIND_SUBLATTICE
 from ..status import TERMINAL, CancelReason, Status
 from .states import CancelPhase, NodeState, StateRecorder
 
@@ -190,6 +190,17 @@ class DispatchRun:
             sub.cancel_all(CancelReason.PARENT_SUBLATTICE_CANCELLED.value)
         if node.job_id is not None:
             self.jobs.cancel_packed(self, node)
+
+    def stop_running(self, reason: str) -> None:
+        """Begin stopping the running tasks at once, while a cancel of the whole dispatch is
+        being stored (the rest of it, nodes that have not started and sublattices, is applied
+        once it is): a job is killed a commit sooner."""
+        for node in self.nodes.values():
+            running = node.task is not None and node.status is Status.RUNNING
+            if running and node.kind != KIND_SUBLATTICE:
+                self.cancel_node(node, reason, persist=True)
+                if node.job_id is not None and node.job_id in self.jobs.jobs:
+                    self.jobs.cancel(node)  # its executor's cancel starts before the commit
 
     def cancel_all(self, reason: str) -> None:
         """Cancel every unfinished node: those that never started at once and together (a

@@ -24,6 +24,7 @@ from .. import config
 from ..cancel_requests import flag_in, request_cancel
 from ..errors import CovalentCoreError
 from ..executors.output import check_stream
+from ..status import CancelReason
 from ..store import open_store
 from . import notifications
 from .dispatcher import Dispatcher
@@ -134,6 +135,10 @@ class Service:
             return {"ok": True, "applied": applied}
         if op == "cancel_tasks":
             # The clients' fast path: this process stores the request and acts on it at once.
+            wanted = request.get("dispatch_id")
+            run = self.dispatcher.runs.get(wanted) if isinstance(wanted, str) else None
+            if run is not None and request.get("task_ids") is None and not self._store_full():
+                run.stop_running(CancelReason.USER.value)  # a whole cancel cannot be refused
             try:
                 report = await self._flag_cancel(request["dispatch_id"], request.get("task_ids"))
             except (CovalentCoreError, TypeError) as exc:
@@ -201,11 +206,14 @@ class Service:
             await self.dispatcher.poll_new()
         return await self.dispatcher.apply_cancels(ids, whole=whole)
 
+    def _store_full(self) -> bool:
+        return self.dispatcher.writes.full is not None
+
     async def _flag_cancel(self, dispatch_id: Any, task_ids: Any) -> CancelReport:
         """Store a cancel request, on the store writer's connection (its cache is warm: a
         cancel is flagged in a fraction of a millisecond) unless the store is full (then in
         a thread, so that the request fails with the store's message)."""
-        if self.dispatcher.writes.full is not None:
+        if self._store_full():
             return await asyncio.to_thread(request_cancel, dispatch_id, task_ids)
 
         def flag(conn: Connection) -> CancelReport | Exception:
