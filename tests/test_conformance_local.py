@@ -7,11 +7,10 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from helpers import task_directories
 
+from covalent_core import config
 from covalent_core.executors.local import LocalExecutor
 from covalent_core.executors.processes import ProcessHandle
 from covalent_core.testing import ExecutorConformance
@@ -32,7 +31,7 @@ class TestLocalExecutor(ExecutorConformance):
     @pytest.fixture
     def leftovers(self, executor: LocalExecutor) -> Callable[[], list[str]]:
         # Each task's directory (start mark, outcome); stray processes are found by the suite.
-        return task_directories
+        return lambda: sorted(p.name for p in config.tasks_dir().iterdir())
 
 
 class TestLocalExecutorWhileOthersUseTmp(TestLocalExecutor):
@@ -72,42 +71,3 @@ class TestLocalExecutorWhileOthersUseTmp(TestLocalExecutor):
     test_cancel_between_stages_skips_every_later_stage = None  # type: ignore[assignment]
     test_timeout_stops_the_job = None  # type: ignore[assignment]
     test_packed_tasks_share_a_job_and_cancel_together = None  # type: ignore[assignment]
-
-
-def test_task_directories_are_renamed_at_once_and_deleted_together_when_idle(tmp_path):
-    """A removed task directory leaves its name at once; it is deleted once removals pause,
-    together with what an earlier (stopped) service had renamed and not deleted."""
-    import asyncio
-    import time
-
-    from covalent_core.executors.local import DirectoryRemover
-
-    def task_dir(name: str) -> Path:
-        path = tmp_path / name
-        path.mkdir()
-        for file in ("started", "outcome", "stdout", "stderr"):
-            (path / file).write_text(file)
-        return path
-
-    earlier = task_dir(f"{DirectoryRemover.PREFIX}deadbeef-0-d-1")  # a stopped service's
-    first, second = task_dir("d-2"), task_dir("d-3")
-
-    async def scenario() -> None:
-        remover = DirectoryRemover()
-        await remover.remove(first)
-        await remover.remove(second)
-        assert not first.exists() and not second.exists()  # their names are free at once
-        renamed = sorted(p.name for p in tmp_path.iterdir())
-        assert len(renamed) == 3 and all(n.startswith(DirectoryRemover.PREFIX) for n in renamed)
-        deadline = time.monotonic() + 30
-        while list(tmp_path.iterdir()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        assert list(tmp_path.iterdir()) == []
-        third = task_dir("d-4")
-        await remover.remove(third)
-        await remover.close()  # what waits is deleted when the executor closes
-        assert list(tmp_path.iterdir()) == []
-        await remover.remove(tmp_path / "never-made")  # nothing to remove: no error
-
-    asyncio.run(scenario())
-    assert not earlier.exists()

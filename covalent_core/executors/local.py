@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
 import os
@@ -19,7 +18,6 @@ import shutil
 import socket
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -185,9 +183,9 @@ class LocalExecutor(Executor):
             await asyncio.to_thread(self._write_logs, task, task.outcome)
 
     async def cleanup(self, task: TaskContext) -> None:
-        """Remove the task's directory (renamed now, deleted with others later: see
-        :class:`DirectoryRemover`), and kill what the task left running if its worker could
-        not (it was killed, or the task ended while no dispatcher ran)."""
+        """Remove the task's directory (with others, in one thread call: the file system may
+        be slow to delete while the store commits), and kill what the task left running if
+        its worker could not (it was killed, or the task ended while no dispatcher ran)."""
         directory = task.state.get("dir") or self.task_dir(task)
         if task.outcome is None and task.job_handle:
             # Stopped before it ended (cancelled, timed out): keep what it printed so far.
@@ -223,81 +221,34 @@ class LocalExecutor(Executor):
         await self.pool.warm_up(count)
 
     async def close(self) -> None:
-        """Stop every worker; delete the task directories still waiting to be."""
+        """Stop every worker."""
         await self.pool.close()
-        await self._remover.close()
 
 
 class DirectoryRemover:
-    """Removes task directories: each is renamed out of the way at once (one system call), and
-    the renamed ones are deleted together, in a thread, once none was added for
-    ``IDLE_AFTER`` seconds or ``BATCH`` are waiting (and when the executor closes).
-
-    Deleting each directory as its task ends costs the file system more than the task's own
-    files did (and each deletion slows the creations that follow): a wide graph ran a fifth
-    faster without it. Renamed directories a stopped service left behind are deleted by the
-    next one's first sweep.
-    """
-
-    PREFIX = ".removed-"
-    IDLE_AFTER = 0.2
-    BATCH = 1000
+    """Removes directories in a thread, those asked for while one batch runs in the next."""
 
     def __init__(self) -> None:
-        self._pending: list[Path] = []
-        self._names = itertools.count()
-        self._token = uuid.uuid4().hex[:12]  # names this remover's renamed directories
-        self._last = 0.0
-        self._sweeper: asyncio.Task[None] | None = None
-        self._swept_before: set[Path] = set()  # parents whose leftovers were looked for
+        self._pending: list[tuple[Path, asyncio.Future[None]]] = []
+        self._running: asyncio.Task[None] | None = None
 
     async def remove(self, path: Path) -> None:
-        """Take ``path`` (and what is in it) out of the way now; it is deleted soon."""
-        target = path.with_name(f"{self.PREFIX}{self._token}-{next(self._names)}-{path.name}")
-        try:
-            os.rename(path, target)
-        except FileNotFoundError:
-            return
-        except OSError:
-            await asyncio.to_thread(_remove_all, [path])
-            return
-        loop = asyncio.get_running_loop()
-        self._pending.append(target)
-        self._last = loop.time()
-        if self._sweeper is None or self._sweeper.done():
-            self._sweeper = loop.create_task(self._sweep())
+        """Return once ``path`` (and what is in it) is removed."""
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append((path, done))
+        if self._running is None or self._running.done():
+            self._running = asyncio.get_running_loop().create_task(self._remove_pending())
+        await done
 
-    async def _sweep(self) -> None:
-        loop = asyncio.get_running_loop()
+    async def _remove_pending(self) -> None:
         while self._pending:
-            quiet = self._last + self.IDLE_AFTER - loop.time()
-            if quiet > 0 and len(self._pending) < self.BATCH:
-                await asyncio.sleep(min(quiet, self.IDLE_AFTER))
-                continue
             batch, self._pending = self._pending, []
-            await asyncio.to_thread(self._delete, batch)
-
-    def _delete(self, batch: list[Path]) -> None:
-        for parent in {path.parent for path in batch} - self._swept_before:
-            self._swept_before.add(parent)
-            with contextlib.suppress(OSError), os.scandir(parent) as entries:
-                mine = f"{self.PREFIX}{self._token}-"
-                batch += [
-                    Path(e.path)
-                    for e in entries
-                    if e.name.startswith(self.PREFIX) and not e.name.startswith(mine)
-                ]
-        _remove_all(batch)
-
-    async def close(self) -> None:
-        """Delete what is still waiting."""
-        if self._sweeper is not None and not self._sweeper.done():
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-        batch, self._pending = self._pending, []
-        if batch:
-            await asyncio.to_thread(self._delete, batch)
+            try:
+                await asyncio.to_thread(_remove_all, [path for path, _ in batch])
+            finally:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
 
 def _remove_all(paths: list[Path]) -> None:

@@ -63,18 +63,3 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         timeout=120,
         env=env,
     )
-
-
-def task_directories(timeout: float = 30.0) -> list[str]:
-    """What the local tasks directory holds once the directories the local executor renamed
-    for deletion are deleted (it deletes them once idle): one never deleted fails here."""
-    from covalent_core import config
-    from covalent_core.executors.local import DirectoryRemover
-
-    root = config.tasks_dir()
-
-    def renamed() -> list[str]:
-        return [p.name for p in root.iterdir() if p.name.startswith(DirectoryRemover.PREFIX)]
-
-    wait_until(lambda: not renamed(), timeout, what=f"renamed task directories deleted in {root}")
-    return sorted(p.name for p in root.iterdir())
