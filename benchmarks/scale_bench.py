@@ -7,12 +7,15 @@ Dask runs in its own venv (``.venv-dask``, made on first use: it needs a newer c
 than the Braket SDK allows) as a warm ``LocalCluster(n_workers=2, threads_per_worker=1,
 processes=True)`` answering commands, so that its rounds and ours alternate: a busy machine
 slows both alike; medians and ratios are printed. Measured end to end as a user sees it:
-dispatch to ``get_result(wait=True)`` returning. Then the scaling table: for each size, a
-wide graph's dispatcher CPU per task, submit time per task, the service's peak RSS, the
-store's size, and the time to cancel that many nodes that have not started; cancel latency
-(``ct.cancel`` to the task's process gone, same process) beside Ray's ``ray.cancel(force=True)``
-(Ray 2.40 in ``.venv-ray``, made on first use, interleaved); and the wait latency (the stored
-end to ``get_result`` returning). Writes ``results/scale.json``.
+dispatch to ``get_result(wait=True)`` returning. Then where a wide graph's CPU goes per task
+(the service, its local workers) beside the floor of a fresh process per task (a bare fork
+and exit of a warm worker) and the CPU twice Dask's rate would leave. Then the scaling
+table: for each size, a wide graph's dispatcher CPU per task, submit time per task, the
+service's peak RSS, the store's size, and the time to cancel that many nodes that have not
+started; cancel latency (``ct.cancel`` to the task's process gone, same process, watched
+from the call) beside Ray's ``ray.cancel(force=True)`` (Ray 2.40 in ``.venv-ray``, made on
+first use, interleaved); and the wait latency (the stored end to ``get_result`` returning).
+Writes ``results/scale.json``.
 """
 
 from __future__ import annotations
@@ -166,6 +169,53 @@ def side_by_side(rounds: int) -> dict[str, Any]:
     return rows
 
 
+FORK_PROBE = r"""
+import os, resource, sys
+import covalent_core.executors.worker as worker
+worker._warm_up()  # as a warm worker is, before it forks a task
+def cpu():
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+n = int(sys.argv[1])
+before = cpu()
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+print((cpu() - before) / n)
+"""
+
+
+def cpu_per_task(dask_wide_seconds: float, n: int = 1000) -> dict[str, float]:
+    """Where a wide graph's CPU goes, per task: the service (loop and threads) and its local
+    workers (their forked tasks included); beside the floor a fresh process per task sets (a
+    bare fork and exit of a warm worker) and the budget twice Dask's rate leaves."""
+    proc = service()
+    workers = proc.children()
+
+    def cpu(p: psutil.Process) -> float:
+        t = p.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    service_before, workers_before = cpu(proc), sum(cpu(w) for w in workers)
+    ours(wide, n)
+    service_ms = 1e3 * (cpu(proc) - service_before) / (n + 1)
+    workers_ms = 1e3 * (sum(cpu(w) for w in workers) - workers_before) / (n + 1)
+    probe = subprocess.run(
+        [sys.executable, "-c", FORK_PROBE, "300"], capture_output=True, text=True, check=True
+    )
+    cpus = len(os.sched_getaffinity(0))
+    return {
+        "service_ms": service_ms,
+        "workers_ms": workers_ms,
+        "fork_exit_ms": 1e3 * float(probe.stdout),
+        "budget_2x_dask_ms": 1e3 * cpus * dask_wide_seconds / 2 / (n + 1),
+        "cpus": cpus,
+    }
+
+
 def scaling(size: int) -> dict[str, Any]:
     proc = service()
     before = proc.cpu_times()
@@ -245,6 +295,13 @@ def main() -> int:
     for name, row in results["versus_dask"].items():
         table.add_row(name, f"{row['ours']:.3f} s", f"{row['dask']:.3f} s", f"{row['ratio']:.2f}")
     console.print(table)
+    results["cpu_per_task"] = c = cpu_per_task(results["versus_dask"]["wide 1000, warm"]["dask"])
+    console.print(
+        f"CPU per task, wide 1,000: service {c['service_ms']:.2f} ms + local workers "
+        f"{c['workers_ms']:.2f} ms; a bare fork and exit of a warm worker costs "
+        f"{c['fork_exit_ms']:.2f} ms; twice Dask's rate leaves {c['budget_2x_dask_ms']:.2f} ms "
+        f"of CPU per task for everything on {c['cpus']} CPUs"
+    )
     results["cancel_latency"] = cancel_versus_ray(args.cancels)
     table = Table("cancel to process gone", "p50", "p95", title="beside Ray (same process)")
     for name, row in results["cancel_latency"].items():
