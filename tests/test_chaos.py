@@ -18,9 +18,10 @@ from pathlib import Path
 
 import helpers
 import psutil
-from helpers import starts, task_directories, wait_until
+from helpers import starts, wait_until
 
 import covalent_core as ct
+from covalent_core import config
 from covalent_core.testing import kill_service, service_pid
 
 ROUNDS = 20
@@ -93,7 +94,7 @@ def test_killing_the_service_at_random_moments_loses_and_repeats_nothing(tmp_pat
         assert set(counts.values()) == {1}, f"{where}: starts per task {counts}"
     assert kills == ROUNDS
     wait_until(lambda: not orphans(), timeout=60, what="no worker of a dead service is left")
-    tasks = task_directories()
+    tasks = sorted(p.name for p in config.tasks_dir().iterdir())
     assert tasks == [], f"task directories left behind: {tasks}"
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
 import os
@@ -19,7 +18,6 @@ import shutil
 import socket
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,15 +28,7 @@ from .base import Executor, TaskContext, TaskOutcome
 from .pool import WorkerPool, read_output, reattach_worker, started_at
 from .processes import ProcessHandle, kill_group, kill_leftovers, terminate_first
 from .values import read_text
-from .worker import (
-    OUTCOME,
-    OUTCOME_SPARE,
-    STARTED,
-    STARTED_SPARE,
-    STDERR,
-    STDOUT,
-    TASK_FILES,
-)
+from .worker import TASK_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +88,7 @@ class LocalExecutor(Executor):
         self.isolate_deps = isolate_deps
         self.pool = WorkerPool(self.python_path, max_workers)
         self._tasks_dir: Path | None = None
-        self._dirs = TaskDirectories()
+        self._remover = DirectoryRemover()
 
     @classmethod
     def concurrency_for(cls, config: dict[str, Any]) -> int:
@@ -129,7 +119,6 @@ class LocalExecutor(Executor):
         """Hand the payload to a warm worker; its handle is stored before the task starts."""
         assert task.payload is not None
         directory = task.state["dir"] = self.task_dir(task)
-        self._dirs.place(directory)
 
         async def started(handle: ProcessHandle) -> None:
             task.state["handle"] = handle  # for cleanup, which need not parse it again
@@ -194,15 +183,15 @@ class LocalExecutor(Executor):
             await asyncio.to_thread(self._write_logs, task, task.outcome)
 
     async def cleanup(self, task: TaskContext) -> None:
-        """Remove the task's directory (kept for another task: see :class:`TaskDirectories`),
-        and kill what the task left running if its worker could not (it was killed, or the
-        task ended while no dispatcher ran)."""
+        """Remove the task's directory (with others, in one thread call: the file system may
+        be slow to delete while the store commits), and kill what the task left running if
+        its worker could not (it was killed, or the task ended while no dispatcher ran)."""
         directory = task.state.get("dir") or self.task_dir(task)
         if task.outcome is None and task.job_handle:
             # Stopped before it ended (cancelled, timed out): keep what it printed so far.
             with contextlib.suppress(OSError):
                 task.streams = await asyncio.to_thread(read_output, directory)
-        await self._dirs.remove(directory)
+        await self._remover.remove(directory)
         if task.job_handle:
             handle = task.state.get("handle") or ProcessHandle.from_json(task.job_handle)
             # A live worker of ours cleans up after its task itself (it may run the next one).
@@ -232,49 +221,19 @@ class LocalExecutor(Executor):
         await self.pool.warm_up(count)
 
     async def close(self) -> None:
-        """Stop every worker; delete the task directories kept for reuse."""
+        """Stop every worker."""
         await self.pool.close()
-        await self._dirs.close()
 
 
-class TaskDirectories:
-    """Task directories, made ready for another task when one ends rather than deleted.
-
-    A finished task's directory is renamed to a free name, its start mark and outcome are
-    moved to their spare names (:data:`~covalent_core.executors.worker.TASK_FILES`) and its
-    output files emptied, in a thread, several at a time; the next task's directory is a free
-    one renamed to its name (one system call). So a task neither creates nor deletes a file:
-    on ext4 that was a fifth of a small task's cost, each deletion also slowing the creations
-    that follow. Up to ``KEEP`` free directories are kept, the others deleted (as is one that
-    holds files of its own); all are deleted when the executor closes, and those a stopped
-    service left by the next one's first recycling.
-    """
-
-    PREFIX = ".free-"
-    KEEP = 32
+class DirectoryRemover:
+    """Removes directories in a thread, those asked for while one batch runs in the next."""
 
     def __init__(self) -> None:
-        self._free: list[Path] = []
         self._pending: list[tuple[Path, asyncio.Future[None]]] = []
         self._running: asyncio.Task[None] | None = None
-        self._token = uuid.uuid4().hex[:12]  # names this executor's free directories
-        self._names = itertools.count()
-        self._swept: set[Path] = set()  # parents whose leftovers were deleted
-
-    def place(self, path: Path) -> None:
-        """Give ``path`` a free directory, if one is ready (else its task makes it)."""
-        while self._free:
-            free = self._free.pop()
-            try:
-                os.rename(free, path)
-            except FileNotFoundError:
-                continue
-            except OSError:  # ``path`` is there already (a task started again)
-                self._free.append(free)
-            return
 
     async def remove(self, path: Path) -> None:
-        """Return once ``path`` is gone (made free, or deleted with what is in it)."""
+        """Return once ``path`` (and what is in it) is removed."""
         done = asyncio.get_running_loop().create_future()
         self._pending.append((path, done))
         if self._running is None or self._running.done():
@@ -285,62 +244,11 @@ class TaskDirectories:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                room = self.KEEP - len(self._free)
-                paths = [path for path, _ in batch]
-                self._free += await asyncio.to_thread(self._recycle, paths, room)
+                await asyncio.to_thread(_remove_all, [path for path, _ in batch])
             finally:
                 for _, done in batch:
                     if not done.done():
                         done.set_result(None)
-
-    def _recycle(self, paths: list[Path], room: int) -> list[Path]:
-        """Make up to ``room`` of ``paths`` free directories, delete the others; the free."""
-        doomed: list[Path] = []
-        for parent in {path.parent for path in paths} - self._swept:
-            self._swept.add(parent)
-            mine = f"{self.PREFIX}{self._token}-"
-            with contextlib.suppress(OSError), os.scandir(parent) as entries:
-                doomed += [
-                    Path(e.path)
-                    for e in entries
-                    if e.name.startswith(self.PREFIX) and not e.name.startswith(mine)
-                ]
-        freed = []
-        for path in paths:
-            free = path.with_name(f"{self.PREFIX}{self._token}-{next(self._names)}")
-            if len(freed) < room and _make_free(path, free):
-                freed.append(free)
-            else:
-                doomed += [path, free]
-        _remove_all(doomed)
-        return freed
-
-    async def close(self) -> None:
-        """Delete the free directories."""
-        if self._running is not None and not self._running.done():
-            await self._running
-        free, self._free = self._free, []
-        if free:
-            await asyncio.to_thread(_remove_all, free)
-
-
-def _make_free(path: Path, free: Path) -> bool:
-    """Rename ``path`` to ``free`` and empty it for another task; False if it could not be
-    (it is then left at one of the two names, for the caller to delete)."""
-    try:
-        os.rename(path, free)
-        names = set(os.listdir(free))
-        if not names <= set(TASK_FILES):
-            return False  # something else wrote there
-        for name, spare in ((STARTED, STARTED_SPARE), (OUTCOME, OUTCOME_SPARE)):
-            if name in names:
-                os.replace(free / name, free / spare)
-        for name in (STDOUT, STDERR):
-            if name in names:
-                os.truncate(free / name, 0)
-    except OSError:
-        return False
-    return True
 
 
 def _remove_all(paths: list[Path]) -> None:

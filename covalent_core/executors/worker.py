@@ -49,12 +49,8 @@ STARTED = "started"
 OUTCOME = "outcome"
 STDOUT = "stdout"
 STDERR = "stderr"
-STARTED_SPARE = "started.spare"
-OUTCOME_SPARE = "outcome.tmp"
-TASK_FILES = (STARTED, OUTCOME, STDOUT, STDERR, STARTED_SPARE, OUTCOME_SPARE)
-"""The files a task's directory holds (more only if something else wrote there). A directory
-made ready for another task (see :class:`~covalent_core.executors.local.TaskDirectories`)
-keeps its files' inodes under the spare names, so the next task creates no file."""
+TASK_FILES = (STARTED, OUTCOME, STDOUT, STDERR)
+"""The files a task's directory holds (more only if something else wrote there)."""
 
 
 def read_frame(stream: IO[bytes]) -> Any:
@@ -82,15 +78,15 @@ def write_frame(stream: IO[bytes], message: Any) -> None:
 
 def write_outcome(directory: str, outcome: bytes) -> bool:
     """Write the task's outcome file atomically (owner-only); False if it could not be."""
-    path, spare = os.path.join(directory, OUTCOME), os.path.join(directory, OUTCOME_SPARE)
+    path = os.path.join(directory, OUTCOME)
     try:
-        fd = os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(fd, "wb") as fh:
             fh.write(outcome)
-        os.rename(spare, path)
+        os.rename(path + ".tmp", path)
     except OSError:
         with contextlib.suppress(OSError):
-            os.unlink(spare)
+            os.unlink(path + ".tmp")
         return False
     return True
 
@@ -133,7 +129,9 @@ def _child(
         _capture(directory, STDERR, 2)
         if not go():
             os._exit(0)  # never started: the dispatcher went away before storing its handle
-        _mark_started(directory)
+        # Proof that the task began: without it, a next dispatcher knows it never ran.
+        with contextlib.suppress(OSError), open(os.path.join(directory, STARTED), "wb"):
+            pass
         outcome = execute(payload)
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
@@ -149,18 +147,6 @@ def _child(
         code = 70
     finally:
         os._exit(code)
-
-
-def _mark_started(directory: str) -> None:
-    """Proof that the task began (its time: when): without it, a next dispatcher knows it
-    never ran. A reused directory's spare file is renamed rather than a new one made."""
-    path = os.path.join(directory, STARTED)
-    with contextlib.suppress(OSError):
-        try:
-            os.rename(os.path.join(directory, STARTED_SPARE), path)
-            os.utime(path)
-        except FileNotFoundError:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
 
 
 def _small_stream(fd: int) -> bytes | None:

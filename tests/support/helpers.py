@@ -63,13 +63,3 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         timeout=120,
         env=env,
     )
-
-
-def task_directories() -> list[str]:
-    """The local tasks directory's entries, but for the free directories the local executor
-    keeps for its next tasks (holding no task's files: see tests of ``TaskDirectories``)."""
-    from covalent_core import config
-    from covalent_core.executors.local import TaskDirectories
-
-    names = (p.name for p in config.tasks_dir().iterdir())
-    return sorted(n for n in names if not n.startswith(TaskDirectories.PREFIX))
