@@ -93,17 +93,22 @@ async def until_cancelled(awaitable: Awaitable[Any], ctx: TaskContext, stage: St
             flag.stage = None
     else:
         if not task.done() and not flag.is_set():
-            waiter = asyncio.ensure_future(flag.wait())
-            try:
-                await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
+            await done_or_cancelled(task, flag)
         if task.done():
             return task.result()
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
     raise TaskCancelledError(ctx.dispatch_id, ctx.node_id, stage.value)
+
+
+async def done_or_cancelled(task: asyncio.Future[Any], flag: asyncio.Event) -> None:
+    """Return once ``task`` is done or ``flag`` is set, whichever comes first."""
+    waiter = asyncio.ensure_future(flag.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
 
 
 def _cancelling(task: asyncio.Task[Any]) -> bool:
@@ -402,11 +407,7 @@ class NodeStages:
         stopped as soon as its handle is stored.
         """
         job_task = asyncio.ensure_future(call)
-        waiter = asyncio.ensure_future(ctx.cancelled.wait())
-        try:
-            await asyncio.wait({job_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
+        await done_or_cancelled(job_task, ctx.cancelled)
         if job_task.done():
             return job_task.result()
         run.set_status(node, Status.CANCELLING)
