@@ -224,6 +224,7 @@ class NodeStages:
         stage = Stage.INSTANTIATE
         status, values = Status.FAILED, {}
         stored = False  # the outcome is in the store already, only cleanup is left
+        ended_at: float | None = None  # when its outcome was known, if it completed
         capacity = self.capacity_of(node)  # a new node was started with its slot taken
         if capacity is not None and resuming:
             capacity.take()  # a running job does not queue
@@ -273,7 +274,9 @@ class NodeStages:
                     if status is Status.COMPLETED:
                         # Its children need not wait for the cleanup: they start now, and the
                         # first commit they wait for (their job handle's) holds this outcome.
+                        # It ended now, as far as its times say (they start after it ended).
                         node.output = values["output"]
+                        ended_at = time.time()
                         run.output_ready(node)
             finally:
                 if capacity is not None:
@@ -315,6 +318,8 @@ class NodeStages:
         else:
             if status is Status.COMPLETED and "output" in values:
                 node.output = values["output"]
+            if status is Status.COMPLETED and ended_at is not None:
+                values["ended_at"] = ended_at
             run.set_status(node, status, **values)
         self.jobs.release(node)
         node.ctx = None  # its payload (function, arguments, environment) is not needed again
