@@ -213,8 +213,8 @@ class LocalExecutor(Executor):
     async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
         """Kill the worker's process group, checking the start time so a reused PID is spared."""
         handle = ProcessHandle.from_json(job_handle)
-        terminate_first(handle)
-        return await asyncio.to_thread(kill_group, handle, self.cancel_grace)
+        signalled = terminate_first(handle)
+        return await asyncio.to_thread(kill_group, handle, self.cancel_grace, signalled=signalled)
 
     async def warm_up(self, count: int) -> None:
         """Start ``count`` idle workers ahead of need."""

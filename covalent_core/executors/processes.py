@@ -108,39 +108,45 @@ def _signal_all(pgid: int, pids: set[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
-def kill_group(handle: ProcessHandle, grace: float = 3.0, poll: float = 0.005) -> bool:
+def kill_group(
+    handle: ProcessHandle, grace: float = 3.0, poll: float = 0.005, *, signalled: bool = False
+) -> bool:
     """Stop the handle's process group and every descendant: SIGTERM, ``grace`` s, SIGKILL.
 
     Returns True once all of them are dead (zombies count as dead), or if the handle's
     process is already gone or its PID now belongs to another process, which is left alone.
-    The task's cgroup, if it has one, is emptied and removed either way.
+    The task's cgroup, if it has one, is emptied and removed either way. ``signalled``:
+    :func:`terminate_first` sent the SIGTERM already (the handle's process was its own then
+    and may be gone now): what is left in its cgroup still gets ``grace``.
     """
     try:
-        return _kill_group(handle, grace, poll)
+        return _kill_group(handle, grace, poll, signalled)
     finally:
         if handle.cgroup:
             containment.kill_cgroup(handle.cgroup)
 
 
-def terminate_first(handle: ProcessHandle) -> None:
+def terminate_first(handle: ProcessHandle) -> bool:
     """Send :func:`kill_group`'s first SIGTERM now, when it is cheap and safe to: the handle's
     process is on this host and in a cgroup of its own (where all its processes are found
     after it died). A caller on an event loop sends it there, then runs :func:`kill_group` in
-    a thread (which another busy thread may keep waiting for milliseconds)."""
+    a thread (which another busy thread may keep waiting for milliseconds), telling it so.
+    True if it was sent."""
     if not handle.cgroup or handle.host != socket.gethostname() or not same_process(handle):
-        return
+        return False
     _signal_all(
         handle.pgid, containment.cgroup_members(handle.cgroup) | {handle.pid}, signal.SIGTERM
     )
+    return True
 
 
-def _kill_group(handle: ProcessHandle, grace: float, poll: float) -> bool:
+def _kill_group(handle: ProcessHandle, grace: float, poll: float, signalled: bool) -> bool:
     if handle.host != socket.gethostname():
         raise ValueError(
             f"job handle is for host {handle.host!r}, but this is {socket.gethostname()!r}; "
             "a local process can only be cancelled on the host that runs it"
         )
-    if not same_process(handle):
+    if not signalled and not same_process(handle):
         kill_leftovers(handle)  # the worker is gone; what its task started may not be
         return True
 
@@ -155,7 +161,11 @@ def _kill_group(handle: ProcessHandle, grace: float, poll: float) -> bool:
             return containment.marked(handle.mark, handle.start_time)
         return set()
 
-    if handle.cgroup:
+    if signalled:
+        # The worker and its cgroup had SIGTERM; the worker may be gone and its PID reused,
+        # so the cgroup alone says what is left to wait for.
+        escaped = marked()
+    elif handle.cgroup:
         # Everything the task started is in its cgroup: signal at once, then look for what
         # left it (scanning the process table first would delay the cancel by milliseconds).
         first = containment.cgroup_members(handle.cgroup) | {handle.pid}
