@@ -33,7 +33,7 @@ class TimeoutTier(ConformanceBase):
         handle = self.stored_handle(dispatch_id, name)
         self.finished(dispatch_id)
         node = self.task_node(dispatch_id, name)
-        assert node.status is ct.Status.CANCELLED
+        assert node.status is ct.Status.CANCELLED, f"{node.status}: {node.error}"
         assert node.cancel_reason == ct.CancelReason.TIMEOUT.value
         assert not job_alive(handle)
         self.assert_nothing_left(leftovers, _local_scratch, marker)
