@@ -307,9 +307,10 @@ class NodeStages:
                 # Kept before cleanup, so that a dispatcher that takes over after a crash here
                 # finds the outcome rather than a job whose traces cleanup already removed.
                 # Its slot is free and its children started: the next commit, which one of
-                # them often asks for at once, is soon enough.
+                # them often asks for at once, is soon enough (a node without children, the
+                # last of a dispatch say, commits now).
                 run.states.note(run.dispatch_id, node, stage=Stage.CLEANUP.value, **values)
-                await run.states.flush(soon=True)
+                await run.states.flush(soon=bool(node.children))
             await self._cleanup(executor, ctx, node, values)
             if ctx.streams is not None and "stdout" not in values:
                 values["stdout"], values["stderr"] = ctx.streams  # a stopped task's output
