@@ -71,3 +71,42 @@ class TestLocalExecutorWhileOthersUseTmp(TestLocalExecutor):
     test_cancel_between_stages_skips_every_later_stage = None  # type: ignore[assignment]
     test_timeout_stops_the_job = None  # type: ignore[assignment]
     test_packed_tasks_share_a_job_and_cancel_together = None  # type: ignore[assignment]
+
+
+def test_a_task_whose_handle_could_not_be_stored_never_runs(tmp_path):
+    """The worker prepares the task while its handle is stored, but runs it only on 'go': when
+    storing the handle fails, the task's code never runs and its directory has no start mark."""
+    import asyncio
+
+    import cloudpickle
+
+    from covalent_core.executors.pool import WorkerPool
+    from covalent_core.executors.runner import task_payload
+
+    witness = tmp_path / "ran"
+
+    def touch(path: str) -> None:
+        open(path, "w").close()
+
+    def payload_for(path) -> bytes:
+        return task_payload(cloudpickle.dumps(touch), [cloudpickle.dumps(str(path))], {}, None)
+
+    later = tmp_path / "ran-later"
+
+    async def refuse(handle: ProcessHandle) -> None:
+        await asyncio.sleep(0.2)  # the task's process has its payload by now
+        raise RuntimeError("the store refused the handle")
+
+    async def scenario() -> None:
+        pool = WorkerPool(__import__("sys").executable, 1)
+        try:
+            with pytest.raises(RuntimeError):
+                await pool.run(payload_for(witness), tmp_path / "task", refuse)
+            ran = await pool.run(payload_for(later), tmp_path / "again", None)  # pool works
+            assert ran.ok
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())
+    assert not (tmp_path / "task" / "started").exists()
+    assert not witness.exists() and later.exists()
