@@ -374,7 +374,8 @@ def _wait(
 ) -> None:
     """Wait until ``unfinished()`` (a read of the store) returns None.
 
-    The service answers ``message`` the moment the end is stored; without a service that
+    The service answers ``message`` the moment the end is stored (so its answer is not read
+    back: a read costs as much as the rest of the wait); without a service that
     runs the dispatch (it died, or another host's runs it), the store is read every
     ``POLL_START`` growing to ``POLL_MAX`` seconds, and the service asked again every
     ``REVIVE_EVERY`` seconds.
@@ -395,7 +396,7 @@ def _wait(
                 remaining = min(remaining, max(0.0, deadline - time.monotonic()))
             answer = service.watch(message, remaining)
             if answer is not None and answer.get("watching"):
-                continue  # it ended: the store says so (read again at the loop's top)
+                return  # it ended, and the service answers only once the store says so
         pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
         time.sleep(pause)
         delay = min(delay * 1.5, POLL_MAX)
