@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from helpers import node, wait_for_file, wait_for_handle, wait_until
 
 import covalent_core as ct
 from covalent_core.executors.processes import ProcessHandle, is_dead
+from covalent_core.store import open_store
 
 
 @ct.electron
@@ -101,6 +106,46 @@ def test_task_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path):
     wait_until(lambda: all(is_dead(p) for p in pids), timeout=10)
     assert time.monotonic() - start >= 0.4  # SIGTERM was ignored; SIGKILL came after grace
     assert ct.get_result(dispatch_id, wait=True, timeout=30).status is ct.Status.CANCELLED
+
+
+@contextlib.contextmanager
+def store_refusing_writes() -> Iterator[None]:
+    """Hold the store's write lock (SQLite), or a lock on its dispatches table that every
+    cancel request needs (PostgreSQL): nothing the service stores can commit meanwhile."""
+    store = open_store()
+    if store.sqlite_path is not None:
+        conn = sqlite3.connect(store.sqlite_path, isolation_level=None, timeout=60)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield
+        finally:
+            conn.close()  # rolls the empty transaction back
+    else:
+        with store.engine.connect() as conn, conn.begin():
+            conn.exec_driver_sql("LOCK TABLE dispatches IN EXCLUSIVE MODE")
+            yield
+
+
+def test_a_whole_dispatch_cancel_stops_its_running_task_before_the_request_is_stored(tmp_path):
+    pid_file = tmp_path / "pids"
+
+    @ct.lattice
+    def flow():
+        return spawn_tree_and_sleep(str(pid_file))
+
+    dispatch_id = ct.dispatch(flow)()
+    pids = _pids(pid_file)
+    with store_refusing_writes():
+        cancelling = threading.Thread(target=ct.cancel, args=(dispatch_id,), daemon=True)
+        cancelling.start()
+        # The request cannot be stored while the lock is held: the kill did not wait for it.
+        wait_until(lambda: all(is_dead(p) for p in pids), timeout=20)
+        assert cancelling.is_alive(), "ct.cancel returned before its request could be stored"
+    cancelling.join(60)
+    assert not cancelling.is_alive()
+    result = ct.get_result(dispatch_id, wait=True, timeout=60)
+    assert result.status is ct.Status.CANCELLED
+    assert result.get_node(0).cancel_reason == "user"
 
 
 def test_stale_handle_never_kills_a_process_that_reused_the_pid():
