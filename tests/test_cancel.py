@@ -57,6 +57,17 @@ def _pids(pid_file) -> list[int]:
     return [task, child, grandchild]
 
 
+def _running_tree(tmp_path) -> tuple[str, list[int]]:
+    """Dispatch one task that starts a process tree; return the dispatch and the tree's pids."""
+    pid_file = tmp_path / "pids"
+
+    @ct.lattice
+    def flow():
+        return spawn_tree_and_sleep(str(pid_file))
+
+    return ct.dispatch(flow)(), _pids(pid_file)
+
+
 def test_cancel_running_task_kills_process_group_and_spares_independent_branch(tmp_path):
     pid_file = tmp_path / "pids"
 
@@ -127,14 +138,7 @@ def store_refusing_writes() -> Iterator[None]:
 
 
 def test_a_whole_dispatch_cancel_stops_its_running_task_before_the_request_is_stored(tmp_path):
-    pid_file = tmp_path / "pids"
-
-    @ct.lattice
-    def flow():
-        return spawn_tree_and_sleep(str(pid_file))
-
-    dispatch_id = ct.dispatch(flow)()
-    pids = _pids(pid_file)
+    dispatch_id, pids = _running_tree(tmp_path)
     with store_refusing_writes():
         cancelling = threading.Thread(target=ct.cancel, args=(dispatch_id,), daemon=True)
         cancelling.start()
@@ -236,14 +240,7 @@ def test_cancel_is_idempotent_and_finished_work_is_reported_and_kept():
 
 
 def test_double_cancel_of_a_running_task_changes_nothing_more(tmp_path):
-    pid_file = tmp_path / "pids"
-
-    @ct.lattice
-    def flow():
-        return spawn_tree_and_sleep(str(pid_file))
-
-    dispatch_id = ct.dispatch(flow)()
-    pids = _pids(pid_file)
+    dispatch_id, pids = _running_tree(tmp_path)
     ct.cancel(dispatch_id, task_ids=[0])
     ct.cancel(dispatch_id, task_ids=[0])
     wait_until(lambda: all(is_dead(p) for p in pids), timeout=10)
