@@ -110,3 +110,57 @@ def test_a_task_whose_handle_could_not_be_stored_never_runs(tmp_path):
     asyncio.run(scenario())
     assert not (tmp_path / "task" / "started").exists()
     assert not witness.exists() and later.exists()
+
+
+def test_an_aborted_task_makes_no_directory_after_its_callers_cleanup(tmp_path):
+    """Storing the handle fails (or a cancel lands then) while the task's process is slow to
+    prepare: by the time ``pool.run`` raises, that process has ended, so whatever it made is
+    there for the caller's cleanup to remove, never made after it."""
+    import asyncio
+    import shutil
+    import signal
+    import sys
+
+    import psutil
+    from helpers import wait_until
+
+    from covalent_core.executors.pool import WorkerPool
+    from covalent_core.executors.runner import task_payload
+
+    directory = tmp_path / "task"
+    spares: list[psutil.Process] = []
+
+    async def refuse(handle: ProcessHandle) -> None:
+        raise RuntimeError("the store refused the handle")
+
+    def spare_of_our_worker() -> psutil.Process | None:
+        for worker in psutil.Process().children():
+            if "covalent_core.executors.worker" in worker.cmdline():
+                return next(iter(worker.children()), None)  # forked ahead, waiting for a task
+        return None
+
+    async def scenario() -> None:
+        pool = WorkerPool(sys.executable, 1)
+        try:
+            await pool.warm_up(1)
+            spare = await asyncio.to_thread(wait_until, spare_of_our_worker, 60)
+            spares.append(spare)
+            spare.send_signal(signal.SIGSTOP)  # it gets the task, but prepares nothing yet
+            with pytest.raises(RuntimeError):
+                await pool.run(task_payload(b"", [], {}, None), directory, refuse)
+            shutil.rmtree(directory, ignore_errors=True)  # the caller's cleanup
+        finally:
+            for spare in spares:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    spare.send_signal(signal.SIGCONT)
+            await pool.close()
+
+    def ended(process: psutil.Process) -> bool:
+        try:
+            return process.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    asyncio.run(scenario())
+    wait_until(lambda: ended(spares[0]), 30)
+    assert not directory.exists(), f"made after cleanup: {sorted(os.listdir(directory))}"

@@ -13,6 +13,7 @@ collects it later.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import pickle
@@ -158,8 +159,9 @@ class WorkerPool:
         ``directory`` (made by the task, owner-only) receives the task's start mark and
         outcome; the caller removes it. The task's process gets the payload at once and
         prepares, but runs it only once ``started`` returned, so a task never runs unless its
-        handle was stored (if ``started`` raises, the worker is replaced). If the caller is
-        cancelled while the task runs, the worker's group is killed.
+        handle was stored (if ``started`` raises, the worker is replaced, and the task's
+        process has ended when this raises: what it made is there for the caller to remove).
+        If the caller is cancelled while the task runs, the worker's group is killed.
         """
         worker = await self._acquire()  # the task makes its directory
         mark = f"{self._mark_prefix}{next(self._marks):x}"
@@ -171,7 +173,10 @@ class WorkerPool:
                 await started(handle)
         except BaseException as exc:
             # Its prepared task never runs: the worker closes it and exits on end of input.
-            self._retire(worker)
+            # That exit is waited for: the task's process may not have made its directory
+            # yet, and must not make it after the caller's cleanup removed it.
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(self._retire(worker))
             if isinstance(exc, WorkerDiedError):
                 return TaskOutcome.died(str(exc))
             raise
@@ -186,12 +191,13 @@ class WorkerPool:
         finally:
             self._release(worker)
 
-    def _retire(self, worker: Worker) -> None:
-        """Take ``worker`` out of the pool and stop it in the background."""
+    def _retire(self, worker: Worker) -> asyncio.Future[None]:
+        """Take ``worker`` out of the pool and stop it in the background; the stopping."""
         self._busy.discard(worker)
         stopping = asyncio.ensure_future(worker.stop())
         self._stopping.add(stopping)
         stopping.add_done_callback(self._stopping.discard)
+        return stopping
 
     def runs(self, pid: int) -> bool:
         """True if ``pid`` is one of this pool's workers, alive."""
