@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 
+import psutil
 import pytest
+from helpers import wait_until
 
 from covalent_core import config
 from covalent_core.executors.local import LocalExecutor
+from covalent_core.executors.pool import WorkerPool
 from covalent_core.executors.processes import ProcessHandle
+from covalent_core.executors.runner import task_payload
 from covalent_core.testing import ExecutorConformance
 
 # The system temporary directory, before any test points TMPDIR at a private one.
@@ -76,12 +85,7 @@ class TestLocalExecutorWhileOthersUseTmp(TestLocalExecutor):
 def test_a_task_whose_handle_could_not_be_stored_never_runs(tmp_path):
     """The worker prepares the task while its handle is stored, but runs it only on 'go': when
     storing the handle fails, the task's code never runs and its directory has no start mark."""
-    import asyncio
-
     import cloudpickle
-
-    from covalent_core.executors.pool import WorkerPool
-    from covalent_core.executors.runner import task_payload
 
     witness = tmp_path / "ran"
 
@@ -98,7 +102,7 @@ def test_a_task_whose_handle_could_not_be_stored_never_runs(tmp_path):
         raise RuntimeError("the store refused the handle")
 
     async def scenario() -> None:
-        pool = WorkerPool(__import__("sys").executable, 1)
+        pool = WorkerPool(sys.executable, 1)
         try:
             with pytest.raises(RuntimeError):
                 await pool.run(payload_for(witness), tmp_path / "task", refuse)
@@ -112,38 +116,38 @@ def test_a_task_whose_handle_could_not_be_stored_never_runs(tmp_path):
     assert not witness.exists() and later.exists()
 
 
+def _spare_of_a_worker(parent: psutil.Process) -> psutil.Process | None:
+    """The child a warm worker of ``parent`` forked ahead, waiting for its task."""
+    for worker in parent.children():
+        if "covalent_core.executors.worker" in worker.cmdline():
+            return next(iter(worker.children()), None)
+    return None
+
+
+def _ended(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def test_an_aborted_task_makes_no_directory_after_its_callers_cleanup(tmp_path):
     """Storing the handle fails (or a cancel lands then) while the task's process is slow to
     prepare: by the time ``pool.run`` raises, that process has ended, so whatever it made is
     there for the caller's cleanup to remove, never made after it."""
-    import asyncio
-    import shutil
-    import signal
-    import sys
-
-    import psutil
-    from helpers import wait_until
-
-    from covalent_core.executors.pool import WorkerPool
-    from covalent_core.executors.runner import task_payload
-
     directory = tmp_path / "task"
     spares: list[psutil.Process] = []
 
     async def refuse(handle: ProcessHandle) -> None:
         raise RuntimeError("the store refused the handle")
 
-    def spare_of_our_worker() -> psutil.Process | None:
-        for worker in psutil.Process().children():
-            if "covalent_core.executors.worker" in worker.cmdline():
-                return next(iter(worker.children()), None)  # forked ahead, waiting for a task
-        return None
-
     async def scenario() -> None:
         pool = WorkerPool(sys.executable, 1)
         try:
             await pool.warm_up(1)
-            spare = await asyncio.to_thread(wait_until, spare_of_our_worker, 60)
+            spare = await asyncio.to_thread(
+                wait_until, lambda: _spare_of_a_worker(psutil.Process()), 60
+            )
             spares.append(spare)
             spare.send_signal(signal.SIGSTOP)  # it gets the task, but prepares nothing yet
             with pytest.raises(RuntimeError):
@@ -155,12 +159,60 @@ def test_an_aborted_task_makes_no_directory_after_its_callers_cleanup(tmp_path):
                     spare.send_signal(signal.SIGCONT)
             await pool.close()
 
-    def ended(process: psutil.Process) -> bool:
-        try:
-            return process.status() == psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return True
-
     asyncio.run(scenario())
-    wait_until(lambda: ended(spares[0]), 30)
+    wait_until(lambda: _ended(spares[0]), 30)
     assert not directory.exists(), f"made after cleanup: {sorted(os.listdir(directory))}"
+
+
+DIES_WHILE_STORING = """
+import asyncio, sys
+from covalent_core.executors.pool import WorkerPool
+from covalent_core.executors.runner import task_payload
+
+async def main() -> None:
+    pool = WorkerPool(sys.executable, 1)
+    await pool.warm_up(1)
+    print("warm", flush=True)
+    sys.stdin.readline()
+
+    async def storing(handle) -> None:
+        print("storing", flush=True)
+        await asyncio.Event().wait()  # the dispatcher dies while it stores the handle
+
+    await pool.run(task_payload(b"", [], {}, None), sys.argv[1], storing)
+
+asyncio.run(main())
+"""
+
+
+def test_a_task_whose_dispatcher_died_before_storing_its_handle_leaves_nothing(tmp_path):
+    """The dispatcher dies while the task's handle is stored (its process has the payload and
+    prepares): the task never runs, and its process removes the directory it made, however
+    late it gets there (a next dispatcher may have run the task again and cleaned up)."""
+    directory = tmp_path / "task"
+    script = tmp_path / "dispatcher.py"
+    script.write_text(DIES_WHILE_STORING)
+    dispatcher = subprocess.Popen(
+        [sys.executable, str(script), str(directory)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    spare = None
+    try:
+        assert dispatcher.stdout.readline() == "warm\n"
+        spare = wait_until(lambda: _spare_of_a_worker(psutil.Process(dispatcher.pid)), 60)
+        spare.send_signal(signal.SIGSTOP)  # it will get the task, but prepares nothing yet
+        dispatcher.stdin.write("run\n")
+        dispatcher.stdin.flush()
+        assert dispatcher.stdout.readline() == "storing\n"
+        dispatcher.kill()
+        dispatcher.wait(30)
+    finally:
+        if spare is not None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                spare.send_signal(signal.SIGCONT)
+        dispatcher.kill()
+        dispatcher.wait(30)
+    wait_until(lambda: _ended(spare), 30)
+    assert not directory.exists(), f"left behind: {sorted(os.listdir(directory))}"

@@ -10,14 +10,15 @@ working directory, signal handlers, socket defaults, module state, standard stre
 first frame the child makes ``directory`` and sends its output and errors to
 ``directory/stdout`` and ``stderr`` (while the dispatcher commits the handle); on ``go`` it
 marks ``directory/started``, runs the task and writes the outcome to ``directory/outcome``
-(atomically). Without ``go`` (the dispatcher closed the pipe) the task never runs. The
-worker answers ``("done", outcome, stdout, stderr)`` as soon as the child reports, with what
-is small inline (None: read it from its file), then waits for the child's exit and kills
-whatever the task left running (see :mod:`.containment`: the cgroup's other members; without
-a cgroup, it is their subreaper and they carry ``mark``) before it takes the next task. If
-the child could not write the file (a full disk) the outcome comes inline whatever its size;
-if the child died without one: ``("died", exit status)``. The child for the next task is
-forked ahead, while the worker waits, so forking costs a task nothing.
+(atomically). Without ``go`` (the dispatcher closed the pipe) the task never runs, and the
+child removes the directory it made. The worker answers ``("done", outcome, stdout,
+stderr)`` as soon as the child reports, with what is small inline (None: read it from its
+file), then waits for the child's exit and kills whatever the task left running (see
+:mod:`.containment`: the cgroup's other members; without a cgroup, it is their subreaper and
+they carry ``mark``) before it takes the next task. If the child could not write the file (a
+full disk) the outcome comes inline whatever its size; if the child died without one:
+``("died", exit status)``. The child for the next task is forked ahead, while the worker
+waits, so forking costs a task nothing.
 
 The outcome lives in a file so that a task outlives the dispatcher: when the service dies
 the worker waits for its task, cleans up after it and exits on the closed pipe, and the next
@@ -91,6 +92,30 @@ def write_outcome(directory: str, outcome: bytes) -> bool:
     return True
 
 
+def _make_directory(directory: str) -> bool:
+    """Make the task's directory (owner-only); True if this process made it."""
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        return False  # another attempt at this task made it (one that never started, say)
+    except FileNotFoundError:
+        os.makedirs(directory, 0o700, exist_ok=True)
+    return True
+
+
+def _unmake(directory: str) -> None:
+    """Remove what this process made for a task that will not run: its own output files (not
+    ones another attempt made under those names since) and the directory, if that is empty."""
+    for fd, name in ((1, STDOUT), (2, STDERR)):
+        path = os.path.join(directory, name)
+        with contextlib.suppress(OSError):
+            ours, there = os.fstat(fd), os.lstat(path)
+            if (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino):
+                os.unlink(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(directory)
+
+
 def _capture(directory: str, name: str, fd: int) -> None:
     """Point ``fd`` at the task's own ``name`` file (or nowhere if it cannot be made)."""
     try:
@@ -124,11 +149,15 @@ def _child(
     code = 0
     try:
         os.environ[containment.MARK_VARIABLE] = mark  # kept by the runner's environment
-        os.makedirs(directory, 0o700, exist_ok=True)
+        made = _make_directory(directory)
         _capture(directory, STDOUT, 1)
         _capture(directory, STDERR, 2)
         if not go():
-            os._exit(0)  # never started: the dispatcher went away before storing its handle
+            # Never started (its handle was not stored, or the dispatcher went away): nothing
+            # of it is left, however late this process got here (after the caller's cleanup).
+            if made:
+                _unmake(directory)
+            os._exit(0)
         # Proof that the task began: without it, a next dispatcher knows it never ran.
         with contextlib.suppress(OSError), open(os.path.join(directory, STARTED), "wb"):
             pass
