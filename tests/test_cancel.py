@@ -137,10 +137,13 @@ def store_refusing_writes() -> Iterator[None]:
             yield
 
 
-def test_a_whole_dispatch_cancel_stops_its_running_task_before_the_request_is_stored(tmp_path):
+@pytest.mark.parametrize("task_ids", [None, [0]], ids=["whole dispatch", "named task"])
+def test_a_cancel_stops_its_running_task_before_the_request_is_stored(tmp_path, task_ids):
     dispatch_id, pids = _running_tree(tmp_path)
     with store_refusing_writes():
-        cancelling = threading.Thread(target=ct.cancel, args=(dispatch_id,), daemon=True)
+        cancelling = threading.Thread(
+            target=ct.cancel, args=(dispatch_id,), kwargs={"task_ids": task_ids}, daemon=True
+        )
         cancelling.start()
         # The request cannot be stored while the lock is held: the kill did not wait for it.
         wait_until(lambda: all(is_dead(p) for p in pids), timeout=20)
@@ -150,6 +153,18 @@ def test_a_whole_dispatch_cancel_stops_its_running_task_before_the_request_is_st
     result = ct.get_result(dispatch_id, wait=True, timeout=60)
     assert result.status is ct.Status.CANCELLED
     assert result.get_node(0).cancel_reason == "user"
+
+
+def test_a_cancel_refused_for_an_unknown_task_stops_nothing(tmp_path):
+    dispatch_id, pids = _running_tree(tmp_path)
+    with pytest.raises(ct.TaskNotFoundError, match="99"):
+        ct.cancel(dispatch_id, task_ids=[0, 99])
+    with pytest.raises(TypeError, match="task_ids must be"):
+        ct.cancel(dispatch_id, task_ids=[0, "1"])
+    time.sleep(0.5)  # a kill started by either would have landed by now
+    assert not any(is_dead(p) for p in pids)
+    assert ct.get_result(dispatch_id).get_node(0).status is ct.Status.RUNNING
+    ct.cancel(dispatch_id, wait=True, timeout=60)
 
 
 def test_stale_handle_never_kills_a_process_that_reused_the_pid():

@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..graph import KIND_PARAMETER, KIND_POSTPROCESS, KIND_SUBLATTICE
-from ..status import TERMINAL, CancelReason, Status
+from ..status import TERMINAL, CancelReason, Stage, Status
 from .states import CancelPhase, NodeState, StateRecorder
 
 if TYPE_CHECKING:
@@ -191,16 +191,19 @@ class DispatchRun:
         if node.job_id is not None:
             self.jobs.cancel_packed(self, node)
 
-    def stop_running(self, reason: str) -> None:
-        """Begin stopping the running tasks at once, while a cancel of the whole dispatch is
-        being stored (the rest of it, nodes that have not started and sublattices, is applied
-        once it is): a job is killed a commit sooner."""
-        for node in self.nodes.values():
+    def stop_running(self, reason: str, node_ids: list[int] | None = None) -> None:
+        """Begin stopping the running tasks (all, or those of ``node_ids``) at once, while
+        their cancel is being stored (the rest of it, nodes that have not started, those
+        downstream and sublattices, is applied once it is): a job is killed a commit sooner."""
+        nodes = self.nodes.values() if node_ids is None else [self.nodes[i] for i in node_ids]
+        for node in nodes:
             running = node.task is not None and node.status is Status.RUNNING
             if running and node.kind != KIND_SUBLATTICE:
                 self.cancel_node(node, reason, persist=True)
-                if node.job_id is not None and node.job_id in self.jobs.jobs:
-                    self.jobs.cancel(node)  # its executor's cancel starts before the commit
+                # Its job, if it may still run (past the run stage it has ended: the flag
+                # stops the stage, as it would once stored), is cancelled before the commit.
+                if node.stage == Stage.RUN.value and node.job_id in self.jobs.jobs:
+                    self.jobs.cancel(node)
 
     def cancel_all(self, reason: str) -> None:
         """Cancel every unfinished node: those that never started at once and together (a

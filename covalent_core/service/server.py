@@ -17,11 +17,12 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from .. import config
-from ..cancel_requests import flag_in, request_cancel
+from ..cancel_requests import flag_in, request_cancel, task_id_list
 from ..errors import CovalentCoreError
 from ..executors.output import check_stream
 from ..status import CancelReason
@@ -137,8 +138,10 @@ class Service:
             # The clients' fast path: this process stores the request and acts on it at once.
             wanted = request.get("dispatch_id")
             run = self.dispatcher.runs.get(wanted) if isinstance(wanted, str) else None
-            if run is not None and request.get("task_ids") is None and not self._store_full():
-                run.stop_running(CancelReason.USER.value)  # a whole cancel cannot be refused
+            if run is not None and not self._store_full():
+                stoppable, node_ids = _cannot_be_refused(request.get("task_ids"), run.nodes)
+                if stoppable:
+                    run.stop_running(CancelReason.USER.value, node_ids)
             try:
                 report = await self._flag_cancel(request["dispatch_id"], request.get("task_ids"))
             except (CovalentCoreError, TypeError) as exc:
@@ -322,6 +325,20 @@ class Service:
     def _stop(self) -> None:
         self.stopping = True
         self.wake.set()
+
+
+def _cannot_be_refused(task_ids: Any, nodes: Collection[int]) -> tuple[bool, list[int] | None]:
+    """(True, the tasks) if a cancel of ``task_ids`` (None: all) of a dispatch with these
+    nodes will be stored as asked, so its running tasks may be stopped before it is; (False,
+    None) if storing it may refuse it (ids that are not a list of this dispatch's tasks):
+    nothing is stopped for a request that fails."""
+    if task_ids is None:
+        return True, None
+    try:
+        ids = task_id_list(task_ids)
+    except TypeError:
+        return False, None
+    return (True, ids) if all(i in nodes for i in ids) else (False, None)
 
 
 def main() -> int:
