@@ -112,10 +112,11 @@ def _note_death(pid: int, died: list[float]) -> None:
     died.append(time.perf_counter())
 
 
-def cancel_latency_same_process(runs: int) -> list[float]:
-    """``ct.cancel`` to the task's process gone, watched from another thread from the moment
-    of the call (``ct.cancel`` returns once the request is stored, which may be later; Ray's
-    ``ray.cancel`` returns at once and is timed the same way)."""
+def cancel_latency_same_process(runs: int, task_ids: list[int] | None = None) -> list[float]:
+    """``ct.cancel`` (of the whole dispatch, or of ``task_ids``) to the task's process gone,
+    watched from another thread from the moment of the call (``ct.cancel`` returns once the
+    request is stored, which may be later; Ray's ``ray.cancel`` returns at once and is timed
+    the same way)."""
     samples = []
     for _ in range(runs):
         dispatch_id, handle = running_sleeper()
@@ -123,7 +124,7 @@ def cancel_latency_same_process(runs: int) -> list[float]:
         watcher = threading.Thread(target=_note_death, args=(handle["pid"], died), daemon=True)
         watcher.start()
         start = time.perf_counter()
-        ct.cancel(dispatch_id)
+        ct.cancel(dispatch_id, task_ids=task_ids)
         watcher.join(60)
         samples.append(died[0] - start)
         ct.get_result(dispatch_id, wait=True, timeout=60)

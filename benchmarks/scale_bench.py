@@ -12,10 +12,10 @@ dispatch to ``get_result(wait=True)`` returning. Then where a wide graph's CPU g
 and exit of a warm worker) and the CPU twice Dask's rate would leave. Then the scaling
 table: for each size, a wide graph's dispatcher CPU per task, submit time per task, the
 service's peak RSS, the store's size, and the time to cancel that many nodes that have not
-started; cancel latency (``ct.cancel`` to the task's process gone, same process, watched
-from the call) beside Ray's ``ray.cancel(force=True)`` (Ray 2.40 in ``.venv-ray``, made on
-first use, interleaved); and the wait latency (the stored end to ``get_result`` returning).
-Writes ``results/scale.json``.
+started; cancel latency (``ct.cancel`` of the dispatch, and of the task alone, to the task's
+process gone, same process, watched from the call) beside Ray's ``ray.cancel(force=True)``
+(Ray 2.40 in ``.venv-ray``, made on first use, interleaved); and the wait latency (the
+stored end to ``get_result`` returning). Writes ``results/scale.json``.
 """
 
 from __future__ import annotations
@@ -254,15 +254,21 @@ def scaling(size: int) -> dict[str, Any]:
 
 
 def cancel_versus_ray(runs: int) -> dict[str, dict[str, float]]:
-    """Cancel to the task's process gone, same process, ours and Ray's (force=True) in turn."""
+    """Cancel to the task's process gone, same process, in turn: ours of the whole dispatch,
+    ours of the task alone (``task_ids=[0]``), and Ray's (force=True)."""
     ray = Peer("ray", "ray==2.40.0")
     scratch = tempfile.mkdtemp(prefix="ray-peer-")
-    samples: dict[str, list[float]] = {"covalent-core": [], "Ray": []}
+    samples: dict[str, list[float]] = {
+        "covalent-core": [],
+        "covalent-core, one task": [],
+        "Ray": [],
+    }
     try:
         ray.ask(f"cancel {scratch}")  # its first worker starts
         cancel_latency_same_process(1)
         for _ in range(runs):
             samples["covalent-core"].extend(cancel_latency_same_process(1))
+            samples["covalent-core, one task"].extend(cancel_latency_same_process(1, [0]))
             answer = ray.ask(f"cancel {scratch}")
             if "ms" in answer:
                 samples["Ray"].append(float(answer["ms"]) / 1e3)
