@@ -117,10 +117,14 @@ def test_a_task_whose_handle_could_not_be_stored_never_runs(tmp_path):
 
 
 def _spare_of_a_worker(parent: psutil.Process) -> psutil.Process | None:
-    """The child a warm worker of ``parent`` forked ahead, waiting for its task."""
+    """The child a warm worker of ``parent`` forked ahead, waiting for its task (children
+    of ``parent`` that ended, zombies not reaped yet say, are passed over)."""
     for worker in parent.children():
-        if "covalent_core.executors.worker" in worker.cmdline():
-            return next(iter(worker.children()), None)
+        try:
+            if "covalent_core.executors.worker" in worker.cmdline():
+                return next(iter(worker.children()), None)
+        except psutil.Error:
+            continue
     return None
 
 
