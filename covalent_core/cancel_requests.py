@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .errors import TaskNotFoundError
-from .graph import KIND_SUBLATTICE, Edge, downstream
+from .graph import KIND_SUBLATTICE
 from .result import CancelReport
 from .status import TERMINAL, CancelReason, Status
 from .store import open_store
@@ -89,19 +89,16 @@ def flag_in(
     drow = q.get_dispatch(conn, dispatch_id)
     if whole:  # every unfinished task: only those are read (100,000 of them, say)
         node_rows = q.get_live_task_states(conn, dispatch_id)
-        edge_rows = []  # none go below "all"
-    else:
-        node_rows = q.get_node_states(conn, dispatch_id)
-        edge_rows = q.get_edges(conn, dispatch_id)
-    subs = {r.node_id: r.sub_dispatch_id for r in node_rows if r.sub_dispatch_id}
-    if whole:
+        subs = {r.node_id: r.sub_dispatch_id for r in node_rows if r.sub_dispatch_id}
         requested = [node_id for node_id, *_ in node_rows]
         names = {node_id: name for node_id, name, *_ in node_rows}
         below_live: list[int] = []
         finished: dict[int, Status] = {}
-    else:
+    else:  # the addressed nodes and what is below them: not the whole graph
+        node_rows, below = q.get_addressed_states(conn, dispatch_id, requested_ids or [])
+        subs = {r.node_id: r.sub_dispatch_id for r in node_rows if r.sub_dispatch_id}
         requested, below_live, finished, names = _addressed(
-            dispatch_id, requested_ids or [], node_rows, edge_rows, subs
+            conn, dispatch_id, requested_ids or [], node_rows, below
         )
     # Sublattice nodes among the cancelled: their sub-dispatches are cancelled whole.
     sub_ids: list[str] = []
@@ -138,23 +135,24 @@ def flag_in(
 
 
 def _addressed(
+    conn: Connection,
     dispatch_id: str,
     targets: list[int],
     node_rows: list[Any],
-    edge_rows: list[Any],
-    subs: dict[int, str],
+    below: set[int],
 ) -> tuple[list[int], list[int], dict[int, Status], dict[int, str]]:
-    """For a cancel of ``targets``: the unfinished ones, the unfinished nodes downstream,
-    the targets already finished (and their statuses), and the names of all of them."""
+    """For a cancel of ``targets`` (``node_rows``: theirs and those of the nodes ``below``
+    them): the unfinished ones, the unfinished nodes downstream, the targets already
+    finished (and their statuses), and the names of all of them."""
     by_id = {r.node_id: r for r in node_rows}
     missing = [i for i in targets if i not in by_id]
     if missing:
-        raise TaskNotFoundError(_not_found_message(dispatch_id, missing, node_rows, subs))
-    edges = [Edge(e.parent, e.child, e.edge_name, e.param_type) for e in edge_rows]
-    below = sorted(downstream(edges, targets))
+        every = q.get_node_states(conn, dispatch_id)
+        subs = {r.node_id: r.sub_dispatch_id for r in every if r.sub_dispatch_id}
+        raise TaskNotFoundError(_not_found_message(dispatch_id, missing, every, subs))
     live = {i for i, r in by_id.items() if Status(r.status) not in TERMINAL}
     requested = [i for i in targets if i in live]
-    below_live = [i for i in below if i in live]
+    below_live = [i for i in sorted(below) if i in live]
     finished = {i: Status(by_id[i].status) for i in targets if i not in live}
     names = {i: by_id[i].name for i in {*targets, *below}}
     return requested, below_live, finished, names

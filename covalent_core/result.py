@@ -459,6 +459,16 @@ class CancelReport:
             whole[self.dispatch_id] = CancelReason.USER.value
         return whole
 
+    @property
+    def flagged_nodes(self) -> dict[int, str]:
+        """The nodes of the addressed dispatch this request flagged one by one, with the
+        reason it gave them (none when it was addressed whole)."""
+        if self.whole_dispatch:
+            return {}
+        flagged = dict.fromkeys(self.downstream, CancelReason.UPSTREAM_CANCELLED.value)
+        flagged.update(dict.fromkeys(self.requested, CancelReason.USER.value))
+        return flagged
+
     def to_json(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
         return {

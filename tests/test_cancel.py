@@ -311,9 +311,14 @@ def test_task_handle_is_stored_before_its_code_runs():
             res = _ct.get_result(run.dispatch_id)
             for n in res.nodes:
                 if n.name == "my_handle" and n.status is _ct.Status.RUNNING:
-                    # The handle names the worker that forked this task, and its group.
+                    # The handle names this task's own process and group, and the worker
+                    # that forked it.
                     handle = n.job_handle
-                    return _os.getppid() == handle["pid"] and _os.getpgid(0) == handle["pgid"]
+                    return (
+                        _os.getpid() == handle["pid"]
+                        and _os.getpgid(0) == handle["pgid"]
+                        and _os.getppid() == handle["parent"]
+                    )
         return False
 
     @ct.lattice

@@ -40,11 +40,9 @@ def test_a_daemon_is_killed_when_its_task_returns(tmp_path: Path):
 
 
 def assert_cgroup_gone(handle: dict, *task_pids: int) -> None:
-    """Where the machine gave the task's worker a cgroup, nothing of the task is left in it:
-    it holds the worker and the child it forked ahead for its next task, or is gone with it."""
+    """Where the machine gave the task a cgroup of its own, it is gone with the task."""
     if handle.get("cgroup"):
-        wait_until(lambda: not cgroup_members(handle["cgroup"]) & set(task_pids), 10)
-        assert len(cgroup_members(handle["cgroup"]) - {handle["pid"]}) <= 1
+        wait_until(lambda: not Path(handle["cgroup"]).exists(), 10)
 
 
 def cgroup_members(path: str) -> set[int]:
@@ -69,9 +67,7 @@ def test_a_daemon_is_killed_when_its_task_is_cancelled(tmp_path: Path):
     wait_until(lambda: is_dead(pid), 10)
     result = ct.get_result(dispatch_id)
     assert result.status is ct.Status.CANCELLED
-    handle = result.get_node(0).job_handle
-    if handle.get("cgroup"):  # a cancel ends the worker too, and its cgroup with it
-        wait_until(lambda: not Path(handle["cgroup"]).exists(), 10)
+    assert_cgroup_gone(result.get_node(0).job_handle, pid)
 
 
 def test_a_daemon_is_killed_when_its_task_times_out(tmp_path: Path):
@@ -113,32 +109,40 @@ def test_each_task_starts_clean_on_a_warm_worker():
         "socket_timeout": None,
         "cwd": os.getcwd(),
         "global": None,
-        "pgid_is_worker": True,
+        "own_group": True,
     }
     nodes = {n.name: n for n in result.tasks}
     assert nodes["inspect_state"].stdout == "stdout works\n"
-    # Both ran on the same warm worker (its PID in both handles).
-    assert nodes["poison"].job_handle["pid"] == nodes["inspect_state"].job_handle["pid"]
+    # Both were forked by the same warm worker, each as a process of its own.
+    poisoned, inspected = nodes["poison"].job_handle, nodes["inspect_state"].job_handle
+    assert poisoned["parent"] == inspected["parent"]
+    assert poisoned["pid"] != inspected["pid"]
 
 
-@ct.electron
 def my_cgroup():
     with open("/proc/self/cgroup") as fh:
         return fh.read()
 
 
-def test_where_the_machine_gives_cgroups_each_task_is_born_in_its_workers_own():
+def test_where_the_machine_gives_cgroups_each_task_is_born_in_a_cgroup_of_its_own():
+    one_worker = LocalExecutor(max_workers=1)
+    first = ct.electron(my_cgroup, executor=one_worker)
+    second = ct.electron(my_cgroup, executor=one_worker)
+
     @ct.lattice
     def flow():
-        return my_cgroup()
+        return [first(), second()]
 
     result = ct.dispatch_sync(flow, timeout=60)()
-    handle = result.get_node(0).job_handle
+    assert result.status is ct.Status.COMPLETED, result.error
+    handles = [result.get_node(i).job_handle for i in (0, 1)]
     if "cgroup" not in mechanism():
-        assert handle.get("cgroup") is None
+        assert all(h.get("cgroup") is None for h in handles)
         return
-    worker_cgroup = Path(handle["cgroup"])
-    assert worker_cgroup.name.startswith("worker-")
-    assert result.result.strip().endswith(f"/{worker_cgroup.parent.name}/{worker_cgroup.name}")
-    assert handle["pid"] in cgroup_members(handle["cgroup"])  # the worker, waiting
-    assert_cgroup_gone(handle)
+    assert handles[0]["parent"] == handles[1]["parent"]  # one worker forked both
+    for handle, seen in zip(handles, result.result, strict=True):
+        task_cgroup = Path(handle["cgroup"])
+        assert task_cgroup.name.startswith("task-")
+        assert seen.strip().endswith(f"/{task_cgroup.parent.name}/{task_cgroup.name}")
+        assert_cgroup_gone(handle)
+    assert handles[0]["cgroup"] != handles[1]["cgroup"]

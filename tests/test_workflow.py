@@ -167,7 +167,9 @@ def test_result_shows_every_node_with_stdout_times_executor_and_handle():
     assert node.executor == "local"
     assert node.stage == "cleanup"  # the last stage it went through
     assert node.started_at <= node.ended_at
-    assert set(node.job_handle) == {"host", "pid", "pgid", "start_time", "mark", "cgroup", "dir"}
+    assert set(node.job_handle) == {
+        "host", "pid", "pgid", "start_time", "mark", "cgroup", "parent", "dir"
+    }  # fmt: skip
 
 
 def test_independent_tasks_run_concurrently():

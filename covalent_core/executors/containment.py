@@ -3,21 +3,23 @@
 A task may start processes that leave its process group and session (``setsid``) and whose
 parent exits at once (a double-forked daemon). Up to three things keep them within reach:
 
-- **A cgroup per worker**, where this machine lets us create one (a writable cgroup v2
-  hierarchy: ours in a container, or one delegated by systemd): each local worker lives in
-  ``<our cgroup>/covalent-core/worker-<id>`` and runs one task at a time, so every process of
-  the task is born there (no move between cgroups, which costs as much as a fork) and its
-  members other than the worker are exactly what the task left; nothing inside can leave it
-  without privileges. A cancel ends the worker and all of them at once (``cgroup.kill``).
-- **A subreaper.** The process that forks each task declares itself a child subreaper
-  (``PR_SET_CHILD_SUBREAPER``): an orphaned descendant is re-parented to it rather than to
-  PID 1, so walking its descendants finds every process of the task while it lives.
+- **A cgroup per task**, where this machine lets us create one (a writable cgroup v2
+  hierarchy: ours in a container, or one delegated by systemd): the process that runs a task
+  joins ``<our cgroup>/covalent-core/task-<id>`` before the task is sent to it, so every
+  process of the task is born there, and nothing inside can leave it without privileges. The
+  cgroup belongs to that one task: a cancel that comes late finds it empty or gone, never the
+  next task. A cancel freezes it (``cgroup.freeze``) while it collects the task's processes,
+  and ends what is left with ``cgroup.kill``.
+- **A subreaper.** The task's process and the worker that forked it are child subreapers
+  (``PR_SET_CHILD_SUBREAPER``): an orphaned descendant is re-parented to the nearest of them
+  rather than to PID 1, so walking the task's descendants finds every process of the task
+  while it lives, even one that left the cgroup (which takes privileges).
 - **A marker.** Every process of the task inherits ``COVALENT_CORE_TASK_MARK=<token>`` in its
   environment; scanning ``/proc`` for it finds them even after the subreaper is gone. Only
   processes that started after the task did are ever signalled, so a reused PID is never hit.
 
 What the subreaper and marker cannot catch (without a cgroup): a process that is re-parented
-away from the subreaper *and* clears its environment with ``exec`` (possible only once the
+away from the subreapers *and* clears its environment with ``exec`` (possible only once the
 worker that forked the task is gone, e.g. killed from outside), and processes of another user
 (a ``sudo``). :func:`mechanism` says what is in force (``covalent-core executors`` prints it).
 The SSH executor's remote agent and the remote runner use the subreaper on their hosts.
@@ -35,8 +37,6 @@ import uuid
 from .runner import MARK_VARIABLE, all_pids, become_subreaper, descendants, process_stat
 
 __all__ = ["MARK_VARIABLE", "become_subreaper", "descendants", "kill_task_processes", "marked"]
-
-MECHANISM = "subreaper + marker"
 
 
 def _ticks_per_second() -> int:
@@ -110,7 +110,7 @@ def kill_task_processes(
         time.sleep(0.005)
 
 
-# -- a cgroup per worker ------------------------------------------------------------------
+# -- a cgroup per task ---------------------------------------------------------------------
 
 CGROUP_DIR = "covalent-core"
 
@@ -160,36 +160,81 @@ def _cgroup2_mounts() -> list[str]:
     return mounts
 
 
-WORKER_PREFIX = "worker-"
+TASK_PREFIX = "task-"
+CGROUP_BASE_VARIABLE = "COVALENT_CORE_CGROUP_BASE"
+"""Set for a local worker: where the cgroups of its tasks go (none: no cgroups here)."""
 
 
-def worker_cgroup() -> str | None:
-    """A new cgroup path for a worker (made when it joins; None: this machine gives none)."""
-    base = cgroup_base()
-    return None if base is None else os.path.join(base, WORKER_PREFIX + uuid.uuid4().hex)
+def task_cgroup(base: str | None) -> str | None:
+    """A new cgroup path for one task (made when its process joins; None: no cgroups)."""
+    return None if base is None else os.path.join(base, TASK_PREFIX + uuid.uuid4().hex)
 
 
-def sweep_worker_cgroups() -> None:
-    """Remove the cgroups of workers that have exited (a cgroup with members stays)."""
+def sweep_task_cgroups() -> None:
+    """Remove the empty cgroups of tasks that have ended (one with members stays)."""
     base = cgroup_base()
     if base is None:
         return
     with contextlib.suppress(OSError):
         for entry in os.scandir(base):
-            if entry.name.startswith(WORKER_PREFIX):
+            if entry.name.startswith((TASK_PREFIX, "worker-")):  # worker-: an older release's
                 with contextlib.suppress(OSError):
                     os.rmdir(entry.path)
 
 
-def join_cgroup(path: str) -> bool:
-    """Create ``path`` and move this process into it (the worker, before any task)."""
+def join_cgroup(path: str, attempts: int = 3) -> bool:
+    """Create ``path`` and move this process into it (a task's process, before its task)."""
+    for _ in range(attempts):
+        try:
+            os.makedirs(path, exist_ok=True)
+            with open(os.path.join(path, "cgroup.procs"), "w") as fh:
+                fh.write(str(os.getpid()))
+        except FileNotFoundError:
+            continue  # a sweep removed it while it was still empty: make it again
+        except OSError:
+            return False
+        return True
+    return False
+
+
+def freeze(path: str, frozen: bool) -> bool:
+    """Freeze (or thaw) every process in the cgroup: a frozen process cannot fork, exit or
+    move, so what a task runs holds still while it is collected. False if not possible."""
     try:
-        os.makedirs(path, exist_ok=True)
-        with open(os.path.join(path, "cgroup.procs"), "w") as fh:
-            fh.write(str(os.getpid()))
+        with open(os.path.join(path, "cgroup.freeze"), "w") as fh:
+            fh.write("1" if frozen else "0")
     except OSError:
         return False
     return True
+
+
+def subtree(pid: int) -> set[int]:
+    """Descendants of ``pid`` (zombies included), read from the kernel's child lists: no scan
+    of every process, so cheap enough to run before a first signal. Where the kernel keeps no
+    child lists, the whole process table is read instead."""
+    found: set[int] = set()
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        try:
+            threads = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for tid in threads:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children") as fh:
+                    children = fh.read().split()
+            except FileNotFoundError:
+                if os.path.isdir(f"/proc/{parent}/task/{tid}"):
+                    return descendants(pid)  # no child lists in this kernel
+                continue  # the thread ended
+            except OSError:
+                continue
+            for child in map(int, children):
+                if child not in found:
+                    found.add(child)
+                    frontier.append(child)
+    return found
 
 
 def cgroup_members(path: str) -> set[int]:
@@ -199,21 +244,6 @@ def cgroup_members(path: str) -> set[int]:
             return {int(line) for line in fh if line.strip()}
     except OSError:
         return set()
-
-
-def kill_members(path: str, keep: int, timeout: float = 5.0) -> set[int]:
-    """SIGKILL every process in the cgroup but ``keep`` (the worker), until none is left or
-    ``timeout`` passed; returns those still alive."""
-    deadline = time.monotonic() + timeout
-    while True:
-        members = cgroup_members(path) - {keep}
-        if not members or time.monotonic() > deadline:
-            return members
-        kill_all(members)
-        with contextlib.suppress(ChildProcessError):  # they may be ours (we are subreaper)
-            while os.waitpid(-1, os.WNOHANG)[0]:
-                pass
-        time.sleep(0.002)
 
 
 def kill_cgroup(path: str, timeout: float = 5.0) -> bool:
@@ -244,8 +274,5 @@ def mechanism() -> str:
     """What keeps a local task's processes together on this machine, in words."""
     base = cgroup_base()
     if base is not None:
-        return (
-            f"a cgroup per worker, which runs one task at a time (under {base}), a subreaper "
-            "and a task marker"
-        )
+        return f"a cgroup per task (under {base}), a subreaper and a task marker"
     return "a subreaper and a task marker (no writable cgroup v2 hierarchy here)"

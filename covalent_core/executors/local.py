@@ -194,8 +194,8 @@ class LocalExecutor(Executor):
         await self._remover.remove(directory)
         if task.job_handle:
             handle = task.state.get("handle") or ProcessHandle.from_json(task.job_handle)
-            # A live worker of ours cleans up after its task itself (it may run the next one).
-            ours = self.pool.runs(handle.pid)
+            # A live worker of ours cleans up after its task itself.
+            ours = self.pool.runs(handle.parent)
             if not ours and not await asyncio.to_thread(handle.alive):
                 await asyncio.to_thread(kill_leftovers, handle)
 
@@ -211,7 +211,9 @@ class LocalExecutor(Executor):
                 fh.write(read_text(text) or "")
 
     async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
-        """Kill the worker's process group, checking the start time so a reused PID is spared."""
+        """Kill the task's own process and all it started (its process group, descendants and
+        cgroup), checking start times so that a reused PID is spared; a handle whose task has
+        ended finds nothing to signal, whatever its worker runs now."""
         handle = ProcessHandle.from_json(job_handle)
         signalled = terminate_first(handle)
         return await asyncio.to_thread(kill_group, handle, self.cancel_grace, signalled=signalled)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import pickle
 import uuid
@@ -28,7 +27,7 @@ from . import containment
 from .base import TaskOutcome
 from .processes import ProcessHandle, describe_exit, kill_group
 from .values import keep_big_text
-from .worker import GO, HEADER, OUTCOME, STARTED, STDERR, STDOUT, WORKER_CGROUP_VARIABLE
+from .worker import GO, HEADER, OUTCOME, STARTED, STDERR, STDOUT
 
 # How often a re-attached task's process is looked at, at first and at most.
 INLINE_READ_MAX = 1 << 20  # outcome files up to this size are read on the event loop
@@ -48,22 +47,33 @@ class Worker:
     def __init__(self, proc: asyncio.subprocess.Process, handle: ProcessHandle) -> None:
         self.proc = proc
         self.handle = handle
+        self._ready: tuple[str, int, float, str | None] | None = None
 
-    async def prepare(self, payload: bytes, directory: Path, mark: str, cgroup: str | None) -> None:
+    async def next_process(self, mark: str) -> ProcessHandle:
+        """The handle of the process the worker forked for its next task (that task's alone:
+        its own PID, process group and cgroup), marked ``mark``."""
+        if self._ready is None:
+            self._ready = await self._receive()
+        _, pid, start_time, cgroup = self._ready
+        self._ready = None
+        return ProcessHandle(
+            host=self.handle.host,
+            pid=pid,
+            pgid=pid,
+            start_time=start_time,
+            mark=mark,
+            cgroup=cgroup,
+            parent=self.handle.pid,
+        )
+
+    async def prepare(self, payload: bytes, directory: Path, mark: str) -> None:
         """Send the task: its process makes its directory and files, and waits for :meth:`run`."""
-        assert self.proc.stdin is not None
-        await self._send((payload, str(directory), mark, cgroup))
+        await self._send((payload, str(directory), mark))
 
     async def run(self, directory: Path) -> TaskOutcome:
         """Let the prepared task run; its outcome."""
-        assert self.proc.stdout is not None
         await self._send(GO)
-        try:
-            header = await self.proc.stdout.readexactly(HEADER.size)
-            (size,) = HEADER.unpack(header)
-            answer = pickle.loads(await self.proc.stdout.readexactly(size))
-        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError):
-            raise WorkerDiedError(await self.proc.wait()) from None
+        answer = await self._receive()
         if answer[0] == "died":
             return TaskOutcome.died(
                 f"the task's process ended without an outcome: {describe_exit(answer[1])}",
@@ -73,6 +83,15 @@ class Worker:
         if outcome is None:
             return await read_outcome_soon(directory)
         return TaskOutcome.from_runner(outcome, *read_output(directory, stdout, stderr))
+
+    async def _receive(self) -> Any:
+        assert self.proc.stdout is not None
+        try:
+            header = await self.proc.stdout.readexactly(HEADER.size)
+            (size,) = HEADER.unpack(header)
+            return pickle.loads(await self.proc.stdout.readexactly(size))
+        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError):
+            raise WorkerDiedError(await self.proc.wait()) from None
 
     async def _send(self, message: Any) -> None:
         assert self.proc.stdin is not None
@@ -87,6 +106,8 @@ class Worker:
         return self.proc.returncode is None
 
     async def stop(self) -> None:
+        """End the worker (it ends the child it forked ahead and removes that one's cgroup);
+        killed, with what it runs, if it does not end within 2 s."""
         if self.proc.returncode is None:
             assert self.proc.stdin is not None
             self.proc.stdin.close()
@@ -95,8 +116,6 @@ class Worker:
             except asyncio.TimeoutError:
                 await asyncio.to_thread(kill_group, self.handle, 0.5)
                 await self.proc.wait()
-        if self.handle.cgroup:
-            await asyncio.to_thread(containment.kill_cgroup, self.handle.cgroup)
 
 
 class WorkerPool:
@@ -113,9 +132,9 @@ class WorkerPool:
 
     async def _spawn(self) -> Worker:
         env = config.child_environment()
-        cgroup = containment.worker_cgroup()
-        if cgroup is not None:
-            env[WORKER_CGROUP_VARIABLE] = cgroup
+        base = containment.cgroup_base()
+        if base is not None:
+            env[containment.CGROUP_BASE_VARIABLE] = base
         proc = await asyncio.create_subprocess_exec(
             self.python_path,
             "-m",
@@ -127,7 +146,7 @@ class WorkerPool:
             env=env,
             limit=1 << 20,
         )
-        return Worker(proc, dataclasses.replace(ProcessHandle.of(proc.pid), cgroup=cgroup))
+        return Worker(proc, ProcessHandle.of(proc.pid))
 
     async def _acquire(self) -> Worker:
         while self._idle:
@@ -137,15 +156,17 @@ class WorkerPool:
                 return worker
             await worker.stop()  # died while idle: its cgroup goes too
         if not self._idle and not self._busy:
-            await asyncio.to_thread(containment.sweep_worker_cgroups)  # of exited workers
+            await asyncio.to_thread(containment.sweep_task_cgroups)  # of exited workers
         worker = await self._spawn()
         self._busy.add(worker)
         return worker
 
     def _release(self, worker: Worker) -> None:
-        self._busy.discard(worker)
-        if worker.alive():
-            self._idle.append(worker)
+        """Back to the idle ones, unless it was retired or has died."""
+        if worker in self._busy:
+            self._busy.discard(worker)
+            if worker.alive():
+                self._idle.append(worker)
 
     async def run(
         self,
@@ -161,14 +182,15 @@ class WorkerPool:
         prepares, but runs it only once ``started`` returned, so a task never runs unless its
         handle was stored (if ``started`` raises, the worker is replaced, and the task's
         process has ended when this raises: what it made is there for the caller to remove).
-        If the caller is cancelled while the task runs, the worker's group is killed.
+        If the caller is cancelled while the task runs, the task's process and every process
+        it started are killed (never its worker's next task: the handle is the task's own).
         """
-        worker = await self._acquire()  # the task makes its directory
+        worker = await self._acquire()
         mark = f"{self._mark_prefix}{next(self._marks):x}"
-        handle = dataclasses.replace(worker.handle, mark=mark)
         try:
+            handle = await worker.next_process(mark)
             # The task's process prepares (directory, files) while ``started`` stores the handle.
-            await worker.prepare(payload, directory, mark, handle.cgroup)
+            await worker.prepare(payload, directory, mark)
             if started is not None:
                 await started(handle)
         except BaseException as exc:
@@ -181,13 +203,15 @@ class WorkerPool:
                 return TaskOutcome.died(str(exc))
             raise
         try:
-            try:
-                return await worker.run(directory)
-            except WorkerDiedError as exc:
-                return TaskOutcome.died(str(exc))
-            except asyncio.CancelledError:
-                await asyncio.to_thread(kill_group, handle, kill_grace)
-                raise
+            return await worker.run(directory)
+        except WorkerDiedError as exc:
+            return TaskOutcome.died(str(exc))
+        except asyncio.CancelledError:
+            # The task's own process is killed; its worker, which still has to say so, is
+            # replaced rather than waited for.
+            await asyncio.to_thread(kill_group, handle, kill_grace)
+            self._retire(worker)
+            raise
         finally:
             self._release(worker)
 
@@ -199,7 +223,7 @@ class WorkerPool:
         stopping.add_done_callback(self._stopping.discard)
         return stopping
 
-    def runs(self, pid: int) -> bool:
+    def runs(self, pid: int | None) -> bool:
         """True if ``pid`` is one of this pool's workers, alive."""
         return any(w.handle.pid == pid and w.alive() for w in (*self._idle, *self._busy))
 

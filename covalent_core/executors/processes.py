@@ -32,6 +32,8 @@ class ProcessHandle:
     """The task marker its processes carry (:mod:`.containment`), when it has one."""
     cgroup: str | None = None
     """The task's own cgroup, where this machine gives one."""
+    parent: int | None = None
+    """The warm worker that forked the task's process and cleans up after it, if one did."""
 
     def to_dict(self) -> dict[str, object]:
         """The handle as a JSON-ready dict."""
@@ -45,6 +47,7 @@ class ProcessHandle:
             **{k: data[k] for k in ("host", "pid", "pgid", "start_time")},
             mark=data.get("mark"),
             cgroup=data.get("cgroup"),
+            parent=data.get("parent"),
         )
 
     def alive(self) -> bool:
@@ -100,24 +103,86 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def _signal_all(pgid: int, pids: set[int], sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-    for pid in pids:
+def _signal_all(pgid: int | None, pids: dict[int, int], sig: int) -> None:
+    """Send ``sig`` to group ``pgid`` and to each of ``pids`` ({pid: start ticks}) that is
+    still the process it was when it was collected."""
+    if pgid is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+    for pid, started in pids.items():
+        info = containment.process_stat(pid)
+        if info is None or info[2] != started:
+            continue  # gone, or its PID reused
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
 
 
+def _collect(handle: ProcessHandle, own: bool) -> dict[int, int]:
+    """Every process of the task that can be found without scanning the whole process table:
+    the members of its cgroup, its process (``own``: still the handle's) and their
+    descendants, as {pid: start ticks}."""
+    roots = containment.cgroup_members(handle.cgroup) if handle.cgroup else set()
+    if own:
+        roots.add(handle.pid)
+    found = set(roots)
+    for pid in roots:
+        found |= containment.subtree(pid)
+    collected = {}
+    for pid in found:
+        info = containment.process_stat(pid)
+        if info is not None and info[0] not in ("Z", "X"):
+            collected[pid] = info[2]
+    return collected
+
+
+def strike(handle: ProcessHandle, sig: int = signal.SIGTERM) -> dict[int, int] | None:
+    """Send ``sig`` to every process of the task, found while they hold still; what was
+    signalled ({pid: start ticks}), or None if the handle's process is not on this host or
+    no longer the handle's and it has no cgroup left to look in (nothing is signalled).
+
+    The task's cgroup is frozen first: nothing in it can fork, exit or move while its
+    processes and their descendants are collected, so the chain of subreapers is intact and a
+    process that left the cgroup (which takes privileges) is still found below the task. They
+    are signalled, then thawed, so that they can act on ``sig``."""
+    if handle.host != socket.gethostname():
+        return None
+    own = same_process(handle)
+    if not own and not (handle.cgroup and os.path.isdir(handle.cgroup)):
+        return None
+    frozen = bool(handle.cgroup) and containment.freeze(handle.cgroup, True)
+    try:
+        collected = _collect(handle, own)
+        _signal_all(handle.pgid if own else None, collected, sig)
+    finally:
+        if frozen:
+            containment.freeze(handle.cgroup, False)  # type: ignore[arg-type]
+    return collected
+
+
+def terminate_first(handle: ProcessHandle) -> dict[int, int] | None:
+    """Send :func:`kill_group`'s first SIGTERM now (:func:`strike`), when it is cheap: the
+    handle's process is on this host and in a cgroup of its own. A caller on an event loop
+    sends it there, then runs :func:`kill_group` in a thread (which another busy thread may
+    keep waiting for milliseconds), handing it what was signalled."""
+    if not handle.cgroup or handle.host != socket.gethostname():
+        return None
+    return strike(handle)
+
+
 def kill_group(
-    handle: ProcessHandle, grace: float = 3.0, poll: float = 0.005, *, signalled: bool = False
+    handle: ProcessHandle,
+    grace: float = 3.0,
+    poll: float = 0.005,
+    *,
+    signalled: dict[int, int] | None = None,
 ) -> bool:
-    """Stop the handle's process group and every descendant: SIGTERM, ``grace`` s, SIGKILL.
+    """Stop the task of ``handle``, its process group and every descendant: SIGTERM,
+    ``grace`` s, SIGKILL.
 
     Returns True once all of them are dead (zombies count as dead), or if the handle's
     process is already gone or its PID now belongs to another process, which is left alone.
-    The task's cgroup, if it has one, is emptied and removed either way. ``signalled``:
-    :func:`terminate_first` sent the SIGTERM already (the handle's process was its own then
-    and may be gone now): what is left in its cgroup still gets ``grace``.
+    The task's cgroup, if it has one, is emptied and removed either way. ``signalled``: what
+    :func:`terminate_first` sent the SIGTERM to already.
     """
     try:
         return _kill_group(handle, grace, poll, signalled)
@@ -126,74 +191,58 @@ def kill_group(
             containment.kill_cgroup(handle.cgroup)
 
 
-def terminate_first(handle: ProcessHandle) -> bool:
-    """Send :func:`kill_group`'s first SIGTERM now, when it is cheap and safe to: the handle's
-    process is on this host and in a cgroup of its own (where all its processes are found
-    after it died). A caller on an event loop sends it there, then runs :func:`kill_group` in
-    a thread (which another busy thread may keep waiting for milliseconds), telling it so.
-    True if it was sent."""
-    if not handle.cgroup or handle.host != socket.gethostname() or not same_process(handle):
-        return False
-    _signal_all(
-        handle.pgid, containment.cgroup_members(handle.cgroup) | {handle.pid}, signal.SIGTERM
-    )
-    return True
-
-
-def _kill_group(handle: ProcessHandle, grace: float, poll: float, signalled: bool) -> bool:
+def _kill_group(
+    handle: ProcessHandle, grace: float, poll: float, signalled: dict[int, int] | None
+) -> bool:
     if handle.host != socket.gethostname():
         raise ValueError(
             f"job handle is for host {handle.host!r}, but this is {socket.gethostname()!r}; "
             "a local process can only be cancelled on the host that runs it"
         )
-    if not signalled and not same_process(handle):
-        kill_leftovers(handle)  # the worker is gone; what its task started may not be
+    targets = signalled if signalled is not None else strike(handle)
+    if targets is None:
+        kill_leftovers(handle)  # the task's process is gone; what it started may not be
         return True
+    if not handle.cgroup and handle.mark:
+        # No cgroup holds them: the processes of the task that left it are found by its
+        # marker, a scan of every process's environment (too slow to repeat while waiting).
+        extra = containment.marked(handle.mark, handle.start_time) - set(targets)
+        more = {p: i[2] for p in extra if (i := containment.process_stat(p)) is not None}
+        _signal_all(None, more, signal.SIGTERM)
+        targets.update(more)
 
-    # Descendants that left the group (setsid) are found through the process tree, and those
-    # no longer below it by the task's cgroup (which they cannot leave) or, without one, by
-    # its marker: a scan of every process's environment, too slow to repeat while waiting
-    # where a cgroup holds them all.
-    def marked() -> set[int]:
-        if handle.cgroup:
-            return containment.cgroup_members(handle.cgroup)
-        if handle.mark:
-            return containment.marked(handle.mark, handle.start_time)
-        return set()
-
-    if signalled:
-        # The worker and its cgroup had SIGTERM; the worker may be gone and its PID reused,
-        # so the cgroup alone says what is left to wait for.
-        escaped = marked()
-    elif handle.cgroup:
-        # Everything the task started is in its cgroup: signal at once, then look for what
-        # left it (scanning the process table first would delay the cancel by milliseconds).
-        first = containment.cgroup_members(handle.cgroup) | {handle.pid}
-        _signal_all(handle.pgid, first, signal.SIGTERM)
-        escaped = first | containment.descendants(handle.pid) | marked()
-        _signal_all(handle.pgid, escaped - first, signal.SIGTERM)
-    else:
-        # The process tree is walked before the task's process dies and its children move.
-        escaped = containment.descendants(handle.pid) | marked()
-        escaped.add(handle.pid)
-        _signal_all(handle.pgid, escaped, signal.SIGTERM)
-
-    def alive() -> set[int]:
-        escaped.update(marked())
-        return {p for p in escaped if not is_dead(p)} | set(group_members(handle.pgid))
+    def alive() -> dict[int, int]:
+        """What is left of the task, with what its processes started since."""
+        targets.update(_collect(handle, same_process(handle)))
+        if handle.pgid == handle.pid:  # the task's own group: members that left its tree
+            for pid in set(group_members(handle.pgid)) - targets.keys():
+                if (info := containment.process_stat(pid)) is not None:
+                    targets[pid] = info[2]
+        left = {}
+        for pid, started in list(targets.items()):
+            info = containment.process_stat(pid)
+            if info is not None and info[2] == started and info[0] not in ("Z", "X"):
+                left[pid] = started
+                for child in containment.subtree(pid) - targets.keys():
+                    child_info = containment.process_stat(child)
+                    if child_info is not None and child_info[0] not in ("Z", "X"):
+                        left[child] = targets[child] = child_info[2]
+        return left
 
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         if not alive():
-            if handle.cgroup and handle.mark:
-                # Once, after the fact: a privileged task could have moved a process out.
+            if handle.mark:
+                # Once, after the fact: a privileged task could have moved a process out of
+                # reach and cleared its environment's parent chain.
                 containment.kill_task_processes(None, handle.mark, handle.start_time)
             return True
         time.sleep(poll)
-    remaining = alive()
     if handle.cgroup:
         containment.kill_cgroup(handle.cgroup)
-    _signal_all(handle.pgid, remaining, signal.SIGKILL)
+    remaining = strike(handle, signal.SIGKILL) or {}
+    _signal_all(None, alive(), signal.SIGKILL)
+    targets.update(remaining)
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline:
         if not alive():

@@ -1,24 +1,24 @@
 """A warm worker of the local executor: a parent with the imports done that forks each task.
 
-Started in its own session (so it leads its own process group, which a cancel kills whole),
-and in a cgroup of its own where the machine gives one (``COVALENT_CORE_WORKER_CGROUP``), so
-every process of its tasks is born there. Frames are an 8-byte big-endian length and a
-pickle; only this parent speaks them, never a process that ran user code. The dispatcher
-sends ``(payload, directory, mark, cgroup)``, then ``"go"`` once it has stored the task's
-handle; the worker forks a child that starts clean (nothing of an earlier task: environment,
+Started in its own session. Frames are an 8-byte big-endian length and a pickle; only this
+parent speaks them, never a process that ran user code. For each task the worker forks a
+child ahead of need and tells the dispatcher ``("ready", pid, start time, cgroup)``: that
+child is the task's own process (its own process group, the subreaper of what the task
+starts, alone in a new cgroup where the machine gives one; see :mod:`.containment`), and
+those three are the task's job handle, so that a cancel can never reach the worker or the
+task it runs next. The dispatcher sends ``(payload, directory, mark)``, then ``"go"`` once
+it has stored the handle. The child starts clean (nothing of an earlier task: environment,
 working directory, signal handlers, socket defaults, module state, standard streams). On the
-first frame the child makes ``directory`` and sends its output and errors to
-``directory/stdout`` and ``stderr`` (while the dispatcher commits the handle); on ``go`` it
-marks ``directory/started``, runs the task and writes the outcome to ``directory/outcome``
+first frame it makes ``directory`` and sends its output and errors to ``directory/stdout``
+and ``stderr`` (while the dispatcher commits the handle); on ``go`` it marks
+``directory/started``, runs the task and writes the outcome to ``directory/outcome``
 (atomically). Without ``go`` (the dispatcher closed the pipe) the task never runs, and the
 child removes the directory it made. The worker answers ``("done", outcome, stdout,
 stderr)`` as soon as the child reports, with what is small inline (None: read it from its
-file), then waits for the child's exit and kills whatever the task left running (see
-:mod:`.containment`: the cgroup's other members; without a cgroup, it is their subreaper and
-they carry ``mark``) before it takes the next task. If the child could not write the file (a
-full disk) the outcome comes inline whatever its size; if the child died without one:
-``("died", exit status)``. The child for the next task is forked ahead, while the worker
-waits, so forking costs a task nothing.
+file), then waits for the child's exit and kills whatever the task left running (its cgroup,
+which it removes; and what was re-parented to the worker, which carries ``mark``) before it
+forks the next child. If the child could not write the file (a full disk) the outcome comes
+inline whatever its size; if the child died without one: ``("died", exit status)``.
 
 The outcome lives in a file so that a task outlives the dispatcher: when the service dies
 the worker waits for its task, cleans up after it and exits on the closed pipe, and the next
@@ -38,6 +38,8 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+import psutil
+
 from covalent_core.executors import containment
 from covalent_core.executors.runner import execute
 
@@ -45,7 +47,6 @@ HEADER = struct.Struct(">Q")
 REPORT = struct.Struct(">qqq")  # a task's report: sizes of its outcome, stdout and stderr
 INLINE_MAX = 1 << 20  # an outcome up to this size comes with the report
 INLINE_STREAM_MAX = 1 << 16  # as does stdout or stderr up to this size
-WORKER_CGROUP_VARIABLE = "COVALENT_CORE_WORKER_CGROUP"
 STARTED = "started"
 OUTCOME = "outcome"
 STDOUT = "stdout"
@@ -135,7 +136,6 @@ def _child(
     payload: bytes,
     directory: str,
     mark: str,
-    cgroup: str | None,
     report: int,
     go: Callable[[], bool],
 ) -> None:
@@ -202,26 +202,44 @@ def _split(data: bytes, sizes: tuple[int, ...]) -> list[bytes | None]:
 
 
 class Spare:
-    """A child forked ahead of need, waiting for its task's frame: forking is off the path."""
+    """A child forked ahead of need, waiting for its task's frame: forking is off the path.
 
-    def __init__(self, keep_closed: list[int]) -> None:
+    It is the task's own process: a process group of its own, the subreaper of what the task
+    starts, and (where the machine gives cgroups) the only process of a new cgroup, which it
+    joins before its task is sent. Its PID, start time and cgroup are the task's handle, so
+    that nothing done with the handle can reach the worker or the next task."""
+
+    def __init__(self, keep_closed: list[int], cgroup: str | None) -> None:
         frame_r, self.frame_w = os.pipe()
         self.report, report_w = os.pipe()
+        self.cgroup = cgroup
         self.pid = os.fork()
         if self.pid == 0:
             os.close(self.frame_w)
             os.close(self.report)
             for fd in keep_closed:  # the dispatcher's pipes are never the task's
                 os.close(fd)
+            with contextlib.suppress(OSError):
+                os.setpgid(0, 0)
+            containment.become_subreaper()
+            if cgroup is not None:
+                containment.join_cgroup(cgroup)
             stream = os.fdopen(frame_r, "rb")
             frame = read_frame(stream)
             if frame is None:
                 os._exit(0)  # the worker is gone
             _child(*frame, report_w, lambda: stream.read(1) == b"g")
+        with contextlib.suppress(OSError):
+            os.setpgid(self.pid, self.pid)  # as the child does: whichever runs first
         os.close(frame_r)
         os.close(report_w)
+        self.start_time = psutil.Process(self.pid).create_time()
 
-    def prepare(self, frame: tuple[bytes, str, str, str | None]) -> None:
+    def ready(self) -> tuple[str, int, float, str | None]:
+        """The frame that tells the dispatcher which process will run its next task."""
+        return ("ready", self.pid, self.start_time, self.cgroup)
+
+    def prepare(self, frame: tuple[bytes, str, str]) -> None:
         """Send the task: the child makes its directory and files, then waits for :meth:`go`."""
         data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
         view = memoryview(HEADER.pack(len(data)) + data)
@@ -238,6 +256,8 @@ class Spare:
         os.close(self.frame_w)
         os.close(self.report)
         os.waitpid(self.pid, 0)
+        if self.cgroup:
+            containment.kill_cgroup(self.cgroup)
 
     def answer(self) -> tuple[Any, ...]:
         """Wait until the task reports (or dies); the answer for the dispatcher:
@@ -263,15 +283,33 @@ class Spare:
                 self.pid = 0
                 return ("died", os.waitstatus_to_exitcode(status))
 
-    def finish(self, mark: str, cgroup: str | None, began: float) -> None:
-        """After the answer: wait for the child's exit, kill what the task left running."""
+    def finish(self, mark: str, began: float) -> None:
+        """After the answer: wait for the child's exit, kill what the task left running (its
+        cgroup, which is then removed; and, re-parented here, what left it)."""
         os.close(self.report)
         if self.pid:
             os.waitpid(self.pid, 0)
-        if cgroup:
-            containment.kill_members(cgroup, keep=os.getpid())
+        if self.cgroup:
+            containment.kill_cgroup(self.cgroup)
         if containment.has_children(os.getpid()):
             containment.kill_task_processes(os.getpid(), mark, began)
+        reap()
+
+
+def reap(wait: float = 1.0) -> None:
+    """Collect the exit of every child of the worker: what the task left, re-parented here
+    and killed (the worker has no other child between two tasks), so that none stays a
+    zombie; waits up to ``wait`` s for those still dying."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return  # none left
+        if pid == 0:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.002)
 
 
 def _warm_up() -> None:
@@ -300,18 +338,22 @@ def main() -> int:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
-    cgroup = os.environ.pop(WORKER_CGROUP_VARIABLE, None)
-    if cgroup:
-        containment.join_cgroup(cgroup)  # before any task: all they start is born there
+    cgroup_base = os.environ.pop(containment.CGROUP_BASE_VARIABLE, None)
     containment.become_subreaper()
     _warm_up()
     ours = [proto_in.fileno(), proto_out.fileno()]
     while True:
-        spare = Spare(ours)
+        spare = Spare(ours, containment.task_cgroup(cgroup_base))
+        try:
+            write_frame(proto_out, spare.ready())
+        except BrokenPipeError:
+            spare.abort()
+            return 0
         frame = read_frame(proto_in)
         if frame is None:
-            return 0  # the spare reads end-of-file and exits
-        _payload, _directory, mark, cgroup = frame
+            spare.abort()
+            return 0
+        _payload, _directory, mark = frame
         spare.prepare(frame)
         if read_frame(proto_in) != GO:
             spare.abort()
@@ -322,9 +364,9 @@ def main() -> int:
         try:
             write_frame(proto_out, answer)  # the dispatcher goes on while this cleans up
         except BrokenPipeError:
-            spare.finish(mark, cgroup, began)
+            spare.finish(mark, began)
             return 0  # the dispatcher died: the outcome file waits for the next one
-        spare.finish(mark, cgroup, began)
+        spare.finish(mark, began)
 
 
 if __name__ == "__main__":

@@ -278,14 +278,33 @@ class Dispatcher:
             )
 
     async def apply_cancels(
-        self, dispatch_ids: list[str] | None = None, whole: object = None
+        self,
+        dispatch_ids: list[str] | None = None,
+        whole: object = None,
+        flagged: dict[str, dict[int, str]] | None = None,
     ) -> int:
         """Read cancel flags from the store into the running dispatches; return how many nodes
         were newly cancelled. A whole-dispatch cancel is read as one flag, not node by node;
         ``whole`` ({dispatch id: reason}, from the client that just stored them) saves even
-        that read."""
+        that read, as ``flagged`` ({dispatch id: {node id: reason}}, nodes this service has
+        just flagged) saves reading the flags of every unfinished node again."""
         told = _whole_cancels(whole)
-        ids = [i for i in (dispatch_ids or list(self.runs)) if i in self.runs and i not in told]
+        flagged = flagged or {}
+        count = 0
+        for dispatch_id, node_reasons in flagged.items():
+            run = self.runs.get(dispatch_id)
+            if run is None or dispatch_id in told or run.cancel_all_reason:
+                continue
+            for node_id, reason in node_reasons.items():
+                node = run.nodes.get(node_id)
+                if node is not None and node.status not in TERMINAL:
+                    count += 1
+                    run.cancel_node(node, reason)
+        ids = [
+            i
+            for i in (dispatch_ids or list(self.runs))
+            if i in self.runs and i not in told and i not in flagged
+        ]
         ids = [i for i in ids if not self.runs[i].cancel_all_reason]
 
         def read() -> tuple[dict[str, str | None], list[Any]]:
@@ -294,9 +313,8 @@ class Dispatcher:
                 rest = [i for i in ids if i not in whole]
                 return whole, (q.cancel_requests(conn, rest) if rest else [])
 
-        flagged, rows = await asyncio.to_thread(read) if ids else ({}, [])
-        count = 0
-        for dispatch_id, reason in {**flagged, **told}.items():
+        stored, rows = await asyncio.to_thread(read) if ids else ({}, [])
+        for dispatch_id, reason in {**stored, **told}.items():
             run = self.runs.get(dispatch_id)
             if run is not None and not run.cancel_all_reason:
                 count += sum(1 for n in run.nodes.values() if n.status not in TERMINAL)

@@ -147,7 +147,9 @@ class Service:
             except (CovalentCoreError, TypeError) as exc:
                 return {"ok": False, "error_type": type(exc).__name__, "error": str(exc)}
             await self._apply_cancels(
-                [report.dispatch_id, *report.sub_dispatches], report.cancelled_whole
+                [report.dispatch_id, *report.sub_dispatches],
+                report.cancelled_whole,
+                {report.dispatch_id: report.flagged_nodes} if report.flagged_nodes else None,
             )
             return {"ok": True, "report": report.to_json()}
         if op == "shutdown":
@@ -202,12 +204,18 @@ class Service:
                 await self.leave_jobs_running()
             await self.dispatcher.close()
 
-    async def _apply_cancels(self, ids: list[str] | None, whole: object) -> int:
+    async def _apply_cancels(
+        self,
+        ids: list[str] | None,
+        whole: object,
+        flagged: dict[str, dict[int, str]] | None = None,
+    ) -> int:
         """Apply stored cancels to these dispatches (None: all this service runs), first taking
-        over any that no live service runs (one dispatched a moment ago, say)."""
+        over any that no live service runs (one dispatched a moment ago, say). ``whole`` and
+        ``flagged``: what this service has just stored itself, applied without reading it."""
         if not ids or any(i not in self.dispatcher.runs for i in ids):
             await self.dispatcher.poll_new()
-        return await self.dispatcher.apply_cancels(ids, whole=whole)
+        return await self.dispatcher.apply_cancels(ids, whole=whole, flagged=flagged)
 
     def _store_full(self) -> bool:
         return self.dispatcher.writes.full is not None

@@ -128,3 +128,4 @@ edges = Table(
 )
 
 Index("ix_nodes_dispatch_status", nodes.c.dispatch_id, nodes.c.status)
+Index("ix_edges_dispatch_parent", edges.c.dispatch_id, edges.c.parent)

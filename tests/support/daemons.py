@@ -70,5 +70,5 @@ def inspect_state(_after: str) -> dict:
         "socket_timeout": socket.getdefaulttimeout(),
         "cwd": os.getcwd(),
         "global": getattr(daemons, "GLOBAL", None),
-        "pgid_is_worker": os.getpgid(0) == os.getppid(),
+        "own_group": os.getpgid(0) == os.getpid(),
     }
