@@ -18,7 +18,7 @@ from . import config
 from .cancel_requests import request_cancel, task_id_list
 from .errors import DispatchTimeoutError, SerializationError, ServiceError
 from .executors.runner import read_value
-from .executors.values import store_big
+from .executors.values import discard_values, store_big
 from .graph import KIND_POSTPROCESS, Edge
 from .progress import progress_bar
 from .result import CancelReport, DispatchList, NodeResult, Result
@@ -38,20 +38,31 @@ REVIVE_EVERY = 2.0
 WATCH_MAX = 60.0
 
 
-def dispatch(lattice: Lattice) -> Callable[..., str]:
+def dispatch(
+    lattice: Lattice, dispatcher_addr: str | None = None, *, key: str | None = None
+) -> Callable[..., str]:
     """Return a function that dispatches ``lattice`` with the given arguments and returns its id.
 
     The workflow's graph is built and stored at once; the dispatch runs in the local
-    dispatcher service (started if needed) and keeps running after this process exits.
+    dispatcher service (started if needed) and keeps running after this process exits. The
+    call is exactly once: it returns the id of a dispatch that will run, or raises having
+    stored nothing. ``key`` (an idempotency key of the caller's) makes a retry safe: a
+    dispatch with a key already stored returns that dispatch's id and stores nothing new.
+    ``dispatcher_addr`` (Covalent's server address) is accepted and unused.
     """
     if not isinstance(lattice, Lattice):
         raise TypeError(f"dispatch() takes a @lattice, not {type(lattice).__name__}")
+    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= MAX_KEY):
+        raise TypeError(f"dispatch()'s key is a string of 1 to {MAX_KEY} characters, not {key!r}")
 
     @functools.wraps(lattice.function)
     def submit(*args: Any, **kwargs: Any) -> str:
-        return _submit(lattice, args, kwargs)
+        return _submit(lattice, args, kwargs, key=key)
 
     return submit
+
+
+MAX_KEY = 255
 
 
 def _submit(
@@ -62,35 +73,92 @@ def _submit(
     redispatched_from: str | None = None,
     reuse: bool = False,
     import_path: list[str] | None = None,
+    key: str | None = None,
 ) -> str:
-    """Build, store and wake the service; the new dispatch's id. A redispatch with ``reuse``
-    takes the outputs of the nodes that ``redispatched_from`` completed with the same work."""
+    """Build, store and wake the service; the new dispatch's id (or, with ``key``, that of
+    the dispatch already stored under it). A redispatch with ``reuse`` takes the outputs of
+    the nodes that ``redispatched_from`` completed with the same work."""
+    store = open_store()
+    if key is not None:
+        with store.read() as conn:
+            existing = q.dispatch_by_key(conn, key)
+        if existing is not None:
+            service.request({"op": "wake"})  # it may be waiting for a service
+            return existing
     records = lattice_records(lattice, args, kwargs)
     dispatch_id = str(uuid.uuid4())
-    for row in records.nodes:  # big inputs go to files, not into the store
-        if row.get("output") is not None:
-            row["output"] = store_big(dispatch_id, f"{row['node_id']}-input.pickle", row["output"])
-    store = open_store()
-    if reuse and redispatched_from is not None:
-        with store.read() as conn:
-            previous = list(q.iter_reusable_nodes(conn, redispatched_from))
-        reuse_outputs(records.nodes, previous, redispatched_from)
-    environment = current_environment()
-    environment["sys_path"] += [p for p in import_path or () if p not in environment["sys_path"]]
-    with store.write() as conn:
-        q.insert_dispatch(
-            conn,
-            dispatch_id=dispatch_id,
-            name=lattice.name,
-            node_rows=records.nodes,
-            edge_rows=records.edges,
-            environment=environment,
-            lattice=records.lattice,
-            inputs=store_big(dispatch_id, "inputs.pickle", records.inputs),
-            redispatched_from=redispatched_from,
-        )
-    service.request({"op": "wake"})
+    try:
+        for row in records.nodes:  # big inputs go to files, not into the store
+            if row.get("output") is not None:
+                name = f"{row['node_id']}-input.pickle"
+                row["output"] = store_big(dispatch_id, name, row["output"])
+        if reuse and redispatched_from is not None:
+            with store.read() as conn:
+                previous = list(q.iter_reusable_nodes(conn, redispatched_from))
+            reuse_outputs(records.nodes, previous, redispatched_from)
+        environment = current_environment()
+        environment["sys_path"] += [
+            p for p in import_path or () if p not in environment["sys_path"]
+        ]
+        with store.write() as conn:
+            if key is not None and (existing := q.dispatch_by_key(conn, key)) is not None:
+                raise _KeyTaken(existing)
+            q.insert_dispatch(
+                conn,
+                dispatch_id=dispatch_id,
+                name=lattice.name,
+                node_rows=records.nodes,
+                edge_rows=records.edges,
+                environment=environment,
+                lattice=records.lattice,
+                inputs=store_big(dispatch_id, "inputs.pickle", records.inputs),
+                redispatched_from=redispatched_from,
+                key=key,
+            )
+    except _KeyTaken as taken:  # another caller stored that key a moment ago
+        discard_values(dispatch_id)
+        service.request({"op": "wake"})
+        return taken.dispatch_id
+    except BaseException:
+        discard_values(dispatch_id)  # nothing of a dispatch that was not stored stays
+        if key is not None and (existing := _stored_under(key)) is not None:
+            return existing  # the same key, stored by another caller at the same moment
+        raise
+    _wake_or_withdraw(store, dispatch_id)
     return dispatch_id
+
+
+class _KeyTaken(Exception):
+    def __init__(self, dispatch_id: str) -> None:
+        self.dispatch_id = dispatch_id
+
+
+def _stored_under(key: str) -> str | None:
+    with contextlib.suppress(Exception), open_store().read() as conn:
+        return q.dispatch_by_key(conn, key)
+    return None
+
+
+def _wake_or_withdraw(store: Any, dispatch_id: str) -> None:
+    """Wake the service for a stored dispatch. If no service can be reached, the dispatch is
+    withdrawn (unless a service claimed it meanwhile: then it runs) and the error raised, so
+    that a caller who sees an error knows nothing was stored."""
+    try:
+        service.request({"op": "wake"})
+    except BaseException as exc:
+        try:
+            with store.write() as conn:
+                withdrawn = q.withdraw_dispatch(conn, dispatch_id)
+        except Exception:
+            withdrawn = False
+        if not withdrawn:
+            if isinstance(exc, Exception):
+                return  # a service has it: it runs
+            raise
+        discard_values(dispatch_id)
+        if isinstance(exc, ServiceError):
+            raise ServiceError(f"{exc} (the dispatch was withdrawn: nothing was stored)") from None
+        raise
 
 
 def redispatch(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from .. import config
@@ -22,6 +23,7 @@ from .runner import BIG_VALUE, VALUE_REF, is_value_ref, read_value, write_value
 __all__ = [
     "BIG_VALUE",
     "VALUES",
+    "discard_values",
     "is_value_ref",
     "keep_big_text",
     "read_text",
@@ -37,6 +39,11 @@ VALUES = "values"  # under the data directory: one directory per dispatch
 def values_dir(dispatch_id: str) -> Path:
     """The directory of a dispatch's big values (created owner-only)."""
     return private_dir(private_dir(config.data_dir() / VALUES) / dispatch_id)
+
+
+def discard_values(dispatch_id: str) -> None:
+    """Remove a dispatch's big values (one that was not stored after all)."""
+    shutil.rmtree(config.data_dir() / VALUES / dispatch_id, ignore_errors=True)
 
 
 def store_big(dispatch_id: str, name: str, data: bytes | None) -> bytes | None:

@@ -28,6 +28,11 @@ from .paths import socket_path
 START_TIMEOUT = 30.0
 
 
+class _NoReply(ConnectionError):
+    """The service closed the connection without answering: it went away (killed, or
+    exiting) while it had the request."""
+
+
 def _send(path: Path, message: dict[str, Any], timeout: float) -> dict[str, Any]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
@@ -39,7 +44,9 @@ def _send(path: Path, message: dict[str, Any], timeout: float) -> dict[str, Any]
             if not chunk:
                 break
             data += chunk
-    return json.loads(data or b"{}")
+    if not data.endswith(b"\n"):
+        raise _NoReply(f"the service closed the connection without answering {message['op']!r}")
+    return json.loads(data)
 
 
 def start_service() -> None:
@@ -80,6 +87,7 @@ def request(
             ConnectionRefusedError,
             ConnectionResetError,
             BrokenPipeError,
+            _NoReply,
         ) as exc:
             # All requests are idempotent: a service that went away is replaced and asked again.
             if not start:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
     func,
     insert,
     select,
@@ -49,6 +50,7 @@ def insert_dispatch(
     owner: str | None = None,
     status: Status = Status.NEW_OBJECT,
     redispatched_from: str | None = None,
+    key: str | None = None,
 ) -> None:
     """Insert a dispatch with its nodes and edges."""
     now = time.time()
@@ -69,12 +71,32 @@ def insert_dispatch(
             inputs=inputs,
             num_nodes=len(node_rows),
             redispatched_from=redispatched_from,
+            dispatch_key=key,
         )
     )
     if node_rows:
         conn.execute(insert(nodes), [{"dispatch_id": dispatch_id, **r} for r in node_rows])
     if edge_rows:
         conn.execute(insert(edges), [{"dispatch_id": dispatch_id, **r} for r in edge_rows])
+
+
+def dispatch_by_key(conn: Connection, key: str) -> str | None:
+    """The id of the dispatch stored with idempotency key ``key``, if any."""
+    stmt = select(dispatches.c.dispatch_id).where(dispatches.c.dispatch_key == key)
+    return conn.execute(stmt).scalar_one_or_none()
+
+
+def withdraw_dispatch(conn: Connection, dispatch_id: str) -> bool:
+    """Delete a dispatch no service has claimed yet (with its nodes and edges); False if one
+    has (it runs, and stays)."""
+    stmt = delete(dispatches).where(
+        and_(dispatches.c.dispatch_id == dispatch_id, dispatches.c.owner.is_(None))
+    )
+    if conn.execute(stmt).rowcount != 1:
+        return False
+    for table in (edges, nodes):  # the foreign keys cascade too, where the store enforces them
+        conn.execute(delete(table).where(table.c.dispatch_id == dispatch_id))
+    return True
 
 
 CHUNK = 500  # ids per IN (...) list: SQLite allows 32,766 parameters a statement

@@ -50,6 +50,8 @@ dispatches = Table(
     Column("num_nodes", Integer, nullable=False, default=0),
     # A redispatch: the dispatch it was made from.
     Column("redispatched_from", String(64), nullable=True),
+    # The caller's idempotency key (``ct.dispatch(wf, key=...)``): one dispatch per key.
+    Column("dispatch_key", String(255), nullable=True),
 )
 
 jobs = Table(
@@ -129,3 +131,4 @@ edges = Table(
 
 Index("ix_nodes_dispatch_status", nodes.c.dispatch_id, nodes.c.status)
 Index("ix_edges_dispatch_parent", edges.c.dispatch_id, edges.c.parent)
+Index("ux_dispatches_key", dispatches.c.dispatch_key, unique=True)
