@@ -14,7 +14,7 @@ from typing import Any
 
 import cloudpickle
 
-from . import config
+from . import config, host_environment
 from .cancel_requests import request_cancel, task_id_list
 from .errors import DispatchTimeoutError, SerializationError, ServiceError
 from .executors.runner import read_value
@@ -100,6 +100,9 @@ def _submit(
         environment["sys_path"] += [
             p for p in import_path or () if p not in environment["sys_path"]
         ]
+        variables = environment.pop("variables")
+        if host_environment.mode() == "client":  # kept on this host, never in the store
+            environment.update(host_environment.keep(dispatch_id, variables))
         with store.write() as conn:
             if key is not None and (existing := q.dispatch_by_key(conn, key)) is not None:
                 raise _KeyTaken(existing)
@@ -116,16 +119,22 @@ def _submit(
                 key=key,
             )
     except _KeyTaken as taken:  # another caller stored that key a moment ago
-        discard_values(dispatch_id)
+        _discard(dispatch_id)
         service.request({"op": "wake"})
         return taken.dispatch_id
     except BaseException:
-        discard_values(dispatch_id)  # nothing of a dispatch that was not stored stays
+        _discard(dispatch_id)  # nothing of a dispatch that was not stored stays
         if key is not None and (existing := _stored_under(key)) is not None:
             return existing  # the same key, stored by another caller at the same moment
         raise
     _wake_or_withdraw(store, dispatch_id)
     return dispatch_id
+
+
+def _discard(dispatch_id: str) -> None:
+    """Remove what was kept on this host for a dispatch that was not stored after all."""
+    discard_values(dispatch_id)
+    host_environment.discard(dispatch_id)
 
 
 class _KeyTaken(Exception):
@@ -155,7 +164,7 @@ def _wake_or_withdraw(store: Any, dispatch_id: str) -> None:
             if isinstance(exc, Exception):
                 return  # a service has it: it runs
             raise
-        discard_values(dispatch_id)
+        _discard(dispatch_id)
         if isinstance(exc, ServiceError):
             raise ServiceError(f"{exc} (the dispatch was withdrawn: nothing was stored)") from None
         raise

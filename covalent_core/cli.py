@@ -260,6 +260,8 @@ def status_table(result: Any, show_all: bool = False) -> Table:
             note = (note + " " if note else "") + f"reused from {node.reused_from}"
         if node.sub_dispatch_id:
             note = (note + " " if note else "") + f"sub-dispatch {node.sub_dispatch_id}"
+        if node.note:
+            note = (note + " " if note else "") + node.note
         reason = node.cancel_reason or ""
         if node.status is Status.CANCELLED and node.cancel_stage:
             reason += f" (at {node.cancel_stage})"

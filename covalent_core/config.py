@@ -10,6 +10,7 @@ default. The config file is ``$COVALENT_CORE_CONFIG`` or ``~/.config/covalent-co
     idle_timeout = 60
     lease = 30            # seconds a service holds a dispatch without renewing it
     poll_interval = 1.0   # seconds between a busy service's reads of the store
+    task_environment = "client"   # or "service": whose environment variables tasks see
 
     [executors.local]
     max_workers = 8
@@ -37,6 +38,8 @@ ENV_CONFIG = "COVALENT_CORE_CONFIG"
 ENV_IDLE_TIMEOUT = "COVALENT_CORE_IDLE_TIMEOUT"
 ENV_LEASE = "COVALENT_CORE_LEASE_SECONDS"
 ENV_POLL = "COVALENT_CORE_POLL_INTERVAL"
+ENV_TASK_ENVIRONMENT = "COVALENT_CORE_TASK_ENVIRONMENT"
+TASK_ENVIRONMENTS = ("client", "service")
 
 
 def data_dir() -> Path:
@@ -110,7 +113,7 @@ def idle_timeout() -> float:
 # as Covalent's, which ct.set_config stores) are kept and ignored unless they look like a
 # misspelling of one of these.
 SECTIONS = ("store", "dispatcher", "executors")
-DISPATCHER_KEYS = ("idle_timeout", "lease", "poll_interval", "db_path")
+DISPATCHER_KEYS = ("idle_timeout", "lease", "poll_interval", "db_path", "task_environment")
 STORE_KEYS = ("url",)
 
 
@@ -147,6 +150,7 @@ def check() -> None:
     idle_timeout()
     lease_seconds()
     poll_interval()
+    task_environment()
     executors = data.get("executors", {})
     if not isinstance(executors, dict):
         raise CovalentCoreError(
@@ -185,6 +189,24 @@ def poll_interval() -> float:
     """Seconds between a busy service's reads of the store for new dispatches and cancels
     (default 1 s). Its own clients wake it at once; on PostgreSQL, so do other hosts' cancels."""
     return _dispatcher_setting(ENV_POLL, "poll_interval", 1.0)
+
+
+def task_environment() -> str:
+    """Whose environment variables local tasks see: ``client`` (default: the process that
+    dispatched them; kept on its host, never in the store) or ``service`` (the dispatcher
+    service's, as in Covalent)."""
+    from .errors import CovalentCoreError
+
+    raw: Any = os.environ.get(ENV_TASK_ENVIRONMENT)
+    where = ENV_TASK_ENVIRONMENT
+    if raw is None:
+        raw = load_config().get("dispatcher", {}).get("task_environment", "client")
+        where = f"[dispatcher] task_environment in {config_path()}"
+    if raw not in TASK_ENVIRONMENTS:
+        raise CovalentCoreError(
+            f"{where} must be one of {', '.join(map(repr, TASK_ENVIRONMENTS))}, got {raw!r}"
+        )
+    return str(raw)
 
 
 def service_dir() -> Path:

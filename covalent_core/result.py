@@ -68,6 +68,9 @@ class NodeResult:
     reused_from: str | None = None
     """A redispatch that reused this node's output: the dispatch that computed it."""
     dispatch_id: str | None = field(default=None, repr=False)
+    note: str | None = None
+    """What to know about how the node ran that is not an error (say, whose environment its
+    task saw)."""
 
     def __repr__(self) -> str:
         return f"<NodeResult {self.node_id} {self.name}: {self.status}>"
@@ -180,6 +183,7 @@ class NodeResult:
             reattached_at=getattr(row, "job_attached_at", None),
             reused_from=getattr(row, "reused_from", None),
             dispatch_id=getattr(row, "dispatch_id", None),
+            note=getattr(row, "note", None),
         )
 
 
@@ -407,6 +411,8 @@ class Result:
             elif node.status is Status.FAILED and node.error:
                 why = f": {node.error.splitlines()[0]}"
             lines.append(f"  [{node.node_id}] {node.name}: {node.status}{why}")
+            if node.note:
+                lines.append(f"      note: {node.note}")
         if self.status is Status.COMPLETED and self._with_output:
             lines.append(f"  result: {self.result!r}")
         return "\n".join(lines)

@@ -166,6 +166,49 @@ def test_a_stalled_hosts_dispatch_is_taken_over_after_its_lease(tmp_path: Path, 
         assert ct.get_result(dispatch_id).status == ct.status.COMPLETED
 
 
+def token_seen(_after: int) -> str | None:
+    import os as _os
+
+    return _os.environ.get("HOST_A_TOKEN")
+
+
+def test_a_dispatch_taken_over_runs_its_next_tasks_with_the_new_hosts_environment(
+    tmp_path: Path, database: str
+):
+    log = tmp_path / "log"
+    log.mkdir()
+    first = ct.electron(logged)
+    second = ct.electron(token_seen)
+
+    @ct.lattice
+    def two_steps(log_dir: str):
+        return second(first(log_dir, "first", 4, 1))
+
+    with two_hosts(tmp_path, database, COVALENT_CORE_LEASE_SECONDS="2") as b:
+        with as_host(b):
+            b_owner = request({"op": "ping"})["owner"]  # started before the variable is set
+        os.environ["HOST_A_TOKEN"] = "kept on host A"
+        dispatch_id = ct.dispatch(two_steps)(str(log))
+        running_pid(log, "first")
+        a_pid = service_pid()
+        assert a_pid is not None
+        os.kill(a_pid, signal.SIGSTOP)
+        try:
+            wait_until(
+                lambda: owner_of(database, dispatch_id) == b_owner, 60, "host B took it over"
+            )
+            with as_host(b):
+                result = ct.get_result(dispatch_id, wait=True, timeout=60)
+        finally:
+            os.kill(a_pid, signal.SIGCONT)
+    assert result.status == ct.status.COMPLETED, result.error
+    # Host A's variables stayed on host A: the task B started saw B's service's, and says so.
+    assert result.result is None
+    note = result.get_node(1 + 4).note  # after the first task and its four parameters
+    assert note is not None and "took this dispatch over" in note, note
+    assert str(tmp_path / "host-a") in note
+
+
 def test_each_dispatch_runs_on_exactly_one_host(tmp_path: Path, database: str):
     log = tmp_path / "log"
     log.mkdir()

@@ -16,7 +16,7 @@ import logging
 import sys
 from typing import Any
 
-from .. import plugins
+from .. import host_environment, plugins
 from ..executors.output import OUTPUT_TIMEOUT
 from ..graph import Edge
 from ..result import failure_summary
@@ -104,6 +104,7 @@ class Dispatcher:
             )
         finally:
             self.top_level.pop(dispatch_id, None)
+        host_environment.discard(dispatch_id)  # it ended: its variables are not kept
 
     async def load(self, dispatch_id: str, parent: tuple[DispatchRun, int] | None) -> DispatchRun:
         """Read a dispatch from the store into a :class:`DispatchRun`.
@@ -149,10 +150,11 @@ class Dispatcher:
             return row, states
 
         row, states = await asyncio.to_thread(read)
+        environment, note = self._environment(dispatch_id, row.environment, parent)
         run = DispatchRun(
             dispatch_id,
             row.name,
-            row.environment,
+            environment,
             states,
             states=self.states,
             jobs=self.jobs,
@@ -161,10 +163,43 @@ class Dispatcher:
             parent=parent,
         )
         run.status = Status(row.status)
+        run.environment_note = note
         if row.cancel_requested:
             run.cancel_all_reason = row.cancel_reason or CancelReason.USER.value
         self.runs[dispatch_id] = run
         return run
+
+    @staticmethod
+    def _environment(
+        dispatch_id: str, stored: dict[str, Any] | None, parent: tuple[DispatchRun, int] | None
+    ) -> tuple[dict[str, Any], str | None]:
+        """What the dispatch's local tasks see, and the note their nodes get when that is not
+        the dispatching process's environment: the stored working directory and import path,
+        with the variables this host keeps for it (:mod:`~covalent_core.host_environment`;
+        a sublattice's are its parent's)."""
+        if parent is not None:
+            return parent[0].environment, parent[0].environment_note
+        environment = dict(stored or {})
+        variables = host_environment.load(dispatch_id)
+        if variables is not None:
+            environment["variables"] = variables
+            return environment, None
+        return environment, host_environment.note_for(stored)
+
+    def sweep_environments(self) -> None:
+        """Remove the variables kept for dispatches of this store that have ended (on another
+        host, say), or were never stored (a client died while storing one; only once that is
+        an hour old: a client may be storing it right now)."""
+        kept = host_environment.kept(older_than=0.0)
+        if not kept:
+            return
+        with self.store.read() as conn:
+            statuses = q.statuses_of(conn, kept)
+        stale = set(host_environment.kept(older_than=3600.0))
+        host_environment.discard_all(
+            i for i in kept if (i in statuses and statuses[i] in TERMINAL) or
+            (i not in statuses and i in stale)
+        )  # fmt: skip
 
     async def execute_run(self, run: DispatchRun) -> tuple[Status, str | None, bytes | None]:
         """Run a dispatch to its end and record how it ended; returns (status, error, result)."""

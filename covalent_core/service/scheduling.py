@@ -55,6 +55,9 @@ class DispatchRun:
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.sub_runs: dict[int, DispatchRun] = {}
         self.cancel_all_reason: str | None = None
+        self.environment_note: str | None = None
+        """Said on each local task's node when its environment is not the dispatching
+        process's (another host's service took the dispatch over)."""
         # Nodes not yet settled: the dispatch ends when none is left (no scan per event).
         self._unsettled = {n.node_id for n in nodes.values() if not n.settled}
         # Clients waiting for nodes to end (``cancel(wait=True)``): the ids still to end.

@@ -177,6 +177,7 @@ class Service:
                 notifications.listen(self.dispatcher.store, self._cancel_noticed)
             )
         try:
+            await asyncio.to_thread(self.dispatcher.sweep_environments)
             await self.dispatcher.poll_new()
             while not self.stopping:
                 interval = self.poll if self.dispatcher.busy else min(IDLE_POLL, self.idle_timeout)

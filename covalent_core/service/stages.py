@@ -184,6 +184,8 @@ class NodeStages:
         def payload(override: dict[str, Any] | None) -> bytes:
             merged = {**environment, **(override or {})}
             if merged.pop("local", False):
+                if run.environment_note:
+                    run.states.note(run.dispatch_id, node, note=run.environment_note)
                 # Big arguments are read from their files, a big output written to one, by
                 # the task itself: the value never passes through this process.
                 merged["values_dir"] = values_path  # made by the task if it writes there

@@ -54,7 +54,7 @@ class Sublattices:
                 name=node.name.removeprefix(":sublattice:"),
                 node_rows=records.nodes,
                 edge_rows=records.edges,
-                environment=run.environment,
+                environment={k: v for k, v in run.environment.items() if k != "variables"},
                 lattice=records.lattice,
                 inputs=records.inputs,
                 parent_dispatch_id=run.dispatch_id,

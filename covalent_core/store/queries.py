@@ -490,6 +490,17 @@ def store_now(conn: Connection) -> float:
     return time.time()
 
 
+def statuses_of(conn: Connection, dispatch_ids: list[str]) -> dict[str, Status]:
+    """The status of each of ``dispatch_ids`` that is stored."""
+    found: dict[str, Status] = {}
+    for chunk in chunks(dispatch_ids):
+        stmt = select(dispatches.c.dispatch_id, dispatches.c.status).where(
+            dispatches.c.dispatch_id.in_(chunk)
+        )
+        found.update({row.dispatch_id: Status(row.status) for row in conn.execute(stmt)})
+    return found
+
+
 def unfinished_top_level(conn: Connection) -> list[Row[Any]]:
     """Top-level dispatches that have not ended, with their owner and lease."""
     return list(

@@ -45,7 +45,8 @@ dispatches = Table(
     # The dispatched lattice and {"args", "kwargs"} (cloudpickle), read only by clients.
     Column("lattice", LargeBinary, nullable=True),
     Column("inputs", LargeBinary, nullable=True),
-    # cwd and sys.path of the dispatching process, so tasks import what the user imported.
+    # cwd and sys.path of the dispatching process, so tasks import what the user imported,
+    # and the host that keeps its environment variables (never stored: host_environment.py).
     Column("environment", JSON, nullable=False),
     Column("num_nodes", Integer, nullable=False, default=0),
     # A redispatch: the dispatch it was made from.
@@ -112,6 +113,8 @@ nodes = Table(
     Column("content_key", String(64), nullable=True),
     # A reused output: the dispatch that computed it.
     Column("reused_from", String(64), nullable=True),
+    # What the user should know about how the node ran, that is not an error.
+    Column("note", Text, nullable=True),
 )
 
 edges = Table(
