@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import functools
 import sys
 import time
@@ -16,7 +17,13 @@ import cloudpickle
 
 from . import config, host_environment
 from .cancel_requests import request_cancel, task_id_list
-from .errors import DispatchTimeoutError, SerializationError, ServiceError
+from .errors import (
+    DispatchTimeoutError,
+    SerializationError,
+    ServiceError,
+    StoreFullError,
+    store_full_message,
+)
 from .executors.runner import read_value
 from .executors.values import discard_values, store_big
 from .graph import KIND_POSTPROCESS, Edge
@@ -122,10 +129,16 @@ def _submit(
         _discard(dispatch_id)
         service.request({"op": "wake"})
         return taken.dispatch_id
-    except BaseException:
+    except BaseException as exc:
         _discard(dispatch_id)  # nothing of a dispatch that was not stored stays
         if key is not None and (existing := _stored_under(key)) is not None:
             return existing  # the same key, stored by another caller at the same moment
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StoreFullError(
+                f"{exc.filename or config.data_dir()} could not be written: {exc.strerror}. "
+                "Nothing of this dispatch was stored; free some space there (or point "
+                "COVALENT_CORE_DATA_DIR elsewhere) and try again."
+            ) from None
         raise
     _wake_or_withdraw(store, dispatch_id)
     return dispatch_id
@@ -474,6 +487,8 @@ def _wait(
             answer = service.watch(message, remaining)
             if answer is not None and answer.get("watching"):
                 return  # it ended, and the service answers only once the store says so
+            if answer is not None and answer.get("store_full"):
+                raise StoreFullError(store_full_message(str(answer["store_full"])))
         pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
         time.sleep(pause)
         delay = min(delay * 1.5, POLL_MAX)

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .config import check as check_config
-from .errors import CovalentCoreError
+from .errors import CovalentCoreError, store_full_message
 from .status import Status
 
 if TYPE_CHECKING:
@@ -465,8 +465,9 @@ def logs(
         time.sleep(FOLLOW_INTERVAL)
 
 
-def watch_view(result: Any) -> Any:
-    """What ``watch`` shows: the dispatch's status, a bar of tasks done, the running ones."""
+def watch_view(result: Any, full: str | None = None) -> Any:
+    """What ``watch`` shows: the dispatch's status, a bar of tasks done, the running ones;
+    and, while the store cannot be written (``full``: where it is), why nothing moves."""
     from rich.console import Group
     from rich.progress_bar import ProgressBar
     from rich.table import Table
@@ -493,7 +494,10 @@ def watch_view(result: Any) -> Any:
         table.add_row(
             str(node.node_id), escape(node.name), _styled(node.status), elapsed, escape(note)
         )
-    return Group(header, bar, f"{done}/{len(tasks)} tasks done ({summary})", table)
+    parts: list[Any] = [header, bar, f"{done}/{len(tasks)} tasks done ({summary})", table]
+    if full is not None:
+        parts.insert(1, f"[bold red]{escape(store_full_message(full))}[/]")
+    return Group(*parts)
 
 
 @main.command()
@@ -504,13 +508,14 @@ def watch(dispatch_id: str) -> None:
     from rich.live import Live
 
     from .api import get_result
+    from .service.client import store_full
 
     result = get_result(dispatch_id, intermediate_outputs=False)
     with Live(watch_view(result), console=console, auto_refresh=False) as live:
         while not result.is_finished:
             time.sleep(FOLLOW_INTERVAL)
             result = get_result(dispatch_id, intermediate_outputs=False)
-            live.update(watch_view(result), refresh=True)
+            live.update(watch_view(result, store_full()), refresh=True)
     for node in result.tasks:
         if node.status is Status.FAILED:
             _print_failed(node)

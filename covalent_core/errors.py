@@ -118,5 +118,14 @@ class StoreFullError(StoreError):
     """The store could not be written: its disk (or database) is full."""
 
 
+def store_full_message(where: str) -> str:
+    """What a waiting user is told while the dispatcher cannot write the store ``where``."""
+    return (
+        f"the store's disk is full ({where}): free space there; nothing is lost (the "
+        "dispatcher keeps what it could not write, writes it once space allows, and then "
+        "ends the dispatches it had to stop)"
+    )
+
+
 class ServiceError(CovalentCoreError):
     """The local dispatcher service could not be started or reached."""

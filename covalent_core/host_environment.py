@@ -47,11 +47,16 @@ def keep(dispatch_id: str, variables: dict[str, str]) -> dict[str, str]:
     environment records instead of them."""
     path = _path(dispatch_id)
     partial = path.with_suffix(".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(fd, "w", encoding="utf-8") as fh:
             json.dump(variables, fh)
         os.replace(partial, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        exc.filename = exc.filename or str(path)
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(partial)

@@ -185,3 +185,43 @@ def test_concurrent_dispatch_status_and_cancel_from_several_processes():
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0 and out.strip() == "ok", err
         assert "database is locked" not in err
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str for you")
+
+
+@ct.electron
+def raises_unprintable():
+    raise Unprintable()
+
+
+@ct.electron
+def closes_every_descriptor():
+    import os as _os
+
+    _os.closerange(0, 4096)  # its report pipe to the worker too
+    return 5
+
+
+def test_an_exception_whose_str_raises_still_shows_its_type_and_traceback():
+    @ct.lattice
+    def flow():
+        return raises_unprintable()
+
+    result = ct.dispatch_sync(flow, timeout=60)()
+    node = result.get_node(0)
+    assert node.status is ct.Status.FAILED
+    assert "Unprintable" in node.error and "exited with code" not in node.error, node.error
+    assert "raise Unprintable()" in node.traceback, node.traceback
+
+
+def test_a_task_that_closes_every_descriptor_keeps_the_outcome_it_returned():
+    @ct.lattice
+    def flow():
+        return closes_every_descriptor()
+
+    result = ct.dispatch_sync(flow, timeout=60)()
+    assert result.status is ct.Status.COMPLETED, result.get_node(0).error
+    assert result.result == 5

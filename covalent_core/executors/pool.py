@@ -75,6 +75,8 @@ class Worker:
         await self._send(GO)
         answer = await self._receive()
         if answer[0] == "died":
+            if (directory / OUTCOME).exists():  # written, then it could not say so
+                return await read_outcome_soon(directory)
             return TaskOutcome.died(
                 f"the task's process ended without an outcome: {describe_exit(answer[1])}",
                 *read_output(directory),

@@ -277,15 +277,39 @@ def read_value(data: bytes) -> bytes:
 
 
 def write_value(directory: str, name: str, data: bytes) -> bytes:
-    """Write ``data`` once to ``directory/name`` (owner-only, atomically); its reference."""
+    """Write ``data`` once to ``directory/name`` (owner-only, atomically); its reference.
+    Nothing is left behind when it cannot be written (a full disk)."""
     for level in (os.path.dirname(directory), directory):  # each owner-only, as makedirs is not
         os.makedirs(level, mode=0o700, exist_ok=True)
     path = os.path.join(directory, name)
     fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(fd, "wb") as fh:
-        fh.write(data)
-    os.rename(path + ".tmp", path)
+    try:
+        with open(fd, "wb") as fh:
+            fh.write(data)
+        os.rename(path + ".tmp", path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path + ".tmp")
+        raise
     return VALUE_REF + json.dumps({"path": path, "size": len(data)}).encode()
+
+
+class ValueNotWritten(OSError):
+    """A task's big output could not be written to its file (a full disk, say)."""
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of an exception, even when its ``__str__`` raises."""
+    try:
+        text = str(exc)
+    except BaseException as inner:  # the exception's own __str__ is broken
+        text = f"<its str() raised {type(inner).__name__}>"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def failure(error: str, trace: str | None = None, exception: bytes | None = None) -> bytes:
+    """An outcome saying the task failed with ``error``."""
+    return pickle.dumps({"ok": False, "error": error, "traceback": trace, "exception": exception})
 
 
 # -- a task: its payload, made by the dispatcher, and running it --------------------------
@@ -338,25 +362,27 @@ def execute(payload: bytes) -> bytes:
             if values_dir and len(output) > BIG_VALUE:
                 task = environment.get("task") or {}
                 name = f"{task.get('node_id', 'value')}-{os.getpid()}-{time.time_ns()}.pickle"
-                output = write_value(values_dir, name, output)
+                try:
+                    output = write_value(values_dir, name, output)
+                except OSError as exc:
+                    raise ValueNotWritten(
+                        f"the task's result ({len(output) / 1e6:.1f} MB) could not be written "
+                        f"to {values_dir}: {exc.strerror or exc}. Free some space there (or "
+                        "point COVALENT_CORE_DATA_DIR elsewhere) and run it again."
+                    ) from None
             elif len(output) <= BIG_VALUE:
                 text = _text(value)
     except BaseException as exc:
         try:
             exception: bytes | None = cloudpickle.dumps(exc)
-        except Exception:
+        except BaseException:  # unpicklable, or its pickling raises
             exception = None
         prefix = "" if stage == "running the task" else f"error while {stage}: "
-        return pickle.dumps(
-            {
-                "ok": False,
-                "error": str(exc)
-                if isinstance(exc, StepFailed)
-                else f"{prefix}{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc(),
-                "exception": exception,
-            }
-        )
+        if isinstance(exc, (StepFailed, ValueNotWritten)):
+            error = str(exc)
+        else:
+            error = prefix + describe(exc)
+        return failure(error, traceback.format_exc(), exception)
     return pickle.dumps({"ok": True, "output": output, "output_repr": text})
 
 

@@ -41,7 +41,7 @@ from typing import IO, Any
 import psutil
 
 from covalent_core.executors import containment
-from covalent_core.executors.runner import execute
+from covalent_core.executors.runner import describe, execute, failure
 
 HEADER = struct.Struct(">Q")
 REPORT = struct.Struct(">qqq")  # a task's report: sizes of its outcome, stdout and stderr
@@ -149,7 +149,11 @@ def _child(
     code = 0
     try:
         os.environ[containment.MARK_VARIABLE] = mark  # kept by the runner's environment
-        made = _make_directory(directory)
+        trouble = None
+        try:
+            made = _make_directory(directory)
+        except OSError as exc:  # a full disk, say: the task fails saying so, never runs
+            made, trouble = False, exc
         _capture(directory, STDOUT, 1)
         _capture(directory, STDERR, 2)
         if not go():
@@ -158,14 +162,21 @@ def _child(
             if made:
                 _unmake(directory)
             os._exit(0)
-        # Proof that the task began: without it, a next dispatcher knows it never ran.
-        with contextlib.suppress(OSError), open(os.path.join(directory, STARTED), "wb"):
-            pass
-        outcome = execute(payload)
+        if trouble is not None:
+            outcome = failure(
+                f"the task could not start: its directory {directory} could not be made "
+                f"({describe(trouble)}). Free some space there (or point "
+                "COVALENT_CORE_DATA_DIR elsewhere) and run it again."
+            )
+        else:
+            # Proof that the task began: without it, a next dispatcher knows it never ran.
+            with contextlib.suppress(OSError), open(os.path.join(directory, STARTED), "wb"):
+                pass
+            outcome = execute(payload)
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        written = write_outcome(directory, outcome)
+        written = trouble is None and write_outcome(directory, outcome)
         parts = [outcome if not written or len(outcome) <= INLINE_MAX else None]
         parts += [_small_stream(fd) for fd in (1, 2)]
         sizes = [-1 if part is None else len(part) for part in parts]
@@ -173,6 +184,8 @@ def _child(
         while view:
             view = view[os.write(report, view) :]
     except BaseException:
+        # The report could not be sent (the task closed its pipe, say): its outcome file, if
+        # written, is what the dispatcher reads.
         code = 70
     finally:
         os._exit(code)

@@ -135,6 +135,15 @@ def watch(message: dict[str, Any], timeout: float | None) -> dict[str, Any] | No
     return reply if reply.get("ok") else None
 
 
+def store_full() -> str | None:
+    """Where the store is, if the running service cannot write it (its disk is full)."""
+    try:
+        reply = request({"op": "ping"}, start=False, timeout=2)
+    except (ServiceError, OSError):
+        return None
+    return str(reply.get("store")) if reply.get("store_full") else None
+
+
 def service_running() -> bool:
     """True if a service answers on this store's socket."""
     try:

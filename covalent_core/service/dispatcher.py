@@ -62,6 +62,8 @@ class Dispatcher:
         self.runs: dict[str, DispatchRun] = {}
         self.end_waiters: dict[str, list[asyncio.Future[str]]] = {}
         """Clients waiting for a dispatch to end: told its status once it is stored."""
+        self.full_waiters: list[asyncio.Future[str]] = []
+        """Clients waiting for anything: told at once when the store becomes full."""
 
     @property
     def owner(self) -> str:
@@ -294,9 +296,29 @@ class Dispatcher:
 
     # -- cancels and timeouts -----------------------------------------------------------
 
+    @property
+    def store_place(self) -> str:
+        """Where the store is, as a user names it: its file, or its URL without password."""
+        return str(self.store.sqlite_path or self.store.safe_url)
+
+    def when_store_full(self) -> asyncio.Future[str]:
+        """A future resolved with :attr:`store_place` once the store cannot be written (at
+        once if it cannot now)."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        if self.writes.full is not None:
+            future.set_result(self.store_place)
+        else:
+            self.full_waiters.append(future)
+        return future
+
     def store_full(self, message: str) -> None:
         """The store is full: stop every running dispatch (each needs to write, and no job may
         run on unrecorded), and end each FAILED with the store's message once writes go through."""
+        waiters, self.full_waiters = self.full_waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(self.store_place)
+        message = message.split(" Nothing of this change was stored")[0]  # the cause only
         for run in list(self.runs.values()):
             if run.dispatch_id not in self.store_errors:
                 self.store_errors[run.dispatch_id] = message

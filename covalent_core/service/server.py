@@ -97,7 +97,16 @@ class Service:
         watching = asyncio.ensure_future(ended)
         gone = asyncio.ensure_future(reader.read(1))  # end of file: the client left
         try:
-            await asyncio.wait({watching, gone}, return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                full = self.dispatcher.when_store_full()
+                await asyncio.wait({watching, gone, full}, return_when=asyncio.FIRST_COMPLETED)
+                full.cancel()
+                if watching.done() or gone.done() or not full.done():
+                    break
+                if await self.dispatcher.writes.still_full():
+                    # Nothing can end while the store cannot be written: say why.
+                    watching.cancel()
+                    return {"ok": True, "watching": False, "store_full": full.result()}
         finally:
             gone.cancel()
         if not watching.done():
@@ -118,6 +127,7 @@ class Service:
                 "owner": self.dispatcher.owner,
                 "listening_at": self.listening_at,
                 "store_full": self.dispatcher.writes.full,
+                "store": self.dispatcher.store_place,
                 "running": sorted(self.dispatcher.top_level),
                 "log": str(config.service_dir() / LOG_FILE),
             }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import logging
 from collections import defaultdict
@@ -103,6 +104,20 @@ class WriteBuffer:
         self._urgent = self._urgent or not soon
         self._schedule(FLUSH_DELAY if soon else 0)
         await waiter
+
+    async def still_full(self) -> bool:
+        """While the store is full, try the kept writes again now (rather than at the next
+        retry); True if it is still full."""
+        if self.full is None:
+            return False
+        if self._flushing is None and self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
+            self._start_flush()
+        if self._flushing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._flushing)
+        return self.full is not None
 
     def _schedule(self, delay: float = FLUSH_DELAY) -> None:
         loop = asyncio.get_running_loop()
