@@ -409,60 +409,87 @@ FOLLOW_INTERVAL = 0.5
 
 @main.command()
 @dispatch_id_argument
-@click.option("--task", "task_id", type=int, default=None, help="Only this task's output.")
+@click.option("--task", "task", default=None, help="Only this task's output: its id or name.")
 @click.option("-f", "--follow", is_flag=True, help="Go on printing until the tasks end.")
-@click.option("--stderr", "stream", flag_value="stderr", default="stdout", help="Show stderr.")
+@click.option("--stdout", "only", flag_value="stdout", default=None, help="Only stdout.")
+@click.option("--stderr", "only", flag_value="stderr", help="Only stderr.")
 @click.option("--tail", type=click.IntRange(0), default=None, help="Start at the last N lines.")
 @json_option
 def logs(
     dispatch_id: str,
-    task_id: int | None,
+    task: str | None,
     follow: bool,
-    stream: str,
+    only: str | None,
     tail: int | None,
     as_json: bool,
 ) -> None:
     """Print what the tasks of a dispatch wrote: while they run, and after they ended, were
-    cancelled or failed. Each line says its task, unless --task names one.
+    cancelled or failed. Their stdout goes to stdout and their stderr to stderr (in red in a
+    terminal); each line says its task, unless --task names one. Output of any size is read
+    a piece at a time.
 
     With -f, exits with the dispatch's (or the task's) code once it ended. --json prints JSON
     lines {node_id, name, stream, text}.
     """
     from .api import get_result
+    from .task_output import Follower, prefixed
 
-    shown: dict[int, int] = {}  # node id -> characters printed
-    while True:
-        result = get_result(dispatch_id, intermediate_outputs=False)
-        nodes = [result.get_node(task_id)] if task_id is not None else result.tasks
-        finished = all(n.status.is_terminal for n in nodes) or result.is_finished
-        for node in nodes:
-            text = getattr(node, stream) or ""
-            if node.node_id not in shown:
-                start = 0
-                if tail is not None:
-                    lines = text.splitlines(keepends=True)
-                    start = len(text) - len("".join(lines[-tail:] if tail else []))
-                shown[node.node_id] = start
-            new, shown[node.node_id] = text[shown[node.node_id] :], len(text)
-            if not new:
-                continue
-            if as_json:
-                _print_json(
-                    {"node_id": node.node_id, "name": node.name, "stream": stream, "text": new}
-                )
-            elif task_id is not None:
-                click.echo(new, nl=False)
-            else:
-                prefix = f"[{node.node_id} {node.name}] "
-                click.echo(
-                    "".join(prefix + line for line in new.splitlines(keepends=True)), nl=False
-                )
-        if not follow:
-            return
-        if finished:
-            status = nodes[0].status if task_id is not None else result.status
-            sys.exit(exit_code(status))
-        time.sleep(FOLLOW_INTERVAL)
+    streams = (only,) if only else ("stdout", "stderr")
+    follower = Follower(tail=tail)
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    red = sys.stderr.isatty()
+    try:
+        while True:
+            result = get_result(dispatch_id, intermediate_outputs=False)
+            nodes = [pick_task(result, task)] if task is not None else result.tasks
+            finished = all(n.status.is_terminal for n in nodes) or result.is_finished
+            for node in nodes:
+                prefix = b"" if task is not None else f"[{node.node_id} {node.name}] ".encode()
+                for stream in streams:
+                    for chunk, at_start in follower.new(node, stream):
+                        if as_json:
+                            text = chunk.decode(errors="replace")
+                            document = {"node_id": node.node_id, "name": node.name}
+                            _print_json({**document, "stream": stream, "text": text})
+                            continue
+                        data = prefixed(chunk, prefix, at_start) if prefix else chunk
+                        if stream == "stderr" and red:
+                            data = b"\x1b[31m" + data + b"\x1b[0m"
+                        (out if stream == "stdout" else err).write(data)
+                out.flush()
+                err.flush()
+            if not follow:
+                return
+            if finished:
+                status = nodes[0].status if task is not None else result.status
+                sys.exit(exit_code(status))
+            time.sleep(FOLLOW_INTERVAL)
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+
+
+def pick_task(result: Any, task: str) -> Any:
+    """The node ``task`` names: an id, or the name of exactly one task."""
+    by_id = {n.node_id: n for n in result.nodes}
+    if task.lstrip("-").isdigit() and int(task) in by_id:
+        return by_id[int(task)]
+    named = [n for n in result.tasks if n.name == task]
+    if len(named) == 1:
+        return named[0]
+    listed = ", ".join(f"{n.node_id} {n.name}" for n in result.tasks[:20])
+    more = f" (and {len(result.tasks) - 20} more)" if len(result.tasks) > 20 else ""
+    if named:
+        raise click.BadParameter(
+            f"{len(named)} tasks are named {task!r} (ids "
+            f"{', '.join(str(n.node_id) for n in named)}): give the id",
+            param_hint="--task",
+        )
+    raise click.BadParameter(
+        f"dispatch {result.dispatch_id} has no task {task!r}; its tasks: {listed}{more}",
+        param_hint="--task",
+    )
 
 
 def watch_view(result: Any, full: str | None = None) -> Any:
