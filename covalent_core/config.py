@@ -45,11 +45,30 @@ TASK_ENVIRONMENTS = ("client", "service")
 def data_dir() -> Path:
     """Return the per-user data directory, creating it (mode 0700) if needed."""
     if env := os.environ.get(ENV_DATA_DIR):
-        path = Path(env)
+        path, where = Path(env), ENV_DATA_DIR
     else:
-        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        xdg = os.environ.get("XDG_DATA_HOME")
+        base = xdg or str(Path.home() / ".local" / "share")
         path = Path(base) / "covalent-core"
-    return private_dir(path)
+        where = "XDG_DATA_HOME" if xdg else "the default data directory"
+    try:
+        return private_dir(path)
+    except (FileExistsError, NotADirectoryError):
+        raise _error(
+            f"the data directory {path} ({where}) cannot be made: it, or a directory above it, "
+            "is a file. Point COVALENT_CORE_DATA_DIR at a directory (made if missing)."
+        ) from None
+    except PermissionError as exc:
+        raise _error(
+            f"the data directory {path} ({where}) cannot be made or used: {exc.strerror}. "
+            "Point COVALENT_CORE_DATA_DIR at a directory of yours."
+        ) from None
+
+
+def _error(message: str) -> Exception:
+    from .errors import ConfigError
+
+    return ConfigError(message)
 
 
 def config_path() -> Path:
@@ -73,21 +92,68 @@ def load_config() -> dict[str, Any]:
         mtime = path.stat().st_mtime
     except FileNotFoundError:
         return {}
+    source = f" ({ENV_CONFIG})" if os.environ.get(ENV_CONFIG) else ""
     try:
         return _load(str(path), mtime)
-    except tomllib.TOMLDecodeError as exc:
-        from .errors import CovalentCoreError
-
-        raise CovalentCoreError(f"config file {path} is not valid TOML: {exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise _error(
+            f"config file {path}{source} is not valid TOML: {exc}. Fix it, or move it away "
+            "to use the defaults."
+        ) from None
+    except IsADirectoryError:
+        raise _error(
+            f"config file {path}{source} is a directory; point COVALENT_CORE_CONFIG at a TOML "
+            "file (it need not exist)."
+        ) from None
+    except OSError as exc:
+        raise _error(
+            f"config file {path}{source} cannot be read: {exc.strerror or exc}. Make it "
+            "readable, or point COVALENT_CORE_CONFIG elsewhere."
+        ) from None
 
 
 def db_url() -> str:
-    """Return the SQLAlchemy URL of the store: env var, config ``[store] url``, or SQLite."""
+    """Return the SQLAlchemy URL of the store: env var, config ``[store] url``, or SQLite.
+    A URL that is not one raises :class:`~covalent_core.errors.ConfigError` naming where it
+    was set."""
     if env := os.environ.get(ENV_DB_URL):
-        return env
-    if url := load_config().get("store", {}).get("url"):
-        return str(url)
+        return _checked_url(env, ENV_DB_URL)
+    store = load_config().get("store", {})
+    if not isinstance(store, dict):
+        raise _error(f"config file {config_path()}: [store] must be a table (url = \"...\")")
+    url = store.get("url")
+    if url is not None and url != "":
+        return _checked_url(url, f"[store] url in {config_path()}")
     return f"sqlite:///{data_dir() / 'covalent.db'}"
+
+
+@functools.lru_cache(maxsize=16)
+def _checked_url(url: Any, where: str) -> str:
+    """``url`` if it is a database URL SQLAlchemy can use here."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    example = "sqlite:////path/to/covalent.db or postgresql+psycopg://user@host/db"
+    if not isinstance(url, str):
+        raise _error(f"{where} must be a database URL such as {example}, not {url!r}")
+    try:
+        make_url(url).get_dialect()
+    except NoSuchModuleError:  # an ArgumentError too: first
+        scheme = url.split(":", 1)[0]
+        raise _error(
+            f"{where} names a database kind this installation cannot use ({scheme!r}). Use "
+            f"sqlite or postgresql+psycopg (pip install 'covalent-core[postgres]'): {example}."
+        ) from None
+    except ArgumentError:
+        raise _error(
+            f"{where} is not a database URL: {url!r}. Write one such as {example}."
+        ) from None
+    except ImportError as exc:
+        raise _error(
+            f"{where} needs a database driver that is not installed ({exc.name or exc}); for "
+            "PostgreSQL: pip install 'covalent-core[postgres]'."
+        ) from None
+    return url
 
 
 def executor_defaults(short_name: str) -> dict[str, Any]:

@@ -9,6 +9,11 @@ class CovalentCoreError(Exception):
     """Base class of every error this package raises on purpose."""
 
 
+class ConfigError(CovalentCoreError, ValueError):
+    """A setting (an environment variable or the config file) or the data directory cannot be
+    used; the message names the setting, where it came from, and what to do."""
+
+
 class TaskCancelledError(CovalentCoreError):
     """A task was cancelled; raised before a stage that must not run, or inside one that stopped.
 

@@ -4,6 +4,8 @@ the command (exit 1; 2 for usage), never a traceback, and nothing changed."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -106,3 +108,57 @@ def test_every_command_under_an_invalid_config_says_which_file(tmp_path: Path):
             assert out.returncode == 1, (command, out.stderr)
             assert out.stderr.startswith("error: "), (command, out.stderr)
             assert str(config) in out.stderr.replace("\n", ""), (command, out.stderr)
+
+
+CONFIG_MISTAKES = {
+    "url garbage": ({"COVALENT_CORE_DB_URL": "garbage"}, None, "COVALENT_CORE_DB_URL"),
+    "url a number": ({}, "[store]\nurl = 5\n", "[store] url in"),
+    "url of no kind": ({}, "[store]\nurl = 'nonsense://x'\n", "[store] url in"),
+    "binary config": ({}, b"\x00\xff\xfe binary", "is not valid TOML"),
+    "config is a directory": ({"COVALENT_CORE_CONFIG": "{tmp}"}, None, "is a directory"),
+    "data dir is a file": ({"COVALENT_CORE_DATA_DIR": "{tmp}/file"}, None, "is a file"),
+    "data dir under a file": ({"COVALENT_CORE_DATA_DIR": "{tmp}/file/sub"}, None, "is a file"),
+}
+
+DISPATCH_ONE = """
+import covalent_core as ct
+from covalent_core.errors import ConfigError
+
+@ct.electron
+def one():
+    return 1
+
+@ct.lattice
+def flow():
+    return one()
+
+try:
+    ct.dispatch(flow)()
+except ConfigError as exc:
+    print("ConfigError:", exc)
+"""
+
+
+@pytest.mark.parametrize("case", list(CONFIG_MISTAKES))
+def test_a_configuration_mistake_is_named_by_the_api_and_the_cli(tmp_path: Path, case: str):
+    settings, config_text, named = CONFIG_MISTAKES[case]
+    (tmp_path / "file").write_text("not a directory")
+    env = {
+        **os.environ,
+        "COVALENT_CORE_DATA_DIR": str(tmp_path / "data"),
+        "COVALENT_CORE_CONFIG": str(tmp_path / "config.toml"),
+    }
+    env.pop("COVALENT_CORE_DB_URL", None)
+    env.update({k: v.format(tmp=tmp_path) for k, v in settings.items()})
+    if config_text is not None:
+        data = config_text if isinstance(config_text, bytes) else config_text.encode()
+        (tmp_path / "config.toml").write_bytes(data)
+    api = subprocess.run(
+        [sys.executable, "-c", DISPATCH_ONE], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert api.returncode == 0 and api.stdout.startswith("ConfigError: "), api.stderr[-2000:]
+    assert named in api.stdout, api.stdout
+    out = cli("list", env=env)
+    assert out.returncode != 0 and out.stderr.startswith("error: "), out.stderr
+    assert named in out.stderr and "Traceback" not in out.stderr
+    assert "unexpected" not in out.stderr

@@ -64,7 +64,15 @@ def two_revisions(db: Path) -> None:
     sql(db, "INSERT INTO alembic_version VALUES ('0002')")
 
 
+def half_migrated(db: Path) -> None:
+    """As a migration interrupted where schema changes are not transactional leaves it: the
+    previous revision recorded, some of the next one's changes made."""
+    sql(db, "UPDATE alembic_version SET version_num = '0007'")
+    sql(db, "DROP INDEX ux_dispatches_key")
+
+
 CASES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "half migrated": (half_migrated, "says it is at schema revision 0007 but its tables do not"),
     "garbage": (garbage, "is not an SQLite database"),
     "truncated": (truncated, "It is damaged"),
     "foreign": (foreign, "is not a covalent-core store"),

@@ -150,8 +150,29 @@ class Store:
                 return
             self._check_known(current)
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            try:
+                command.upgrade(cfg, "head")
+            except SQLAlchemyError as exc:
+                raise self._half_migrated(current, exc) from None
         logger.info("store %s migrated from %s to %s", self.safe_url, current, HEAD_REVISION)
+
+    def _half_migrated(self, current: str | None, exc: SQLAlchemyError) -> StoreError:
+        """The error for a store whose tables do not match its schema revision: a migration
+        that was interrupted (a store without transactional schema changes), or a hand edit."""
+        where = self.sqlite_path or self.safe_url
+        fix = (
+            f"Move it aside (mv {self.sqlite_path} {self.sqlite_path}.bad) to start a new "
+            "store, or restore it from a backup"
+            if self.sqlite_path
+            else f"Restore it from a backup, or point {config.ENV_DB_URL} at another store"
+        )
+        return StoreError(
+            f"store {where} says it is at schema revision {current} but its tables do not "
+            f"match it: upgrading it to {HEAD_REVISION} failed ({_first_line(exc)}). It was "
+            "left half-migrated (a migration was interrupted, or its tables were changed by "
+            f"hand). Nothing was changed by this attempt. {fix}; if you know which revision "
+            "its tables match, record that one in its alembic_version table."
+        )
 
     def _check_known(self, current: str | None) -> None:
         if current is not None and current not in KNOWN_REVISIONS:
