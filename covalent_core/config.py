@@ -120,7 +120,7 @@ def db_url() -> str:
         return _checked_url(env, ENV_DB_URL)
     store = load_config().get("store", {})
     if not isinstance(store, dict):
-        raise _error(f"config file {config_path()}: [store] must be a table (url = \"...\")")
+        raise _error(f'config file {config_path()}: [store] must be a table (url = "...")')
     url = store.get("url")
     if url is not None and url != "":
         return _checked_url(url, f"[store] url in {config_path()}")

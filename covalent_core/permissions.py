@@ -11,6 +11,7 @@ import logging
 import os
 import stat
 from pathlib import Path
+from typing import IO, Any
 
 from .errors import CovalentCoreError
 
@@ -22,6 +23,26 @@ def private_dir(path: Path) -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     _tighten(path, 0o700, directory=True)
     return path
+
+
+FLAGS = {
+    "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+    "a": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+    "r+": os.O_RDWR | os.O_CREAT,
+}
+
+
+def private_open(path: Path | str, mode: str = "w", **kwargs: Any) -> IO[Any]:
+    """Open ``path`` for writing (``w``, ``a``, ``r+``, with ``b`` for bytes), creating it
+    owner-only (0600) whatever the umask; an existing wider file is tightened."""
+    fd = os.open(path, FLAGS[mode.replace("b", "")], 0o600)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+            os.fchmod(fd, 0o600)
+        return open(fd, mode, **kwargs)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def private_file(path: Path, *, warn: bool = True) -> None:

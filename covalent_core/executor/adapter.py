@@ -30,6 +30,7 @@ from ..executors.base import Executor, TaskContext, TaskOutcome
 from ..executors.gated import start_gated
 from ..executors.processes import ProcessHandle, describe_exit, kill_group, wait_for_exit
 from ..hookspecs import hookimpl
+from ..permissions import private_open
 from ..plain_pickle import loads_plain
 from .adapter_runner import EXECUTOR_FILE, METADATA_FILE, OUTCOME_FILE, PAYLOAD_FILE
 from .base import CANCEL_FLAG_FILE
@@ -95,15 +96,22 @@ class CovalentExecutorAdapter(Executor):
             "node_id": task.node_id,
             "results_dir": str(config.data_dir() / "results"),
         }
-        (directory / PAYLOAD_FILE).write_bytes(task.payload)
-        (directory / EXECUTOR_FILE).write_bytes(self.pickled)
-        (directory / METADATA_FILE).write_text(json.dumps(metadata))
+        for name, data in (
+            (PAYLOAD_FILE, task.payload),
+            (EXECUTOR_FILE, self.pickled),
+            (METADATA_FILE, json.dumps(metadata).encode()),
+        ):
+            with private_open(directory / name, "wb") as fh:
+                fh.write(data)
 
     async def run(self, task: TaskContext) -> None:
         """Start the executor's process; its handle is stored before ``run()`` is called."""
         directory: Path = task.state["dir"]
         argv = [self.python_path, "-m", "covalent_core.executor.adapter_runner", "run"]
-        with open(directory / STDOUT_FILE, "wb") as out, open(directory / STDERR_FILE, "wb") as err:
+        with (
+            private_open(directory / STDOUT_FILE, "wb") as out,
+            private_open(directory / STDERR_FILE, "wb") as err,
+        ):
             proc = await start_gated(
                 [*argv, str(directory)],
                 directory / STARTED_FILE,

@@ -27,6 +27,7 @@ import cloudpickle
 from ..executor.base import CANCEL_FLAG_FILE, JOB_HANDLE_FILE
 from ..executors import runner
 from ..executors.runner import OUTPUT_REPR_MAX, StepFailed, apply_environment
+from ..permissions import private_open
 
 EXECUTOR_FILE = "executor.pkl"
 PAYLOAD_FILE = "payload.pkl"
@@ -122,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     outcome = asyncio.run(_run(directory))
     partial = directory / (OUTCOME_FILE + ".partial")
-    partial.write_bytes(pickle.dumps(outcome))
+    with private_open(partial, "wb") as fh:
+        fh.write(pickle.dumps(outcome))
     os.replace(partial, directory / OUTCOME_FILE)
     return 0
 

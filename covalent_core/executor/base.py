@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import TaskCancelledError
+from ..permissions import private_open
 
 # Files in the task's directory through which the running executor talks to covalent-core.
 JOB_HANDLE_FILE = "job_handle.json"
@@ -106,8 +107,8 @@ class _AbstractBaseExecutor:
             path = Path(filepath).expanduser()
             if not path.is_absolute():
                 path = Path(results_dir) / dispatch_id / path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a") as fh:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with private_open(path, "a") as fh:
                 fh.write(text)
 
     def get_version_info(self) -> dict[str, Any]:
@@ -129,7 +130,8 @@ class _AbstractBaseExecutor:
         if directory is None:
             return
         partial = directory / (JOB_HANDLE_FILE + ".partial")
-        partial.write_text(json.dumps(handle, default=str))
+        with private_open(partial, "w") as fh:
+            fh.write(json.dumps(handle, default=str))
         os.replace(partial, directory / JOB_HANDLE_FILE)
 
     def _cancel_flag(self) -> bool:

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from .. import config
 from ..errors import ExecutorConfigError, JobLostError
 from ..hookspecs import hookimpl
+from ..permissions import private_open
 from .base import Executor, TaskContext, TaskOutcome
 from .pool import WorkerPool, read_output, reattach_worker, started_at
 from .processes import ProcessHandle, kill_group, kill_leftovers, terminate_first
@@ -206,8 +207,8 @@ class LocalExecutor(Executor):
             path = Path(name).expanduser()
             if not path.is_absolute():
                 path = config.data_dir() / "results" / task.dispatch_id / path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a") as fh:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with private_open(path, "a") as fh:
                 fh.write(read_text(text) or "")
 
     async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:

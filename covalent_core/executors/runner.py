@@ -187,7 +187,7 @@ def pip_install(step: dict[str, Any], target: str | None) -> None:
         if target:
             import fcntl  # one install at a time into a shared target
 
-            with open(target + ".lock", "w") as lock:
+            with open(os.open(target + ".lock", os.O_WRONLY | os.O_CREAT, 0o600), "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 run_command(argv, step["label"])
         else:
@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome = execute(fh.read())
     kill_descendants(os.getpid())
     partial = target + ".partial"
-    with open(partial, "wb") as fh:
+    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
         fh.write(outcome)
         fh.flush()
         os.fsync(fh.fileno())

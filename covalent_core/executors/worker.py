@@ -170,8 +170,8 @@ def _child(
             )
         else:
             # Proof that the task began: without it, a next dispatcher knows it never ran.
-            with contextlib.suppress(OSError), open(os.path.join(directory, STARTED), "wb"):
-                pass
+            with contextlib.suppress(OSError):
+                os.close(os.open(os.path.join(directory, STARTED), os.O_WRONLY | os.O_CREAT, 0o600))
             outcome = execute(payload)
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):

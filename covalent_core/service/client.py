@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import config
 from ..errors import ServiceError
+from ..permissions import private_open
 from ..plugins import check_executor_sections
 from ..status import TERMINAL, Status
 from ..store import open_store
@@ -59,7 +60,7 @@ def start_service() -> None:
     directory = config.service_dir()
     env = config.child_environment()
     env[config.ENV_DB_URL] = config.db_url()
-    with open(directory / "service.out", "ab") as log:
+    with private_open(directory / "service.out", "ab") as log:
         subprocess.Popen(
             [sys.executable, "-m", "covalent_core.service"],
             stdin=subprocess.DEVNULL,

@@ -25,6 +25,7 @@ from .. import config
 from ..cancel_requests import flag_in, request_cancel, task_id_list
 from ..errors import CovalentCoreError
 from ..executors.output import check_stream
+from ..permissions import private_open
 from ..status import CancelReason
 from ..store import open_store
 from . import notifications
@@ -364,11 +365,12 @@ def main() -> int:
     """Entry point of the service process; exits at once if another instance holds the lock."""
     directory = config.service_dir()
     logging.basicConfig(level=logging.INFO, handlers=[log_handler(directory)])
-    lock = open(directory / "lock", "w")  # noqa: SIM115 - held for the process's life
+    lock = private_open(directory / "lock", "r+")  # held for the process's life
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return 0
+    lock.truncate(0)
     lock.write(str(os.getpid()))
     lock.flush()
     try:

@@ -32,6 +32,7 @@ from covalent_core.executors import (
     wait_for_exit,
     wait_until_gone,
 )
+from covalent_core.permissions import private_open
 from covalent_core.plain_pickle import loads_plain
 from covalent_core.serialize import task_payload
 
@@ -214,7 +215,10 @@ class BraketExecutor(Executor):
         env["AMZN_BRAKET_DEVICE_ARN"] = self.device_arn  # as inside a Braket Hybrid Job
         argv = [sys.executable, "-m", "covalent_braket.remote", mode[0], "payload", "outcome"]
         argv += mode[1:]
-        with open(directory / "stdout", "wb") as out, open(directory / "stderr", "wb") as err:
+        with (
+            private_open(directory / "stdout", "wb") as out,
+            private_open(directory / "stderr", "wb") as err,
+        ):
             return await start_gated(
                 argv, directory / "started", cwd=directory, env=env, stdout=out, stderr=err
             )

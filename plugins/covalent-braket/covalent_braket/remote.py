@@ -26,7 +26,7 @@ def record_tasks(path: str) -> None:
 
     def create(*args: object, **kwargs: object) -> AwsQuantumTask:
         task = original(*args, **kwargs)
-        with open(path, "a") as fh:
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as fh:
             fh.write(task.id + "\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -68,7 +68,9 @@ def main(argv: list[str]) -> int:
         outcome = runner.execute(fh.read())
     if mode == "local":
         outcome = run_locally(outcome, argv[4], int(argv[5]))
-    with open(target + ".partial", "wb") as fh:
+    with open(
+        os.open(target + ".partial", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb"
+    ) as fh:
         fh.write(outcome)
     os.replace(target + ".partial", target)
     return 0

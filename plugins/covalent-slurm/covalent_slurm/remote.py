@@ -17,6 +17,9 @@ import subprocess
 import sys
 import time
 
+TASK_UMASK = os.umask(0o077)
+"""The job's umask, for the tasks; this runner's own files are owner-only whatever it is."""
+
 
 def run_one(queue, name, python, done):
     claimed = os.path.join(queue, "." + name + ".claimed")
@@ -35,7 +38,11 @@ def run_one(queue, name, python, done):
         open(os.path.join(task_dir, "stderr"), "wb") as err,
     ):
         code = subprocess.call(
-            [python, "runner.py", "payload", "outcome"], cwd=task_dir, stdout=out, stderr=err
+            [python, "runner.py", "payload", "outcome"],
+            cwd=task_dir,
+            stdout=out,
+            stderr=err,
+            umask=TASK_UMASK,
         )
     with open(done, "a") as fh:
         fh.write(f"{name} {code}\n")

@@ -89,6 +89,7 @@ def monitor(directory, argv, env):
                 stdout=out,
                 stderr=err,
                 env=dict(os.environ, **env),
+                umask=TASK_UMASK,
             )
         job["task_pid"] = proc.pid
         write_atomic(os.path.join(directory, "job.json"), json.dumps(job))
@@ -247,6 +248,11 @@ def check():
     except ImportError:
         sys.stderr.write(f"{sys.executable} cannot import cloudpickle\n")
         sys.exit(3)
+
+
+TASK_UMASK = os.umask(0o077)
+"""The login's umask, for the task; the agent's own files (job, exit code, output) are
+owner-only whatever it is."""
 
 
 def main(argv):
