@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 
 import daemons
-from helpers import cli, wait_for_file, wait_until
+import pytest
+from helpers import cli, wait_for_file, wait_for_handle, wait_until
 
 import covalent_core as ct
 from covalent_core.executors.containment import mechanism
@@ -146,3 +147,45 @@ def test_where_the_machine_gives_cgroups_each_task_is_born_in_a_cgroup_of_its_ow
         assert seen.strip().endswith(f"/{task_cgroup.parent.name}/{task_cgroup.name}")
         assert_cgroup_gone(handle)
     assert handles[0]["cgroup"] != handles[1]["cgroup"]
+
+
+def escape_then_daemon(pid_file: str) -> None:
+    """As root: leave the task's cgroup, then start a daemon with an empty environment (no
+    task marker) in a session of its own, and wait."""
+    import subprocess as _subprocess
+    import time as _time
+
+    with open("/proc/self/cgroup") as fh:
+        mounts = [line for line in fh if line.startswith("0::")]
+    assert mounts, "no cgroup v2 here"
+    with open("/sys/fs/cgroup/unified/cgroup.procs", "w") as fh:  # the root cgroup
+        fh.write(str(os.getpid()))
+    # A shell that ignores SIGTERM, in a session of its own, with no environment at all.
+    daemon = _subprocess.Popen(
+        ["/usr/bin/env", "-i", "/bin/sh", "-c", "trap '' TERM; sleep 600"],
+        start_new_session=True,
+        env={},
+    )
+    _time.sleep(0.5)
+    Path(pid_file).write_text(str(daemon.pid))
+    _time.sleep(600)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or "cgroup" not in mechanism(), reason="needs root and cgroups"
+)
+def test_a_root_task_that_leaves_its_cgroup_is_still_killed_with_all_it_started(tmp_path: Path):
+    task = ct.electron(escape_then_daemon)
+
+    @ct.lattice
+    def flow(pid_file):
+        return task(pid_file)
+
+    pid_file = tmp_path / "daemon.pid"
+    dispatch_id = ct.dispatch(flow)(str(pid_file))
+    pid = daemon_pid(pid_file)
+    handle = wait_for_handle(dispatch_id, 0)
+    assert pid not in cgroup_members(handle["cgroup"]) and not is_dead(pid)
+    ct.cancel(dispatch_id, wait=True, timeout=60)
+    wait_until(lambda: is_dead(pid), 15)
+    assert ct.get_result(dispatch_id).get_node(0).status is ct.Status.CANCELLED
