@@ -73,7 +73,7 @@ def _tick(started_dir: str, index: int) -> int:
     import covalent_core as _ct
 
     open(_os.path.join(started_dir, str(_ct.get_context().node_id)), "w").close()
-    _time.sleep(0.02)
+    _time.sleep(0.01)
     return index
 
 
@@ -85,14 +85,14 @@ def test_cancels_racing_the_ends_of_tasks_never_stop_a_task_nobody_cancelled(tmp
         return [tick(started_dir, i) for i in range(count)]
 
     # Two dispatches share the two default workers. Every task of one of them is cancelled
-    # 0-25 ms after it was seen to start, around the moment it ends (it sleeps 20 ms), while
+    # 0-15 ms after it was seen to start, around the moment it ends (it sleeps 10 ms), while
     # the workers go on to the next tasks of both.
     target_dir, bystander_dir = tmp_path / "target", tmp_path / "bystander"
     target_dir.mkdir()
     bystander_dir.mkdir()
     count = 1000
     target = ct.dispatch(many)(str(target_dir), count)
-    bystander = ct.dispatch(many)(str(bystander_dir), 300)
+    bystander = ct.dispatch(many)(str(bystander_dir), 200)
     rng = random.Random(30)
 
     def cancel_later(node_id: int, delay: float) -> None:
@@ -113,12 +113,10 @@ def test_cancels_racing_the_ends_of_tasks_never_stop_a_task_nobody_cancelled(tmp
             for name in os.listdir(target_dir):
                 if int(name) not in seen:
                     seen.add(int(name))
-                    cancels.append(pool.submit(cancel_later, int(name), rng.uniform(0, 0.025)))
+                    cancels.append(pool.submit(cancel_later, int(name), rng.uniform(0, 0.015)))
             time.sleep(0.002)
-        seen_all = time.monotonic()
         for done in cancels:
             done.result()
-    print(f"seen in {seen_all - began:.1f} s, cancels done in {time.monotonic() - began:.1f} s")
 
     spared = ct.get_result(bystander, wait=True, timeout=300)
     cancelled = ct.get_result(target, wait=True, timeout=300)
@@ -128,5 +126,5 @@ def test_cancels_racing_the_ends_of_tasks_never_stop_a_task_nobody_cancelled(tmp
     assert spared.status is ct.Status.COMPLETED
     for n in cancelled.tasks:
         assert n.status in (ct.Status.COMPLETED, ct.Status.CANCELLED), (n.node_id, n.error)
-    print(f"ended in {time.monotonic() - began:.1f} s")
-    print(Counter((n.status.value, n.cancel_stage) for n in cancelled.tasks))
+    outcomes = Counter((n.status.value, n.cancel_stage) for n in cancelled.tasks)
+    print(f"{count} cancels in {time.monotonic() - began:.1f} s: {dict(outcomes)}")

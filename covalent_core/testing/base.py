@@ -152,11 +152,14 @@ class ConformanceBase:
 
         def handle() -> str | None:
             value = self.task_node(dispatch_id, name).job_handle
-            if value is None or isinstance(value, str):
-                return value
-            return json.dumps(value, sort_keys=True)
+            return None if value is None else self.handle_text(value)
 
         return wait_until(handle, self.task_timeout, f"the job handle of {name} was stored")
+
+    @staticmethod
+    def handle_text(value: Any) -> str:
+        """A node's job handle as the executor stored it (JSON text)."""
+        return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
     def failure(self, result: ct.Result) -> str:
         """Every failed node's error, for assertion messages."""
