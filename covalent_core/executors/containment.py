@@ -118,10 +118,15 @@ CGROUP_DIR = "covalent-core"
 @functools.lru_cache(maxsize=1)
 def cgroup_base() -> str | None:
     """Where task cgroups go (``<our cgroup v2>/covalent-core``), or None if we cannot make
-    them here. Checked once per process, by making one."""
+    them here. Checked once per process, by making one. A process that runs inside a task's
+    cgroup (a task that dispatches, say) uses the base that task's cgroup is in: nothing is
+    made inside a task's cgroup."""
     own = _own_cgroup()
     if own is None:
         return None
+    inside = own.find(f"/{CGROUP_DIR}/{TASK_PREFIX}")
+    if inside >= 0:
+        own = own[:inside]
     for mount in _cgroup2_mounts():
         base = os.path.join(mount, own.lstrip("/"), CGROUP_DIR)
         probe = os.path.join(base, f"probe-{os.getpid()}")
@@ -238,36 +243,56 @@ def subtree(pid: int) -> set[int]:
 
 
 def cgroup_members(path: str) -> set[int]:
-    """The processes in a task's cgroup (none once it is gone)."""
+    """The processes in a task's cgroup and in any cgroup a task made below it (none once
+    it is gone)."""
+    members: set[int] = set()
     try:
         with open(os.path.join(path, "cgroup.procs")) as fh:
-            return {int(line) for line in fh if line.strip()}
+            members.update(int(line) for line in fh if line.strip())
+        children = [e.path for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
     except OSError:
-        return set()
+        return members
+    for child in children:
+        members |= cgroup_members(child)
+    return members
+
+
+def _populated(path: str) -> bool:
+    """True while any process is in the cgroup or below it."""
+    try:
+        with open(os.path.join(path, "cgroup.events")) as fh:
+            return any(line.strip() == "populated 1" for line in fh)
+    except OSError:
+        return bool(cgroup_members(path))
+
+
+def _remove(path: str) -> None:
+    """Remove the cgroup and any a task made below it (the deepest first)."""
+    for directory, _, _ in os.walk(path, topdown=False):
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
 
 
 def kill_cgroup(path: str, timeout: float = 5.0) -> bool:
-    """Kill every process in the task's cgroup and remove it; True once it is gone."""
-    if not os.path.isdir(path):
-        return True
+    """Kill every process in the task's cgroup (and below it) and remove it; True once it is
+    gone."""
     deadline = time.monotonic() + timeout
     kill_file = os.path.join(path, "cgroup.kill")
     while True:
         if not os.path.isdir(path):
             return True
-        members = cgroup_members(path)
-        if not members:
-            with contextlib.suppress(OSError):
-                os.rmdir(path)
-            return not os.path.isdir(path)
-        if time.monotonic() > deadline:
-            return False
-        if os.path.exists(kill_file):
+        if not _populated(path):
+            _remove(path)
+            if not os.path.isdir(path):
+                return True
+        elif os.path.exists(kill_file):
             with contextlib.suppress(OSError), open(kill_file, "w") as fh:
                 fh.write("1")
         else:  # kernels before 5.14: kill each member (they cannot escape the cgroup)
-            kill_all(members)
-        time.sleep(0.005)
+            kill_all(cgroup_members(path))
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
 
 
 def mechanism() -> str:

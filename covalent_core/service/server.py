@@ -51,6 +51,7 @@ class Service:
     def __init__(self, idle_timeout: float, lock: IO[str] | None = None) -> None:
         self.idle_timeout = idle_timeout
         self.lock = lock  # the held lock file: while it is in place, this is the service
+        self.lock_path = config.service_dir() / "lock"
         self.server: asyncio.AbstractServer | None = None
         self.socket_inode: int | None = None
         self.dispatcher = Dispatcher(open_store())
@@ -304,7 +305,7 @@ class Service:
         if self.lock is None:
             return True
         try:
-            return os.stat(self.lock.name).st_ino == os.fstat(self.lock.fileno()).st_ino
+            return os.stat(self.lock_path).st_ino == os.fstat(self.lock.fileno()).st_ino
         except FileNotFoundError:
             return False
 
