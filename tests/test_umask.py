@@ -75,10 +75,14 @@ def test_everything_made_under_umask_000_is_owner_only(tmp_path: Path):
             os.umask(old)
         assert out.returncode == 0, out.stderr[-3000:]
         dispatch_id = out.stdout.split()[-1]
-        # While a task runs: its directory, start mark and output files.
-        started = wait_until(lambda: list(data.glob(f"service/*/tasks/{dispatch_id}-*/started")))
-        assert started and loose(data) == []
-        flag.touch()
+        try:
+            # While a task runs: its directory, start mark and output files.
+            started = wait_until(
+                lambda: list(data.glob(f"service/*/tasks/{dispatch_id}-*/started"))
+            )
+            assert started and loose(data) == []
+        finally:
+            flag.touch()  # the task ends, whatever was found
         result = ct.get_result(dispatch_id, wait=True, timeout=120)
         assert result.status is ct.Status.FAILED
         assert [n.status for n in result.tasks].count(ct.Status.COMPLETED) == 3
