@@ -168,7 +168,7 @@ def test_result_shows_every_node_with_stdout_times_executor_and_handle():
     assert node.stage == "cleanup"  # the last stage it went through
     assert node.started_at <= node.ended_at
     assert set(node.job_handle) == {
-        "host", "pid", "pgid", "start_time", "mark", "cgroup", "parent", "dir"
+        "host", "pid", "pgid", "start_time", "mark", "cgroup", "parent", "dir", "pack"
     }  # fmt: skip
 
 

@@ -104,6 +104,51 @@ def interpreter_error(
     )
 
 
+class Batch:
+    """Tasks of one dispatch that the dispatcher admitted together to one slot of their
+    executor, to run as one pack (see :attr:`Executor.pack_size`).
+
+    Each member arrives at its executor's ``run`` on its own; the pack forms once every
+    member that is still going has arrived (those cancelled or failed before it leave)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.holding = size
+        """Members still holding the slot (it is free again once none does)."""
+        self._arrived: list[Any] = []
+        self._form: Callable[[list[Any]], None] | None = None
+        self._left: set[int] = set()
+
+    def arrive(self, member: Any, form: Callable[[list[Any]], None]) -> None:
+        """``member`` is ready to run; ``form(members)`` is called once all have come."""
+        self._arrived.append(member)
+        self._form = form
+        self._check()
+
+    def leave(self, key: int) -> None:
+        """The member ``key`` (a node id) will not arrive (it ended before its run stage),
+        or has arrived and is taken back (cancelled before its pack formed)."""
+        if key in self._left:
+            return
+        self._left.add(key)
+        self.size -= 1
+        self._check()
+
+    def depart(self, member: Any, key: int) -> bool:
+        """Take back ``member``, which arrived, if its pack has not formed; True if so."""
+        if member not in self._arrived:
+            return False
+        self._arrived.remove(member)
+        self.leave(key)
+        return True
+
+    def _check(self) -> None:
+        if self._form is not None and self._arrived and len(self._arrived) >= self.size:
+            members, self._arrived = self._arrived, []
+            form, self._form = self._form, None
+            form(members)
+
+
 @dataclass
 class TaskContext:
     """One task on its way through the stages; executors read and fill it in.
@@ -132,6 +177,8 @@ class TaskContext:
         default=None, repr=False
     )
     """Given by the dispatcher: pickles the task (executors call :meth:`build_payload`)."""
+    batch: Batch | None = field(default=None, repr=False)
+    """The tasks admitted with this one to run as one pack (None: it runs alone)."""
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -283,6 +330,12 @@ class Executor:
     def concurrency_for(cls, config: dict[str, Any]) -> int:
         """How many tasks with this configuration may run at once; default ``max_concurrency``."""
         return cls.max_concurrency
+
+    @classmethod
+    def pack_size(cls, config: dict[str, Any]) -> int:
+        """The most tasks of one dispatch that one slot takes together, as one pack (handed
+        to ``run`` with a :class:`Batch` in ``task.batch``); default 1: no packs."""
+        return 1
 
     @property
     def config(self) -> dict[str, Any]:

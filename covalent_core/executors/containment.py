@@ -202,14 +202,28 @@ def join_cgroup(path: str, attempts: int = 3) -> bool:
     return False
 
 
-def freeze(path: str, frozen: bool) -> bool:
+def freeze(path: str, frozen: bool, *, wait: bool = False, timeout: float = 1.0) -> bool:
     """Freeze (or thaw) every process in the cgroup: a frozen process cannot fork, exit or
-    move, so what a task runs holds still while it is collected. False if not possible."""
+    move, so what a task runs holds still while it is collected. False if not possible.
+
+    ``wait``: return once every process is frozen (the kernel freezes them one by one), for
+    a reader that must see the processes hold still (or after ``timeout`` s regardless)."""
     try:
         with open(os.path.join(path, "cgroup.freeze"), "w") as fh:
             fh.write("1" if frozen else "0")
     except OSError:
         return False
+    if frozen and wait:
+        deadline = time.monotonic() + timeout
+        events = os.path.join(path, "cgroup.events")
+        while time.monotonic() < deadline:
+            try:
+                with open(events) as fh:
+                    if "frozen 1" in fh.read():
+                        break
+            except OSError:
+                break
+            time.sleep(0.0002)
     return True
 
 

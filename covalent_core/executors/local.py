@@ -1,10 +1,13 @@
-"""The built-in local executor: each task in a warm worker process that is its own process group.
+"""The built-in local executor: tasks run in processes forked by warm workers.
 
-Workers are started on demand and reused, so a task costs no interpreter start-up; each still
-runs alone in its worker, and cancelling it kills that worker's whole process group (SIGTERM,
-a grace period, then SIGKILL). The worker is then replaced. A worker is not the dispatcher's
-child in any way that matters: when the dispatcher dies, the task runs on, leaves its outcome
-in its directory (:func:`covalent_core.config.tasks_dir`) and the next dispatcher collects it.
+Workers are started on demand and reused, so a task costs no interpreter start-up. Each task
+runs in a process a worker forked for it, or for a pack of tasks of its dispatch (see
+:mod:`.pool` and :mod:`.pack`), in a process group and cgroup of that process's own;
+cancelling a task kills that process (SIGTERM, a grace period, then SIGKILL) while it runs
+the task, and withdraws the task if it has not started. A worker is not the dispatcher's
+child in any way that matters: when the dispatcher dies, the tasks run on, leave their
+outcomes in their directories (:func:`covalent_core.config.tasks_dir`) and the next
+dispatcher collects them.
 """
 
 from __future__ import annotations
@@ -25,14 +28,16 @@ from .. import config
 from ..errors import ExecutorConfigError, JobLostError
 from ..hookspecs import hookimpl
 from ..permissions import private_open
+from . import containment
 from .base import Executor, TaskContext, TaskOutcome
-from .pool import WorkerPool, read_output, reattach_worker, started_at
+from .pool import PACK_MAX, WorkerPool, read_output, reattach_worker, started_at
 from .processes import ProcessHandle, kill_group, kill_leftovers, terminate_first
+from .protocol import TASK_FILES
 from .values import read_text
-from .worker import TASK_FILES
 
 logger = logging.getLogger(__name__)
 
+ISOLATIONS = ("pack", "task")
 DEPS = "deps"
 """Under the data directory: with ``isolate_deps``, one directory of packages per dispatch."""
 
@@ -52,6 +57,10 @@ class LocalExecutor(Executor):
     effect, as in Covalent. ``isolate_deps``: a task's ``DepsPip`` packages go into a
     directory of its dispatch's own (``deps/DISPATCH_ID`` under the data directory, first on
     the task's import path) rather than into the environment the workers run in.
+    ``isolation``: ``"pack"`` (default) lets tasks of one dispatch run one after another in
+    one forked process when more are ready than workers are free, the process reset between
+    them (:mod:`.pack`; only the module state of user code carries over, as in Covalent and
+    Dask); ``"task"`` forks a fresh process for every task.
     """
 
     short_name: ClassVar[str] = "local"
@@ -71,8 +80,15 @@ class LocalExecutor(Executor):
         time_limit: float = -1,
         retries: int = 0,
         isolate_deps: bool = False,
+        isolation: str = "pack",
     ) -> None:
         super().__init__()
+        if isolation not in ISOLATIONS:
+            raise ExecutorConfigError(
+                f"isolation must be 'pack' (tasks of a dispatch may share a process, reset "
+                f"between them) or 'task' (a fresh process for each), not {isolation!r}"
+            )
+        self.isolation = isolation
         max_workers = default_workers() if max_workers is None else max_workers
         if max_workers < 1:
             raise ExecutorConfigError(f"max_workers must be at least 1, not {max_workers}")
@@ -87,14 +103,22 @@ class LocalExecutor(Executor):
         self.time_limit = time_limit
         self.retries = retries
         self.isolate_deps = isolate_deps
-        self.pool = WorkerPool(self.python_path, max_workers)
+        self.pool = WorkerPool(self.python_path, max_workers, packing=isolation == "pack")
         self._tasks_dir: Path | None = None
         self._remover = DirectoryRemover()
 
     @classmethod
     def concurrency_for(cls, config: dict[str, Any]) -> int:
-        """One task per worker: ``max_workers``."""
+        """One pack per worker: ``max_workers``."""
         return int(config.get("max_workers") or default_workers())
+
+    @classmethod
+    def pack_size(cls, config: dict[str, Any]) -> int:
+        """Up to :data:`~.pool.PACK_MAX` tasks per pack; one with ``isolation="task"`` (or
+        where a pack cannot be contained: no cgroups)."""
+        if config.get("isolation", "pack") != "pack" or containment.cgroup_base() is None:
+            return 1
+        return PACK_MAX
 
     async def pickle(self, task: TaskContext) -> None:
         """The payload, set to run in ``workdir`` when one is configured."""
@@ -122,11 +146,19 @@ class LocalExecutor(Executor):
         directory = task.state["dir"] = self.task_dir(task)
 
         async def started(handle: ProcessHandle) -> None:
+            task.check_cancelled("run")  # (queued meanwhile): never started, no handle
             task.state["handle"] = handle  # for cleanup, which need not parse it again
-            await task.set_job_handle({**handle.to_dict(), "dir": str(directory)})
+            await task.set_job_handle(handle.to_dict())
             task.check_cancelled("run")
 
-        running = self.pool.run(task.payload, directory, started, kill_grace=self.cancel_grace)
+        running = self.pool.run(
+            task.payload,
+            directory,
+            started,
+            kill_grace=self.cancel_grace,
+            batch=task.batch,
+            key=task.node_id,
+        )
         if self.time_limit is None or self.time_limit <= 0:
             task.state["outcome"] = await running
             return

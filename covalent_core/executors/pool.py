@@ -1,46 +1,68 @@
-"""Warm worker processes that run task payloads, each in its own killable process group.
+"""Warm worker processes that run tasks in packs, each pack a killable process of its own.
 
 A worker is a Python interpreter that has already started (and imported what earlier tasks
-imported), so a task costs no start-up. Each runs one task at a time, in its own session;
-killing its group stops the task, and the pool replaces the worker. Used by the local
-executor, and by executors that run user code locally (building a quantum program, say).
+imported), so a task costs no start-up. For each pack of tasks it forks a process of its
+own (its own process group and cgroup) that runs them one after the other (see
+:mod:`.pack`). A pack is one task, or the tasks of one :class:`~.base.Batch` (the
+dispatcher admits tasks of one dispatch together when more are ready than workers are
+free); packs wait in the pool's queue until a worker is free. Used by the local executor,
+and by executors that run user code locally (building a quantum program, say).
 
-Every task is given a directory of its own, where the worker marks that it started and
-leaves the outcome: a task whose dispatcher died finishes there, and :func:`reattach_worker`
-collects it later.
+Every task is given a directory of its own, where its pack marks that it started and
+leaves its outcome: a task whose dispatcher died finishes there, and
+:func:`reattach_worker` collects it later. A task's job handle names its pack's process,
+which runs it only while the directory says so: a cancel that comes before it started
+withdraws it, one that comes after it ended signals nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
+import dataclasses
 import itertools
 import pickle
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import config
 from ..errors import JobLostError
 from . import containment
-from .base import TaskOutcome
+from .base import Batch, TaskOutcome
 from .processes import ProcessHandle, describe_exit, kill_group
+from .protocol import GO, HEADER, OUTCOME, STARTED, STDERR, STDOUT, TaskState, frame, task_state
 from .values import keep_big_text
-from .worker import GO, HEADER, OUTCOME, STARTED, STDERR, STDOUT
 
-# How often a re-attached task's process is looked at, at first and at most.
 INLINE_READ_MAX = 1 << 20  # outcome files up to this size are read on the event loop
+# How often a re-attached task's process is looked at, at first and at most.
 REATTACH_POLL_START = 0.02
 REATTACH_POLL_MAX = 0.5
+PACK_MAX = 32
+"""The most tasks one pack runs."""
+
+Started = Callable[[ProcessHandle], Awaitable[None]]
 
 
 class WorkerDiedError(Exception):
-    """The worker process ended while running a task."""
+    """The worker process ended while running a pack."""
 
     def __init__(self, returncode: int | None) -> None:
         self.returncode = returncode
         super().__init__(describe_exit(returncode))
+
+
+@dataclass(eq=False)
+class PoolTask:
+    """A task given to the pool: queued, then in a pack, then done (its ``future``)."""
+
+    payload: bytes
+    directory: Path
+    started: Started | None
+    future: asyncio.Future[TaskOutcome]
+    handle: ProcessHandle | None = field(default=None)
 
 
 class Worker:
@@ -49,44 +71,16 @@ class Worker:
         self.handle = handle
         self._ready: tuple[str, int, float, str | None] | None = None
 
-    async def next_process(self, mark: str) -> ProcessHandle:
-        """The handle of the process the worker forked for its next task (that task's alone:
-        its own PID, process group and cgroup), marked ``mark``."""
+    async def next_process(self) -> tuple[int, float, str | None]:
+        """The PID, start time and cgroup of the process the worker forked for its next pack."""
         if self._ready is None:
-            self._ready = await self._receive()
+            self._ready = await self.receive()
         _, pid, start_time, cgroup = self._ready
         self._ready = None
-        return ProcessHandle(
-            host=self.handle.host,
-            pid=pid,
-            pgid=pid,
-            start_time=start_time,
-            mark=mark,
-            cgroup=cgroup,
-            parent=self.handle.pid,
-        )
+        return pid, start_time, cgroup
 
-    async def prepare(self, payload: bytes, directory: Path, mark: str) -> None:
-        """Send the task: its process makes its directory and files, and waits for :meth:`run`."""
-        await self._send((payload, str(directory), mark))
-
-    async def run(self, directory: Path) -> TaskOutcome:
-        """Let the prepared task run; its outcome."""
-        await self._send(GO)
-        answer = await self._receive()
-        if answer[0] == "died":
-            if (directory / OUTCOME).exists():  # written, then it could not say so
-                return await read_outcome_soon(directory)
-            return TaskOutcome.died(
-                f"the task's process ended without an outcome: {describe_exit(answer[1])}",
-                *read_output(directory),
-            )
-        _, outcome, stdout, stderr = answer
-        if outcome is None:
-            return await read_outcome_soon(directory)
-        return TaskOutcome.from_runner(outcome, *read_output(directory, stdout, stderr))
-
-    async def _receive(self) -> Any:
+    async def receive(self) -> Any:
+        """The worker's next frame."""
         assert self.proc.stdout is not None
         try:
             header = await self.proc.stdout.readexactly(HEADER.size)
@@ -95,11 +89,11 @@ class Worker:
         except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError):
             raise WorkerDiedError(await self.proc.wait()) from None
 
-    async def _send(self, message: Any) -> None:
+    async def send(self, message: Any) -> None:
+        """Send the worker one frame."""
         assert self.proc.stdin is not None
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         try:
-            self.proc.stdin.write(HEADER.pack(len(data)) + data)
+            self.proc.stdin.write(frame(message))
             await self.proc.stdin.drain()
         except (ConnectionError, BrokenPipeError):
             raise WorkerDiedError(await self.proc.wait()) from None
@@ -108,8 +102,8 @@ class Worker:
         return self.proc.returncode is None
 
     async def stop(self) -> None:
-        """End the worker (it ends the child it forked ahead and removes that one's cgroup);
-        killed, with what it runs, if it does not end within 2 s."""
+        """End the worker (it ends the process it forked ahead and removes that one's
+        cgroup); killed, with what it runs, if it does not end within 2 s."""
         if self.proc.returncode is None:
             assert self.proc.stdin is not None
             self.proc.stdin.close()
@@ -121,16 +115,107 @@ class Worker:
 
 
 class WorkerPool:
-    """Up to ``max_workers`` warm workers (``python -m covalent_core.executors.worker``)."""
+    """Up to ``max_workers`` warm workers (``python -m covalent_core.executors.worker``);
+    ``packing``: the tasks of a batch share a process (else one process per task)."""
 
-    def __init__(self, python_path: str, max_workers: int = 16) -> None:
+    def __init__(self, python_path: str, max_workers: int = 16, *, packing: bool = True) -> None:
         self.python_path = python_path
         self.max_workers = max_workers
+        self.packing = packing and containment.cgroup_base() is not None
+        self._queue: collections.deque[list[PoolTask]] = collections.deque()
+        """Packs waiting for a worker."""
         self._idle: list[Worker] = []
         self._busy: set[Worker] = set()
+        self._spawning = 0
         self._marks = itertools.count()
-        self._stopping: set[asyncio.Future[None]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
         self._mark_prefix = uuid.uuid4().hex[:16]  # with a counter: unique, no syscall per task
+
+    async def run(
+        self,
+        payload: bytes,
+        directory: Path,
+        started: Started | None = None,
+        kill_grace: float = 1.0,
+        *,
+        batch: Batch | None = None,
+        key: int = 0,
+    ) -> TaskOutcome:
+        """Run ``payload`` in a warm worker; ``started(handle)`` is awaited before it starts.
+
+        ``directory`` (made by the task's process, owner-only) receives the task's start
+        mark and outcome; the caller removes it. The task's process gets the payload at once
+        and prepares, but runs it only once ``started`` returned, so a task never runs
+        unless its handle was stored (if ``started`` raises, this raises it once the task's
+        process has given the task up: what it made is there for the caller to remove).
+        ``batch``: the tasks to run with this one as one pack, once all have come (``key``:
+        this task's in it). If the caller is cancelled, the task is taken back from its
+        batch or the queue, withdrawn from its pack, or, while it runs, killed with every
+        process it started.
+        """
+        task = PoolTask(payload, directory, started, asyncio.get_running_loop().create_future())
+        if batch is not None and batch.size > 1 and self.packing:
+            batch.arrive(task, self._enqueue)
+        else:
+            self._enqueue([task])
+        try:
+            return await asyncio.shield(task.future)
+        except asyncio.CancelledError:
+            if batch is not None and batch.depart(task, key):
+                pass
+            elif any(task in pack for pack in self._queue):
+                for pack in self._queue:
+                    if task in pack:
+                        pack.remove(task)
+                self._queue = collections.deque(pack for pack in self._queue if pack)
+            elif task.handle is not None and not task.future.done():
+                await asyncio.to_thread(kill_group, task.handle, kill_grace)
+            raise
+
+    def _enqueue(self, tasks: list[PoolTask]) -> None:
+        self._queue.append(tasks)
+        self._pump()
+
+    # -- running packs ------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Give queued packs to free workers (starting workers up to ``max_workers``)."""
+        while self._queue:
+            spare = self.max_workers - len(self._idle) - len(self._busy) - self._spawning
+            if not self._idle and spare <= 0:
+                return
+            tasks = self._queue.popleft()
+            if self._idle:
+                worker = self._idle.pop()
+                if not worker.alive():
+                    self._queue.appendleft(tasks)
+                    self._retire(worker)
+                    continue
+                self._busy.add(worker)
+                self._start(self._run_pack(worker, tasks))
+            else:
+                self._spawning += 1
+                self._start(self._spawn_and_run(tasks))
+
+    def _start(self, coroutine: Awaitable[Any]) -> None:
+        future = asyncio.ensure_future(coroutine)
+        self._background.add(future)
+        future.add_done_callback(self._background.discard)
+
+    async def _spawn_and_run(self, tasks: list[PoolTask]) -> None:
+        try:
+            if not self._idle and not self._busy:
+                await asyncio.to_thread(containment.sweep_task_cgroups)  # of exited workers
+            worker = await self._spawn()
+        except BaseException as exc:
+            for task in tasks:
+                if not task.future.done():
+                    task.future.set_exception(exc)
+            raise
+        finally:
+            self._spawning -= 1
+        self._busy.add(worker)
+        await self._run_pack(worker, tasks)
 
     async def _spawn(self) -> Worker:
         env = config.child_environment()
@@ -150,18 +235,109 @@ class WorkerPool:
         )
         return Worker(proc, ProcessHandle.of(proc.pid))
 
-    async def _acquire(self) -> Worker:
-        while self._idle:
-            worker = self._idle.pop()
-            if worker.alive():
-                self._busy.add(worker)
-                return worker
-            await worker.stop()  # died while idle: its cgroup goes too
-        if not self._idle and not self._busy:
-            await asyncio.to_thread(containment.sweep_task_cgroups)  # of exited workers
-        worker = await self._spawn()
-        self._busy.add(worker)
-        return worker
+    # -- running a pack -----------------------------------------------------------------
+
+    async def _run_pack(self, worker: Worker, tasks: list[PoolTask]) -> None:
+        """Run ``tasks`` as one pack on ``worker``, settling each task's future."""
+        pending = dict(enumerate(tasks))
+        try:
+            pid, start_time, cgroup = await worker.next_process()
+            for task in tasks:
+                task.handle = ProcessHandle(
+                    host=worker.handle.host, pid=pid, pgid=pid, start_time=start_time,
+                    mark=f"{self._mark_prefix}{next(self._marks):x}", cgroup=cgroup,
+                    parent=worker.handle.pid, dir=str(task.directory), pack=len(tasks) > 1,
+                )  # fmt: skip
+            await worker.send(
+                ("tasks", [(t.payload, str(t.directory), t.handle.mark) for t in tasks])  # type: ignore[union-attr]
+            )
+            # The tasks' processes prepare while their handles are stored (in one commit).
+            stored = await asyncio.gather(*(_store(t) for t in tasks), return_exceptions=True)
+            refused = {i: r for i, r in enumerate(stored) if isinstance(r, BaseException)}
+            if len(refused) == len(tasks):
+                # Nothing of this pack runs: its process is ended now rather than waited
+                # for (however slow it is), so that it can make nothing after the callers
+                # cleaned up.
+                alone = dataclasses.replace(tasks[0].handle, pack=False)  # type: ignore[arg-type]
+                await asyncio.to_thread(kill_group, alone, 0.2)
+                for index, exc in refused.items():
+                    pending.pop(index).future.set_exception(exc)
+            await worker.send((GO, sorted(refused)))
+            unrun: list[PoolTask] = []
+            while True:
+                answer = await worker.receive()
+                kind = answer[0]
+                if kind == "ended":
+                    for index in answer[1]:  # never started: they go back to the queue
+                        task = pending.pop(index, None)
+                        if task is not None and not task.future.done():
+                            task.handle = None
+                            unrun.append(task)
+                    if unrun:
+                        self._queue.appendleft(unrun)
+                    break
+                task = pending.pop(answer[1], None)
+                if task is None or task.future.done():
+                    continue
+                if kind == "done":
+                    _, _, outcome, stdout, stderr = answer
+                    if outcome is None:
+                        result = await read_outcome_soon(task.directory)
+                    else:
+                        result = TaskOutcome.from_runner(
+                            outcome, *read_output(task.directory, stdout, stderr)
+                        )
+                    task.future.set_result(result)
+                elif kind == "withdrawn" and answer[1] in refused:
+                    task.future.set_exception(refused[answer[1]])
+                elif kind == "withdrawn":
+                    task.future.set_result(
+                        TaskOutcome.died("the task was cancelled before it started")
+                    )
+                else:  # died
+                    task.future.set_result(
+                        TaskOutcome.died(
+                            "the task's process ended without an outcome: "
+                            f"{describe_exit(answer[2])}",
+                            *read_output(task.directory),
+                        )
+                    )
+        except WorkerDiedError as exc:
+            self._busy.discard(worker)
+            for task in pending.values():
+                self._start(self._after_worker_died(task, exc))
+            pending.clear()
+        except BaseException as exc:  # the pool is closing
+            self._retire(worker)
+            for task in pending.values():
+                if not task.future.done():
+                    task.future.set_exception(exc)
+            raise
+        else:
+            self._release(worker)
+        finally:
+            self._pump()
+
+    async def _after_worker_died(self, task: PoolTask, exc: WorkerDiedError) -> None:
+        """The worker was killed from outside: its pack's process runs on, so each of its
+        tasks is waited for by its handle, as after a dispatcher's death; one that never
+        started goes back to the queue."""
+        if task.future.done():
+            return
+        outcome = None
+        if task.handle is not None:
+            try:
+                outcome = await reattach_worker(task.handle, task.directory)
+            except JobLostError as lost:
+                outcome = TaskOutcome.died(f"{exc} while running the task ({lost})")
+        if task.future.done():
+            return
+        if outcome is None:
+            task.handle = None
+            self._queue.appendleft([task])
+            self._pump()
+        else:
+            task.future.set_result(outcome)
 
     def _release(self, worker: Worker) -> None:
         """Back to the idle ones, unless it was retired or has died."""
@@ -170,59 +346,12 @@ class WorkerPool:
             if worker.alive():
                 self._idle.append(worker)
 
-    async def run(
-        self,
-        payload: bytes,
-        directory: Path,
-        started: Callable[[ProcessHandle], Awaitable[None]] | None = None,
-        kill_grace: float = 1.0,
-    ) -> TaskOutcome:
-        """Run ``payload`` in a warm worker; ``started(handle)`` is awaited before it starts.
-
-        ``directory`` (made by the task, owner-only) receives the task's start mark and
-        outcome; the caller removes it. The task's process gets the payload at once and
-        prepares, but runs it only once ``started`` returned, so a task never runs unless its
-        handle was stored (if ``started`` raises, the worker is replaced, and the task's
-        process has ended when this raises: what it made is there for the caller to remove).
-        If the caller is cancelled while the task runs, the task's process and every process
-        it started are killed (never its worker's next task: the handle is the task's own).
-        """
-        worker = await self._acquire()
-        mark = f"{self._mark_prefix}{next(self._marks):x}"
-        try:
-            handle = await worker.next_process(mark)
-            # The task's process prepares (directory, files) while ``started`` stores the handle.
-            await worker.prepare(payload, directory, mark)
-            if started is not None:
-                await started(handle)
-        except BaseException as exc:
-            # Its prepared task never runs: the worker closes it and exits on end of input.
-            # That exit is waited for: the task's process may not have made its directory
-            # yet, and must not make it after the caller's cleanup removed it.
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(self._retire(worker))
-            if isinstance(exc, WorkerDiedError):
-                return TaskOutcome.died(str(exc))
-            raise
-        try:
-            return await worker.run(directory)
-        except WorkerDiedError as exc:
-            return TaskOutcome.died(str(exc))
-        except asyncio.CancelledError:
-            # The task's own process is killed; its worker, which still has to say so, is
-            # replaced rather than waited for.
-            await asyncio.to_thread(kill_group, handle, kill_grace)
-            self._retire(worker)
-            raise
-        finally:
-            self._release(worker)
-
     def _retire(self, worker: Worker) -> asyncio.Future[None]:
         """Take ``worker`` out of the pool and stop it in the background; the stopping."""
         self._busy.discard(worker)
         stopping = asyncio.ensure_future(worker.stop())
-        self._stopping.add(stopping)
-        stopping.add_done_callback(self._stopping.discard)
+        self._background.add(stopping)
+        stopping.add_done_callback(self._background.discard)
         return stopping
 
     def runs(self, pid: int | None) -> bool:
@@ -234,12 +363,27 @@ class WorkerPool:
         count = min(count, self.max_workers) - len(self._idle) - len(self._busy)
         if count > 0:
             self._idle.extend(await asyncio.gather(*(self._spawn() for _ in range(count))))
+            self._pump()
 
     async def close(self) -> None:
         """Stop every worker."""
         workers = self._idle + list(self._busy)
         self._idle, self._busy = [], set()
-        await asyncio.gather(*(w.stop() for w in workers), *self._stopping, return_exceptions=True)
+        for pack in self._queue:
+            for task in pack:
+                if not task.future.done():
+                    task.future.cancel()
+        self._queue.clear()
+        await asyncio.gather(
+            *(w.stop() for w in workers), *self._background, return_exceptions=True
+        )
+
+
+async def _store(task: PoolTask) -> None:
+    """Store the task's handle (its ``started`` callback), before its process may run it."""
+    if task.started is not None:
+        assert task.handle is not None
+        await task.started(task.handle)
 
 
 def read_output(
@@ -278,7 +422,10 @@ async def read_outcome_soon(directory: Path) -> TaskOutcome:
 
 
 def started_at(directory: Path) -> float | None:
-    """When the worker began the task in ``directory`` (None: it never did)."""
+    """When the worker began the task in ``directory`` (None: it never did, or it was
+    withdrawn before it started)."""
+    if task_state(str(directory)) is TaskState.WITHDRAWN:
+        return None
     try:
         return (directory / STARTED).stat().st_mtime
     except FileNotFoundError:

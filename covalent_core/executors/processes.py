@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 import psutil
 
 from . import containment
+from .protocol import WITHDRAWN, TaskState, mark_file, task_state
 
 # Two readings of one process's start time differ by far less than this; a reused PID
 # started at least a clock tick later.
@@ -34,6 +35,11 @@ class ProcessHandle:
     """The task's own cgroup, where this machine gives one."""
     parent: int | None = None
     """The warm worker that forked the task's process and cleans up after it, if one did."""
+    dir: str | None = None
+    """The task's directory (start mark, outcome), when it has one."""
+    pack: bool = False
+    """The process runs a pack of tasks one after another: ``dir`` tells whether it runs
+    this one now (see :mod:`.protocol`), and only then may it be signalled."""
 
     def to_dict(self) -> dict[str, object]:
         """The handle as a JSON-ready dict."""
@@ -48,6 +54,8 @@ class ProcessHandle:
             mark=data.get("mark"),
             cgroup=data.get("cgroup"),
             parent=data.get("parent"),
+            dir=data.get("dir"),
+            pack=bool(data.get("pack", False)),
         )
 
     def alive(self) -> bool:
@@ -149,14 +157,29 @@ def strike(handle: ProcessHandle, sig: int = signal.SIGTERM) -> dict[int, int] |
     own = same_process(handle)
     if not own and not (handle.cgroup and os.path.isdir(handle.cgroup)):
         return None
-    frozen = bool(handle.cgroup) and containment.freeze(handle.cgroup, True)
+    frozen = bool(handle.cgroup) and containment.freeze(handle.cgroup, True, wait=handle.pack)
     try:
+        if handle.pack and not _runs_now(handle):
+            return {}  # it ended, or will never start: its process runs other tasks
         collected = _collect(handle, own)
         _signal_all(handle.pgid if own else None, collected, sig)
     finally:
         if frozen:
             containment.freeze(handle.cgroup, False)  # type: ignore[arg-type]
     return collected
+
+
+def _runs_now(handle: ProcessHandle) -> bool:
+    """For a task of a pack, read while the pack's process is frozen: True if the process
+    runs this task now (or is about to: it has marked it started). A task it has not come to
+    is withdrawn here, so that it never starts; one that ended is left alone."""
+    assert handle.dir is not None
+    state = task_state(handle.dir)
+    if state is TaskState.WAITING:
+        with contextlib.suppress(OSError):
+            mark_file(handle.dir, WITHDRAWN)
+        return False
+    return state is TaskState.RUNNING
 
 
 def terminate_first(handle: ProcessHandle) -> dict[int, int] | None:

@@ -1,28 +1,26 @@
-"""A warm worker of the local executor: a parent with the imports done that forks each task.
+"""A warm worker of the local executor: a parent with the imports done that forks each pack.
 
-Started in its own session. Frames are an 8-byte big-endian length and a pickle; only this
-parent speaks them, never a process that ran user code. For each task the worker forks a
-child ahead of need and tells the dispatcher ``("ready", pid, start time, cgroup)``: that
-child is the task's own process (its own process group, the subreaper of what the task
-starts, alone in a new cgroup where the machine gives one; see :mod:`.containment`), and
-those three are the task's job handle, so that a cancel can never reach the worker or the
-task it runs next. The dispatcher sends ``(payload, directory, mark)``, then ``"go"`` once
-it has stored the handle. The child starts clean (nothing of an earlier task: environment,
-working directory, signal handlers, socket defaults, module state, standard streams). On the
-first frame it makes ``directory`` and sends its output and errors to ``directory/stdout``
-and ``stderr`` (while the dispatcher commits the handle); on ``go`` it marks
-``directory/started``, runs the task and writes the outcome to ``directory/outcome``
-(atomically). Without ``go`` (the dispatcher closed the pipe) the task never runs, and the
-child removes the directory it made. The worker answers ``("done", outcome, stdout,
-stderr)`` as soon as the child reports, with what is small inline (None: read it from its
-file), then waits for the child's exit and kills whatever the task left running (its cgroup,
-which it removes; and what was re-parented to the worker, which carries ``mark``) before it
-forks the next child. If the child could not write the file (a full disk) the outcome comes
-inline whatever its size; if the child died without one: ``("died", exit status)``.
+Started in its own session. For each pack of tasks (see :mod:`.pack`; one task unless the
+executor packs) the worker forks a process ahead of need and tells the dispatcher
+``("ready", pid, start time, cgroup)``: that process is the pack's own (its own process
+group, the subreaper of what its tasks start, alone in a new cgroup where the machine gives
+one; see :mod:`.containment`), and those three, with each task's mark and directory, are the
+tasks' job handles, so that nothing done with a handle can reach the worker or another pack.
+The dispatcher sends ``("tasks", [(payload, directory, mark), ...])``, then ``("go", skip)``
+once it has stored the handles (``skip``: the indices whose handle could not be stored,
+which never run). The pack's process prepares the directories while the handles are stored.
 
-The outcome lives in a file so that a task outlives the dispatcher: when the service dies
-the worker waits for its task, cleans up after it and exits on the closed pipe, and the next
-service reads the file (see :func:`covalent_core.executors.pool.reattach_worker`).
+The worker forwards each task's report as it comes: ``("done", index, outcome, stdout,
+stderr)`` (each bytes, or None: read it from its file), ``("withdrawn", index)`` (a cancel
+came first), or ``("died", index, exit status)`` if the process died while running it. Once
+the process has ended it kills whatever the pack left running (its cgroup, which it removes,
+and what was re-parented to the worker) and says ``("ended", unrun)``: the indices that
+never started (the process was killed, or could not be reset for them), which the
+dispatcher sends again. The next pack's process is forked after that.
+
+Outcomes live in files so that tasks outlive the dispatcher: when the service dies the worker
+lets its pack run to its end, cleans up after it and exits on the closed pipe, and the next
+service reads the files (see :func:`covalent_core.executors.pool.reattach_worker`).
 """
 
 from __future__ import annotations
@@ -30,176 +28,28 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import pickle
 import select
-import struct
 import sys
 import time
-from collections.abc import Callable
 from typing import IO, Any
 
 import psutil
 
 from covalent_core.executors import containment
-from covalent_core.executors.runner import describe, execute, failure
-
-HEADER = struct.Struct(">Q")
-REPORT = struct.Struct(">qqq")  # a task's report: sizes of its outcome, stdout and stderr
-INLINE_MAX = 1 << 20  # an outcome up to this size comes with the report
-INLINE_STREAM_MAX = 1 << 16  # as does stdout or stderr up to this size
-STARTED = "started"
-OUTCOME = "outcome"
-STDOUT = "stdout"
-STDERR = "stderr"
-TASK_FILES = (STARTED, OUTCOME, STDOUT, STDERR)
-"""The files a task's directory holds (more only if something else wrote there)."""
-
-
-def read_frame(stream: IO[bytes]) -> Any:
-    """Read one frame, or return None at end of stream."""
-    header = stream.read(HEADER.size)
-    if len(header) < HEADER.size:
-        return None
-    (size,) = HEADER.unpack(header)
-    chunks, remaining = [], size
-    while remaining:
-        chunk = stream.read(min(remaining, 1 << 20))
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return pickle.loads(b"".join(chunks))
-
-
-def write_frame(stream: IO[bytes], message: Any) -> None:
-    """Write one frame and flush it."""
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(HEADER.pack(len(data)) + data)
-    stream.flush()
-
-
-def write_outcome(directory: str, outcome: bytes) -> bool:
-    """Write the task's outcome file atomically (owner-only); False if it could not be."""
-    path = os.path.join(directory, OUTCOME)
-    try:
-        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "wb") as fh:
-            fh.write(outcome)
-        os.rename(path + ".tmp", path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(path + ".tmp")
-        return False
-    return True
-
-
-def _make_directory(directory: str) -> bool:
-    """Make the task's directory (owner-only); True if this process made it."""
-    try:
-        os.mkdir(directory, 0o700)
-    except FileExistsError:
-        return False  # another attempt at this task made it (one that never started, say)
-    except FileNotFoundError:
-        os.makedirs(directory, 0o700, exist_ok=True)
-    return True
-
-
-def _unmake(directory: str) -> None:
-    """Remove what this process made for a task that will not run: its own output files (not
-    ones another attempt made under those names since) and the directory, if that is empty."""
-    for fd, name in ((1, STDOUT), (2, STDERR)):
-        path = os.path.join(directory, name)
-        with contextlib.suppress(OSError):
-            ours, there = os.fstat(fd), os.lstat(path)
-            if (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino):
-                os.unlink(path)
-    with contextlib.suppress(OSError):
-        os.rmdir(directory)
-
-
-def _capture(directory: str, name: str, fd: int) -> None:
-    """Point ``fd`` at the task's own ``name`` file (or nowhere if it cannot be made)."""
-    try:
-        target = os.open(  # readable too: the task's worker reads a small one back
-            os.path.join(directory, name), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600
-        )
-    except OSError:
-        target = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(target, fd)
-    os.close(target)
-
-
-GO = "go"
-
-
-def _child(
-    payload: bytes,
-    directory: str,
-    mark: str,
-    report: int,
-    go: Callable[[], bool],
-) -> None:
-    """The forked task: prepare it, run it once ``go()`` says so, leave its outcome, say so
-    on ``report``; never returns.
-
-    ``report`` gets :data:`REPORT` (the sizes of the outcome, stdout and stderr that follow
-    it, -1 for one only in its file) and those bytes: what is small comes along, so the
-    dispatcher need not read the files; the outcome always does if its file could not be
-    written (a full disk)."""
-    code = 0
-    try:
-        os.environ[containment.MARK_VARIABLE] = mark  # kept by the runner's environment
-        trouble = None
-        try:
-            made = _make_directory(directory)
-        except OSError as exc:  # a full disk, say: the task fails saying so, never runs
-            made, trouble = False, exc
-        _capture(directory, STDOUT, 1)
-        _capture(directory, STDERR, 2)
-        if not go():
-            # Never started (its handle was not stored, or the dispatcher went away): nothing
-            # of it is left, however late this process got here (after the caller's cleanup).
-            if made:
-                _unmake(directory)
-            os._exit(0)
-        if trouble is not None:
-            outcome = failure(
-                f"the task could not start: its directory {directory} could not be made "
-                f"({describe(trouble)}). Free some space there (or point "
-                "COVALENT_CORE_DATA_DIR elsewhere) and run it again."
-            )
-        else:
-            # Proof that the task began: without it, a next dispatcher knows it never ran.
-            with contextlib.suppress(OSError):
-                os.close(os.open(os.path.join(directory, STARTED), os.O_WRONLY | os.O_CREAT, 0o600))
-            outcome = execute(payload)
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        written = trouble is None and write_outcome(directory, outcome)
-        parts = [outcome if not written or len(outcome) <= INLINE_MAX else None]
-        parts += [_small_stream(fd) for fd in (1, 2)]
-        sizes = [-1 if part is None else len(part) for part in parts]
-        view = memoryview(REPORT.pack(*sizes) + b"".join(part or b"" for part in parts))
-        while view:
-            view = view[os.write(report, view) :]
-    except BaseException:
-        # The report could not be sent (the task closed its pipe, say): its outcome file, if
-        # written, is what the dispatcher reads.
-        code = 70
-    finally:
-        os._exit(code)
-
-
-def _small_stream(fd: int) -> bytes | None:
-    """What the task wrote to ``fd`` (its own file), if small; None: read the file."""
-    try:
-        size = os.fstat(fd).st_size
-        if size > INLINE_STREAM_MAX:
-            return None
-        return os.pread(fd, size, 0) if size else b""
-    except OSError:
-        return None
+from covalent_core.executors.pack import serve
+from covalent_core.executors.protocol import (
+    DONE,
+    GO,
+    REPORT,
+    STARTED,
+    WITHDRAWN,
+    frame,
+    read_frame,
+    write_all,
+    write_frame,
+    write_outcome,
+)
+from covalent_core.executors.runner import execute
 
 
 def _split(data: bytes, sizes: tuple[int, ...]) -> list[bytes | None]:
@@ -215,22 +65,18 @@ def _split(data: bytes, sizes: tuple[int, ...]) -> list[bytes | None]:
 
 
 class Spare:
-    """A child forked ahead of need, waiting for its task's frame: forking is off the path.
-
-    It is the task's own process: a process group of its own, the subreaper of what the task
-    starts, and (where the machine gives cgroups) the only process of a new cgroup, which it
-    joins before its task is sent. Its PID, start time and cgroup are the task's handle, so
-    that nothing done with the handle can reach the worker or the next task."""
+    """A process forked ahead of need, waiting for its pack: forking is off the path."""
 
     def __init__(self, keep_closed: list[int], cgroup: str | None) -> None:
         frame_r, self.frame_w = os.pipe()
         self.report, report_w = os.pipe()
         self.cgroup = cgroup
+        self.tasks: list[tuple[bytes, str, str]] = []
         self.pid = os.fork()
         if self.pid == 0:
             os.close(self.frame_w)
             os.close(self.report)
-            for fd in keep_closed:  # the dispatcher's pipes are never the task's
+            for fd in keep_closed:  # the dispatcher's pipes are never the tasks'
                 os.close(fd)
             with contextlib.suppress(OSError):
                 os.setpgid(0, 0)
@@ -238,80 +84,122 @@ class Spare:
             if cgroup is not None:
                 containment.join_cgroup(cgroup)
             stream = os.fdopen(frame_r, "rb")
-            frame = read_frame(stream)
-            if frame is None:
+            message = read_frame(stream)
+            if message is None:
                 os._exit(0)  # the worker is gone
-            _child(*frame, report_w, lambda: stream.read(1) == b"g")
+
+            def go() -> Any:
+                answer = read_frame(stream)
+                stream.close()
+                return set(answer[1]) if answer is not None else None
+
+            serve(message[1], report_w, cgroup, go)
         with contextlib.suppress(OSError):
             os.setpgid(self.pid, self.pid)  # as the child does: whichever runs first
         os.close(frame_r)
         os.close(report_w)
         self.start_time = psutil.Process(self.pid).create_time()
+        self._received = bytearray()
 
     def ready(self) -> tuple[str, int, float, str | None]:
-        """The frame that tells the dispatcher which process will run its next task."""
+        """The frame that tells the dispatcher which process will run its next pack."""
         return ("ready", self.pid, self.start_time, self.cgroup)
 
-    def prepare(self, frame: tuple[bytes, str, str]) -> None:
-        """Send the task: the child makes its directory and files, then waits for :meth:`go`."""
-        data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
-        view = memoryview(HEADER.pack(len(data)) + data)
-        while view:
-            view = view[os.write(self.frame_w, view) :]
+    def prepare(self, message: tuple[str, list[tuple[bytes, str, str]]]) -> None:
+        """Send the pack: the process makes the tasks' directories, then waits for :meth:`go`."""
+        self.tasks = message[1]
+        write_all(self.frame_w, frame(message))
 
-    def go(self) -> None:
-        """Let the prepared task run."""
-        os.write(self.frame_w, b"g")
+    def go(self, skip: set[int]) -> None:
+        """Let the pack run, all but ``skip`` (a process that was killed meanwhile is not
+        told: :meth:`answers` finds it ended)."""
+        with contextlib.suppress(BrokenPipeError):
+            write_all(self.frame_w, frame((GO, sorted(skip))))
         os.close(self.frame_w)
 
     def abort(self) -> None:
-        """The task will not run: the child exits without starting it."""
+        """The pack will not run: its process exits without starting a task."""
         os.close(self.frame_w)
+        self._close()
+
+    def _close(self) -> None:
         os.close(self.report)
-        os.waitpid(self.pid, 0)
+        if self.pid:
+            os.waitpid(self.pid, 0)
+            self.pid = 0
         if self.cgroup:
             containment.kill_cgroup(self.cgroup)
 
-    def answer(self) -> tuple[Any, ...]:
-        """Wait until the task reports (or dies); the answer for the dispatcher:
-        ``("done", outcome, stdout, stderr)``, each bytes or None (in its file), or
-        ``("died", exit status)``.
+    def answers(self, skip: set[int]) -> Any:
+        """Each task's answer for the dispatcher, as the process reports it, then
+        ``("ended", unrun)`` once it has exited and what it left is killed.
 
-        The report pipe is never read to its end: a process the task left behind may hold
-        it open; so the child's exit is watched as well."""
-        received = bytearray()
+        The report pipe is never read to its end: a process a task left behind may hold it
+        open; so the process's exit is watched as well."""
+        reported: set[int] = set()
         while True:
+            answer = self._next_report()
+            if answer is None:
+                break
+            reported.add(answer[1])
+            yield answer
+        status = self._exit_status
+        left = [i for i in range(len(self.tasks)) if i not in skip and i not in reported]
+        if left and status != 0:
+            running = self.tasks[left[0]][1]
+            began = os.path.exists(os.path.join(running, STARTED))
+            withdrawn = os.path.exists(os.path.join(running, WITHDRAWN))
+            if began and not withdrawn:
+                yield ("died", left.pop(0), status)
+        self._close()
+        yield ("ended", left)
+
+    _exit_status: int = 0
+
+    def _next_report(self) -> tuple[Any, ...] | None:
+        """The next task's report, or None once the process has exited without another."""
+        received = self._received
+        while True:
+            if len(received) >= REPORT.size:
+                kind, index, *sizes = REPORT.unpack(received[: REPORT.size])
+                need = REPORT.size + sum(max(0, n) for n in sizes)
+                if len(received) >= need:
+                    body = bytes(received[REPORT.size : need])
+                    del received[:need]
+                    if kind == DONE:
+                        return ("done", index, *_split(body, tuple(sizes)))
+                    return ("withdrawn", index)
             ready, _, _ = select.select([self.report], [], [], 0.05)
             if ready:
                 chunk = os.read(self.report, 1 << 20)
                 received += chunk
-                if len(received) >= REPORT.size:
-                    sizes = REPORT.unpack(received[: REPORT.size])
-                    if len(received) >= REPORT.size + sum(max(0, n) for n in sizes):
-                        return ("done", *_split(bytes(received[REPORT.size :]), sizes))
                 if chunk:
                     continue
             done, status = os.waitpid(self.pid, os.WNOHANG)
             if done:
                 self.pid = 0
-                return ("died", os.waitstatus_to_exitcode(status))
+                self._exit_status = os.waitstatus_to_exitcode(status)
+                # What it wrote just before it ended is still in the pipe: read it first.
+                while select.select([self.report], [], [], 0)[0]:
+                    chunk = os.read(self.report, 1 << 20)
+                    if not chunk:
+                        break
+                    received += chunk
+                if len(received) >= REPORT.size:
+                    continue
+                return None
 
-    def finish(self, mark: str, began: float) -> None:
-        """After the answer: wait for the child's exit, kill what the task left running (its
-        cgroup, which is then removed; and, re-parented here, what left it)."""
-        os.close(self.report)
-        if self.pid:
-            os.waitpid(self.pid, 0)
-        if self.cgroup:
-            containment.kill_cgroup(self.cgroup)
+    def finish(self, marks: list[str], began: float) -> None:
+        """After the pack: kill what its tasks left re-parented here (outside its cgroup)."""
         if containment.has_children(os.getpid()):
-            containment.kill_task_processes(os.getpid(), mark, began)
+            for mark in marks:
+                containment.kill_task_processes(os.getpid(), mark, began)
         reap()
 
 
 def reap(wait: float = 1.0) -> None:
-    """Collect the exit of every child of the worker: what the task left, re-parented here
-    and killed (the worker has no other child between two tasks), so that none stays a
+    """Collect the exit of every child of the worker: what a pack left, re-parented here
+    and killed (the worker has no other child between two packs), so that none stays a
     zombie; waits up to ``wait`` s for those still dying."""
     deadline = time.monotonic() + wait
     while True:
@@ -333,6 +221,7 @@ def _warm_up() -> None:
 
     import cloudpickle
 
+    from covalent_core.executors import pack  # noqa: F401 - imported before any fork
     from covalent_core.executors.runner import task_payload
 
     directory = tempfile.mkdtemp(prefix="covalent-core-warm-")
@@ -343,10 +232,21 @@ def _warm_up() -> None:
     gc.freeze()  # objects of the parent stay out of the children's collections (fewer copies)
 
 
+def _forward(proto_out: IO[bytes] | None, answer: Any) -> IO[bytes] | None:
+    """Tell the dispatcher; None once it is gone (the pack runs on regardless)."""
+    if proto_out is None:
+        return None
+    try:
+        write_frame(proto_out, answer)
+    except BrokenPipeError:
+        return None
+    return proto_out
+
+
 def main() -> int:
-    """Serve tasks until stdin closes."""
+    """Serve packs until stdin closes."""
     proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
-    proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    proto_out: IO[bytes] | None = os.fdopen(os.dup(1), "wb", buffering=0)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
@@ -354,32 +254,28 @@ def main() -> int:
     cgroup_base = os.environ.pop(containment.CGROUP_BASE_VARIABLE, None)
     containment.become_subreaper()
     _warm_up()
+    assert proto_out is not None
     ours = [proto_in.fileno(), proto_out.fileno()]
     while True:
         spare = Spare(ours, containment.task_cgroup(cgroup_base))
-        try:
-            write_frame(proto_out, spare.ready())
-        except BrokenPipeError:
+        proto_out = _forward(proto_out, spare.ready())
+        message = read_frame(proto_in) if proto_out is not None else None
+        if message is None:
             spare.abort()
             return 0
-        frame = read_frame(proto_in)
-        if frame is None:
+        spare.prepare(message)
+        go = read_frame(proto_in)
+        if not (isinstance(go, tuple) and go[0] == GO):
             spare.abort()
-            return 0
-        _payload, _directory, mark = frame
-        spare.prepare(frame)
-        if read_frame(proto_in) != GO:
-            spare.abort()
-            return 0  # the dispatcher is gone (or confused): the task never started
+            return 0  # the dispatcher is gone (or confused): no task started
+        skip = set(go[1])
         began = time.time()
-        spare.go()
-        answer = spare.answer()
-        try:
-            write_frame(proto_out, answer)  # the dispatcher goes on while this cleans up
-        except BrokenPipeError:
-            spare.finish(mark, began)
-            return 0  # the dispatcher died: the outcome file waits for the next one
-        spare.finish(mark, began)
+        spare.go(skip)
+        for answer in spare.answers(skip):
+            proto_out = _forward(proto_out, answer)  # the dispatcher goes on meanwhile
+        spare.finish([mark for _, _, mark in spare.tasks], began)
+        if proto_out is None:
+            return 0  # the dispatcher died: the outcome files wait for the next one
 
 
 if __name__ == "__main__":

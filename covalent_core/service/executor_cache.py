@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..executors.base import Executor, TaskContext, TaskOutcome
+from ..executors.base import Batch, Executor, TaskContext, TaskOutcome
 from ..executors.local import LocalExecutor
 
 if TYPE_CHECKING:
@@ -25,41 +25,75 @@ if TYPE_CHECKING:
 DEFAULT_EXECUTOR = "local"
 
 
+Starter = Callable[[Batch | None], bool]
+
+
 class Capacity:
     """How many tasks of one executor configuration run at once, and those waiting to start.
 
-    A node ready to run is admitted (:meth:`admit`): ``start()`` is called at once if a slot is
-    free, else when one frees, in the order they came. Until then the node is an entry in a
-    queue, with no coroutine and nothing held, so 100,000 ready nodes cost little and
+    A node ready to run is admitted (:meth:`admit`): ``start(batch)`` is called at once if a
+    slot is free, else when one frees, in the order they came. Until then the node is an entry
+    in a queue, with no coroutine and nothing held, so 100,000 ready nodes cost little and
     cancelling them is immediate; ``start`` returns False if the node no longer wants its slot
-    (it was cancelled meanwhile). A job a dead dispatcher had started is running on its
-    resource whatever we do: it takes its slot at once (:meth:`take`), even beyond the limit.
+    (it was cancelled meanwhile). When more nodes wait than slots are free, and the executor
+    runs packs (``pack_size``), a slot takes several of one group (dispatch) at once, as one
+    :class:`~covalent_core.executors.base.Batch`: a fair share of the queue per slot. A job a
+    dead dispatcher had started is running on its resource whatever we do: it takes its slot
+    at once (:meth:`take`), even beyond the limit.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, pack_size: int = 1) -> None:
+        self.limit = limit
         self.free = limit
-        self._waiting: collections.deque[Callable[[], bool]] = collections.deque()
+        self.pack_size = pack_size
+        self._waiting: collections.deque[tuple[Starter, object, bool]] = collections.deque()
 
-    def admit(self, start: Callable[[], bool]) -> None:
-        """Call ``start()`` with a slot taken for it, now or when one is free."""
-        self._waiting.append(start)
+    def admit(self, start: Starter, group: object = None, alone: bool = False) -> None:
+        """Call ``start(batch)`` with a slot taken for it, now or when one is free; nodes of
+        one ``group`` may share a slot as a batch, unless ``alone``."""
+        self._waiting.append((start, group, alone))
         self._pump()
 
     def take(self) -> None:
         """Take a slot now, free or not (a job that is running already)."""
         self.free -= 1
 
-    def release(self) -> None:
-        """Give back a slot: the next node waiting starts."""
+    def release(self, batch: Batch | None = None) -> None:
+        """Give back a slot (once every node of its ``batch`` has): the next nodes start."""
+        if batch is not None:
+            batch.holding -= 1
+            if batch.holding > 0:
+                return
         self.free += 1
         self._pump()
 
     def _pump(self) -> None:
         while self.free > 0 and self._waiting:
-            start = self._waiting.popleft()
+            deep = len(self._waiting) > self.free and self.pack_size > 1
+            start, group, alone = self._waiting.popleft()
+            if not deep or alone:
+                self.free -= 1
+                if not start(None):
+                    self.free += 1
+                continue
+            share = -(-(len(self._waiting) + 1) // self.limit)  # ceiling
+            members = [start]
+            for entry in list(self._waiting):
+                if len(members) >= min(self.pack_size, share):
+                    break
+                if entry[1] is group and group is not None and not entry[2]:
+                    self._waiting.remove(entry)
+                    members.append(entry[0])
+            batch = Batch(len(members))
             self.free -= 1
-            if not start():
+            taken = sum(1 for member in members if member(batch))
+            if taken == 0:
                 self.free += 1
+                continue
+            # Those that no longer wanted to start leave it (they never hold the slot).
+            for _ in range(len(members) - taken):
+                batch.size -= 1
+                batch.holding -= 1
 
 
 class ExecutorCache:
@@ -96,7 +130,10 @@ class ExecutorCache:
         capacity = self._capacities.get(key)
         if capacity is None:
             cls = self.registry.executor_class(name or DEFAULT_EXECUTOR)
-            capacity = self._capacities[key] = Capacity(max(1, cls.concurrency_for(config or {})))
+            options = config or {}
+            capacity = self._capacities[key] = Capacity(
+                max(1, cls.concurrency_for(options)), max(1, cls.pack_size(options))
+            )
         return capacity
 
     async def run_internal(self, payload: bytes) -> TaskOutcome:

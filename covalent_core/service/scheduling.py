@@ -12,6 +12,7 @@ from ..status import TERMINAL, CancelReason, Stage, Status
 from .states import CancelPhase, NodeState, StateRecorder
 
 if TYPE_CHECKING:
+    from ..executors.base import Batch
     from .executor_cache import Capacity
     from .jobs import JobRegistry
 
@@ -122,14 +123,20 @@ class DispatchRun:
             self._start(node)
             return
         node.queued = True
-        capacity.admit(lambda: self._start(node))
+        # Nodes of one dispatch may share a slot, as one pack; one with a timeout runs
+        # alone (its time counts from its start, which a pack would delay).
+        capacity.admit(
+            lambda batch: self._start(node, batch), self.dispatch_id, node.timeout is not None
+        )
 
-    def _start(self, node: NodeState) -> bool:
-        """Start the node's stages (its slot, if it needs one, is taken); False if it no
-        longer needs to run (cancelled while it waited)."""
+    def _start(self, node: NodeState, batch: Batch | None = None) -> bool:
+        """Start the node's stages (its slot, if it needs one, is taken; shared with the
+        other nodes of ``batch``); False if it no longer needs to run (cancelled while it
+        waited)."""
         node.queued = False
         if node.task is not None or node.status is not Status.NEW_OBJECT:
             return False
+        node.batch = batch
         node.task = asyncio.create_task(self.launch(self, node), name=f"node-{node.node_id}")
         return True
 

@@ -207,6 +207,7 @@ class NodeStages:
             cancelled=CancelFlag(),
             handle_recorder=record,
             payload_factory=payload,
+            batch=node.batch,
         )
         if node.cancel_requested:
             ctx.cancelled.set()
@@ -227,6 +228,7 @@ class NodeStages:
         status, values = Status.FAILED, {}
         stored = False  # the outcome is in the store already, only cleanup is left
         ended_at: float | None = None  # when its outcome was known, if it completed
+        ran = False  # it reached its run stage
         capacity = self.capacity_of(node)  # a new node was started with its slot taken
         if capacity is not None and resuming:
             capacity.take()  # a running job does not queue
@@ -256,6 +258,7 @@ class NodeStages:
                         made = self.executors.get(node.executor, node.executor_config)
                         executor = await until_cancelled(made, ctx, stage)
                     elif stage is Stage.RUN:
+                        ran = True
                         call = self.hooks.covalent_run(executor=executor, task=ctx)
                         await self._watch(run, node, ctx, call)
                     else:
@@ -281,8 +284,10 @@ class NodeStages:
                         ended_at = time.time()
                         run.output_ready(node)
             finally:
+                if node.batch is not None and not ran:
+                    node.batch.leave(node.node_id)  # it never reached its run: not awaited
                 if capacity is not None:
-                    capacity.release()
+                    capacity.release(node.batch)
         except TaskCancelledError as exc:
             status, values = Status.CANCELLED, {"cancel_stage": exc.stage or stage.value}
         except JobLostError as exc:

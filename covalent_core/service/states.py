@@ -18,7 +18,7 @@ from ..status import TERMINAL, CancelReason, Stage, Status
 from ..store import queries as q
 
 if TYPE_CHECKING:
-    from ..executors.base import TaskContext
+    from ..executors.base import Batch, TaskContext
     from ..store.writes import WriteBuffer
 
 logger = logging.getLogger(__name__)
@@ -85,6 +85,8 @@ class NodeState:
     """Admitted to its executor's capacity, waiting for a slot (no task yet)."""
     task: asyncio.Task[None] | None = None
     ctx: TaskContext | None = None
+    batch: Batch | None = None
+    """The nodes admitted with this one to one slot of its executor, to run as one pack."""
 
     @property
     def cancel_requested(self) -> bool:
