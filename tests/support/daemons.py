@@ -72,3 +72,78 @@ def inspect_state(_after: str) -> dict:
         "global": getattr(daemons, "GLOBAL", None),
         "own_group": os.getpgid(0) == os.getpid(),
     }
+
+
+def poison_all(log: str) -> int:
+    """Change everything a pack resets between its tasks; return this process's PID."""
+    import resource
+    import signal
+    import socket
+    import sys
+    import threading
+
+    import daemons
+
+    with open(log, "a") as fh:
+        fh.write("poison\n")
+    os.environ["POISON"] = "yes"
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, lambda *_: None)
+    socket.setdefaulttimeout(3.5)
+    os.chdir("/")
+    os.umask(0o000)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 64), hard))
+    sys.path.insert(0, "/poisoned/path")
+    daemons.GLOBAL = "poisoned"  # type: ignore[attr-defined]
+    sys.stdout.close()
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - left open on purpose
+    open(log, "rb")  # noqa: SIM115 - a descriptor left open on purpose
+    del threading
+    return os.getpid()
+
+
+def inspect_all(log: str) -> dict:
+    """What a task after :func:`poison_all` in the same pack sees."""
+    import resource
+    import signal
+    import socket
+    import sys
+
+    import daemons
+
+    with open(log, "a") as fh:
+        fh.write("inspect\n")
+    print("stdout works")
+    print("stderr works", file=sys.stderr)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return {
+        "pid": os.getpid(),
+        "poison": os.environ.get("POISON"),
+        "sigterm": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
+        "sigusr1": signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL,
+        "socket_timeout": socket.getdefaulttimeout(),
+        "cwd": os.getcwd(),
+        "umask_changed": umask == 0o000,
+        "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        "poisoned_path": "/poisoned/path" in sys.path,
+        "module_state": getattr(daemons, "GLOBAL", None),
+        "log_open": any(
+            os.path.realpath(f"/proc/self/fd/{fd}") == os.path.realpath(log)
+            for fd in os.listdir("/proc/self/fd")
+        ),
+    }
+
+
+def start_thread_and_return() -> int:
+    """Leave a thread running: the process cannot be reused for another task."""
+    import threading
+    import time
+
+    threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+    return os.getpid()
+
+
+def own_pid(_index: int) -> int:
+    return os.getpid()
