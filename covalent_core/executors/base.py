@@ -288,6 +288,11 @@ class Executor:
     """Seconds within which ``cancel`` confirms that a running job is gone."""
     secret_options: ClassVar[frozenset[str]] = frozenset()
     """Options never stored in the database (passwords, tokens)."""
+    jobs_outlive_host: ClassVar[bool] = True
+    """Its jobs run on their own resource and go on if this machine loses power: each job
+    handle is committed to disk before the job may start, so that the next dispatcher finds
+    it. False (the local executor): its tasks die with the machine, and their handles need
+    only survive a crash of the dispatcher's process, which is cheaper."""
     handle_before_start: ClassVar[bool] = False
     """True if a second start after a dispatcher crash can never double a job: upload and
     provision only write what a new start rewrites, and ``run`` stores the job handle before

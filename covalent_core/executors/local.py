@@ -66,6 +66,7 @@ class LocalExecutor(Executor):
     short_name: ClassVar[str] = "local"
     cancel_bound: ClassVar[float] = 5.0
     handle_before_start: ClassVar[bool] = True  # the pool sends the payload after the handle
+    jobs_outlive_host: ClassVar[bool] = False  # a local task dies with the machine
 
     def __init__(
         self,

@@ -100,8 +100,11 @@ class JobRegistry:
                 # The node's own job id in the same commit: one commit stores the handle.
                 return q.insert_job(conn, run.dispatch_id, name, config, handle, node.node_id)
 
+            durable = executor.jobs_outlive_host  # see Executor.jobs_outlive_host
             try:
-                pending.set_result(await asyncio.shield(self.writes.execute(insert)))
+                pending.set_result(
+                    await asyncio.shield(self.writes.execute(insert, durable=durable))
+                )
             except BaseException as exc:
                 del self._by_handle[key]
                 pending.set_exception(exc)

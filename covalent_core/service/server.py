@@ -246,7 +246,7 @@ class Service:
             except (CovalentCoreError, TypeError) as exc:  # raised before it wrote anything:
                 return exc  # the writes batched with it are committed all the same
 
-        outcome = await self.dispatcher.writes.execute(flag)
+        outcome = await self.dispatcher.writes.execute(flag, durable=True)  # as a client's
         if isinstance(outcome, Exception):
             raise outcome
         return outcome

@@ -45,9 +45,14 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        options = conn.get_execution_options()
+        # How far its commit goes: the disk (FULL), or the operating system (NORMAL, which
+        # survives a crash of the process, not a power loss). See Store.write.
+        durable = options.get("durable", True)
+        conn.exec_driver_sql(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         # A deferred transaction that later writes can fail at once with SQLITE_BUSY when
         # another writer got there first; taking the write lock up front waits instead.
-        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        immediate = options.get("sqlite_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
@@ -84,6 +89,7 @@ class Store:
                     f"a database driver that is not installed ({exc.name}): {hint}"
                 ) from None
         self._writer = self.engine.execution_options(sqlite_immediate=True)
+        self._quick_writer = self.engine.execution_options(sqlite_immediate=True, durable=False)
         self._migrate()
         if self.sqlite_path is not None:
             for suffix in ("", "-wal", "-shm"):
@@ -96,12 +102,21 @@ class Store:
             yield conn
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, *, durable: bool = True) -> Iterator[Connection]:
         """A write transaction that holds the write lock from its start (SQLite).
 
-        A full disk raises :class:`StoreFullError` (the transaction is rolled back whole)."""
+        ``durable``: its commit reaches the disk before this returns, so that it survives a
+        power loss (SQLite ``synchronous = FULL``; PostgreSQL ``synchronous_commit = on``,
+        whatever the server's default). Without, it reaches
+        the operating system (or, on PostgreSQL, the server's log buffer): it survives a
+        crash of this process, which is all that writes about local tasks need (a local task
+        dies with the machine). A full disk raises :class:`StoreFullError` (the transaction
+        is rolled back whole)."""
         try:
-            with self._writer.begin() as conn:
+            with (self._writer if durable else self._quick_writer).begin() as conn:
+                if not self.is_sqlite:  # whatever the server's default is
+                    setting = "ON" if durable else "OFF"
+                    conn.exec_driver_sql(f"SET LOCAL synchronous_commit TO {setting}")
                 yield conn
         except OperationalError as exc:
             message = _first_line(exc)

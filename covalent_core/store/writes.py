@@ -67,6 +67,7 @@ class WriteBuffer:
         self._flushing: asyncio.Future[None] | None = None
         self._waiters: list[asyncio.Future[None]] = []
         self._urgent = False  # a caller awaits the next commit now (not ``soon``)
+        self._durable = False  # a write queued since the last commit must reach the disk
 
     def update_node(self, dispatch_id: str, node_id: int, **values: Any) -> None:
         """Queue an update of one node; later values for the same column win."""
@@ -82,10 +83,17 @@ class WriteBuffer:
             self._bulk.append((dispatch_id, node_ids, values))
             self._schedule()
 
-    def execute(self, op: Callable[[Connection], Any]) -> asyncio.Future[Any]:
-        """Queue ``op(conn)`` to run in the next flush's transaction; the future has its result."""
+    def execute(
+        self, op: Callable[[Connection], Any], *, durable: bool = False
+    ) -> asyncio.Future[Any]:
+        """Queue ``op(conn)`` to run in the next flush's transaction; the future has its result.
+
+        ``durable``: that transaction's commit reaches the disk (see
+        :meth:`~covalent_core.store.Store.write`); without, it survives a crash of this
+        process (what every write about local work needs)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._ops.append((op, future))
+        self._durable = self._durable or durable
         self._urgent = True
         self._schedule(0)
         return future
@@ -135,10 +143,11 @@ class WriteBuffer:
         bulk, self._bulk = self._bulk, []
         ops, self._ops = self._ops, []
         waiters, self._waiters = self._waiters, []
+        durable, self._durable = self._durable, False
         self._urgent = False
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(
-            self._pool, self._commit, node_updates, bulk, [op for op, _ in ops]
+            self._pool, self._commit, node_updates, bulk, [op for op, _ in ops], durable
         )
         self._flushing = asyncio.ensure_future(fut)
 
@@ -146,6 +155,7 @@ class WriteBuffer:
             self._flushing = None
             exc = f.exception()
             if isinstance(exc, StoreFullError):
+                self._durable = self._durable or durable
                 self._keep_for_later(node_updates, bulk, ops, waiters, exc)
                 return
             if self.full is not None:
@@ -199,13 +209,14 @@ class WriteBuffer:
         node_updates: dict[tuple[str, int], dict[str, Any]],
         bulk: list[tuple[str, list[int], dict[str, Any]]],
         ops: list[Callable[[Connection], Any]],
+        durable: bool = False,
     ) -> list[Any]:
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for (dispatch_id, node_id), values in node_updates.items():
             key = tuple(sorted(values))
             groups[key].append({"_d": dispatch_id, "_n": node_id, **values})
         results = []
-        with self.store.write() as conn:
+        with self.store.write(durable=durable) as conn:
             if self.fence is not None:
                 self.fence(conn)
             for columns, params in groups.items():
