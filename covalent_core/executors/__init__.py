@@ -34,6 +34,7 @@ _EXPORTS = {
     "describe_exit": ".processes",
     "kill_group": ".processes",
     "wait_for_exit": ".processes",
+    "deferred": ".deferred",
 }
 
 RUNNER_PATH = Path(__file__).with_name("runner.py")
@@ -63,6 +64,7 @@ __all__ = [
     "TaskContext",
     "TaskOutcome",
     "WorkerPool",
+    "deferred",
     "describe_exit",
     "hookimpl",
     "interpreter_error",

@@ -22,6 +22,7 @@ import collections
 import dataclasses
 import itertools
 import pickle
+import subprocess
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from typing import Any
 
 from .. import config
 from ..errors import JobLostError
-from . import containment
+from . import containment, prespawn
 from .base import Batch, TaskOutcome
 from .processes import ProcessHandle, describe_exit, kill_group
 from .protocol import GO, HEADER, OUTCOME, STARTED, STDERR, STDOUT, TaskState, frame, task_state
@@ -98,6 +99,13 @@ class Worker:
         except (ConnectionError, BrokenPipeError):
             raise WorkerDiedError(await self.proc.wait()) from None
 
+    @classmethod
+    async def adopt(cls, popen: subprocess.Popen[bytes]) -> Worker:
+        """A worker started before the event loop (see :mod:`.prespawn`)."""
+        process = _Adopted(popen)
+        await process.connect()
+        return cls(process, ProcessHandle.of(popen.pid))  # type: ignore[arg-type]
+
     def alive(self) -> bool:
         return self.proc.returncode is None
 
@@ -112,6 +120,36 @@ class Worker:
             except asyncio.TimeoutError:
                 await asyncio.to_thread(kill_group, self.handle, 0.5)
                 await self.proc.wait()
+
+
+class _Adopted:
+    """A ``subprocess.Popen`` seen as an asyncio subprocess: its pipes as streams."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+        self.pid = popen.pid
+        self.stdin: asyncio.StreamWriter | None = None
+        self.stdout: asyncio.StreamReader | None = None
+
+    async def connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=1 << 20, loop=loop)
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader, loop=loop), self._popen.stdout
+        )
+        transport, protocol = await loop.connect_write_pipe(
+            lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader(loop=loop), loop=loop),
+            self._popen.stdin,
+        )
+        self.stdin = asyncio.StreamWriter(transport, protocol, None, loop)
+        self.stdout = reader
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.poll()
+
+    async def wait(self) -> int:
+        return await asyncio.to_thread(self._popen.wait)
 
 
 class WorkerPool:
@@ -218,6 +256,9 @@ class WorkerPool:
         await self._run_pack(worker, tasks)
 
     async def _spawn(self) -> Worker:
+        early = prespawn.take(self.python_path)
+        if early is not None:
+            return await Worker.adopt(early)
         env = config.child_environment()
         base = containment.cgroup_base()
         if base is not None:

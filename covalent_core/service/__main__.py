@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from .server import main
+from ..executors import prespawn
+
+prespawn.start()  # a warm worker starts while this process imports and opens its store
+
+from .server import main  # noqa: E402
 
 sys.exit(main())

@@ -53,10 +53,10 @@ def _send(path: Path, message: dict[str, Any], timeout: float) -> dict[str, Any]
 def start_service() -> None:
     """Start the service in the background, detached from this process (it outlives it).
 
-    The config file is checked first: a mistake in it is this process's error, said at once,
-    not a service that cannot start."""
+    The config file is checked too: a mistake in it is this process's error, said at once,
+    not a service that cannot start. Its executor sections are checked while the service
+    starts (that loads every plugin)."""
     config.check()
-    check_executor_sections()
     directory = config.service_dir()
     env = config.child_environment()
     env[config.ENV_DB_URL] = config.db_url()
@@ -71,6 +71,7 @@ def start_service() -> None:
             start_new_session=True,
             close_fds=True,
         )
+    check_executor_sections()
 
 
 def request(

@@ -56,6 +56,21 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _sqlite_size(header: bytes) -> int | None:
+    """The size an SQLite file's header says the file has (None: the header does not say:
+    too short, or written by a version that did not keep the count)."""
+    if len(header) < 100:
+        return None
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    change_counter = int.from_bytes(header[24:28], "big")
+    valid_for = int.from_bytes(header[92:96], "big")
+    if pages == 0 or valid_for != change_counter:
+        return None
+    return pages * page_size
+
+
 def _first_line(exc: BaseException) -> str:
     """A database error's message without SQLAlchemy's statement and link."""
     orig = getattr(exc, "orig", None)
@@ -228,9 +243,16 @@ class Store:
         if path is None or not path.exists() or path.stat().st_size == 0:
             return
         with open(path, "rb") as fh:
-            header = fh.read(len(SQLITE_HEADER))
-        if header != SQLITE_HEADER:
+            header = fh.read(100)
+        if header[: len(SQLITE_HEADER)] != SQLITE_HEADER:
             raise self._refuse("is not an SQLite database (its first bytes say otherwise)", "")
+        expected = _sqlite_size(header)
+        size = path.stat().st_size
+        if expected is not None and size < expected:
+            raise self._refuse(
+                f"is truncated: it holds {size} bytes, and its header says {expected}",
+                "It is damaged.",
+            )
 
     def _refuse(self, what: str, why: str, *, move_aside: bool = True) -> StoreError:
         where = f"store {self.sqlite_path}" if self.sqlite_path else f"store {self.safe_url}"

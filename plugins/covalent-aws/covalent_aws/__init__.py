@@ -14,20 +14,22 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-)
+from typing import TYPE_CHECKING, Any
 
 from covalent_core.errors import ExecutorError
 
+if TYPE_CHECKING:
+    import boto3
+
 logger = logging.getLogger(__name__)
+
+
+def errors() -> Any:
+    """botocore's exceptions, imported at first use (with boto3), not when the plugin is
+    discovered: every command lists the plugins, and boto3 takes a tenth of a second."""
+    import botocore.exceptions
+
+    return botocore.exceptions
 
 
 class AWSError(ExecutorError):
@@ -61,6 +63,8 @@ class AWSConfig:
 
     def session(self) -> boto3.Session:
         """A boto3 session from the profile and credentials file (default chain otherwise)."""
+        import boto3
+
         if not self.credentials:
             return boto3.Session(profile_name=self.profile, region_name=self.region)
         # A credentials file given explicitly wins over the environment's keys.
@@ -90,6 +94,8 @@ class AWSConfig:
             return found
 
     def _new_client(self, service: str) -> Any:
+        from botocore.config import Config
+
         endpoint = dict(self.service_endpoints).get(service, self.endpoint_url)
         config = Config(
             retries={"mode": "standard", "max_attempts": self.max_attempts},
@@ -118,15 +124,15 @@ ADVICE = {
 
 def explain(exc: BaseException, what: str) -> AWSError:
     """An :class:`AWSError` naming the call and what to do about ``exc``."""
-    if isinstance(exc, ClientError):
+    if isinstance(exc, errors().ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         message = exc.response.get("Error", {}).get("Message", "") or str(exc)
         advice = ADVICE.get(code)
         text = f"{what} failed: {code}: {message}" + (f" ({advice})" if advice else "")
         return AWSError(text, command=what, code=code, aws_message=message)
-    if isinstance(exc, NoCredentialsError):
+    if isinstance(exc, errors().NoCredentialsError):
         return AWSError(f"{what} failed: no AWS credentials found (set profile or credentials)")
-    if isinstance(exc, EndpointConnectionError):
+    if isinstance(exc, errors().EndpointConnectionError):
         return AWSError(f"{what} failed: cannot reach {exc.kwargs.get('endpoint_url')}")
     return AWSError(f"{what} failed: {type(exc).__name__}: {exc}")
 
@@ -135,13 +141,13 @@ async def call(what: str, function: Callable[..., Any], **kwargs: Any) -> Any:
     """Run a blocking boto3 call in a thread; errors become :class:`AWSError`."""
     try:
         return await asyncio.to_thread(function, **kwargs)
-    except (ClientError, BotoCoreError) as exc:
+    except (errors().ClientError, errors().BotoCoreError) as exc:
         raise explain(exc, what) from None
 
 
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a ClientError (or '')."""
-    if isinstance(exc, ClientError):
+    if isinstance(exc, errors().ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     return ""
 
@@ -156,14 +162,14 @@ class S3:
     async def check_bucket(self) -> None:
         try:
             await asyncio.to_thread(self.client.head_bucket, Bucket=self.bucket)
-        except ClientError as exc:
+        except errors().ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if status == 404:
                 raise AWSError(
                     f"S3 bucket {self.bucket!r} does not exist: create it or fix s3_bucket_name"
                 ) from None
             raise explain(exc, f"checking S3 bucket {self.bucket!r}") from None
-        except BotoCoreError as exc:
+        except errors().BotoCoreError as exc:
             raise explain(exc, f"checking S3 bucket {self.bucket!r}") from None
 
     async def put(self, key: str, data: bytes) -> None:
@@ -179,7 +185,7 @@ class S3:
         def read() -> bytes | None:
             try:
                 body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
-            except ClientError as exc:
+            except errors().ClientError as exc:
                 if error_code(exc) in ("NoSuchKey", "404"):
                     return None
                 raise

@@ -20,23 +20,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncssh
+from covalent_core.executors import deferred
 
 from .errors import RemoteCommandError, SSHConnectError
+
+asyncssh = deferred("asyncssh")  # imported when a connection is first made
 
 logger = logging.getLogger(__name__)
 
 AGENT_SOURCE = (Path(__file__).parent / "remote.py").read_text()
 CHUNK = 4 * 2**20
 
-# Errors after which trying again may succeed: the server restarting, a dropped link.
-TRANSIENT = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncssh.ConnectionLost,
-    asyncssh.ChannelOpenError,
-    asyncssh.ServiceNotAvailable,
-)
+
+def transient() -> tuple[type[BaseException], ...]:
+    """Errors after which trying again may succeed: the server restarting, a dropped link."""
+    return (
+        OSError,
+        asyncio.TimeoutError,
+        asyncssh.ConnectionLost,
+        asyncssh.ChannelOpenError,
+        asyncssh.ServiceNotAvailable,
+    )
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ class SSHTarget:
                 ) from None
             except asyncssh.HostKeyNotVerifiable as exc:
                 raise self._host_key_error(listed, exc.reason) from None
-            except TRANSIENT as exc:
+            except transient() as exc:
                 left = deadline - time.monotonic()
                 if attempt >= max(1, self.retries) or left <= delay:
                     why = (
@@ -345,7 +349,7 @@ class Watcher:
                         await self._start()  # sends every pending line, this one included
                     else:
                         self._process.stdin.write(line)
-            except (SSHConnectError, *TRANSIENT, asyncssh.Error) as exc:
+            except (SSHConnectError, *transient(), asyncssh.Error) as exc:
                 if fail_fast:
                     raise
                 # The task runs detached; keep trying to reach it rather than give up on it.
@@ -399,7 +403,7 @@ class Watcher:
                         if self._process is None:
                             await self._start()
                     return
-                except (SSHConnectError, *TRANSIENT, asyncssh.Error) as exc:
+                except (SSHConnectError, *transient(), asyncssh.Error) as exc:
                     logger.warning(
                         "reconnecting to %s for %d task(s): %s",
                         self.connection.target.describe(),
