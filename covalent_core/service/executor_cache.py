@@ -124,6 +124,10 @@ class ExecutorCache:
                 )
         return self._executors[key]
 
+    def cached(self, name: str | None, config: dict[str, Any] | None) -> Executor | None:
+        """The executor for this name and configuration, if it was made already."""
+        return self._executors.get(self.key(name, config))
+
     def capacity(self, name: str | None, config: dict[str, Any] | None) -> Capacity:
         """How many tasks of this executor configuration may run at once."""
         key = self.key(name, config)

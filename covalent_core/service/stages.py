@@ -41,6 +41,10 @@ RUN_STAGE_SETTLE = 10.0
 # How long re-attaching to a finished job may take when it is only to clean up after it.
 CLEANUP_REATTACH_LIMIT = 60.0
 
+OPTIONAL_STAGES = frozenset({Stage.UPLOAD, Stage.PROVISION, Stage.FETCH})
+"""Stages whose base implementation does nothing: skipped where nothing else does either."""
+DEFAULT_HOOKS = "covalent_core.hookimpls"
+
 SubRunner = Callable[["DispatchRun"], Awaitable[tuple[Status, str | None, bytes | None]]]
 
 
@@ -158,6 +162,7 @@ class NodeStages:
         self.run_sub = run_sub
         self.time_out = time_out
         self._values_root: Path | None = None
+        self._skipped: dict[tuple[type[Executor], Stage], bool] = {}
 
     def capacity_of(self, node: NodeState) -> Capacity | None:
         """The slots the node's executor has (None: a sublattice, or an executor that cannot
@@ -247,16 +252,20 @@ class NodeStages:
                     timer = self._start_timer(run, node)
                 for stage in stages:
                     ctx.check_cancelled(stage)
-                    run.states.stage(run.dispatch_id, node, stage)
                     if stage is Stage.UPLOAD and not (executor and executor.handle_before_start):
                         # From here on the resource changes: a dispatcher that takes over
                         # must know the node had started.
                         await run.states.flush()
+                    if node.kind != KIND_SUBLATTICE and self._skips(executor, stage):
+                        continue  # the executor does nothing there: no call, no write
+                    run.states.stage(run.dispatch_id, node, stage)
                     if node.kind == KIND_SUBLATTICE:
                         await self._sublattice(run, node, ctx, stage)
                     elif stage is Stage.INSTANTIATE:
-                        made = self.executors.get(node.executor, node.executor_config)
-                        executor = await until_cancelled(made, ctx, stage)
+                        executor = self.executors.cached(node.executor, node.executor_config)
+                        if executor is None:
+                            made = self.executors.get(node.executor, node.executor_config)
+                            executor = await until_cancelled(made, ctx, stage)
                     elif stage is Stage.RUN:
                         ran = True
                         call = self.hooks.covalent_run(executor=executor, task=ctx)
@@ -334,6 +343,20 @@ class NodeStages:
         event("node_ended", dispatch=run.dispatch_id, node=node.node_id, name=node.name,
               status=status, stage=values.get("cancel_stage") or stage.value,
               reason=values.get("cancel_reason"))  # fmt: skip
+
+    def _skips(self, executor: Executor | None, stage: Stage) -> bool:
+        """True if neither the executor nor any plugin does anything at ``stage`` (its
+        method is the base class's, which does nothing, and no plugin implements the hook)."""
+        if executor is None or stage not in OPTIONAL_STAGES:
+            return False
+        key = (type(executor), stage)
+        skips = self._skipped.get(key)
+        if skips is None:
+            own = getattr(type(executor), stage.value) is not getattr(Executor, stage.value)
+            hook = getattr(self.hooks, f"covalent_{stage.value}")
+            others = [i for i in hook.get_hookimpls() if i.plugin_name != DEFAULT_HOOKS]
+            skips = self._skipped[key] = not own and not others
+        return skips
 
     def _start_timer(self, run: DispatchRun, node: NodeState) -> asyncio.TimerHandle | None:
         """The node's ``timeout=``, counted from when it started (by whichever dispatcher)."""
