@@ -93,8 +93,9 @@ def test_the_mechanism_in_force_is_shown():
     assert f"local tasks are contained by {mechanism()}" in " ".join(out.stdout.split())
 
 
-def test_each_task_starts_clean_on_a_warm_worker():
-    one_worker = LocalExecutor(max_workers=1)
+def test_with_isolation_task_each_task_starts_clean_on_a_warm_worker():
+    # (Packs, the default, reset all this but the module state: see test_packs.py.)
+    one_worker = LocalExecutor(max_workers=1, isolation="task")
     poison = ct.electron(daemons.poison, executor=one_worker)
     inspect = ct.electron(daemons.inspect_state, executor=one_worker)
 
@@ -126,7 +127,7 @@ def my_cgroup():
 
 
 def test_where_the_machine_gives_cgroups_each_task_is_born_in_a_cgroup_of_its_own():
-    one_worker = LocalExecutor(max_workers=1)
+    one_worker = LocalExecutor(max_workers=1, isolation="task")
     first = ct.electron(my_cgroup, executor=one_worker)
     second = ct.electron(my_cgroup, executor=one_worker)
 

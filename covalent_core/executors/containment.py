@@ -227,6 +227,18 @@ def freeze(path: str, frozen: bool, *, wait: bool = False, timeout: float = 1.0)
     return True
 
 
+def children(pid: int) -> set[int]:
+    """The direct children of ``pid`` (zombies included), from the kernel's child lists."""
+    found: set[int] = set()
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/children") as fh:
+                found.update(int(child) for child in fh.read().split())
+    except OSError:
+        pass
+    return found
+
+
 def subtree(pid: int) -> set[int]:
     """Descendants of ``pid`` (zombies included), read from the kernel's child lists: no scan
     of every process, so cheap enough to run before a first signal. Where the kernel keeps no

@@ -159,6 +159,7 @@ class LocalExecutor(Executor):
             kill_grace=self.cancel_grace,
             batch=task.batch,
             key=task.node_id,
+            group=task.dispatch_id,
         )
         if self.time_limit is None or self.time_limit <= 0:
             task.state["outcome"] = await running

@@ -32,7 +32,6 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 from . import containment
@@ -40,6 +39,7 @@ from .protocol import (
     DONE,
     INLINE_MAX,
     INLINE_STREAM_MAX,
+    READY,
     REPORT,
     STARTED,
     STDERR,
@@ -47,6 +47,7 @@ from .protocol import (
     WITHDRAWN,
     WITHDRAWN_REPORT,
     mark_file,
+    read_frame,
     write_all,
     write_outcome,
 )
@@ -184,20 +185,21 @@ def small_stream(fd: int) -> bytes | None:
 
 
 class Pack:
-    """The tasks of one pack and the process running them (in that process)."""
+    """The process running packs of one dispatch's tasks, one batch after another (in that
+    process)."""
 
-    def __init__(
-        self, tasks: list[tuple[bytes, str, str]], report: int, cgroup: str | None
-    ) -> None:
-        self.tasks = tasks
+    def __init__(self, report: int, cgroup: str | None) -> None:
         self.report: int | None = report
         self.cgroup = cgroup
+        self.state: ProcessState | None = None
+        self.tasks: list[tuple[bytes, str, str]] = []
         self.made: list[bool] = []
         self.trouble: dict[int, OSError] = {}
 
-    def prepare(self) -> None:
+    def prepare(self, tasks: list[tuple[bytes, str, str]]) -> None:
         """Make every task's directory (while the dispatcher stores their handles)."""
-        for index, (_, directory, _) in enumerate(self.tasks):
+        self.tasks, self.made, self.trouble = tasks, [], {}
+        for index, (_, directory, _) in enumerate(tasks):
             try:
                 self.made.append(make_directory(directory))
             except OSError as exc:  # a full disk, say: the task fails saying so, never runs
@@ -210,18 +212,19 @@ class Pack:
             if self.made[index]:
                 unmake(self.tasks[index][1])
 
-    def run(self, skip: set[int]) -> None:
-        """Run every task but those of ``skip``, in order; stop early if the process cannot
-        be reset for the next one. Never raises."""
-        state = ProcessState({self.report} if self.report is not None else set())
-        todo = [i for i in range(len(self.tasks)) if i not in skip]
-        for position, index in enumerate(todo):
+    def run(self, skip: set[int]) -> bool:
+        """Run every task but those of ``skip``, in order, resetting the process after each;
+        False as soon as it cannot be reset (it must then take no further task)."""
+        if self.state is None:
+            self.state = ProcessState({self.report} if self.report is not None else set())
+        for index in range(len(self.tasks)):
+            if index in skip:
+                continue
             self._run_one(index)
-            if position == len(todo) - 1:
-                break
-            self._end_task(self.tasks[index][2])
-            if state.restore() is not None:
-                break  # the worker sends the rest back to the queue
+            self._end_task()
+            if self.state.restore() is not None:
+                return False  # the worker sends the rest back to the queue
+        return True
 
     def _run_one(self, index: int) -> None:
         payload, directory, mark = self.tasks[index]
@@ -269,7 +272,7 @@ class Pack:
                 os.close(self.report)
             self.report = None
 
-    def _end_task(self, mark: str) -> None:
+    def _end_task(self) -> None:
         """Kill what the task that just ended left running: the pack's cgroup but this
         process, and what was re-parented here (its subreaper)."""
         me = os.getpid()
@@ -296,28 +299,31 @@ def _reap() -> None:
             pass
 
 
-def serve(
-    tasks: list[tuple[bytes, str, str]],
-    report: int,
-    cgroup: str | None,
-    go: Callable[[], Any],
-) -> None:
-    """The pack process: prepare ``tasks``, wait for ``go()`` (the set of indices not to run,
-    or None: run none), run them; never returns."""
+def serve(stream: Any, report: int, cgroup: str | None) -> None:
+    """The pack process: serve batches of tasks, each ``("tasks", [...])`` then
+    ``("go", skip)``, until the worker closes the pipe (or the process cannot be reset);
+    never returns. Each batch ends with a ``READY`` report: the process is reset and waits."""
     code = 0
     try:
-        pack = Pack(tasks, report, cgroup)
-        pack.prepare()
-        skip = go()
-        if skip is None:
-            # Never started (the handles were not stored, or the dispatcher went away):
-            # nothing of them is left, however late this process got here.
-            pack.discard(set(range(len(tasks))))
-            os._exit(0)
-        pack.discard(skip)
-        for index in sorted(skip):  # given up at once: the dispatcher may clean them up
-            pack._send(REPORT.pack(WITHDRAWN_REPORT, index, -1, -1, -1))
-        pack.run(skip)
+        pack = Pack(report, cgroup)
+        while True:
+            message = read_frame(stream)
+            if message is None:
+                break
+            pack.prepare(message[1])
+            go = read_frame(stream)
+            if go is None:
+                # Never started (the handles were not stored, or the dispatcher went away):
+                # nothing of them is left, however late this process got here.
+                pack.discard(set(range(len(pack.tasks))))
+                break
+            skip = set(go[1])
+            pack.discard(skip)
+            for index in sorted(skip):  # given up at once: the dispatcher may clean them up
+                pack._send(REPORT.pack(WITHDRAWN_REPORT, index, -1, -1, -1))
+            if not pack.run(skip):
+                break
+            pack._send(REPORT.pack(READY, -1, -1, -1, -1))
     except BaseException:
         code = 70
     finally:

@@ -63,6 +63,7 @@ class PoolTask:
     directory: Path
     started: Started | None
     future: asyncio.Future[TaskOutcome]
+    group: str | None = None
     handle: ProcessHandle | None = field(default=None)
 
 
@@ -70,14 +71,16 @@ class Worker:
     def __init__(self, proc: asyncio.subprocess.Process, handle: ProcessHandle) -> None:
         self.proc = proc
         self.handle = handle
-        self._ready: tuple[str, int, float, str | None] | None = None
+        self.group: str | None = None
+        """The group whose last batch's process waits in this worker for more."""
 
-    async def next_process(self) -> tuple[int, float, str | None]:
-        """The PID, start time and cgroup of the process the worker forked for its next pack."""
-        if self._ready is None:
-            self._ready = await self.receive()
-        _, pid, start_time, cgroup = self._ready
-        self._ready = None
+    async def start_batch(
+        self, group: str | None, tasks: list[tuple[bytes, str, str]]
+    ) -> tuple[int, float, str | None]:
+        """Give the worker a batch (in one write: it prepares at once); the PID, start time
+        and cgroup of the process that will run it."""
+        await self.send_frames([("next", group), ("tasks", tasks)])
+        _, pid, start_time, cgroup = await self.receive()
         return pid, start_time, cgroup
 
     async def receive(self) -> Any:
@@ -92,9 +95,13 @@ class Worker:
 
     async def send(self, message: Any) -> None:
         """Send the worker one frame."""
+        await self.send_frames([message])
+
+    async def send_frames(self, messages: list[Any]) -> None:
+        """Send the worker frames, in one write."""
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(frame(message))
+            self.proc.stdin.write(b"".join(frame(m) for m in messages))
             await self.proc.stdin.drain()
         except (ConnectionError, BrokenPipeError):
             raise WorkerDiedError(await self.proc.wait()) from None
@@ -178,6 +185,7 @@ class WorkerPool:
         *,
         batch: Batch | None = None,
         key: int = 0,
+        group: str | None = None,
     ) -> TaskOutcome:
         """Run ``payload`` in a warm worker; ``started(handle)`` is awaited before it starts.
 
@@ -187,11 +195,18 @@ class WorkerPool:
         unless its handle was stored (if ``started`` raises, this raises it once the task's
         process has given the task up: what it made is there for the caller to remove).
         ``batch``: the tasks to run with this one as one pack, once all have come (``key``:
-        this task's in it). If the caller is cancelled, the task is taken back from its
-        batch or the queue, withdrawn from its pack, or, while it runs, killed with every
-        process it started.
+        this task's in it). ``group`` (a dispatch): the process that ran this group's last
+        tasks runs this one too, when it waits for more (None: a process of its own). If
+        the caller is cancelled, the task is taken back from its batch or the queue,
+        withdrawn from its pack, or, while it runs, killed with every process it started.
         """
-        task = PoolTask(payload, directory, started, asyncio.get_running_loop().create_future())
+        task = PoolTask(
+            payload,
+            directory,
+            started,
+            asyncio.get_running_loop().create_future(),
+            group if self.packing else None,
+        )
         if batch is not None and batch.size > 1 and self.packing:
             batch.arrive(task, self._enqueue)
         else:
@@ -224,7 +239,13 @@ class WorkerPool:
                 return
             tasks = self._queue.popleft()
             if self._idle:
-                worker = self._idle.pop()
+                # The worker whose waiting process ran this group's last tasks, if one has.
+                group = tasks[0].group
+                worker = next(
+                    (w for w in self._idle if group is not None and w.group == group),
+                    self._idle[-1],
+                )
+                self._idle.remove(worker)
                 if not worker.alive():
                     self._queue.appendleft(tasks)
                     self._retire(worker)
@@ -281,17 +302,19 @@ class WorkerPool:
     async def _run_pack(self, worker: Worker, tasks: list[PoolTask]) -> None:
         """Run ``tasks`` as one pack on ``worker``, settling each task's future."""
         pending = dict(enumerate(tasks))
+        group = tasks[0].group
         try:
-            pid, start_time, cgroup = await worker.next_process()
-            for task in tasks:
+            marks = [f"{self._mark_prefix}{next(self._marks):x}" for _ in tasks]
+            batch = [(t.payload, str(t.directory), m) for t, m in zip(tasks, marks, strict=True)]
+            pid, start_time, cgroup = await worker.start_batch(group, batch)
+            for task, mark in zip(tasks, marks, strict=True):
+                # A process that may run other tasks (of its group) is signalled for this
+                # one only while it runs it (``pack``).
                 task.handle = ProcessHandle(
                     host=worker.handle.host, pid=pid, pgid=pid, start_time=start_time,
-                    mark=f"{self._mark_prefix}{next(self._marks):x}", cgroup=cgroup,
-                    parent=worker.handle.pid, dir=str(task.directory), pack=len(tasks) > 1,
+                    mark=mark, cgroup=cgroup, parent=worker.handle.pid,
+                    dir=str(task.directory), pack=group is not None,
                 )  # fmt: skip
-            await worker.send(
-                ("tasks", [(t.payload, str(t.directory), t.handle.mark) for t in tasks])  # type: ignore[union-attr]
-            )
             # The tasks' processes prepare while their handles are stored (in one commit).
             stored = await asyncio.gather(*(_store(t) for t in tasks), return_exceptions=True)
             refused = {i: r for i, r in enumerate(stored) if isinstance(r, BaseException)}
@@ -308,7 +331,11 @@ class WorkerPool:
             while True:
                 answer = await worker.receive()
                 kind = answer[0]
+                if kind == "idle":
+                    worker.group = group  # its process waits for more of this group
+                    break
                 if kind == "ended":
+                    worker.group = None
                     for index in answer[1]:  # never started: they go back to the queue
                         task = pending.pop(index, None)
                         if task is not None and not task.future.done():

@@ -25,7 +25,9 @@ HEADER = struct.Struct(">Q")
 REPORT = struct.Struct(">bqqqq")
 """A pack's report of one task: its kind, its index in the pack, and the sizes of the outcome,
 stdout and stderr that follow (-1: only in its file)."""
-DONE, WITHDRAWN_REPORT = 0, 1
+DONE, WITHDRAWN_REPORT, READY = 0, 1, 2
+"""Report kinds: a task's outcome; a task withdrawn; the batch is over and the process,
+reset, waits for the next."""
 INLINE_MAX = 1 << 20  # an outcome up to this size comes with the report
 INLINE_STREAM_MAX = 1 << 16  # as does stdout or stderr up to this size
 GO = "go"

@@ -1,26 +1,28 @@
-"""A warm worker of the local executor: a parent with the imports done that forks each pack.
+"""A warm worker of the local executor: a parent with the imports done that forks pack
+processes.
 
-Started in its own session. For each pack of tasks (see :mod:`.pack`; one task unless the
-executor packs) the worker forks a process ahead of need and tells the dispatcher
-``("ready", pid, start time, cgroup)``: that process is the pack's own (its own process
-group, the subreaper of what its tasks start, alone in a new cgroup where the machine gives
-one; see :mod:`.containment`), and those three, with each task's mark and directory, are the
-tasks' job handles, so that nothing done with a handle can reach the worker or another pack.
-The dispatcher sends ``("tasks", [(payload, directory, mark), ...])``, then ``("go", skip)``
-once it has stored the handles (``skip``: the indices whose handle could not be stored,
-which never run). The pack's process prepares the directories while the handles are stored.
+Started in its own session. The dispatcher asks for each batch of tasks with
+``("next", group)``, followed at once by ``("tasks", [(payload, directory, mark), ...])``; the
+worker answers ``("ready", pid, start time, cgroup)`` naming the process that will run them:
+the one that ran the last batch of the same ``group`` (dispatch) if it waits for more, else
+one forked ahead of need (see :mod:`.pack`: its own process group, the subreaper of what its
+tasks start, alone in a new cgroup where the machine gives one). Those three, with each task's
+mark and directory, are the tasks' job handles, so that nothing done with a handle reaches the
+worker or another pack. The process prepares the directories while the dispatcher stores the
+handles, then ``("go", skip)`` lets it run all but ``skip`` (whose handles could not be
+stored).
 
 The worker forwards each task's report as it comes: ``("done", index, outcome, stdout,
 stderr)`` (each bytes, or None: read it from its file), ``("withdrawn", index)`` (a cancel
-came first), or ``("died", index, exit status)`` if the process died while running it. Once
-the process has ended it kills whatever the pack left running (its cgroup, which it removes,
-and what was re-parented to the worker) and says ``("ended", unrun)``: the indices that
-never started (the process was killed, or could not be reset for them), which the
-dispatcher sends again. The next pack's process is forked after that.
+came first), or ``("died", index, exit status)`` if the process died while running it. Then
+``("idle",)``: the process, reset, waits for another batch of its group (for
+:data:`IDLE_PACK` seconds at most); or ``("ended", unrun)``: the process has exited (killed,
+or it could not be reset), what it left is killed, and ``unrun`` are the indices that never
+started, which the dispatcher sends again.
 
 Outcomes live in files so that tasks outlive the dispatcher: when the service dies the worker
-lets its pack run to its end, cleans up after it and exits on the closed pipe, and the next
-service reads the files (see :func:`covalent_core.executors.pool.reattach_worker`).
+lets the batch run to its end, cleans up after it and exits, and the next service reads the
+files (see :func:`covalent_core.executors.pool.reattach_worker`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from covalent_core.executors.pack import serve
 from covalent_core.executors.protocol import (
     DONE,
     GO,
+    READY,
     REPORT,
     STARTED,
     WITHDRAWN,
@@ -65,74 +68,58 @@ def _split(data: bytes, sizes: tuple[int, ...]) -> list[bytes | None]:
 
 
 class Spare:
-    """A process forked ahead of need, waiting for its pack: forking is off the path."""
+    """A process forked ahead of need: it runs the batches of one group (dispatch) that the
+    dispatcher gives it, and waits between them."""
 
-    def __init__(self, keep_closed: list[int], cgroup: str | None) -> None:
+    def __init__(self, cgroup: str | None) -> None:
         frame_r, self.frame_w = os.pipe()
         self.report, report_w = os.pipe()
         self.cgroup = cgroup
+        self.group: object = None
         self.tasks: list[tuple[bytes, str, str]] = []
         self.pid = os.fork()
         if self.pid == 0:
-            os.close(self.frame_w)
-            os.close(self.report)
-            for fd in keep_closed:  # the dispatcher's pipes are never the tasks'
-                os.close(fd)
+            # Only its own pipes: not the dispatcher's, nor those of the worker's other
+            # processes (one holding another's frame pipe would keep it from ever ending).
+            for fd in os.listdir("/proc/self/fd"):
+                if int(fd) > 2 and int(fd) not in (frame_r, report_w):
+                    with contextlib.suppress(OSError):
+                        os.close(int(fd))
             with contextlib.suppress(OSError):
                 os.setpgid(0, 0)
             containment.become_subreaper()
             if cgroup is not None:
                 containment.join_cgroup(cgroup)
-            stream = os.fdopen(frame_r, "rb")
-            message = read_frame(stream)
-            if message is None:
-                os._exit(0)  # the worker is gone
-
-            def go() -> Any:
-                answer = read_frame(stream)
-                stream.close()
-                return set(answer[1]) if answer is not None else None
-
-            serve(message[1], report_w, cgroup, go)
+            serve(os.fdopen(frame_r, "rb"), report_w, cgroup)
         with contextlib.suppress(OSError):
             os.setpgid(self.pid, self.pid)  # as the child does: whichever runs first
         os.close(frame_r)
         os.close(report_w)
         self.start_time = psutil.Process(self.pid).create_time()
         self._received = bytearray()
+        self._exit_status: int | None = None
 
     def ready(self) -> tuple[str, int, float, str | None]:
-        """The frame that tells the dispatcher which process will run its next pack."""
+        """The frame that tells the dispatcher which process runs its next batch."""
         return ("ready", self.pid, self.start_time, self.cgroup)
 
-    def prepare(self, message: tuple[str, list[tuple[bytes, str, str]]]) -> None:
-        """Send the pack: the process makes the tasks' directories, then waits for :meth:`go`."""
-        self.tasks = message[1]
-        write_all(self.frame_w, frame(message))
+    def alive(self) -> bool:
+        return self.pid != 0
 
-    def go(self, skip: set[int]) -> None:
-        """Let the pack run, all but ``skip`` (a process that was killed meanwhile is not
-        told: :meth:`answers` finds it ended)."""
-        with contextlib.suppress(BrokenPipeError):
-            write_all(self.frame_w, frame((GO, sorted(skip))))
-        os.close(self.frame_w)
+    def send(self, message: Any) -> bool:
+        """Send the process a frame; False if it has ended (the worker says so after)."""
+        if message[0] == "tasks":
+            self.tasks = message[1]
+        try:
+            write_all(self.frame_w, frame(message))
+        except BrokenPipeError:
+            return False
+        return True
 
-    def abort(self) -> None:
-        """The pack will not run: its process exits without starting a task."""
-        os.close(self.frame_w)
-        self._close()
-
-    def _close(self) -> None:
-        os.close(self.report)
-        if self.pid:
-            os.waitpid(self.pid, 0)
-            self.pid = 0
-        if self.cgroup:
-            containment.kill_cgroup(self.cgroup)
-
-    def answers(self, skip: set[int]) -> Any:
-        """Each task's answer for the dispatcher, as the process reports it, then
-        ``("ended", unrun)`` once it has exited and what it left is killed.
+    def batch_answers(self, skip: set[int], others: tuple[Spare | None, ...] = ()) -> Any:
+        """Each task's answer for the dispatcher, as the process reports it; then ``("idle",)``
+        once the batch is over and the process waits for the next, or ``("ended", unrun)``
+        if the process has exited (killed, or it could not be reset), what it left killed.
 
         The report pipe is never read to its end: a process a task left behind may hold it
         open; so the process's exit is watched as well."""
@@ -141,9 +128,12 @@ class Spare:
             answer = self._next_report()
             if answer is None:
                 break
+            if answer[0] == "idle":
+                yield answer
+                return
             reported.add(answer[1])
             yield answer
-        status = self._exit_status
+        status = self._exit_status or 0
         left = [i for i in range(len(self.tasks)) if i not in skip and i not in reported]
         if left and status != 0:
             running = self.tasks[left[0]][1]
@@ -151,13 +141,11 @@ class Spare:
             withdrawn = os.path.exists(os.path.join(running, WITHDRAWN))
             if began and not withdrawn:
                 yield ("died", left.pop(0), status)
-        self._close()
+        self.close(others)
         yield ("ended", left)
 
-    _exit_status: int = 0
-
     def _next_report(self) -> tuple[Any, ...] | None:
-        """The next task's report, or None once the process has exited without another."""
+        """The next report, or None once the process has exited without another."""
         received = self._received
         while True:
             if len(received) >= REPORT.size:
@@ -168,7 +156,11 @@ class Spare:
                     del received[:need]
                     if kind == DONE:
                         return ("done", index, *_split(body, tuple(sizes)))
+                    if kind == READY:
+                        return ("idle",)
                     return ("withdrawn", index)
+            if self.pid == 0:
+                return None
             ready, _, _ = select.select([self.report], [], [], 0.05)
             if ready:
                 chunk = os.read(self.report, 1 << 20)
@@ -185,32 +177,51 @@ class Spare:
                     if not chunk:
                         break
                     received += chunk
-                if len(received) >= REPORT.size:
-                    continue
-                return None
 
-    def finish(self, marks: list[str], began: float) -> None:
-        """After the pack: kill what its tasks left re-parented here (outside its cgroup)."""
-        if containment.has_children(os.getpid()):
-            for mark in marks:
-                containment.kill_task_processes(os.getpid(), mark, began)
-        reap()
+    def close(self, others: tuple[Spare | None, ...] = ()) -> None:
+        """End the process (it exits on the closed pipe, between batches) and kill what it
+        left: its cgroup, which is removed, and what was re-parented to the worker (the
+        worker's ``others`` processes and their children are not its)."""
+        with contextlib.suppress(OSError):
+            os.close(self.frame_w)
+        if self.pid:
+            os.waitpid(self.pid, 0)
+            self.pid = 0
+        with contextlib.suppress(OSError):
+            os.close(self.report)
+        if self.cgroup:
+            containment.kill_cgroup(self.cgroup)
+        theirs = {other.pid for other in others if other is not None and other.pid}
+        if containment.children(os.getpid()) - theirs:
+            kill_leftovers(theirs, [mark for _, _, mark in self.tasks], self.start_time)
 
 
-def reap(wait: float = 1.0) -> None:
-    """Collect the exit of every child of the worker: what a pack left, re-parented here
-    and killed (the worker has no other child between two packs), so that none stays a
-    zombie; waits up to ``wait`` s for those still dying."""
+def kill_leftovers(keep: set[int], marks: list[str], since: float, wait: float = 5.0) -> None:
+    """Kill what a pack's tasks left re-parented to the worker (all its descendants but the
+    processes of ``keep`` and theirs, and what carries the tasks' marks), and collect the
+    exit of those that were its children, so that none stays a zombie."""
+    me = os.getpid()
+    protected = set(keep)
+    for pid in keep:
+        protected |= containment.subtree(pid)
     deadline = time.monotonic() + wait
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return  # none left
-        if pid == 0:
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.002)
+    while time.monotonic() < deadline:
+        targets = containment.subtree(me) - protected
+        for mark in marks:
+            targets |= containment.marked(mark, since) - protected
+        targets = {p for p in targets if not _zombie(p)}
+        if not targets:
+            break
+        containment.kill_all(targets)
+        time.sleep(0.002)
+    for pid in containment.children(me) - protected:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def _zombie(pid: int) -> bool:
+    info = containment.process_stat(pid)
+    return info is None or info[0] in ("Z", "X")
 
 
 def _warm_up() -> None:
@@ -233,7 +244,7 @@ def _warm_up() -> None:
 
 
 def _forward(proto_out: IO[bytes] | None, answer: Any) -> IO[bytes] | None:
-    """Tell the dispatcher; None once it is gone (the pack runs on regardless)."""
+    """Tell the dispatcher; None once it is gone (the tasks run on regardless)."""
     if proto_out is None:
         return None
     try:
@@ -243,8 +254,14 @@ def _forward(proto_out: IO[bytes] | None, answer: Any) -> IO[bytes] | None:
     return proto_out
 
 
+IDLE_PACK = 2.0
+"""Seconds a pack's process waits for another batch of its dispatch before it is ended."""
+
+
 def main() -> int:
-    """Serve packs until stdin closes."""
+    """Serve batches until stdin closes: ``("next", group)`` (then ``("tasks", [...])`` and
+    ``("go", skip)``) runs one in the process that ran the last batch of ``group`` if it
+    waits for more, else in a new one (``group`` None: a process of its own, ended after)."""
     proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
     proto_out: IO[bytes] | None = os.fdopen(os.dup(1), "wb", buffering=0)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -255,27 +272,54 @@ def main() -> int:
     containment.become_subreaper()
     _warm_up()
     assert proto_out is not None
-    ours = [proto_in.fileno(), proto_out.fileno()]
-    while True:
-        spare = Spare(ours, containment.task_cgroup(cgroup_base))
-        proto_out = _forward(proto_out, spare.ready())
-        message = read_frame(proto_in) if proto_out is not None else None
-        if message is None:
-            spare.abort()
-            return 0
-        spare.prepare(message)
-        go = read_frame(proto_in)
-        if not (isinstance(go, tuple) and go[0] == GO):
-            spare.abort()
-            return 0  # the dispatcher is gone (or confused): no task started
-        skip = set(go[1])
-        began = time.time()
-        spare.go(skip)
-        for answer in spare.answers(skip):
-            proto_out = _forward(proto_out, answer)  # the dispatcher goes on meanwhile
-        spare.finish([mark for _, _, mark in spare.tasks], began)
-        if proto_out is None:
-            return 0  # the dispatcher died: the outcome files wait for the next one
+    spare: Spare | None = Spare(containment.task_cgroup(cgroup_base))
+    waiting: Spare | None = None  # the last batch's process, waiting for more of its group
+    try:
+        while proto_out is not None:
+            if waiting is not None and not select.select([proto_in], [], [], IDLE_PACK)[0]:
+                waiting.close((spare,))  # nothing more came for its dispatch
+                waiting = None
+                continue
+            request = read_frame(proto_in)
+            if request is None or request[0] != "next":
+                return 0  # the dispatcher is gone (or confused)
+            group = request[1]
+            if waiting is not None and group is not None and waiting.group == group:
+                process = waiting
+            else:
+                if waiting is not None:
+                    waiting.close((spare,))
+                process = spare or Spare(containment.task_cgroup(cgroup_base))
+                spare = None
+            waiting = None
+            process.group = group
+            proto_out = _forward(proto_out, process.ready())
+            message = read_frame(proto_in)
+            if message is None or message[0] != "tasks":
+                process.close((spare,))
+                return 0
+            process.send(message)
+            if spare is None:  # the next one is forked while the handles are stored
+                spare = Spare(containment.task_cgroup(cgroup_base))
+            go = read_frame(proto_in)
+            if not (isinstance(go, tuple) and go[0] == GO):
+                process.close((spare,))
+                return 0  # the dispatcher is gone: none of the batch started
+            skip = set(go[1])
+            process.send(go)
+            last: Any = None
+            for answer in process.batch_answers(skip, (spare,)):
+                last = answer
+                proto_out = _forward(proto_out, answer)  # the dispatcher goes on meanwhile
+            if last == ("idle",) and group is not None and proto_out is not None:
+                waiting = process
+            elif last == ("idle",):
+                process.close((spare,))
+        return 0  # the dispatcher died: the outcome files wait for the next one
+    finally:
+        for process in (waiting, spare):
+            if process is not None:
+                process.close((waiting, spare))
 
 
 if __name__ == "__main__":
