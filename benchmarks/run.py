@@ -106,6 +106,58 @@ def running_sleeper() -> tuple[str, dict]:
     return dispatch_id, handle
 
 
+ONE_WORKER = ct.LocalExecutor(max_workers=1)
+
+
+def _brief(seconds: float) -> float:
+    import time as _time
+
+    _time.sleep(seconds)
+    return seconds
+
+
+brief = ct.electron(_brief, executor=ONE_WORKER)
+
+
+@ct.lattice
+def packed_sleeper():
+    """Three tasks that wait behind a brief one for the executor's only worker, and so run
+    as one pack; the middle one sleeps (a pack forms when a slot frees while several wait)."""
+    return [brief(0.3), brief(0.0), brief(1000.0), brief(0.0)]
+
+
+def running_packed_sleeper() -> tuple[str, int, dict]:
+    """Dispatch :func:`packed_sleeper` and return once its sleeper runs in its pack:
+    (dispatch id, the sleeper's node id, its job handle)."""
+    dispatch_id = ct.dispatch(packed_sleeper)()
+    while True:
+        nodes = [n for n in ct.get_result(dispatch_id).tasks if n.name == "_brief"]
+        sleeper = nodes[2]
+        done_before = nodes[1].status is ct.Status.COMPLETED
+        if sleeper.job_handle and done_before and sleeper.status is ct.Status.RUNNING:
+            time.sleep(0.05)
+            return dispatch_id, sleeper.node_id, sleeper.job_handle
+        time.sleep(0.01)
+
+
+def cancel_latency_packed(runs: int) -> list[float]:
+    """``ct.cancel`` of a task that runs in a pack (its process ran the one before it) to
+    that process gone, timed as :func:`cancel_latency_same_process`."""
+    samples = []
+    for _ in range(runs):
+        dispatch_id, node_id, handle = running_packed_sleeper()
+        assert handle.get("pack"), handle
+        died: list[float] = []
+        watcher = threading.Thread(target=_note_death, args=(handle["pid"], died), daemon=True)
+        watcher.start()
+        start = time.perf_counter()
+        ct.cancel(dispatch_id, task_ids=[node_id])
+        watcher.join(60)
+        samples.append(died[0] - start)
+        ct.get_result(dispatch_id, wait=True, timeout=60)
+    return samples
+
+
 def _note_death(pid: int, died: list[float]) -> None:
     while not is_dead(pid):
         time.sleep(0.0002)

@@ -53,6 +53,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from common import latency_ms, write_results  # noqa: E402
 from run import (  # noqa: E402 - the graphs and measures every benchmark here uses
+    cancel_latency_packed,
     cancel_latency_same_process,
     chain,
     noop,
@@ -131,6 +132,30 @@ def ours_cold(n: int) -> float:
     return ours(wide, n)
 
 
+@ct.electron
+def note_start(path: str) -> None:
+    import time as _time
+
+    with open(path, "w") as fh:
+        fh.write(repr(_time.time()))
+
+
+@ct.lattice
+def first_task(path: str) -> None:
+    return note_start(path)
+
+
+def cold_first_task() -> float:
+    """Seconds from ``dispatch()`` with no service running to its first task running."""
+    request({"op": "shutdown"})
+    wait_for_no_service()
+    path = Path(tempfile.mkdtemp()) / "started"
+    began = time.time()
+    dispatch_id = ct.dispatch(first_task)(str(path))
+    ct.get_result(dispatch_id, wait=True, timeout=120)
+    return float(path.read_text()) - began
+
+
 def wait_for_no_service() -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -158,6 +183,7 @@ def side_by_side(rounds: int) -> dict[str, Any]:
             ):
                 samples.setdefault(f"{name}|ours", []).append(mine())
                 samples.setdefault(f"{name}|dask", []).append(float(dask.ask(theirs)["seconds"]))
+            samples.setdefault("first task, no service|ours", []).append(cold_first_task())
     finally:
         dask.close()
     rows = {}
@@ -165,7 +191,8 @@ def side_by_side(rounds: int) -> dict[str, Any]:
         name, side = key.split("|")
         rows.setdefault(name, {})[side] = statistics.median(samples[key])
     for row in rows.values():
-        row["ratio"] = row["dask"] / row["ours"]  # > 1: we are faster
+        if "dask" in row:
+            row["ratio"] = row["dask"] / row["ours"]  # > 1: we are faster
     return rows
 
 
@@ -261,14 +288,17 @@ def cancel_versus_ray(runs: int) -> dict[str, dict[str, float]]:
     samples: dict[str, list[float]] = {
         "covalent-core": [],
         "covalent-core, one task": [],
+        "covalent-core, a task of a pack": [],
         "Ray": [],
     }
     try:
         ray.ask(f"cancel {scratch}")  # its first worker starts
         cancel_latency_same_process(1)
+        cancel_latency_packed(1)
         for _ in range(runs):
             samples["covalent-core"].extend(cancel_latency_same_process(1))
             samples["covalent-core, one task"].extend(cancel_latency_same_process(1, [0]))
+            samples["covalent-core, a task of a pack"].extend(cancel_latency_packed(1))
             answer = ray.ask(f"cancel {scratch}")
             if "ms" in answer:
                 samples["Ray"].append(float(answer["ms"]) / 1e3)
@@ -288,6 +318,49 @@ def wait_latency(runs: int) -> dict[str, float]:
     return {"p50_ms": statistics.median(samples), "max_ms": samples[-1], "n": runs}
 
 
+def targets_table(results: dict[str, Any]) -> Table:
+    """The measures the speed issue set targets for, each beside its target."""
+    versus = results["versus_dask"]
+    cancels = results["cancel_latency"]
+    scaling_rows = results["scaling"]
+    table = Table("measure", "now", "target", "met", title="targets")
+
+    def row(name: str, value: str, target: str, met: bool) -> None:
+        table.add_row(name, value, target, "yes" if met else "no")
+
+    for key, target in (
+        ("wide 1000, warm", 2.0),
+        ("chain 200, warm", 1.5),
+        ("wide 1000, cold", 1.0),
+    ):
+        ratio = versus[key]["ratio"]
+        row(f"{key}, Dask time / ours", f"{ratio:.2f}", f">= {target:g}", ratio >= target)
+    first = versus["first task, no service"]["ours"]
+    row("dispatch to first task running, no service", f"{first:.3f} s", "<= 0.3 s", first <= 0.3)
+    cpu = results["cpu_per_task"]["service_ms"]
+    row("dispatcher CPU per task, wide", f"{cpu:.2f} ms", "<= 1.0 ms", cpu <= 1.0)
+    if len(scaling_rows) > 1:
+        first_row, last_row = scaling_rows[0], scaling_rows[-1]
+        growth = last_row["dispatcher_cpu_ms_per_task"] / first_row["dispatcher_cpu_ms_per_task"]
+        rss = [r["service_peak_rss_mb"] * 1024 / r["tasks"] for r in scaling_rows]
+        row(
+            f"linear {first_row['tasks']:,} -> {last_row['tasks']:,}: CPU per task",
+            f"x{growth:.2f}",
+            "holds",
+            growth <= 1.5,
+        )
+        row("peak RSS per task (KB)", " / ".join(f"{v:.1f}" for v in rss), "holds", True)
+    for name in ("covalent-core", "covalent-core, one task", "covalent-core, a task of a pack"):
+        p50, p95 = cancels[name]["p50"], cancels[name]["p95"]
+        row(
+            f"cancel -> process gone ({name})",
+            f"{p50:.1f} / {p95:.1f} ms",
+            "<= 5 / <= 10 ms",
+            p50 <= 5 and p95 <= 10,
+        )
+    return table
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -299,7 +372,11 @@ def main() -> int:
     results["versus_dask"] = side_by_side(args.rounds)
     table = Table("graph", "covalent-core", "Dask", "Dask time / ours", title="beside Dask")
     for name, row in results["versus_dask"].items():
-        table.add_row(name, f"{row['ours']:.3f} s", f"{row['dask']:.3f} s", f"{row['ratio']:.2f}")
+        if "dask" in row:
+            ratio = f"{row['ratio']:.2f}"
+            table.add_row(name, f"{row['ours']:.3f} s", f"{row['dask']:.3f} s", ratio)
+        else:
+            table.add_row(name, f"{row['ours']:.3f} s", "-", "-")
     console.print(table)
     results["cpu_per_task"] = c = cpu_per_task(results["versus_dask"]["wide 1000, warm"]["dask"])
     console.print(
@@ -343,6 +420,7 @@ def main() -> int:
         f"wait latency (stored end to get_result returning): p50 {w['p50_ms']:.1f} ms, "
         f"max {w['max_ms']:.1f} ms over {w['n']}"
     )
+    console.print(targets_table(results))
     console.print(f"wrote {write_results('scale.json', results)}")
     request({"op": "shutdown"})
     return 0
