@@ -145,13 +145,12 @@ def _open_fds() -> set[int]:
 
 
 def make_directory(directory: str) -> bool:
-    """Make the task's directory (owner-only); True if this process made it."""
+    """Make the task's directory (owner-only) in its parent, which its caller made (and
+    removes: one that is gone means the task was given up); True if this process made it."""
     try:
         os.mkdir(directory, 0o700)
     except FileExistsError:
         return False  # another attempt at this task made it (one that never started, say)
-    except FileNotFoundError:
-        os.makedirs(directory, 0o700, exist_ok=True)
     return True
 
 
@@ -188,9 +187,10 @@ class Pack:
     """The process running packs of one dispatch's tasks, one batch after another (in that
     process)."""
 
-    def __init__(self, report: int, cgroup: str | None) -> None:
+    def __init__(self, report: int, cgroup: str | None, frames: int) -> None:
         self.report: int | None = report
         self.cgroup = cgroup
+        self.pipes = {fd: _identity(fd) for fd in (report, frames)}
         self.state: ProcessState | None = None
         self.tasks: list[tuple[bytes, str, str]] = []
         self.made: list[bool] = []
@@ -222,9 +222,14 @@ class Pack:
                 continue
             self._run_one(index)
             self._end_task()
-            if self.state.restore() is not None:
+            if self.state.restore() is not None or not self.pipes_intact():
                 return False  # the worker sends the rest back to the queue
         return True
+
+    def pipes_intact(self) -> bool:
+        """False if a task closed or replaced this process's own pipes (it cannot then
+        report, nor hear of another batch)."""
+        return all(_same(fd, identity) for fd, identity in self.pipes.items())
 
     def _run_one(self, index: int) -> None:
         payload, directory, mark = self.tasks[index]
@@ -288,6 +293,18 @@ class Pack:
         _reap()
 
 
+def _identity(fd: int) -> tuple[int, int] | None:
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _same(fd: int, identity: tuple[int, int] | None) -> bool:
+    return identity is not None and _identity(fd) == identity
+
+
 def _alive(pid: int) -> bool:
     info = containment.process_stat(pid)
     return info is not None and info[0] not in ("Z", "X")
@@ -305,7 +322,7 @@ def serve(stream: Any, report: int, cgroup: str | None) -> None:
     never returns. Each batch ends with a ``READY`` report: the process is reset and waits."""
     code = 0
     try:
-        pack = Pack(report, cgroup)
+        pack = Pack(report, cgroup, stream.fileno())
         while True:
             message = read_frame(stream)
             if message is None:

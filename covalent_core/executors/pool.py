@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import itertools
 import pickle
@@ -65,6 +66,8 @@ class PoolTask:
     future: asyncio.Future[TaskOutcome]
     group: str | None = None
     handle: ProcessHandle | None = field(default=None)
+    placed: asyncio.Future[None] = field(default_factory=asyncio.Future)
+    """Done once the process that runs it is known (its ``handle``), or it never will be."""
 
 
 class Worker:
@@ -221,8 +224,13 @@ class WorkerPool:
                     if task in pack:
                         pack.remove(task)
                 self._queue = collections.deque(pack for pack in self._queue if pack)
-            elif task.handle is not None and not task.future.done():
-                await asyncio.to_thread(kill_group, task.handle, kill_grace)
+            else:
+                # Given to a worker: once its process is known, the task is withdrawn from
+                # it, or killed with it while it runs, before the caller cleans up.
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(task.placed)
+                if task.handle is not None and not task.future.done():
+                    await asyncio.to_thread(kill_group, task.handle, kill_grace)
             raise
 
     def _enqueue(self, tasks: list[PoolTask]) -> None:
@@ -315,6 +323,7 @@ class WorkerPool:
                     mark=mark, cgroup=cgroup, parent=worker.handle.pid,
                     dir=str(task.directory), pack=group is not None,
                 )  # fmt: skip
+                _placed(task)
             # The tasks' processes prepare while their handles are stored (in one commit).
             stored = await asyncio.gather(*(_store(t) for t in tasks), return_exceptions=True)
             refused = {i: r for i, r in enumerate(stored) if isinstance(r, BaseException)}
@@ -340,6 +349,7 @@ class WorkerPool:
                         task = pending.pop(index, None)
                         if task is not None and not task.future.done():
                             task.handle = None
+                            task.placed = asyncio.get_running_loop().create_future()
                             unrun.append(task)
                     if unrun:
                         self._queue.appendleft(unrun)
@@ -384,6 +394,9 @@ class WorkerPool:
         else:
             self._release(worker)
         finally:
+            for task in tasks:
+                if task.handle is not None or task.future.done():
+                    _placed(task)  # whatever happened, waiting for it is over
             self._pump()
 
     async def _after_worker_died(self, task: PoolTask, exc: WorkerDiedError) -> None:
@@ -402,6 +415,7 @@ class WorkerPool:
             return
         if outcome is None:
             task.handle = None
+            task.placed = asyncio.get_running_loop().create_future()
             self._queue.appendleft([task])
             self._pump()
         else:
@@ -445,6 +459,11 @@ class WorkerPool:
         await asyncio.gather(
             *(w.stop() for w in workers), *self._background, return_exceptions=True
         )
+
+
+def _placed(task: PoolTask) -> None:
+    if not task.placed.done():
+        task.placed.set_result(None)
 
 
 async def _store(task: PoolTask) -> None:

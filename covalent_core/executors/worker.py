@@ -44,10 +44,10 @@ from covalent_core.executors.protocol import (
     GO,
     READY,
     REPORT,
-    STARTED,
-    WITHDRAWN,
+    TaskState,
     frame,
     read_frame,
+    task_state,
     write_all,
     write_frame,
     write_outcome,
@@ -133,16 +133,22 @@ class Spare:
                 return
             reported.add(answer[1])
             yield answer
+        # The process has ended: each task it did not report says in its directory how far
+        # it came (it may have ended without a way to say so: its pipe closed by a task).
         status = self._exit_status or 0
-        left = [i for i in range(len(self.tasks)) if i not in skip and i not in reported]
-        if left and status != 0:
-            running = self.tasks[left[0]][1]
-            began = os.path.exists(os.path.join(running, STARTED))
-            withdrawn = os.path.exists(os.path.join(running, WITHDRAWN))
-            if began and not withdrawn:
-                yield ("died", left.pop(0), status)
+        unrun = []
+        for index in range(len(self.tasks)):
+            if index in skip or index in reported:
+                continue
+            state = task_state(self.tasks[index][1])
+            if state is TaskState.ENDED:
+                yield ("done", index, None, None, None)  # read from its files
+            elif state is TaskState.RUNNING:
+                yield ("died", index, status)
+            else:
+                unrun.append(index)  # never started: it is sent again
         self.close(others)
-        yield ("ended", left)
+        yield ("ended", unrun)
 
     def _next_report(self) -> tuple[Any, ...] | None:
         """The next report, or None once the process has exited without another."""
