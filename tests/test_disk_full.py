@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import covalent_core as ct
+from covalent_core import config
 from covalent_core.errors import StoreFullError
 from covalent_core.service.client import request
 from covalent_core.testing import isolated_store, wait_until
@@ -169,7 +170,9 @@ def test_a_result_too_big_for_the_disk_fails_saying_so_and_leaves_no_file(disk_6
     data = disk_64m / "data"
     with isolated_store(data, (), 60):
         result = ct.dispatch_sync(huge_flow, timeout=120)(100)
-        assert result.status is ct.Status.FAILED
+        assert result.status is ct.Status.FAILED, [
+            (n.node_id, n.name, n.status, n.job_handle) for n in result.nodes
+        ]
         error = result.get_node(0).error
         assert "could not be written to" in error and "No space left on device" in error, error
         assert "Free some space" in error
@@ -200,11 +203,16 @@ def test_a_task_that_cannot_make_its_files_fails_saying_so(
     data = disk_64m / "data"
     with isolated_store(data, (), 60, db_url=f"sqlite:///{tmp_path / 'store.db'}"):
         assert ct.dispatch_sync(quick_flow, timeout=60)().result == 2  # workers are warm
+        # Its task directories are removed after it ended: then no inode frees up later.
+        tasks = config.tasks_dir()
+        wait_until(lambda: not any(tasks.iterdir()), 30)
         spent = fill_inodes(disk_64m)
         try:
             result = ct.dispatch_sync(quick_flow, timeout=60)()
         finally:
             shutil.rmtree(spent)
-        assert result.status is ct.Status.FAILED
+        assert result.status is ct.Status.FAILED, [
+            (n.node_id, n.name, n.status, n.job_handle) for n in result.nodes
+        ]
         error = result.get_node(0).error
         assert "could not start" in error and "No space left on device" in error, error

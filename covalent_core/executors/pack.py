@@ -279,7 +279,12 @@ class Pack:
 
     def _end_task(self) -> None:
         """Kill what the task that just ended left running: the pack's cgroup but this
-        process, and what was re-parented here (its subreaper)."""
+        process, and what was re-parented here (its subreaper). Its output files are let go
+        (their directory is removed once the dispatcher has what it needs)."""
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
         me = os.getpid()
         for _ in range(500):
             left = (containment.cgroup_members(self.cgroup) if self.cgroup else set()) - {me}
