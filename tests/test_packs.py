@@ -191,3 +191,29 @@ def test_a_daemon_of_a_packed_task_is_dead_before_the_next_task_starts(tmp_path:
     # The daemon's task ran in the same process as the next ones (a pack).
     starter = next(n for n in result.tasks if n.name == "daemon_then_return")
     assert starter.job_handle["pid"] == packed_pid
+
+
+def test_cancelling_a_task_its_pack_has_not_reached_spares_the_one_it_runs(tmp_path: Path):
+    log = tmp_path / "log"
+    one = LocalExecutor(max_workers=1)
+    first = ct.electron(hold, executor=one)
+    task = ct.electron(step, executor=one)
+
+    @ct.lattice
+    def flow(log: str) -> list:
+        return [first(0.5), task(log, 0, 3.0), task(log, 1, 0.05), task(log, 2, 0.05)]
+
+    dispatch_id = ct.dispatch(flow)(str(log))
+    wait_until(lambda: any(line.startswith("start 0 ") for line in lines(log)), 60)
+    steps = [n for n in ct.get_result(dispatch_id).tasks if n.name == "step"]
+    wait_until(lambda: all(n.job_handle for n in [ct.get_result(dispatch_id).get_node(
+        s.node_id) for s in steps]), 30)  # fmt: skip
+    ct.cancel(dispatch_id, task_ids=[steps[1].node_id], wait=True, timeout=60)
+    result = ct.get_result(dispatch_id, wait=True, timeout=120)
+    after = [result.get_node(s.node_id) for s in steps]
+    assert [n.status for n in after] == [
+        ct.Status.COMPLETED, ct.Status.CANCELLED, ct.Status.COMPLETED
+    ], [(n.status, n.error) for n in after]  # fmt: skip
+    starts = [line.split()[1] for line in lines(log) if line.startswith("start")]
+    assert sorted(starts) == ["0", "2"], starts  # the withdrawn one never started
+    assert after[0].output == after[2].output  # the pack's process went on

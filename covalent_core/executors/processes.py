@@ -204,13 +204,15 @@ def kill_group(
 
     Returns True once all of them are dead (zombies count as dead), or if the handle's
     process is already gone or its PID now belongs to another process, which is left alone.
-    The task's cgroup, if it has one, is emptied and removed either way. ``signalled``: what
+    The task's cgroup, if it has one, is emptied and removed either way, unless it is a pack's
+    whose process lives on (it runs other tasks; see :attr:`ProcessHandle.pack`: such a
+    process is only ever signalled while it runs this task). ``signalled``: what
     :func:`terminate_first` sent the SIGTERM to already.
     """
     try:
         return _kill_group(handle, grace, poll, signalled)
     finally:
-        if handle.cgroup:
+        if handle.cgroup and not (handle.pack and same_process(handle)):
             containment.kill_cgroup(handle.cgroup)
 
 
@@ -234,8 +236,15 @@ def _kill_group(
         _signal_all(None, more, signal.SIGTERM)
         targets.update(more)
 
+    def over() -> bool:
+        """A pack's task has ended (its process goes on with others, or died): what is left
+        of it its process kills, and the process is no longer this task's to signal."""
+        return handle.pack and task_state(handle.dir) is not TaskState.RUNNING  # type: ignore[arg-type]
+
     def alive() -> dict[int, int]:
         """What is left of the task, with what its processes started since."""
+        if over():
+            return {}
         targets.update(_collect(handle, same_process(handle)))
         if handle.pgid == handle.pid:  # the task's own group: members that left its tree
             for pid in set(group_members(handle.pgid)) - targets.keys():
@@ -261,11 +270,15 @@ def _kill_group(
                 containment.kill_task_processes(None, handle.mark, handle.start_time)
             return True
         time.sleep(poll)
-    if handle.cgroup:
-        containment.kill_cgroup(handle.cgroup)
-    remaining = strike(handle, signal.SIGKILL) or {}
-    _signal_all(None, alive(), signal.SIGKILL)
-    targets.update(remaining)
+    if handle.pack:
+        # Only while the process still runs this task, read with it frozen.
+        targets.update(strike(handle, signal.SIGKILL) or {})
+    else:
+        if handle.cgroup:
+            containment.kill_cgroup(handle.cgroup)
+        remaining = strike(handle, signal.SIGKILL) or {}
+        _signal_all(None, alive(), signal.SIGKILL)
+        targets.update(remaining)
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline:
         if not alive():
