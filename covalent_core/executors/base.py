@@ -381,6 +381,12 @@ class Executor:
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement reattach()")
 
+    def cancel_at_once(self, task_metadata: dict[str, Any], job_handle: str) -> None:
+        """Called on the dispatcher's event loop the moment a cancel of the job is decided,
+        before anything else is done: start stopping it now if that is cheap and cannot
+        block (the local executor sends its first SIGTERM). ``cancel`` follows. Default:
+        nothing."""
+
     async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
         """Stop the job ``job_handle`` and return True once the resource confirms it is gone.
 

@@ -39,6 +39,23 @@ from .runner import MARK_VARIABLE, all_pids, become_subreaper, descendants, proc
 __all__ = ["MARK_VARIABLE", "become_subreaper", "descendants", "kill_task_processes", "marked"]
 
 
+@functools.cache
+def _clock() -> tuple[float, int]:
+    import psutil
+
+    return psutil.boot_time(), os.sysconf("SC_CLK_TCK")
+
+
+def start_time(pid: int) -> float | None:
+    """When ``pid`` started, in seconds since the epoch (as psutil's ``create_time``); None
+    if there is no such process. One read of ``/proc/PID/stat``: cheap enough for a cancel."""
+    info = process_stat(pid)
+    if info is None:
+        return None
+    boot, ticks = _clock()
+    return boot + info[2] / ticks
+
+
 def _ticks_per_second() -> int:
     return os.sysconf("SC_CLK_TCK")
 

@@ -107,6 +107,8 @@ class LocalExecutor(Executor):
         self.pool = WorkerPool(self.python_path, max_workers, packing=isolation == "pack")
         self._tasks_dir: Path | None = None
         self._remover = DirectoryRemover()
+        self._struck: dict[str, dict[int, int] | None] = {}
+        """Handles :meth:`cancel_at_once` sent the first signal to, and what it reached."""
 
     @classmethod
     def concurrency_for(cls, config: dict[str, Any]) -> int:
@@ -245,12 +247,21 @@ class LocalExecutor(Executor):
             with private_open(path, "a") as fh:
                 fh.write(read_text(text) or "")
 
+    def cancel_at_once(self, task_metadata: dict[str, Any], job_handle: str) -> None:
+        """The first SIGTERM, sent now from the loop (see :func:`~.processes.terminate_first`),
+        before the dispatcher stores the request or does anything else."""
+        handle = ProcessHandle.from_json(job_handle)
+        self._struck[job_handle] = terminate_first(handle)
+
     async def cancel(self, task_metadata: dict[str, Any], job_handle: str) -> bool:
         """Kill the task's own process and all it started (its process group, descendants and
         cgroup), checking start times so that a reused PID is spared; a handle whose task has
         ended finds nothing to signal, whatever its worker runs now."""
         handle = ProcessHandle.from_json(job_handle)
-        signalled = terminate_first(handle)
+        if job_handle in self._struck:
+            signalled = self._struck.pop(job_handle)
+        else:
+            signalled = terminate_first(handle)
         return await asyncio.to_thread(kill_group, handle, self.cancel_grace, signalled=signalled)
 
     async def warm_up(self, count: int) -> None:

@@ -51,7 +51,7 @@ from .protocol import (
     write_all,
     write_outcome,
 )
-from .runner import describe, execute, failure
+from .runner import describe, execute, failure, set_environ
 
 LIMITS = [
     getattr(resource, name)
@@ -95,8 +95,7 @@ class ProcessState:
                     resource.setrlimit(limit, (soft, hard))
                 except (ValueError, OSError):
                     return "a task lowered a hard resource limit"
-        os.environ.clear()
-        os.environ.update(self.environ)
+        set_environ(self.environ)
         with contextlib.suppress(OSError):
             os.chdir(self.cwd)
         sys.path[:] = self.path

@@ -69,7 +69,7 @@ class ProcessHandle:
             host=socket.gethostname(),
             pid=pid,
             pgid=os.getpgid(pid),
-            start_time=psutil.Process(pid).create_time(),
+            start_time=start_time(pid) or psutil.Process(pid).create_time(),
         )
 
 
@@ -90,13 +90,13 @@ def is_dead(pid: int) -> bool:
     return fields is None or fields[0] in (b"Z", b"X")
 
 
+start_time = containment.start_time
+
+
 def same_process(handle: ProcessHandle) -> bool:
     """True if the handle's PID still belongs to the process it was taken from."""
-    try:
-        started = psutil.Process(handle.pid).create_time()
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return False
-    return abs(started - handle.start_time) < START_TIME_TOLERANCE
+    started = start_time(handle.pid)
+    return started is not None and abs(started - handle.start_time) < START_TIME_TOLERANCE
 
 
 def group_members(pgid: int) -> list[int]:

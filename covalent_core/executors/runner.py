@@ -109,6 +109,23 @@ def kill_descendants(pid: int, rounds: int = 500) -> None:
             pass
 
 
+def set_environ(target: dict[str, str]) -> None:
+    """Make ``os.environ`` exactly ``target``, changing only what differs (a process that
+    runs one task after another mostly holds the same variables already)."""
+    current = os.environ
+    data = getattr(current, "_data", None)  # CPython's encoded copy: compared without decoding
+    if data is not None:
+        if data == {os.fsencode(k): os.fsencode(v) for k, v in target.items()}:
+            return
+    elif dict(current) == target:
+        return
+    for key in [k for k in current if k not in target]:
+        del current[key]
+    for key, value in target.items():
+        if current.get(key) != value:
+            current[key] = value
+
+
 def apply_environment(environment: dict[str, Any] | None) -> None:
     """Make the task see the dispatching process's working directory and import path, and
     its environment variables when the payload carries them (tasks on the same machine)."""
@@ -119,10 +136,10 @@ def apply_environment(environment: dict[str, Any] | None) -> None:
         # Exactly the dispatching process's variables: none of whoever started this process,
         # but the marker every process of the task carries (executors/containment.py).
         mark = os.environ.get(MARK_VARIABLE)
-        os.environ.clear()
-        os.environ.update(variables)
+        target = dict(variables)
         if mark is not None:
-            os.environ[MARK_VARIABLE] = mark
+            target[MARK_VARIABLE] = mark
+        set_environ(target)
     task = environment.get("task")
     if task:
         os.environ[ENV_DISPATCH_ID] = str(task["dispatch_id"])

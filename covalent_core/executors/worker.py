@@ -38,6 +38,7 @@ from typing import IO, Any
 import psutil
 
 from covalent_core.executors import containment
+from covalent_core.executors.containment import start_time
 from covalent_core.executors.pack import serve
 from covalent_core.executors.protocol import (
     DONE,
@@ -95,7 +96,7 @@ class Spare:
             os.setpgid(self.pid, self.pid)  # as the child does: whichever runs first
         os.close(frame_r)
         os.close(report_w)
-        self.start_time = psutil.Process(self.pid).create_time()
+        self.start_time = start_time(self.pid) or psutil.Process(self.pid).create_time()
         self._received = bytearray()
         self._exit_status: int | None = None
 

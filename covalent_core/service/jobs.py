@@ -170,6 +170,10 @@ class JobRegistry:
     def start_cancel(self, job: JobState) -> None:
         """Start the retrying cancel of ``job`` unless it is already under way."""
         if job.task is None:
+            try:
+                job.executor.cancel_at_once(job.metadata, job.handle)
+            except Exception as exc:  # the retrying cancel below says what is wrong
+                logger.info("cancel of job %s could not start at once: %s", job.job_id, exc)
             event("cancel_requested", job=job.job_id, executor=type(job.executor).__name__)
             job.task = asyncio.create_task(self._cancel_loop(job), name=f"cancel-job-{job.job_id}")
 
