@@ -300,12 +300,13 @@ class DirectoryRemover:
 
 
 def _remove_all(paths: list[Path]) -> None:
-    for path in paths:
+    for directory in paths:
+        path = str(directory)  # joined as text: pathlib costs more than the system calls
         # What a worker leaves, removed by name (a fifth of rmtree's system calls); rmtree
         # for anything else that is there.
         for name in TASK_FILES:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(path / name)
+                os.unlink(f"{path}/{name}")
         try:
             os.rmdir(path)
         except FileNotFoundError:

@@ -51,7 +51,7 @@ from .protocol import (
     write_all,
     write_outcome,
 )
-from .runner import describe, execute, failure, set_environ
+from .runner import describe, encode_environ, execute, failure, set_environ
 
 LIMITS = [
     getattr(resource, name)
@@ -70,6 +70,7 @@ class ProcessState:
 
     def __init__(self, keep_fds: set[int]) -> None:
         self.environ = dict(os.environ)
+        self.encoded = encode_environ(self.environ)
         self.cwd = os.getcwd()
         self.path = list(sys.path)
         self.handlers = {s: signal.getsignal(s) for s in SIGNALS}
@@ -95,7 +96,7 @@ class ProcessState:
                     resource.setrlimit(limit, (soft, hard))
                 except (ValueError, OSError):
                     return "a task lowered a hard resource limit"
-        set_environ(self.environ)
+        set_environ(self.environ, self.encoded)
         with contextlib.suppress(OSError):
             os.chdir(self.cwd)
         sys.path[:] = self.path

@@ -109,21 +109,30 @@ def kill_descendants(pid: int, rounds: int = 500) -> None:
             pass
 
 
-def set_environ(target: dict[str, str]) -> None:
+def encode_environ(target: dict[str, str]) -> dict[bytes, bytes]:
+    """``target`` as the operating system holds environment variables (bytes)."""
+    return {os.fsencode(k): os.fsencode(v) for k, v in target.items()}
+
+
+def set_environ(target: dict[str, str], encoded: dict[bytes, bytes] | None = None) -> None:
     """Make ``os.environ`` exactly ``target``, changing only what differs (a process that
-    runs one task after another mostly holds the same variables already)."""
+    runs one task after another mostly holds the same variables already); ``encoded``:
+    :func:`encode_environ` of it, when known."""
     current = os.environ
     data = getattr(current, "_data", None)  # CPython's encoded copy: compared without decoding
-    if data is not None:
-        if data == {os.fsencode(k): os.fsencode(v) for k, v in target.items()}:
-            return
-    elif dict(current) == target:
+    if data is None:  # another Python: the plain way
+        for key in [k for k in current if k not in target]:
+            del current[key]
+        current.update({k: v for k, v in target.items() if current.get(k) != v})
         return
-    for key in [k for k in current if k not in target]:
-        del current[key]
-    for key, value in target.items():
-        if current.get(key) != value:
-            current[key] = value
+    wanted = encode_environ(target) if encoded is None else encoded
+    if data == wanted:
+        return
+    for key in [k for k in data if k not in wanted]:
+        del current[os.fsdecode(key)]
+    for key, value in wanted.items():
+        if data.get(key) != value:
+            current[os.fsdecode(key)] = os.fsdecode(value)
 
 
 def apply_environment(environment: dict[str, Any] | None) -> None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..plugins import PluginRegistry
 
 DEFAULT_EXECUTOR = "local"
+KEYS_KEPT = 10_000
 
 
 Starter = Callable[[Batch | None], bool]
@@ -104,11 +105,20 @@ class ExecutorCache:
         self._executors: dict[str, Executor] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._capacities: dict[str, Capacity] = {}
+        self._keys: dict[tuple[str | None, int], tuple[Any, str]] = {}
 
-    @staticmethod
-    def key(name: str | None, config: dict[str, Any] | None) -> str:
-        """The identity of an executor configuration."""
-        return f"{name or DEFAULT_EXECUTOR}:{json.dumps(config or {}, sort_keys=True)}"
+    def key(self, name: str | None, config: dict[str, Any] | None) -> str:
+        """The identity of an executor configuration (kept per configuration object: the
+        nodes of a dispatch share one, and this is asked for each node several times)."""
+        cached = self._keys.get((name, id(config)))
+        if cached is not None and cached[0] is config:
+            return cached[1]
+        key = f"{name or DEFAULT_EXECUTOR}:{json.dumps(config or {}, sort_keys=True)}"
+        if config is not None:
+            if len(self._keys) > KEYS_KEPT:
+                self._keys.clear()
+            self._keys[(name, id(config))] = (config, key)
+        return key
 
     async def get(self, name: str | None, config: dict[str, Any] | None) -> Executor:
         """The executor for this name and configuration, instantiated on first use."""

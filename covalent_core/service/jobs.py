@@ -74,6 +74,7 @@ class JobRegistry:
         self.owner = owner
         self.jobs: dict[int, JobState] = {}
         self._by_handle: dict[tuple[str, str], asyncio.Future[int]] = {}
+        self._keys: dict[int, tuple[str, str]] = {}  # job id -> its key in _by_handle
 
     @property
     def cancelling(self) -> bool:
@@ -102,9 +103,9 @@ class JobRegistry:
 
             durable = executor.jobs_outlive_host  # see Executor.jobs_outlive_host
             try:
-                pending.set_result(
-                    await asyncio.shield(self.writes.execute(insert, durable=durable))
-                )
+                job_id = await asyncio.shield(self.writes.execute(insert, durable=durable))
+                pending.set_result(job_id)
+                self._keys[job_id] = key
             except BaseException as exc:
                 del self._by_handle[key]
                 pending.set_exception(exc)
@@ -146,11 +147,9 @@ class JobRegistry:
             return
         if all(member.settled for _, member in job.members):
             del self.jobs[job.job_id]
-            self._by_handle = {
-                k: v
-                for k, v in self._by_handle.items()
-                if not (v.done() and not v.exception() and v.result() == job.job_id)
-            }
+            key = self._keys.pop(job.job_id, None)
+            if key is not None:
+                self._by_handle.pop(key, None)
 
     def cancel_packed(self, run: DispatchRun, node: NodeState) -> None:
         """Cancel the other nodes that share this node's job."""
