@@ -8,14 +8,16 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import covalent_core as ct
-from covalent_core.errors import StoreError
+from covalent_core.errors import ServiceError, StoreError
 from covalent_core.executors.processes import is_dead
+from covalent_core.service.client import START_TIMEOUT, request
 from covalent_core.store.db import forget_stores
 from covalent_core.testing import isolated_store, service_pid, wait_until
 
@@ -111,3 +113,63 @@ def test_a_bad_store_is_refused_and_left_untouched(tmp_path: Path, case: str):
         with pytest.raises(StoreError, match=message):
             ct.dispatch(flow)()
         assert digest(db) == before
+
+
+def interrupt_checkpoint(db: Path) -> None:
+    """Leave ``db`` as a process killed in the middle of a checkpoint does: the file's first
+    page, written first, already counts the pages the write-ahead log holds, and the file
+    does not have them yet. SQLite reads them from the log, which stays whole."""
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    with conn:
+        conn.execute("CREATE TABLE filler (blob BLOB)")
+        conn.executemany("INSERT INTO filler VALUES (?)", [(os.urandom(3000),)] * 40)
+    wal = Path(f"{db}-wal").read_bytes()
+    page_size = int.from_bytes(wal[8:12], "big")
+    first_page = None
+    for offset in range(32, len(wal), 24 + page_size):  # the log's frames, in order
+        if int.from_bytes(wal[offset : offset + 4], "big") == 1:
+            first_page = wal[offset + 24 : offset + 24 + page_size]
+    assert first_page is not None
+    # Keep a copy of the log as it is now, before the connection closes (and checkpoints).
+    saved = {suffix: Path(f"{db}{suffix}").read_bytes() for suffix in ("", "-wal")}
+    conn.close()
+    Path(f"{db}-wal").write_bytes(saved["-wal"])
+    Path(db).write_bytes(first_page + saved[""][page_size:])
+
+
+def test_a_store_left_by_a_checkpoint_cut_short_opens_with_nothing_lost(tmp_path: Path):
+    """A service killed while SQLite folds its write-ahead log into the file leaves a file
+    shorter than its header says; the log still holds every page. That is no damage: the
+    next service opens the store (it was refused, and no service could start)."""
+    with isolated_store(tmp_path / "data", (), 30) as data:
+        db = data / "covalent.db"
+        first = ct.dispatch(flow)()
+        assert ct.get_result(first, wait=True, timeout=60).result == 1
+        pid = service_pid()
+        ct.covalent_stop(quiet=True)
+        if pid is not None:
+            wait_until(lambda: is_dead(pid), 30)
+        forget_stores()
+        interrupt_checkpoint(db)
+        header_pages = int.from_bytes(db.read_bytes()[28:32], "big")
+        page_size = int.from_bytes(db.read_bytes()[16:18], "big")
+        assert db.stat().st_size < header_pages * page_size  # as the crash left it
+        assert ct.dispatch_sync(flow, timeout=60)().result == 1
+        assert ct.get_result(first).result == 1
+
+
+def test_a_service_that_cannot_start_says_why_at_once(tmp_path: Path):
+    """A client whose process opened the store before it was spoiled starts a service, which
+    refuses the store: the client says why within a moment, not "did not start within 30 s"."""
+    with isolated_store(tmp_path / "data", (), 30) as data:
+        assert ct.dispatch_sync(flow, timeout=60)().result == 1
+        pid = service_pid()
+        ct.covalent_stop(quiet=True)
+        if pid is not None:
+            wait_until(lambda: is_dead(pid), 30)
+        newer(data / "covalent.db")
+        started = time.monotonic()
+        with pytest.raises(ServiceError, match=r"cannot start: store .* newer covalent-core"):
+            request({"op": "ping"})
+        assert time.monotonic() - started < START_TIMEOUT

@@ -24,7 +24,7 @@ from ..status import TERMINAL, Status
 from ..store import open_store
 from ..store import queries as q
 from .ownership import owner_holds
-from .paths import socket_path
+from .paths import START_ERROR_FILE, START_REFUSED, socket_path
 
 START_TIMEOUT = 30.0
 
@@ -50,7 +50,7 @@ def _send(path: Path, message: dict[str, Any], timeout: float) -> dict[str, Any]
     return json.loads(data)
 
 
-def start_service() -> None:
+def start_service() -> subprocess.Popen[bytes]:
     """Start the service in the background, detached from this process (it outlives it).
 
     The config file is checked too: a mistake in it is this process's error, said at once,
@@ -61,7 +61,7 @@ def start_service() -> None:
     env = config.child_environment()
     env[config.ENV_DB_URL] = config.db_url()
     with private_open(directory / "service.out", "ab") as log:
-        subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "covalent_core.service"],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -72,6 +72,20 @@ def start_service() -> None:
             close_fds=True,
         )
     check_executor_sections()
+    return process
+
+
+def _could_not_start(process: subprocess.Popen[bytes] | None) -> ServiceError | None:
+    """The error to raise if the service ``process`` we started exited saying it cannot
+    start (a store or config it cannot use); None while it runs, or if it ended otherwise
+    (it yielded to another service, or was killed: the caller starts another)."""
+    if process is None or process.poll() != START_REFUSED:
+        return None
+    try:
+        reason = (config.service_dir() / START_ERROR_FILE).read_text().strip()
+    except FileNotFoundError:
+        return None
+    return ServiceError(f"the dispatcher service cannot start: {reason}")
 
 
 def request(
@@ -81,6 +95,7 @@ def request(
     path = socket_path()
     deadline = time.monotonic() + START_TIMEOUT
     last_start = 0.0
+    started: subprocess.Popen[bytes] | None = None
     while True:
         try:
             reply = _send(path, message, timeout)
@@ -94,10 +109,13 @@ def request(
             # All requests are idempotent: a service that went away is replaced and asked again.
             if not start:
                 raise ServiceError("the dispatcher service is not running") from exc
+            failure = _could_not_start(started)
+            if failure is not None:
+                raise failure from None
             if time.monotonic() - last_start > 1.0:
                 # Again after a second: a service that was exiting as we came may have won
                 # the lock race against the first one we started.
-                start_service()
+                started = start_service()
                 last_start = time.monotonic()
             if time.monotonic() > deadline:
                 raise ServiceError(

@@ -8,6 +8,9 @@ from pathlib import Path
 from .. import config
 from ..permissions import private_dir
 
+START_ERROR_FILE = "start-error"  # why the last service could not start (a store, a config)
+START_REFUSED = 3  # the service's exit code then
+
 
 def socket_path() -> Path:
     """Where the service of the current store listens."""

@@ -32,7 +32,7 @@ from ..store import open_store
 from . import notifications
 from .dispatcher import Dispatcher
 from .events import LOG_FILE, log_handler
-from .paths import socket_path
+from .paths import START_ERROR_FILE, START_REFUSED, socket_path
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -379,8 +379,17 @@ def main() -> int:
     # The event loop waits on its threads (store writes, file removals) for the GIL after
     # each system call; at the default 5 ms a cancel's few dozen calls took milliseconds.
     sys.setswitchinterval(SWITCH_INTERVAL)
+    start_error = directory / START_ERROR_FILE
+    start_error.unlink(missing_ok=True)
     try:
-        asyncio.run(Service(config.idle_timeout(), lock).serve())
+        service = Service(config.idle_timeout(), lock)
+    except CovalentCoreError as exc:  # a store or config it cannot use: the client says why
+        logger.error("cannot start: %s", exc)
+        with private_open(start_error, "w") as fh:
+            fh.write(str(exc))
+        return START_REFUSED
+    try:
+        asyncio.run(service.serve())
     except Exception:
         logger.exception("dispatcher service crashed")
         raise
