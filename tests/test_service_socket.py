@@ -7,6 +7,9 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
+
+from covalent_core import config
 from covalent_core.executors.processes import is_dead
 from covalent_core.service.client import request
 from covalent_core.service.paths import socket_path
@@ -29,9 +32,14 @@ def test_a_removed_socket_is_made_again_by_the_same_service(tmp_path: Path):
         assert path.stat().st_mode & 0o777 == 0o600
 
 
-def test_a_replaced_data_dir_ends_the_old_service_and_leaves_the_new_ones_socket(tmp_path: Path):
-    data = tmp_path / "data"
+@pytest.mark.parametrize("where", ["short", "long"])
+def test_a_replaced_data_dir_ends_the_old_service_and_leaves_the_new_ones_socket(
+    tmp_path: Path, where: str
+):
+    # A long path puts the socket in /tmp (a socket's path has at most ~108 bytes).
+    data = tmp_path / ("d" * 80 if where == "long" else "") / "data"
     with isolated_store(data, (), 60):
+        assert (socket_path().parent == config.service_dir()) is (where == "short")
         old = ping_pid(start=True)
         shutil.rmtree(data)  # a user resetting their data directory
         new = ping_pid(start=True)  # the next client starts a service for the new directory
