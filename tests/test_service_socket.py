@@ -3,7 +3,9 @@ data directory ends the old service without touching the new one's socket."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,9 +38,14 @@ def test_a_removed_socket_is_made_again_by_the_same_service(tmp_path: Path):
 def test_a_replaced_data_dir_ends_the_old_service_and_leaves_the_new_ones_socket(
     tmp_path: Path, where: str
 ):
-    # A long path puts the socket in /tmp (a socket's path has at most ~108 bytes).
-    data = tmp_path / ("d" * 80 if where == "long" else "") / "data"
-    with isolated_store(data, (), 60):
+    # A long path puts the socket in /tmp (a socket's path has at most ~108 bytes); a short one
+    # (a private directory of /tmp's, as tmp_path may be long) keeps it in the data directory.
+    base = tmp_path / ("d" * 80) if where == "long" else Path(tempfile.mkdtemp(prefix="cc-"))
+    data = base / "data"
+    with contextlib.ExitStack() as cleanup:
+        if where == "short":
+            cleanup.callback(shutil.rmtree, base, ignore_errors=True)
+        cleanup.enter_context(isolated_store(data, (), 60))
         assert (socket_path().parent == config.service_dir()) is (where == "short")
         old = ping_pid(start=True)
         shutil.rmtree(data)  # a user resetting their data directory
