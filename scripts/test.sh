@@ -24,15 +24,6 @@ run_pytest() {
   fi
   return "$code"
 }
-run_pytest "$@" || status=1
-# The core suite again on a throwaway PostgreSQL cluster (started by its conftest), beside the
-# plugin suites below, which mostly wait on their servers.
-pg_log=$(mktemp)
-(COVALENT_CORE_TEST_STORE=postgresql run_pytest tests "$@" >"$pg_log" 2>&1) &
-pg_pid=$!
-# Graphs and values against real Covalent 0.240, on a new random seed each run.
-echo "== covalent 0.240 differential"
-"$ROOT/.venv/bin/python" tests/compat/reference.py --count 200 --run 10 || status=1
 run_plugin() {
   local plugin=${1%/} own
   shift
@@ -42,9 +33,23 @@ run_plugin() {
   [ -x "$own" ] || own="$ROOT/.venv/bin/python"
   (cd "$plugin" && PYTHON_BIN="$own" run_pytest "$@")
 }
-# The plugin suites in two lanes side by side (each suite starts its own servers on free
-# ports, in its own data directory): the SSH-based ones here, the others in the background.
+# Three lanes side by side; each suite starts its own servers on free ports, in its own data
+# directory. The plugin lanes mostly wait on their servers; the core lane runs its tests in
+# two processes (pytest-xdist), on SQLite, then on a throwaway PostgreSQL cluster (started
+# by its conftest).
 SSH_LANE="covalent-slurm covalent-ssh"
+ssh_log=$(mktemp)
+(
+  lane=0
+  # Graphs and values against real Covalent 0.240, on a new random seed each run.
+  echo "== covalent 0.240 differential"
+  "$ROOT/.venv/bin/python" tests/compat/reference.py --count 200 --run 10 || lane=1
+  for name in $SSH_LANE; do
+    run_plugin "plugins/$name" "$@" || lane=1
+  done
+  exit "$lane"
+) >"$ssh_log" 2>&1 &
+ssh_pid=$!
 other_log=$(mktemp)
 (
   lane=0
@@ -55,16 +60,15 @@ other_log=$(mktemp)
   exit "$lane"
 ) >"$other_log" 2>&1 &
 other_pid=$!
-for name in $SSH_LANE; do
-  run_plugin "plugins/$name" "$@" || status=1
-done
+echo "== core on SQLite"
+run_pytest tests -n 2 "$@" || status=1
+echo "== core on PostgreSQL"
+COVALENT_CORE_TEST_STORE=postgresql run_pytest tests -n 2 "$@" || status=1
+wait "$ssh_pid" || status=1
+cat "$ssh_log"
 wait "$other_pid" || status=1
 cat "$other_log"
-rm -f "$other_log"
-echo "== core on PostgreSQL"
-wait "$pg_pid" || status=1
-cat "$pg_log"
-rm -f "$pg_log"
+rm -f "$ssh_log" "$other_log"
 # Every package builds, passes twine check, and works installed from its wheel alone.
 echo "== packages"
 scripts/check-packages.sh || status=1
