@@ -24,12 +24,6 @@ from .status import CancelReason, Status
 from .transportable import TransportableObject
 
 
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
-
-
 def utc_datetime(ts: float | None) -> dt.datetime | None:
     """A stored time as Covalent returns it: a naive datetime in UTC."""
     if ts is None:

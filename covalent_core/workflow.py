@@ -628,11 +628,6 @@ def wait(child: Any, parents: Electron | Iterable[Electron]) -> Any:
     )
 
 
-def is_building() -> bool:
-    """True while a lattice function runs to build its graph."""
-    return _building.get() is not None
-
-
 __all__ = [
     "Electron",
     "Lattice",

@@ -380,19 +380,6 @@ def get_edges(conn: Connection, dispatch_id: str, child: int | None = None) -> l
     return conn.execute(stmt.order_by(edges.c.edge_index)).all()
 
 
-def get_outputs(conn: Connection, dispatch_id: str, node_ids: list[int]) -> dict[int, bytes]:
-    """Stored outputs of the given nodes."""
-    out: dict[int, bytes] = {}
-    for chunk in chunks(node_ids):
-        rows = conn.execute(
-            select(nodes.c.node_id, nodes.c.output).where(
-                and_(nodes.c.dispatch_id == dispatch_id, nodes.c.node_id.in_(chunk))
-            )
-        )
-        out.update({r.node_id: r.output for r in rows})
-    return out
-
-
 def sub_dispatches(conn: Connection, dispatch_id: str) -> list[Row[Any]]:
     """Dispatches whose parent is ``dispatch_id``."""
     return list(

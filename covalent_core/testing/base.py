@@ -7,6 +7,7 @@ The tests themselves are in tiers (:mod:`.basic`, :mod:`.optional`);
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -35,6 +36,19 @@ STAGES_AFTER = {
 }
 
 
+def outcome_test(test: Callable[..., None]) -> Callable[..., None]:
+    """Mark a conformance test that checks only outcomes (skipped when ``checks_outcomes`` is
+    off)."""
+
+    @functools.wraps(test)
+    def run(self: ConformanceBase, *args: Any, **kwargs: Any) -> None:
+        if not self.checks_outcomes:
+            pytest.skip("this run looks only for what tasks leave behind")
+        test(self, *args, **kwargs)
+
+    return run
+
+
 class ConformanceBase:
     """Flags, fixtures and helpers every tier of the conformance suite shares."""
 
@@ -60,6 +74,9 @@ class ConformanceBase:
     """Size of the large argument and result."""
     local_scratch_ignore: ClassVar[tuple[str, ...]] = ()
     """Prefixes of entries in the private temporary directory that are not the executor's."""
+    checks_outcomes: ClassVar[bool] = True
+    """Run the tests that check only what a task returns, raises or is marked (off for a
+    second run that looks only for what tasks leave behind, beside a busy neighbour)."""
 
     # -- the three fixtures a plugin overrides -------------------------------------------
 

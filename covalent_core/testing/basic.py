@@ -16,7 +16,7 @@ import covalent_core as ct
 
 from ..executors.base import Executor
 from . import tasks
-from .base import STAGES_AFTER, ConformanceBase
+from .base import STAGES_AFTER, ConformanceBase, outcome_test
 from .observe import read_lines, wait_until
 
 
@@ -25,18 +25,21 @@ class BasicTier(ConformanceBase):
 
     # -- basic tier: results -------------------------------------------------------------
 
+    @outcome_test
     def test_returns_value(self, executor: Executor) -> None:
         dispatch_id, _ = self.dispatch_one(tasks.add, executor, 2, 3)
         result = self.finished(dispatch_id)
         assert result.status is ct.Status.COMPLETED, self.failure(result)
         assert result.result == 5
 
+    @outcome_test
     def test_args_and_kwargs(self, executor: Executor) -> None:
         dispatch_id, _ = self.dispatch_one(tasks.combine, executor, 1, b=2, label="sum")
         result = self.finished(dispatch_id)
         assert result.status is ct.Status.COMPLETED, self.failure(result)
         assert result.result == "sum:3"
 
+    @outcome_test
     def test_large_argument_and_result(
         self, executor: Executor, leftovers: Callable[[], list[str]], _local_scratch: set[str]
     ) -> None:
@@ -48,6 +51,7 @@ class BasicTier(ConformanceBase):
         assert len(output) == len(data) + 1 and output[-1:] == b"!" and output[:4096] == data[:4096]
         self.assert_nothing_left(leftovers, _local_scratch)
 
+    @outcome_test
     def test_exception_carries_the_remote_traceback(self, executor: Executor) -> None:
         dispatch_id, name = self.dispatch_one(tasks.explode, executor, "conformance boom")
         result = self.finished(dispatch_id)
@@ -57,6 +61,7 @@ class BasicTier(ConformanceBase):
         assert "ValueError" in (node.error or "") and "conformance boom" in (node.error or "")
         assert "explode" in (node.traceback or ""), f"no remote traceback: {node.traceback!r}"
 
+    @outcome_test
     def test_task_whose_process_dies_fails_clearly(self, executor: Executor) -> None:
         dispatch_id, name = self.dispatch_one(tasks.die, executor)
         self.finished(dispatch_id)
@@ -64,6 +69,7 @@ class BasicTier(ConformanceBase):
         assert node.status is ct.Status.FAILED
         assert node.error, "a task whose process died must say so in its error"
 
+    @outcome_test
     def test_job_handle_is_stored_before_the_task_finishes(
         self, executor: Executor, job_alive: Callable[[str], bool]
     ) -> None:
@@ -110,6 +116,7 @@ class BasicTier(ConformanceBase):
         self.assert_nothing_left(leftovers, _local_scratch, marker)
 
     @pytest.mark.parametrize("after", list(STAGES_AFTER))
+    @outcome_test
     def test_cancel_between_stages_skips_every_later_stage(
         self,
         after: str,
@@ -196,6 +203,7 @@ class BasicTier(ConformanceBase):
         lines = out.splitlines()[:3]
         assert lines == ["line 0", "line 1", "line 2"], f"the output was lost: {out!r}"
 
+    @outcome_test
     def test_cancel_from_a_fresh_process_uses_only_the_store(
         self,
         executor: Executor,
@@ -216,6 +224,7 @@ class BasicTier(ConformanceBase):
         assert node.status is ct.Status.FAILED, node.status
         self.assert_nothing_left(leftovers, _local_scratch, marker)
 
+    @outcome_test
     def test_cancel_after_completion_changes_nothing(self, executor: Executor) -> None:
         dispatch_id, name = self.dispatch_one(tasks.add, executor, 3, 4)
         assert self.finished(dispatch_id).result == 7
@@ -229,6 +238,7 @@ class BasicTier(ConformanceBase):
         again, _ = self.dispatch_one(tasks.add, executor, 1, 1)
         assert self.finished(again).result == 2, "the executor broke after a late cancel"
 
+    @outcome_test
     def test_double_cancel_is_harmless(
         self,
         executor: Executor,

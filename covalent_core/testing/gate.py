@@ -24,8 +24,6 @@ from typing import Any
 from ..executors.base import Executor, TaskContext
 from ..hookspecs import hookimpl
 
-STAGES = ("pickle", "upload", "provision", "run", "reattach", "fetch", "cleanup")
-
 
 def gate_dir() -> Path:
     """Where rules, releases and events live for the current data directory."""

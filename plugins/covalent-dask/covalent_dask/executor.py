@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from covalent_core import config
-from covalent_core.errors import ExecutorConfigError, JobLostError
+from covalent_core.errors import ExecutorConfigError, ExecutorError, JobLostError
 from covalent_core.executors import Executor, TaskContext, TaskOutcome
 
 from . import worker as on_worker
@@ -24,7 +24,7 @@ from . import worker as on_worker
 logger = logging.getLogger(__name__)
 
 
-class DaskSchedulerError(ConnectionError):
+class DaskSchedulerError(ExecutorError, ConnectionError):
     """The Dask scheduler could not be reached."""
 
 

@@ -148,3 +148,13 @@ def test_a_scheduler_beyond_loopback_without_tls_is_warned_about() -> None:
         warnings.simplefilter("error")
         DaskExecutor(scheduler_address="tcp://127.0.0.1:8786")
         DaskExecutor(scheduler_address="tls://10.1.2.3:8786")
+
+
+def test_the_scheduler_error_is_one_of_the_projects_errors() -> None:
+    from covalent_dask import DaskSchedulerError
+
+    from covalent_core.errors import CovalentCoreError, ExecutorError
+
+    error = DaskSchedulerError("cannot reach the Dask scheduler")
+    assert isinstance(error, ExecutorError) and isinstance(error, CovalentCoreError)
+    assert isinstance(error, ConnectionError)  # as before, for code that caught that

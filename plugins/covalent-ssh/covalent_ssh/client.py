@@ -437,16 +437,3 @@ def connection(target: SSHTarget) -> Connection:
     if conn is None:
         conn = pool[target] = Connection(target)
     return conn
-
-
-def opened_connections() -> int:
-    """How many SSH connections this process opened, in the running loop."""
-    pool = _pools.get(asyncio.get_running_loop(), {})
-    return sum(c.opened for c in pool.values())
-
-
-async def close_all() -> None:
-    """Close every connection of the running loop."""
-    pool = _pools.pop(asyncio.get_running_loop(), {})
-    for conn in pool.values():
-        await conn.close()
