@@ -376,13 +376,9 @@ def cancel(
     if report is None:  # no service runs, or it refused (the same request here says why)
         report = request_cancel(dispatch_id, ids)
         if report.changed_anything:
-            service.request(
-                {
-                    "op": "cancel",
-                    "dispatch_ids": [dispatch_id, *report.sub_dispatches],
-                    "whole": report.cancelled_whole,  # what it stored: no need to read it back
-                }
-            )
+            # A service started for it (asked the same: stored, it changes nothing more)
+            # applies what is stored.
+            service.request({"op": "cancel", "dispatch_id": dispatch_id, "task_ids": ids})
     if wait and report.changed_anything:
         _wait_cancelled(dispatch_id, report.cancelled, timeout)
     return report
@@ -395,7 +391,7 @@ def _cancel_by_service(dispatch_id: str, task_ids: list[int] | None) -> CancelRe
         return None
     try:
         reply = service.request(
-            {"op": "cancel_tasks", "dispatch_id": dispatch_id, "task_ids": task_ids},
+            {"op": "cancel", "dispatch_id": dispatch_id, "task_ids": task_ids},
             start=False,
             raw=True,
         )

@@ -24,6 +24,7 @@ from ..status import TERMINAL, CancelReason, Status, dispatch_outcome
 from ..store import Store
 from ..store import queries as q
 from ..store.writes import WriteBuffer
+from .cancel import Cancels
 from .events import event
 from .executor_cache import ExecutorCache
 from .jobs import JobRegistry
@@ -49,17 +50,20 @@ class Dispatcher:
         self.top_level: dict[str, asyncio.Task[None]] = {}
         self.ownership = Ownership(store, self.writes, self.top_level)
         self.executors = ExecutorCache(self.registry)
-        self.jobs = JobRegistry(self.writes, self.registry.hook, self.executors, self.owner)
+        self.jobs = JobRegistry(self.writes, self.executors, self.owner)
+        self.runs: dict[str, DispatchRun] = {}
+        self.cancels = Cancels(
+            store, self.writes, self.states, self.jobs, self.registry.hook, self.runs
+        )
         self.sublattices = Sublattices(self)
         self.stages = NodeStages(
             self.registry.hook,
             self.executors,
             self.jobs,
+            self.cancels,
             self.sublattices,
             run_sub=self.execute_run,
-            time_out=self.time_out,
         )
-        self.runs: dict[str, DispatchRun] = {}
         self.end_waiters: dict[str, list[asyncio.Future[str]]] = {}
         """Clients waiting for a dispatch to end: told its status once it is stored."""
         self.full_waiters: list[asyncio.Future[str]] = []
@@ -159,7 +163,7 @@ class Dispatcher:
             environment,
             states,
             states=self.states,
-            jobs=self.jobs,
+            cancels=self.cancels,
             launch=self.stages.run_node,
             capacity_of=self.stages.capacity_of,
             parent=parent,
@@ -322,76 +326,11 @@ class Dispatcher:
         for run in list(self.runs.values()):
             if run.dispatch_id not in self.store_errors:
                 self.store_errors[run.dispatch_id] = message
-                run.cancel_all(CancelReason.STORE_ERROR.value)
+                self.cancels.cancel_all(run, CancelReason.STORE_ERROR.value)
 
-    def time_out(self, run: DispatchRun, node: NodeState) -> None:
-        """A node ran past its ``timeout=``: cancel it with reason timeout."""
-        if node.status in TERMINAL:
-            return
-        run.cancel_node(node, CancelReason.TIMEOUT.value, persist=True)
-        if node.timed_out:
-            self.states.note(
-                run.dispatch_id, node, error=f"timed out after {node.timeout:g} s; stopped"
-            )
-
-    async def apply_cancels(
-        self,
-        dispatch_ids: list[str] | None = None,
-        whole: object = None,
-        flagged: dict[str, dict[int, str]] | None = None,
-    ) -> int:
-        """Read cancel flags from the store into the running dispatches; return how many nodes
-        were newly cancelled. A whole-dispatch cancel is read as one flag, not node by node;
-        ``whole`` ({dispatch id: reason}, from the client that just stored them) saves even
-        that read, as ``flagged`` ({dispatch id: {node id: reason}}, nodes this service has
-        just flagged) saves reading the flags of every unfinished node again."""
-        told = _whole_cancels(whole)
-        flagged = flagged or {}
-        count = 0
-        for dispatch_id, node_reasons in flagged.items():
-            run = self.runs.get(dispatch_id)
-            if run is None or dispatch_id in told or run.cancel_all_reason:
-                continue
-            for node_id, reason in node_reasons.items():
-                node = run.nodes.get(node_id)
-                if node is not None and node.status not in TERMINAL:
-                    count += 1
-                    run.cancel_node(node, reason)
-        ids = [
-            i
-            for i in (dispatch_ids or list(self.runs))
-            if i in self.runs and i not in told and i not in flagged
-        ]
-        ids = [i for i in ids if not self.runs[i].cancel_all_reason]
-
-        def read() -> tuple[dict[str, str | None], list[Any]]:
-            with self.store.read() as conn:
-                whole = q.cancelled_dispatches(conn, ids)
-                rest = [i for i in ids if i not in whole]
-                return whole, (q.cancel_requests(conn, rest) if rest else [])
-
-        stored, rows = await asyncio.to_thread(read) if ids else ({}, [])
-        for dispatch_id, reason in {**stored, **told}.items():
-            run = self.runs.get(dispatch_id)
-            if run is not None and not run.cancel_all_reason:
-                count += sum(1 for n in run.nodes.values() if n.status not in TERMINAL)
-                run.cancel_all(reason or CancelReason.USER.value)
-        for row in rows:
-            run = self.runs.get(row.dispatch_id)
-            node = run.nodes.get(row.node_id) if run is not None else None
-            if run is None or node is None or node.status in TERMINAL:
-                continue
-            count += 1
-            run.cancel_node(node, row.cancel_reason or CancelReason.USER.value)
-        return count
-
-
-def _whole_cancels(whole: object) -> dict[str, str]:
-    """``{dispatch id: reason}`` as a client sent it; anything malformed is ignored (the
-    store is read instead)."""
-    if not isinstance(whole, dict):
-        return {}
-    reasons = {r.value for r in CancelReason}
-    return {
-        k: v for k, v in whole.items() if isinstance(k, str) and isinstance(v, str) and v in reasons
-    }
+    async def apply_cancels(self, dispatch_ids: list[str] | None = None) -> int:
+        """Apply the cancels stored for these dispatches (None: all this service runs), first
+        taking over any that no live service runs (one dispatched a moment ago, say)."""
+        if dispatch_ids and any(i not in self.runs for i in dispatch_ids):
+            await self.poll_new()
+        return await self.cancels.apply_stored(dispatch_ids)

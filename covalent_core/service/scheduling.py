@@ -7,14 +7,14 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from ..graph import KIND_PARAMETER, KIND_POSTPROCESS, KIND_SUBLATTICE
-from ..status import TERMINAL, CancelReason, Stage, Status
-from .states import CancelPhase, NodeState, StateRecorder
+from ..graph import KIND_PARAMETER, KIND_POSTPROCESS
+from ..status import TERMINAL, CancelReason, Status
+from .states import NodeState, StateRecorder
 
 if TYPE_CHECKING:
     from ..executors.base import Batch
+    from .cancel import Cancels
     from .executor_cache import Capacity
-    from .jobs import JobRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +26,8 @@ class DispatchRun:
     """Runs the nodes of one dispatch as their inputs become ready.
 
     ``launch(run, node)`` is the coroutine that takes a node through its stages, started once
-    the node's executor has a slot for it (``capacity_of(node)``; None: no limit); ``jobs``
-    stops the jobs of cancelled nodes. Statuses change only through ``states``.
+    the node's executor has a slot for it (``capacity_of(node)``; None: no limit); its
+    cancels go through ``cancels``. Statuses change only through ``states``.
     """
 
     def __init__(
@@ -38,7 +38,7 @@ class DispatchRun:
         nodes: dict[int, NodeState],
         *,
         states: StateRecorder,
-        jobs: JobRegistry,
+        cancels: Cancels,
         launch: Launch,
         capacity_of: CapacityOf | None = None,
         parent: tuple[DispatchRun, int] | None = None,
@@ -48,7 +48,7 @@ class DispatchRun:
         self.environment = environment
         self.nodes = nodes
         self.states = states
-        self.jobs = jobs
+        self.cancels = cancels
         self.launch = launch
         self.capacity_of = capacity_of
         self.parent = parent
@@ -79,7 +79,7 @@ class DispatchRun:
         if not self.states.node(self.dispatch_id, node, status, **values):
             return False
         if status in TERMINAL:
-            self._on_terminal(node)
+            self.on_terminal(node)
         return True
 
     # -- scheduling ---------------------------------------------------------------------
@@ -96,10 +96,10 @@ class DispatchRun:
                     1 for e in node.inputs if self.nodes[e.parent].status is not Status.COMPLETED
                 )
         if self.cancel_all_reason:  # cancelled whole before it started (or while no one ran it)
-            self.cancel_all(self.cancel_all_reason)
+            self.cancels.cancel_all(self, self.cancel_all_reason)
         else:
             flagged = [n for n in self.nodes.values() if n.cancel_requested]
-            self._cancel_pending(flagged, CancelReason.USER.value)
+            self.cancels.cancel_pending(self, flagged, CancelReason.USER.value)
         for node in list(self.nodes.values()):
             if node.status in (Status.RUNNING, Status.CANCELLING) and node.task is None:
                 # Started by a dispatcher that died: resumed, whatever its cancel flag says
@@ -116,7 +116,7 @@ class DispatchRun:
         if node.task is not None or node.queued or node.status is not Status.NEW_OBJECT:
             return
         if node.cancel_requested:
-            self.cancel_node(node, node.cancel_reason or CancelReason.USER.value)
+            self.cancels.cancel_node(self, node, node.cancel_reason or CancelReason.USER.value)
             return
         capacity = self.capacity_of(node) if self.capacity_of is not None else None
         if capacity is None:
@@ -140,7 +140,9 @@ class DispatchRun:
         node.task = asyncio.create_task(self.launch(self, node), name=f"node-{node.node_id}")
         return True
 
-    def _on_terminal(self, node: NodeState) -> None:
+    def on_terminal(self, node: NodeState) -> None:
+        """React to a node's terminal status: release or cancel its children, and check
+        whether the dispatch is over."""
         if self._end_waiters:
             self._node_ended(node.node_id)
         if node.status is Status.COMPLETED:
@@ -154,7 +156,7 @@ class DispatchRun:
             for child_id in node.children:
                 child = self.nodes[child_id]
                 if child.status is Status.NEW_OBJECT and child.task is None:
-                    self.cancel_node(child, child.cancel_reason or reason.value)
+                    self.cancels.cancel_node(self, child, child.cancel_reason or reason.value)
         self.check_finished(node)
 
     def output_ready(self, node: NodeState) -> None:
@@ -168,77 +170,6 @@ class DispatchRun:
             child.waiting -= 1
             if child.waiting == 0 and child.status is Status.NEW_OBJECT:
                 self._launch(child)
-
-    # -- cancellation -------------------------------------------------------------------
-
-    def cancel_node(self, node: NodeState, reason: str, *, persist: bool = False) -> None:
-        """Cancel one node: at once if it never started, else through its running stages."""
-        if node.status in TERMINAL or node.phase in (CancelPhase.APPLIED, CancelPhase.UNCONFIRMED):
-            return
-        first = node.phase is CancelPhase.NONE
-        node.phase = CancelPhase.APPLIED
-        node.cancel_reason = node.cancel_reason or reason
-        if persist and first:
-            self.states.cancel_flag(self.dispatch_id, node)
-        if node.task is None and node.status is not Status.NEW_OBJECT:
-            # Started by a dispatcher that died, not resumed yet: its job is stopped when it
-            # is (it resumes cancelled), never left running under a CANCELLED node.
-            return
-        if node.task is None:
-            self.set_status(
-                node,
-                Status.CANCELLED,
-                cancel_requested=True,
-                cancel_reason=node.cancel_reason,
-                cancel_stage=None,
-            )
-            return
-        if node.ctx is not None:
-            node.ctx.cancelled.set()
-        sub = self.sub_runs.get(node.node_id)
-        if sub is not None:
-            sub.cancel_all(CancelReason.PARENT_SUBLATTICE_CANCELLED.value)
-        if node.job_id is not None:
-            self.jobs.cancel_packed(self, node)
-
-    def stop_running(self, reason: str, node_ids: list[int] | None = None) -> None:
-        """Begin stopping the running tasks (all, or those of ``node_ids``) at once, while
-        their cancel is being stored (the rest of it, nodes that have not started, those
-        downstream and sublattices, is applied once it is): a job is killed a commit sooner."""
-        nodes = self.nodes.values() if node_ids is None else [self.nodes[i] for i in node_ids]
-        for node in nodes:
-            running = node.task is not None and node.status is Status.RUNNING
-            if running and node.kind != KIND_SUBLATTICE:
-                self.cancel_node(node, reason, persist=True)
-                # Its job, if it may still run (past the run stage it has ended: the flag
-                # stops the stage, as it would once stored), is cancelled before the commit.
-                if node.stage == Stage.RUN.value and node.job_id in self.jobs.jobs:
-                    self.jobs.cancel(node)
-
-    def cancel_all(self, reason: str) -> None:
-        """Cancel every unfinished node: those that never started at once and together (a
-        graph of 100,000 waiting nodes is settled in one pass), the others one by one."""
-        self.cancel_all_reason = reason
-        pending = []
-        for node in list(self.nodes.values()):
-            if node.status in TERMINAL:
-                continue
-            if node.status is Status.NEW_OBJECT and node.task is None:
-                pending.append(node)
-            else:
-                self.cancel_node(node, reason, persist=True)
-        self._cancel_pending(pending, reason)
-
-    def _cancel_pending(self, pending: list[NodeState], reason: str) -> None:
-        """Settle ``pending`` nodes (never started, no task) CANCELLED, then what follows."""
-        pending = [n for n in pending if n.status is Status.NEW_OBJECT and n.task is None]
-        if not pending:
-            return
-        for node in pending:
-            node.phase = CancelPhase.APPLIED
-        self.states.cancel_pending(self.dispatch_id, pending, reason)
-        for node in pending:
-            self._on_terminal(node)
 
     # -- completion ---------------------------------------------------------------------
 

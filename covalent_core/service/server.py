@@ -18,16 +18,13 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Collection
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from .. import config
-from ..cancel_requests import flag_in, request_cancel, task_id_list
 from ..errors import CovalentCoreError
 from ..executors.output import check_stream
 from ..permissions import private_open
-from ..status import CancelReason
 from ..store import open_store
 from . import notifications
 from .dispatcher import Dispatcher
@@ -35,9 +32,7 @@ from .events import LOG_FILE, log_handler
 from .paths import START_ERROR_FILE, START_REFUSED, socket_path
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
-    from ..result import CancelReport
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -146,25 +141,12 @@ class Service:
             await self.dispatcher.poll_new()
             return {"ok": True}
         if op == "cancel":
-            applied = await self._apply_cancels(request.get("dispatch_ids"), request.get("whole"))
-            return {"ok": True, "applied": applied}
-        if op == "cancel_tasks":
-            # The clients' fast path: this process stores the request and acts on it at once.
-            wanted = request.get("dispatch_id")
-            run = self.dispatcher.runs.get(wanted) if isinstance(wanted, str) else None
-            if run is not None and not self._store_full():
-                stoppable, node_ids = _cannot_be_refused(request.get("task_ids"), run.nodes)
-                if stoppable:
-                    run.stop_running(CancelReason.USER.value, node_ids)
             try:
-                report = await self._flag_cancel(request["dispatch_id"], request.get("task_ids"))
+                report = await self.dispatcher.cancels.request(
+                    request.get("dispatch_id"), request.get("task_ids"), self.dispatcher.poll_new
+                )
             except (CovalentCoreError, TypeError) as exc:
                 return {"ok": False, "error_type": type(exc).__name__, "error": str(exc)}
-            await self._apply_cancels(
-                [report.dispatch_id, *report.sub_dispatches],
-                report.cancelled_whole,
-                {report.dispatch_id: report.flagged_nodes} if report.flagged_nodes else None,
-            )
             return {"ok": True, "report": report.to_json()}
         if op == "shutdown":
             self.stopping = True
@@ -218,40 +200,6 @@ class Service:
             if self.dispatcher.busy:
                 await self.leave_jobs_running()
             await self.dispatcher.close()
-
-    async def _apply_cancels(
-        self,
-        ids: list[str] | None,
-        whole: object,
-        flagged: dict[str, dict[int, str]] | None = None,
-    ) -> int:
-        """Apply stored cancels to these dispatches (None: all this service runs), first taking
-        over any that no live service runs (one dispatched a moment ago, say). ``whole`` and
-        ``flagged``: what this service has just stored itself, applied without reading it."""
-        if not ids or any(i not in self.dispatcher.runs for i in ids):
-            await self.dispatcher.poll_new()
-        return await self.dispatcher.apply_cancels(ids, whole=whole, flagged=flagged)
-
-    def _store_full(self) -> bool:
-        return self.dispatcher.writes.full is not None
-
-    async def _flag_cancel(self, dispatch_id: Any, task_ids: Any) -> CancelReport:
-        """Store a cancel request, on the store writer's connection (its cache is warm: a
-        cancel is flagged in a fraction of a millisecond) unless the store is full (then in
-        a thread, so that the request fails with the store's message)."""
-        if self._store_full():
-            return await asyncio.to_thread(request_cancel, dispatch_id, task_ids)
-
-        def flag(conn: Connection) -> CancelReport | Exception:
-            try:
-                return flag_in(conn, dispatch_id, task_ids)
-            except (CovalentCoreError, TypeError) as exc:  # raised before it wrote anything:
-                return exc  # the writes batched with it are committed all the same
-
-        outcome = await self.dispatcher.writes.execute(flag, durable=True)  # as a client's
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
 
     def _leave_lost(self, lost: list[str]) -> None:
         """Another service took over dispatches this one held past their lease (it was stopped
@@ -348,20 +296,6 @@ class Service:
     def _stop(self) -> None:
         self.stopping = True
         self.wake.set()
-
-
-def _cannot_be_refused(task_ids: Any, nodes: Collection[int]) -> tuple[bool, list[int] | None]:
-    """(True, the tasks) if a cancel of ``task_ids`` (None: all) of a dispatch with these
-    nodes will be stored as asked, so its running tasks may be stopped before it is; (False,
-    None) if storing it may refuse it (ids that are not a list of this dispatch's tasks):
-    nothing is stopped for a request that fails."""
-    if task_ids is None:
-        return True, None
-    try:
-        ids = task_id_list(task_ids)
-    except TypeError:
-        return False, None
-    return (True, ids) if all(i in nodes for i in ids) else (False, None)
 
 
 def main() -> int:

@@ -25,9 +25,11 @@ from ..executors.values import BIG_VALUE, VALUES, is_value_ref, read_value, stor
 from ..graph import KIND_SUBLATTICE, PARAM_ARG, PARAM_WAIT
 from ..serialize import task_payload
 from ..status import STAGES_IN_ORDER, CancelReason, Stage, Status
+from .cancel import CancelFlag, done_or_cancelled, until_cancelled
 from .events import event
 
 if TYPE_CHECKING:
+    from .cancel import Cancels
     from .executor_cache import Capacity, ExecutorCache
     from .jobs import JobRegistry
     from .scheduling import DispatchRun
@@ -64,63 +66,6 @@ def inputs_of(run: DispatchRun, node: NodeState) -> tuple[list[bytes], dict[str,
     return [positional[i] for i in sorted(positional)], keywords
 
 
-class CancelFlag(asyncio.Event):
-    """A task's cancel flag that, once set, also cancels the stage awaited under it.
-
-    So a stage costs one asyncio task, not three (the stage, a waiter on the flag, and
-    :func:`asyncio.wait`'s): there are seven stages per node.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stage: asyncio.Future[Any] | None = None
-
-    def set(self) -> None:
-        super().set()
-        if self.stage is not None:
-            self.stage.cancel()
-
-
-async def until_cancelled(awaitable: Awaitable[Any], ctx: TaskContext, stage: Stage) -> Any:
-    """Await a stage; if a cancel arrives first, cancel it and raise TaskCancelledError."""
-    task = asyncio.ensure_future(awaitable)
-    flag = ctx.cancelled
-    if isinstance(flag, CancelFlag) and not flag.is_set():
-        flag.stage = task
-        try:
-            return await task
-        except asyncio.CancelledError:
-            ours = asyncio.current_task()
-            if not flag.is_set() or (ours is not None and _cancelling(ours)):
-                raise  # not the flag's doing: the node itself is being cancelled
-        finally:
-            flag.stage = None
-    else:
-        if not task.done() and not flag.is_set():
-            await done_or_cancelled(task, flag)
-        if task.done():
-            return task.result()
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-    raise TaskCancelledError(ctx.dispatch_id, ctx.node_id, stage.value)
-
-
-async def done_or_cancelled(task: asyncio.Future[Any], flag: asyncio.Event) -> None:
-    """Return once ``task`` is done or ``flag`` is set, whichever comes first."""
-    waiter = asyncio.ensure_future(flag.wait())
-    try:
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-
-
-def _cancelling(task: asyncio.Task[Any]) -> bool:
-    """True if ``task`` itself was asked to cancel (Python 3.11+; False before)."""
-    cancelling = getattr(task, "cancelling", None)
-    return bool(cancelling()) if cancelling is not None else False
-
-
 def outcome_values(ctx: TaskContext) -> tuple[Status, dict[str, Any]]:
     """How the node ends, from the outcome its executor fetched."""
     outcome = ctx.outcome
@@ -151,16 +96,16 @@ class NodeStages:
         hooks: Any,
         executors: ExecutorCache,
         jobs: JobRegistry,
+        cancels: Cancels,
         sublattices: Sublattices,
         run_sub: SubRunner,
-        time_out: Callable[[DispatchRun, NodeState], None],
     ) -> None:
         self.hooks = hooks
         self.executors = executors
         self.jobs = jobs
+        self.cancels = cancels
         self.sublattices = sublattices
         self.run_sub = run_sub
-        self.time_out = time_out
         self._values_root: Path | None = None
         self._skipped: dict[tuple[type[Executor], Stage], bool] = {}
 
@@ -202,7 +147,8 @@ class NodeStages:
             )
 
         async def record(ctx: TaskContext, handle: str) -> None:
-            await self.jobs.store_handle(run, node, ctx, handle)
+            await self.jobs.store_handle(run, node, handle)
+            self.cancels.handle_stored(run, node, ctx)
 
         ctx = TaskContext(
             dispatch_id=run.dispatch_id,
@@ -331,7 +277,7 @@ class NodeStages:
             if ctx.streams is not None and "stdout" not in values:
                 values["stdout"], values["stderr"] = ctx.streams  # a stopped task's output
         if status is Status.CANCELLED:
-            await self.jobs.settle_cancelled(run, node, self._cancel_values(node, values))
+            await self.cancels.settle(run, node, values)
         else:
             if status is Status.COMPLETED and "output" in values:
                 node.output = values["output"]
@@ -364,7 +310,7 @@ class NodeStages:
             return None
         elapsed = time.time() - node.started_at if node.started_at else 0.0
         delay = max(0.0, node.timeout - elapsed)
-        return asyncio.get_running_loop().call_later(delay, self.time_out, run, node)
+        return asyncio.get_running_loop().call_later(delay, self.cancels.time_out, run, node)
 
     async def _resume(
         self, run: DispatchRun, node: NodeState, ctx: TaskContext, executor: Executor | None
@@ -402,7 +348,7 @@ class NodeStages:
         why = f"executor {name!r} ({type(executor).__name__}) cannot re-attach to a job"
         if self.jobs.get(node) is None:
             return f"{why}, and no job handle was stored; dispatch it again"
-        job = self.jobs.cancel(node)
+        job = self.cancels.stop_job(node)
         await job.settled.wait()
         return (
             f"{why} (it does not implement reattach): its job was stopped so that nothing is "
@@ -418,14 +364,6 @@ class NodeStages:
             logger.warning("cleanup of node %s failed: %s", node.node_id, exc)
             note = f"cleanup failed: {type(exc).__name__}: {exc}"
             values["error"] = f"{values['error']}\n{note}" if values.get("error") else note
-
-    @staticmethod
-    def _cancel_values(node: NodeState, values: dict[str, Any]) -> dict[str, Any]:
-        values.setdefault("cancel_reason", node.cancel_reason or CancelReason.USER.value)
-        values["cancel_requested"] = True
-        if node.timed_out:
-            values.setdefault("error", f"timed out after {node.timeout:g} s; stopped")
-        return values
 
     async def _watch(
         self,
@@ -451,7 +389,7 @@ class NodeStages:
             with contextlib.suppress(BaseException):
                 await job_task
         if ctx.job_handle is not None and node.job_id is not None:
-            job = self.jobs.cancel(node)
+            job = self.cancels.stop_job(node)
             await job.settled.wait()
             if job.confirmed.is_set():
                 with contextlib.suppress(BaseException):
@@ -478,7 +416,7 @@ class NodeStages:
             sub = await self.sublattices.resume(run, node)
         run.sub_runs[node.node_id] = sub
         if ctx.cancelled.is_set():
-            sub.cancel_all(CancelReason.PARENT_SUBLATTICE_CANCELLED.value)
+            self.cancels.cancel_all(sub, CancelReason.PARENT_SUBLATTICE_CANCELLED.value)
         status, error, output = await self.run_sub(sub)
         if ctx.cancelled.is_set() or status is Status.CANCELLED:
             raise TaskCancelledError(ctx.dispatch_id, ctx.node_id, stage.value)

@@ -52,6 +52,15 @@ class CancelPhase(enum.Enum):
     """The node is CANCELLING: its executor's cancel failed and is retried in the background."""
 
 
+# The only changes a node's cancel phase may make (made by :mod:`.cancel` alone).
+CANCEL_TRANSITIONS: dict[CancelPhase, frozenset[CancelPhase]] = {
+    CancelPhase.NONE: frozenset({CancelPhase.APPLIED}),
+    CancelPhase.REQUESTED: frozenset({CancelPhase.APPLIED}),
+    CancelPhase.APPLIED: frozenset({CancelPhase.UNCONFIRMED}),
+    CancelPhase.UNCONFIRMED: frozenset({CancelPhase.APPLIED}),
+}
+
+
 @dataclass(eq=False, slots=True)
 class NodeState:
     """What the dispatcher knows about one node while the dispatch runs."""
