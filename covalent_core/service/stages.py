@@ -15,18 +15,19 @@ import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import config
 from ..errors import JobLostError, TaskCancelledError
 from ..executors.base import Executor, TaskContext, TaskOutcome
-from ..executors.values import BIG_VALUE, VALUES, is_value_ref, read_value, store_big
-from ..graph import KIND_SUBLATTICE, PARAM_ARG, PARAM_WAIT
-from ..serialize import task_payload
+from ..executors.values import BIG_VALUE, VALUES, store_big
+from ..graph import KIND_SUBLATTICE
 from ..status import STAGES_IN_ORDER, CancelReason, Stage, Status
-from .cancel import CancelFlag, done_or_cancelled, until_cancelled
 from .events import event
+from .interrupt import done_or_cancelled, until_cancelled
+from .task_io import inputs_of, outcome_values, task_context
 
 if TYPE_CHECKING:
     from .cancel import Cancels
@@ -50,42 +51,16 @@ DEFAULT_HOOKS = "covalent_core.hookimpls"
 SubRunner = Callable[["DispatchRun"], Awaitable[tuple[Status, str | None, bytes | None]]]
 
 
-def inputs_of(run: DispatchRun, node: NodeState) -> tuple[list[bytes], dict[str, bytes]]:
-    """The node's arguments, as the pickled outputs of its parents."""
-    positional: dict[int, bytes] = {}
-    keywords: dict[str, bytes] = {}
-    for edge in node.inputs:
-        if edge.param_type == PARAM_WAIT:
-            continue
-        output = run.nodes[edge.parent].output
-        assert output is not None, f"input {edge.parent} of {node.node_id} has no output"
-        if edge.param_type == PARAM_ARG:
-            positional[edge.arg_index] = output
-        else:
-            keywords[edge.edge_name] = output
-    return [positional[i] for i in sorted(positional)], keywords
+@dataclass
+class _Progress:
+    """How far one node got through its stages: what is recorded when it ends."""
 
-
-def outcome_values(ctx: TaskContext) -> tuple[Status, dict[str, Any]]:
-    """How the node ends, from the outcome its executor fetched."""
-    outcome = ctx.outcome
-    if outcome is None:
-        return Status.FAILED, {
-            "error": f"executor {ctx.executor_name!r} fetched no outcome for this task "
-            "(its fetch stage must set task.outcome)"
-        }
-    values: dict[str, Any] = {"stdout": outcome.stdout, "stderr": outcome.stderr}
-    if outcome.ok:
-        values["output"] = outcome.output
-        values["output_repr"] = outcome.output_repr
-        return Status.COMPLETED, values
-    values["error"] = outcome.error
-    values["traceback"] = outcome.traceback
-    if outcome.traceback and not is_value_ref((outcome.stderr or "").encode()[:64]):
-        # As Covalent does: the failed task's traceback ends its stderr (unless that is big
-        # and kept in a file).
-        values["stderr"] = (outcome.stderr or "") + outcome.traceback
-    return Status.FAILED, values
+    executor: Executor | None = None
+    stage: Stage = Stage.INSTANTIATE
+    stored: bool = False  # the outcome is in the store already, only cleanup is left
+    ended_at: float | None = None  # when its outcome was known, if it completed
+    ran: bool = False  # it reached its run stage
+    timer: asyncio.TimerHandle | None = None  # its ``timeout=``
 
 
 class NodeStages:
@@ -121,48 +96,14 @@ class NodeStages:
 
     def context(self, run: DispatchRun, node: NodeState) -> TaskContext:
         """The task context of a node: its ids, and how to store its handle and payload."""
-        args, kwargs = inputs_of(run, node)
-        task = {"dispatch_id": run.dispatch_id, "node_id": node.node_id}
-        environment = {**(run.environment or {}), "task": task}
-        if node.hooks is not None:
-            environment["hooks"] = node.hooks
-
         if self._values_root is None:
             self._values_root = config.data_dir() / VALUES  # this service's, for its life
-        values_path = str(self._values_root / run.dispatch_id)
-
-        def payload(override: dict[str, Any] | None) -> bytes:
-            merged = {**environment, **(override or {})}
-            if merged.pop("local", False):
-                if run.environment_note:
-                    run.states.note(run.dispatch_id, node, note=run.environment_note)
-                # Big arguments are read from their files, a big output written to one, by
-                # the task itself: the value never passes through this process.
-                merged["values_dir"] = values_path  # made by the task if it writes there
-                return task_payload(node.function, args, kwargs, merged)
-            merged.pop("variables", None)  # another machine keeps its own environment
-            inline = [read_value(a) for a in args]
-            return task_payload(
-                node.function, inline, {k: read_value(v) for k, v in kwargs.items()}, merged
-            )
 
         async def record(ctx: TaskContext, handle: str) -> None:
             await self.jobs.store_handle(run, node, handle)
             self.cancels.handle_stored(run, node, ctx)
 
-        ctx = TaskContext(
-            dispatch_id=run.dispatch_id,
-            node_id=node.node_id,
-            name=node.name,
-            executor_name=node.executor or "local",
-            cancelled=CancelFlag(),
-            handle_recorder=record,
-            payload_factory=payload,
-            batch=node.batch,
-        )
-        if node.cancel_requested:
-            ctx.cancelled.set()
-        return ctx
+        return task_context(run, node, self._values_root / run.dispatch_id, record)
 
     async def run_node(self, run: DispatchRun, node: NodeState) -> None:
         """Take one node through its stages and record how it ended. Never raises.
@@ -173,99 +114,121 @@ class NodeStages:
         event("node_started", dispatch=run.dispatch_id, node=node.node_id, name=node.name,
               executor=node.executor, resumed=resuming or None)  # fmt: skip
         ctx = node.ctx = self.context(run, node)
-        timer: asyncio.TimerHandle | None = None
-        executor: Executor | None = None
-        stage = Stage.INSTANTIATE
-        status, values = Status.FAILED, {}
-        stored = False  # the outcome is in the store already, only cleanup is left
-        ended_at: float | None = None  # when its outcome was known, if it completed
-        ran = False  # it reached its run stage
+        done = _Progress()
+        try:
+            status, values = await self._through_stages(run, node, ctx, done, resuming)
+        finally:
+            if done.timer is not None:
+                done.timer.cancel()
+        await self._record_end(run, node, ctx, done, status, values)
+
+    async def _through_stages(
+        self, run: DispatchRun, node: NodeState, ctx: TaskContext, done: _Progress, resuming: bool
+    ) -> tuple[Status, dict[str, Any]]:
+        """Walk the node's stages (holding its executor's slot); how it ended."""
         capacity = self.capacity_of(node)  # a new node was started with its slot taken
         if capacity is not None and resuming:
             capacity.take()  # a running job does not queue
         try:
             try:
-                stages: tuple[Stage, ...] = STAGES_IN_ORDER
-                if resuming:
-                    timer = self._start_timer(run, node)
-                    if node.kind != KIND_SUBLATTICE:
-                        made = self.executors.get(node.executor, node.executor_config)
-                        executor = await made
-                    stages, stored = await self._resume(run, node, ctx, executor)
-                else:
-                    ctx.check_cancelled(Stage.INSTANTIATE)
-                    run.set_status(node, Status.RUNNING)
-                    timer = self._start_timer(run, node)
-                for stage in stages:
-                    ctx.check_cancelled(stage)
-                    if stage is Stage.UPLOAD and not (executor and executor.handle_before_start):
-                        # From here on the resource changes: a dispatcher that takes over
-                        # must know the node had started.
-                        await run.states.flush()
-                    if node.kind != KIND_SUBLATTICE and self._skips(executor, stage):
-                        continue  # the executor does nothing there: no call, no write
-                    run.states.stage(run.dispatch_id, node, stage)
-                    if node.kind == KIND_SUBLATTICE:
-                        await self._sublattice(run, node, ctx, stage)
-                    elif stage is Stage.INSTANTIATE:
-                        executor = self.executors.cached(node.executor, node.executor_config)
-                        if executor is None:
-                            made = self.executors.get(node.executor, node.executor_config)
-                            executor = await until_cancelled(made, ctx, stage)
-                    elif stage is Stage.RUN:
-                        ran = True
-                        call = self.hooks.covalent_run(executor=executor, task=ctx)
-                        await self._watch(run, node, ctx, call)
-                    else:
-                        call = getattr(self.hooks, f"covalent_{stage.value}")
-                        await until_cancelled(call(executor=executor, task=ctx), ctx, stage)
-                if stored:
-                    status = Status.FAILED if node.error else Status.COMPLETED
-                else:
-                    ctx.check_cancelled(Stage.FETCH)
-                    status, values = outcome_values(ctx)
-                    output = values.get("output")
-                    if output is not None and len(output) > BIG_VALUE:
-                        # A big value fetched from another machine goes to a file, once.
-                        name = f"{node.node_id}-fetched.pickle"
-                        values["output"] = await asyncio.to_thread(
-                            store_big, run.dispatch_id, name, output
-                        )
-                    if status is Status.COMPLETED:
-                        # Its children need not wait for the cleanup: they start now, and the
-                        # first commit they wait for (their job handle's) holds this outcome.
-                        # It ended now, as far as its times say (they start after it ended).
-                        node.output = values["output"]
-                        ended_at = time.time()
-                        run.output_ready(node)
+                await self._walk(run, node, ctx, done, resuming)
+                return await self._outcome(run, node, ctx, done)
             finally:
-                if node.batch is not None and not ran:
+                if node.batch is not None and not done.ran:
                     node.batch.leave(node.node_id)  # it never reached its run: not awaited
                 if capacity is not None:
                     capacity.release(node.batch)
         except TaskCancelledError as exc:
-            status, values = Status.CANCELLED, {"cancel_stage": exc.stage or stage.value}
+            return Status.CANCELLED, {"cancel_stage": exc.stage or done.stage.value}
         except JobLostError as exc:
-            status = Status.FAILED
-            values = {
+            return Status.FAILED, {
                 "error": "the dispatcher running this task stopped, and the one that took over "
                 f"found no trace of its job: {exc}",
                 "cancel_reason": CancelReason.DISPATCHER_LOST.value,
             }
         except Exception as exc:
             if ctx.cancelled.is_set():
-                status, values = Status.CANCELLED, {"cancel_stage": stage.value}
+                return Status.CANCELLED, {"cancel_stage": done.stage.value}
+            return Status.FAILED, {
+                "error": f"stage {done.stage.value!r} failed: {type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
+
+    async def _walk(
+        self, run: DispatchRun, node: NodeState, ctx: TaskContext, done: _Progress, resuming: bool
+    ) -> None:
+        """Each stage in turn (those left, when resuming), the cancel flag checked before each."""
+        stages: tuple[Stage, ...] = STAGES_IN_ORDER
+        if resuming:
+            done.timer = self._start_timer(run, node)
+            if node.kind != KIND_SUBLATTICE:
+                done.executor = await self.executors.get(node.executor, node.executor_config)
+            stages, done.stored = await self._resume(run, node, ctx, done.executor)
+        else:
+            ctx.check_cancelled(Stage.INSTANTIATE)
+            run.set_status(node, Status.RUNNING)
+            done.timer = self._start_timer(run, node)
+        for stage in stages:
+            done.stage = stage
+            ctx.check_cancelled(stage)
+            executor = done.executor
+            if stage is Stage.UPLOAD and not (executor and executor.handle_before_start):
+                # From here on the resource changes: a dispatcher that takes over must know
+                # the node had started.
+                await run.states.flush()
+            if node.kind != KIND_SUBLATTICE and self._skips(executor, stage):
+                continue  # the executor does nothing there: no call, no write
+            run.states.stage(run.dispatch_id, node, stage)
+            if node.kind == KIND_SUBLATTICE:
+                await self._sublattice(run, node, ctx, stage)
+            elif stage is Stage.INSTANTIATE:
+                done.executor = self.executors.cached(node.executor, node.executor_config)
+                if done.executor is None:
+                    made = self.executors.get(node.executor, node.executor_config)
+                    done.executor = await until_cancelled(made, ctx, stage)
+            elif stage is Stage.RUN:
+                done.ran = True
+                await self._watch(
+                    run, node, ctx, self.hooks.covalent_run(executor=executor, task=ctx)
+                )
             else:
-                status = Status.FAILED
-                values = {
-                    "error": f"stage {stage.value!r} failed: {type(exc).__name__}: {exc}",
-                    "traceback": traceback.format_exc(),
-                }
-        finally:
-            if timer is not None:
-                timer.cancel()
-        if executor is not None:
-            if status is not Status.CANCELLED and not stored:
+                call = getattr(self.hooks, f"covalent_{stage.value}")
+                await until_cancelled(call(executor=executor, task=ctx), ctx, stage)
+
+    async def _outcome(
+        self, run: DispatchRun, node: NodeState, ctx: TaskContext, done: _Progress
+    ) -> tuple[Status, dict[str, Any]]:
+        """How a node that went through its stages ended; a completed one's children start."""
+        if done.stored:
+            return (Status.FAILED if node.error else Status.COMPLETED), {}
+        ctx.check_cancelled(Stage.FETCH)
+        status, values = outcome_values(ctx)
+        output = values.get("output")
+        if output is not None and len(output) > BIG_VALUE:
+            # A big value fetched from another machine goes to a file, once.
+            name = f"{node.node_id}-fetched.pickle"
+            values["output"] = await asyncio.to_thread(store_big, run.dispatch_id, name, output)
+        if status is Status.COMPLETED:
+            # Its children need not wait for the cleanup: they start now, and the first
+            # commit they wait for (their job handle's) holds this outcome. It ended now, as
+            # far as its times say (they start after it ended).
+            node.output = values["output"]
+            done.ended_at = time.time()
+            run.output_ready(node)
+        return status, values
+
+    async def _record_end(
+        self,
+        run: DispatchRun,
+        node: NodeState,
+        ctx: TaskContext,
+        done: _Progress,
+        status: Status,
+        values: dict[str, Any],
+    ) -> None:
+        """Clean up after the node's job, then record how the node ended."""
+        if done.executor is not None:
+            if status is not Status.CANCELLED and not done.stored:
                 # Kept before cleanup, so that a dispatcher that takes over after a crash here
                 # finds the outcome rather than a job whose traces cleanup already removed.
                 # Its slot is free and its children started: the next commit, which one of
@@ -273,7 +236,7 @@ class NodeStages:
                 # last of a dispatch say, commits now).
                 run.states.note(run.dispatch_id, node, stage=Stage.CLEANUP.value, **values)
                 await run.states.flush(soon=bool(node.children))
-            await self._cleanup(executor, ctx, node, values)
+            await self._cleanup(done.executor, ctx, node, values)
             if ctx.streams is not None and "stdout" not in values:
                 values["stdout"], values["stderr"] = ctx.streams  # a stopped task's output
         if status is Status.CANCELLED:
@@ -281,13 +244,13 @@ class NodeStages:
         else:
             if status is Status.COMPLETED and "output" in values:
                 node.output = values["output"]
-            if status is Status.COMPLETED and ended_at is not None:
-                values["ended_at"] = ended_at
+            if status is Status.COMPLETED and done.ended_at is not None:
+                values["ended_at"] = done.ended_at
             run.set_status(node, status, **values)
         self.jobs.release(node)
         node.ctx = None  # its payload (function, arguments, environment) is not needed again
         event("node_ended", dispatch=run.dispatch_id, node=node.node_id, name=node.name,
-              status=status, stage=values.get("cancel_stage") or stage.value,
+              status=status, stage=values.get("cancel_stage") or done.stage.value,
               reason=values.get("cancel_reason"))  # fmt: skip
 
     def _skips(self, executor: Executor | None, stage: Stage) -> bool:
