@@ -73,7 +73,7 @@ def measure(rounds: int = 3, n: int = 1000, cancel_runs: int = 10) -> dict[str, 
     from pytest_covalent_servers.dask import DaskCluster
 
     from covalent_core import LocalExecutor
-    from covalent_core.executors import ProcessHandle
+    from covalent_core.sdk import ProcessHandle
 
     cluster = DaskCluster.start(workers=2)
     try:

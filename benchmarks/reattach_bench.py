@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import covalent_core as ct
-from covalent_core.executors.base import Executor
-from covalent_core.executors.local import LocalExecutor
+from covalent_core.local.executor import LocalExecutor
+from covalent_core.sdk.base import Executor
 from covalent_core.service.client import request
 from covalent_core.testing import kill_service
 

@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 import covalent_core as ct
-from covalent_core.executors.processes import is_dead
+from covalent_core.sdk.processes import is_dead
 from covalent_core.service.client import request
 
 sys.path.insert(0, str(Path(__file__).parent))

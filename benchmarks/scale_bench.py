@@ -45,7 +45,7 @@ from rich.table import Table
 import covalent_core as ct
 from covalent_core import config
 from covalent_core.errors import ServiceError
-from covalent_core.executors.worker import IDLE_PACK
+from covalent_core.local.worker import IDLE_PACK
 from covalent_core.service.client import request
 from covalent_core.testing import peak_rss_mb
 
@@ -199,7 +199,7 @@ def side_by_side(rounds: int) -> dict[str, Any]:
 
 FORK_PROBE = r"""
 import os, resource, sys
-import covalent_core.executors.worker as worker
+import covalent_core.local.worker as worker
 worker._warm_up()  # as a warm worker is, before it forks a task
 def cpu():
     own = resource.getrusage(resource.RUSAGE_SELF)

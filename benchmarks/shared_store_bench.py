@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 import covalent_core as ct
-from covalent_core.executors.processes import is_dead
+from covalent_core.sdk.processes import is_dead
 from covalent_core.service.client import request
 from covalent_core.testing import as_host, dispatch_task, isolated_store, wait_until
 

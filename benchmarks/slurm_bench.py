@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import covalent_core as ct
-from covalent_core.executors.processes import is_dead
+from covalent_core.sdk.processes import is_dead
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -51,10 +51,10 @@ _LAZY = {
     "DepsModule": "deps",
     "DepsPip": "deps",
     "Lepton": "leptons",
-    "Executor": "executors.base",
-    "TaskContext": "executors.base",
-    "TaskOutcome": "executors.base",
-    "LocalExecutor": "executors.local",
+    "Executor": "sdk.base",
+    "TaskContext": "sdk.base",
+    "TaskOutcome": "sdk.base",
+    "LocalExecutor": "local.executor",
     "CancelReport": "result",
     "NodeResult": "result",
     "Result": "result",
@@ -84,10 +84,10 @@ if TYPE_CHECKING:
     from .config import get_config, reload_config, set_config
     from .context import get_context
     from .deps import DepsBash, DepsCall, DepsModule, DepsPip
-    from .executors.base import Executor, TaskContext, TaskOutcome
-    from .executors.local import LocalExecutor
     from .leptons import Lepton
+    from .local.executor import LocalExecutor
     from .result import CancelReport, NodeResult, Result
+    from .sdk.base import Executor, TaskContext, TaskOutcome
     from .service.lifecycle import covalent_start, covalent_stop, is_covalent_running
     from .transportable import TransportableObject
     from .triggers import stop_triggers

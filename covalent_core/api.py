@@ -24,17 +24,17 @@ from .errors import (
     StoreFullError,
     store_full_message,
 )
-from .executors.runner import read_value
-from .executors.values import discard_values, store_big
 from .graph import KIND_POSTPROCESS, Edge
 from .progress import progress_bar
 from .result import CancelReport, DispatchList, NodeResult, Result
 from .reuse import reuse_outputs
+from .sdk.runner import read_value
 from .serialize import current_environment, lattice_records
 from .service import client as service
 from .status import Status
 from .store import open_store
 from .store import queries as q
+from .values import discard_values, store_big
 from .workflow import Lattice
 
 POLL_START = 0.02

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .executors.runner import ENV_DISPATCH_ID, ENV_NODE_ID
+from .sdk.runner import ENV_DISPATCH_ID, ENV_NODE_ID
 
 
 @dataclass(frozen=True)

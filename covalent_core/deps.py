@@ -3,7 +3,7 @@
 ``DepsBash``, ``DepsPip``, ``DepsCall`` and ``DepsModule``, and the ``deps_bash``, ``deps_pip``,
 ``deps_module``, ``call_before``, ``call_after`` and ``files`` (:mod:`covalent_core.fs`)
 arguments of ``electron`` and ``lattice``.
-They become *steps* (plain data: see :func:`covalent_core.executors.runner.run_step`) that
+They become *steps* (plain data: see :func:`covalent_core.sdk.runner.run_step`) that
 the runner performs where the task runs, on every executor, in the task's own process and its
 children: a cancel stops a long ``pip install`` or ``sleep`` as it stops the task. In
 Covalent's order: the shell commands, then the pip install, then each ``call_before``; the
@@ -25,8 +25,8 @@ from typing import Any
 import cloudpickle
 
 from .binding import function_name
-from .executors.runner import FILES_KEYWORD
 from .fs import Dumps, FileTransfer, Order
+from .sdk.runner import FILES_KEYWORD
 
 
 class Deps:

@@ -24,8 +24,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import fs_strategies, transfer_calls
-from .executors.runner import FILES_KEYWORD
 from .fs_strategies import FileTransferStrategy
+from .sdk.runner import FILES_KEYWORD
 
 Dumps = Callable[[Any, str], bytes]
 """Pickles a value; the text names it in the error when it cannot be pickled."""

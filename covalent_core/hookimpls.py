@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from .executors.base import Executor, TaskContext
 from .hookspecs import hookimpl
+from .sdk.base import Executor, TaskContext
 
 
 async def _instantiate(executor_class: type[Executor], config: dict[str, Any]) -> Executor:

@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .executors.base import Executor, TaskContext
+    from .sdk.base import Executor, TaskContext
 
 PROJECT = "covalent_core"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -81,7 +81,7 @@ def covalent_executor_classes() -> list[type[Executor]]:
     """Return the executor classes this plugin provides.
 
     Called once, when the plugin manager is built. Each class must subclass
-    :class:`~covalent_core.executors.base.Executor` and set a unique ``short_name``.
+    :class:`~covalent_core.sdk.base.Executor` and set a unique ``short_name``.
     Results of all plugins are collected; returning None or ``[]`` provides nothing.
     May raise: anything; the plugin is then listed as failed, others still load.
     """
@@ -111,7 +111,7 @@ def covalent_pickle(executor: Executor, task: TaskContext) -> Awaitable[None] | 
     """Serialize the task into ``task.payload``.
 
     Called after instantiate. Default: ``executor.pickle(task)``, which builds the payload
-    that :mod:`covalent_core.executors.runner` runs. Stops at first non-None result.
+    that :mod:`covalent_core.sdk.runner` runs. Stops at first non-None result.
     May raise: :class:`~covalent_core.errors.SerializationError` naming the
     argument that cannot be pickled.
     """

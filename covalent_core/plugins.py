@@ -24,7 +24,7 @@ import pluggy
 from . import config, hookimpls, hookspecs
 from .errors import ExecutorConfigError, ExecutorNotFoundError
 from .executor.base import is_covalent_executor
-from .executors.base import Executor
+from .sdk.base import Executor
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ ENV_EXTRA = "COVALENT_CORE_EXTRA_PLUGINS"
 
 # Registered first, always, as ordinary plugins: (name, module).
 DEFAULT_PLUGINS = (
-    ("local", "covalent_core.executors.local"),
+    ("local", "covalent_core.local.executor"),
     ("covalent", "covalent_core.executor.adapter"),
 )
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import status as status_names
-from .executors.output import OUTPUT_TIMEOUT, local_output
-from .executors.values import read_text, read_value
 from .graph import KIND_PARAMETER, KIND_POSTPROCESS, Edge, TransportGraph
+from .sdk.output import OUTPUT_TIMEOUT, local_output
 from .status import CancelReason, Status
 from .transportable import TransportableObject
+from .values import read_text, read_value
 
 
 def utc_datetime(ts: float | None) -> dt.datetime | None:

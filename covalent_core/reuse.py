@@ -24,8 +24,8 @@ from typing import Any
 
 import cloudpickle
 
-from .executors.runner import is_value_ref, value_ref_path
 from .graph import KIND_PARAMETER, TransportGraph
+from .sdk.runner import is_value_ref, value_ref_path
 from .status import Status
 
 

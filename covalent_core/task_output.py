@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .executors.output import check_stream
-from .executors.runner import VALUE_REF, value_ref_path
+from .sdk.output import check_stream
+from .sdk.runner import VALUE_REF, value_ref_path
 
 CHUNK = 1 << 20
 """Bytes read at a time."""

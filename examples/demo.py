@@ -16,7 +16,7 @@ os.environ.setdefault("COVALENT_CORE_IDLE_TIMEOUT", "5")
 
 import covalent_core as ct
 from covalent_core.cli import console, status_table
-from covalent_core.executors.processes import is_dead
+from covalent_core.sdk.processes import is_dead
 
 
 @ct.electron

@@ -16,7 +16,7 @@ import pytest
 
 import covalent_core as ct
 from covalent_core import config
-from covalent_core.executors.values import VALUES
+from covalent_core.values import VALUES
 
 MEGABYTES = 500
 PEAK_RSS = (

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import covalent_core as ct
-from covalent_core.executors.runner import BIG_VALUE
+from covalent_core.sdk.runner import BIG_VALUE
 from covalent_core.service.client import request
 from covalent_core.testing import isolated_store, peak_rss_mb
 

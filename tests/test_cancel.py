@@ -15,7 +15,7 @@ import pytest
 from helpers import node, wait_for_file, wait_for_handle, wait_until
 
 import covalent_core as ct
-from covalent_core.executors.processes import ProcessHandle, is_dead
+from covalent_core.sdk.processes import ProcessHandle, is_dead
 from covalent_core.store import open_store
 
 

@@ -13,7 +13,7 @@ from helpers import wait_until
 from recording_executor import RecordingExecutor, events
 
 import covalent_core as ct
-from covalent_core.executors.processes import is_dead
+from covalent_core.sdk.processes import is_dead
 
 STAGE_ORDER = ["pickle", "upload", "provision", "run", "fetch"]
 

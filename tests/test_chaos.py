@@ -48,7 +48,7 @@ def workers_of_this_store() -> list[psutil.Process]:
     data_dir = os.environ["COVALENT_CORE_DATA_DIR"]
     found = []
     for proc in psutil.process_iter(["cmdline"]):
-        if "covalent_core.executors.worker" not in (proc.info.get("cmdline") or []):
+        if "covalent_core.local.worker" not in (proc.info.get("cmdline") or []):
             continue
         try:
             if proc.environ().get("COVALENT_CORE_DATA_DIR") == data_dir:

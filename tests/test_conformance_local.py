@@ -18,10 +18,10 @@ import pytest
 from helpers import wait_until
 
 from covalent_core import config
-from covalent_core.executors.local import LocalExecutor
-from covalent_core.executors.pool import WorkerPool
-from covalent_core.executors.processes import ProcessHandle
-from covalent_core.executors.runner import task_payload
+from covalent_core.local.executor import LocalExecutor
+from covalent_core.local.pool import WorkerPool
+from covalent_core.sdk.processes import ProcessHandle
+from covalent_core.sdk.runner import task_payload
 from covalent_core.testing import ExecutorConformance
 
 # The system temporary directory, before any test points TMPDIR at a private one.
@@ -111,7 +111,7 @@ def _spare_of_a_worker(parent: psutil.Process) -> psutil.Process | None:
     of ``parent`` that ended, zombies not reaped yet say, are passed over)."""
     for worker in parent.children():
         try:
-            if "covalent_core.executors.worker" in worker.cmdline():
+            if "covalent_core.local.worker" in worker.cmdline():
                 return next(iter(worker.children()), None)
         except psutil.Error:
             continue
@@ -160,8 +160,8 @@ def test_an_aborted_task_makes_no_directory_after_its_callers_cleanup(tmp_path):
 
 DIES_WHILE_STORING = """
 import asyncio, sys
-from covalent_core.executors.pool import WorkerPool
-from covalent_core.executors.runner import task_payload
+from covalent_core.local.pool import WorkerPool
+from covalent_core.sdk.runner import task_payload
 
 async def main() -> None:
     pool = WorkerPool(sys.executable, 1)

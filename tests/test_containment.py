@@ -16,9 +16,9 @@ import pytest
 from helpers import cli, wait_for_file, wait_for_handle, wait_until
 
 import covalent_core as ct
-from covalent_core.executors.containment import mechanism
-from covalent_core.executors.local import LocalExecutor
-from covalent_core.executors.processes import is_dead
+from covalent_core.local.executor import LocalExecutor
+from covalent_core.sdk.containment import mechanism
+from covalent_core.sdk.processes import is_dead
 
 
 def daemon_pid(path: Path) -> int:

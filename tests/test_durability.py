@@ -3,9 +3,9 @@ requests, handles of jobs that outlive this machine), to the operating system fo
 
 from __future__ import annotations
 
-from covalent_core.executors.base import Executor
-from covalent_core.executors.local import LocalExecutor
+from covalent_core.local.executor import LocalExecutor
 from covalent_core.plugins import registry
+from covalent_core.sdk.base import Executor
 from covalent_core.store import open_store
 
 

@@ -14,9 +14,9 @@ import pytest
 from helpers import wait_until
 
 import covalent_core as ct
-from covalent_core.executors.containment import mechanism
-from covalent_core.executors.local import LocalExecutor
-from covalent_core.executors.processes import is_dead
+from covalent_core.local.executor import LocalExecutor
+from covalent_core.sdk.containment import mechanism
+from covalent_core.sdk.processes import is_dead
 from covalent_core.testing import kill_service
 
 pytestmark = pytest.mark.skipif(
@@ -166,7 +166,7 @@ def test_a_pack_outlives_a_killed_service_and_each_task_runs_once(tmp_path: Path
 
 
 def daemon_is_dead(pid_file: str, _after: int) -> bool:
-    from covalent_core.executors.processes import is_dead as _is_dead
+    from covalent_core.sdk.processes import is_dead as _is_dead
 
     return _is_dead(int(open(pid_file).read()))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 
-from covalent_core.executors import shared_poller
+from covalent_core.sdk import shared_poller
 
 
 class Resource:

@@ -19,7 +19,7 @@ from recording_executor import RecordingExecutor, events
 
 import covalent_core as ct
 from covalent_core.cancel_requests import request_cancel
-from covalent_core.executors.processes import is_dead
+from covalent_core.sdk.processes import is_dead
 from covalent_core.testing import kill_service, service_pid
 
 logged = ct.electron(helpers.logged)

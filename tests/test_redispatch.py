@@ -16,7 +16,7 @@ import pytest
 from helpers import wait_until
 
 import covalent_core as ct
-from covalent_core.executors.runner import is_value_ref, value_ref_path
+from covalent_core.sdk.runner import is_value_ref, value_ref_path
 
 
 def executions(runs: Path, name: str) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from covalent_core import config
-from covalent_core.executors.processes import is_dead
+from covalent_core.sdk.processes import is_dead
 from covalent_core.service.client import request
 from covalent_core.service.paths import socket_path
 from covalent_core.testing import isolated_store, service_pid, wait_until

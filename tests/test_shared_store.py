@@ -25,7 +25,7 @@ from helpers import logged, starts
 from sqlalchemy import create_engine, text
 
 import covalent_core as ct
-from covalent_core.executors.processes import is_dead
+from covalent_core.sdk.processes import is_dead
 from covalent_core.service.client import request
 from covalent_core.store.db import HEAD_REVISION
 from covalent_core.store.schema import metadata

@@ -18,7 +18,7 @@ from collections import Counter
 from helpers import wait_for_handle
 
 import covalent_core as ct
-from covalent_core.executors.local import LocalExecutor
+from covalent_core.local.executor import LocalExecutor
 from covalent_core.status import TERMINAL
 from covalent_core.testing import wait_until
 

@@ -16,7 +16,7 @@ import pytest
 
 import covalent_core as ct
 from covalent_core.errors import ServiceError, StoreError
-from covalent_core.executors.processes import is_dead
+from covalent_core.sdk.processes import is_dead
 from covalent_core.service.client import START_TIMEOUT, request
 from covalent_core.store.db import forget_stores
 from covalent_core.testing import isolated_store, service_pid, wait_until

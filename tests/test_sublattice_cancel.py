@@ -6,7 +6,7 @@ import pytest
 from helpers import wait_for_file, wait_until
 
 import covalent_core as ct
-from covalent_core.executors.processes import is_dead
+from covalent_core.sdk.processes import is_dead
 
 
 @ct.electron

@@ -16,7 +16,7 @@ from package_index import package_index
 import covalent_core as ct
 from covalent_core import config
 from covalent_core.errors import SerializationError
-from covalent_core.executors.local import DEPS, LocalExecutor
+from covalent_core.local.executor import DEPS, LocalExecutor
 
 
 def pip_processes(token: str) -> list[psutil.Process]:

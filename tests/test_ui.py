@@ -19,7 +19,7 @@ import pytest
 from helpers import wait_until
 
 import covalent_core as ct
-from covalent_core.executors import ProcessHandle
+from covalent_core.sdk import ProcessHandle
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "ui"

@@ -3,7 +3,7 @@
 ``ct.executor.SlurmExecutor`` is the installed covalent-slurm class, as in Covalent;
 ``ct.executor.BaseExecutor`` / ``AsyncBaseExecutor`` (also in ``covalent_core.executor.base``)
 are Covalent's interface for writing an executor. covalent-core's own executor API, in which
-the built-in and packaged executors are written, is :mod:`covalent_core.executors`.
+the built-in and packaged executors are written, is :mod:`covalent_core.sdk`.
 """
 
 from __future__ import annotations

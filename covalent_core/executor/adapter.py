@@ -26,12 +26,12 @@ import cloudpickle
 
 from .. import config
 from ..errors import ExecutorConfigError, JobLostError
-from ..executors.base import Executor, TaskContext, TaskOutcome
-from ..executors.gated import start_gated
-from ..executors.processes import ProcessHandle, describe_exit, kill_group, wait_for_exit
 from ..hookspecs import hookimpl
 from ..permissions import private_open
 from ..plain_pickle import loads_plain
+from ..sdk.base import Executor, TaskContext, TaskOutcome
+from ..sdk.gated import start_gated
+from ..sdk.processes import ProcessHandle, describe_exit, kill_group, wait_for_exit
 from .adapter_runner import EXECUTOR_FILE, METADATA_FILE, OUTCOME_FILE, PAYLOAD_FILE
 from .base import CANCEL_FLAG_FILE
 

@@ -3,7 +3,7 @@
 ``python -m covalent_core.executor.adapter_runner run DIR`` unpickles the executor and the
 task from ``DIR``, calls ``setup``, ``run(function, args, kwargs, task_metadata)`` and
 ``teardown`` (awaiting them for an ``AsyncBaseExecutor``), and writes the outcome to
-``DIR/outcome`` in :mod:`covalent_core.executors.runner`'s format. ``... cancel DIR`` calls the
+``DIR/outcome`` in :mod:`covalent_core.sdk.runner`'s format. ``... cancel DIR`` calls the
 executor's ``cancel(task_metadata, job_handle)`` with the handle the running task set, and
 prints ``{"confirmed": bool}``. Executors run only in these processes, never in the service.
 """
@@ -25,9 +25,9 @@ from typing import Any
 import cloudpickle
 
 from ..executor.base import CANCEL_FLAG_FILE, JOB_HANDLE_FILE
-from ..executors import runner
-from ..executors.runner import OUTPUT_REPR_MAX, StepFailed, apply_environment
 from ..permissions import private_open
+from ..sdk import runner
+from ..sdk.runner import OUTPUT_REPR_MAX, StepFailed, apply_environment
 
 EXECUTOR_FILE = "executor.pkl"
 PAYLOAD_FILE = "payload.pkl"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..executors import prespawn
+from ..local import prespawn
 
 prespawn.start()  # a warm worker starts while this process imports and opens its store
 

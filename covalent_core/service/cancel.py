@@ -31,17 +31,17 @@ from ..status import TERMINAL, CancelReason, Stage, Status
 from ..store import queries as q
 from .events import event
 from .jobs import JobPhase, JobState
-from .states import CANCEL_TRANSITIONS, CancelPhase, NodeState
+from .recorder import CANCEL_TRANSITIONS, CancelPhase, NodeState
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-    from ..executors.base import TaskContext
+    from ..sdk.base import TaskContext
     from ..store import Store
     from ..store.writes import WriteBuffer
     from .jobs import JobRegistry
-    from .scheduling import DispatchRun
-    from .states import StateRecorder
+    from .recorder import StateRecorder
+    from .scheduling import LiveDispatch
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Cancels:
         states: StateRecorder,
         jobs: JobRegistry,
         hooks: Any,
-        runs: dict[str, DispatchRun],
+        runs: dict[str, LiveDispatch],
     ) -> None:
         self.store = store
         self.writes = writes
@@ -109,7 +109,7 @@ class Cancels:
             raise outcome
         return outcome
 
-    def stop_running(self, run: DispatchRun, reason: str, node_ids: list[int] | None) -> None:
+    def stop_running(self, run: LiveDispatch, reason: str, node_ids: list[int] | None) -> None:
         """Begin stopping the running tasks (all, or those of ``node_ids``) at once, while
         their cancel is being stored (the rest of it, nodes that have not started, those
         downstream and sublattices, is applied once it is): a job is killed a commit sooner."""
@@ -176,7 +176,7 @@ class Cancels:
         return count
 
     def cancel_node(
-        self, run: DispatchRun, node: NodeState, reason: str, *, persist: bool = False
+        self, run: LiveDispatch, node: NodeState, reason: str, *, persist: bool = False
     ) -> None:
         """Cancel one node: at once if it never started, else through its running stages
         (``persist``: store its flag, for a cancel that was not stored as a request)."""
@@ -208,7 +208,7 @@ class Cancels:
         if node.job_id is not None:
             self.cancel_packed(run, node)
 
-    def cancel_all(self, run: DispatchRun, reason: str) -> None:
+    def cancel_all(self, run: LiveDispatch, reason: str) -> None:
         """Cancel every unfinished node: those that never started at once and together (a
         graph of 100,000 waiting nodes is settled in one pass), the others one by one."""
         run.cancel_all_reason = reason
@@ -222,7 +222,7 @@ class Cancels:
                 self.cancel_node(run, node, reason, persist=True)
         self.cancel_pending(run, pending, reason)
 
-    def cancel_pending(self, run: DispatchRun, pending: list[NodeState], reason: str) -> None:
+    def cancel_pending(self, run: LiveDispatch, pending: list[NodeState], reason: str) -> None:
         """Settle ``pending`` nodes (never started, no task) CANCELLED, then what follows."""
         pending = [n for n in pending if n.status is Status.NEW_OBJECT and n.task is None]
         if not pending:
@@ -233,7 +233,7 @@ class Cancels:
         for node in pending:
             run.on_terminal(node)
 
-    def time_out(self, run: DispatchRun, node: NodeState) -> None:
+    def time_out(self, run: LiveDispatch, node: NodeState) -> None:
         """A node ran past its ``timeout=``: cancel it with reason timeout."""
         if node.status in TERMINAL:
             return
@@ -245,7 +245,7 @@ class Cancels:
 
     # -- jobs ---------------------------------------------------------------------------
 
-    def cancel_packed(self, run: DispatchRun, node: NodeState) -> None:
+    def cancel_packed(self, run: LiveDispatch, node: NodeState) -> None:
         """Cancel the other nodes that share this node's job."""
         job = self.jobs.get(node)
         if job is None:
@@ -256,7 +256,7 @@ class Cancels:
                     other_run, other, CancelReason.PACKED_JOB_CANCELLED.value, persist=True
                 )
 
-    def handle_stored(self, run: DispatchRun, node: NodeState, ctx: TaskContext) -> None:
+    def handle_stored(self, run: LiveDispatch, node: NodeState, ctx: TaskContext) -> None:
         """The node's job handle was just stored: a cancel that came first stops the job now."""
         job = self.jobs.get(node)
         if job is not None and ctx.cancelled.is_set():
@@ -279,7 +279,7 @@ class Cancels:
             event("cancel_requested", job=job.job_id, executor=type(job.executor).__name__)
             job.task = asyncio.create_task(self._retry(job), name=f"cancel-job-{job.job_id}")
 
-    async def settle(self, run: DispatchRun, node: NodeState, values: dict[str, Any]) -> None:
+    async def settle(self, run: LiveDispatch, node: NodeState, values: dict[str, Any]) -> None:
         """Record a cancelled node: CANCELLED, or CANCELLING while its job is not confirmed
         gone."""
         values.setdefault("cancel_reason", node.cancel_reason or CancelReason.USER.value)

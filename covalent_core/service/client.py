@@ -21,8 +21,7 @@ from ..errors import ServiceError
 from ..permissions import private_open
 from ..plugins import check_executor_sections
 from ..status import TERMINAL, Status
-from ..store import open_store
-from ..store import queries as q
+from ..store import leases, open_store
 from .ownership import owner_holds
 from .paths import START_ERROR_FILE, START_REFUSED, socket_path
 
@@ -77,15 +76,25 @@ def start_service() -> subprocess.Popen[bytes]:
 
 def _could_not_start(process: subprocess.Popen[bytes] | None) -> ServiceError | None:
     """The error to raise if the service ``process`` we started exited saying it cannot
-    start (a store or config it cannot use); None while it runs, or if it ended otherwise
-    (it yielded to another service, or was killed: the caller starts another)."""
-    if process is None or process.poll() != START_REFUSED:
-        return None
-    try:
-        reason = (config.service_dir() / START_ERROR_FILE).read_text().strip()
-    except FileNotFoundError:
-        return None
-    return ServiceError(f"the dispatcher service cannot start: {reason}")
+    start (a store or config it cannot use), or crashed as it started; None while it runs,
+    or if it ended otherwise (it yielded to another service, or was killed: the caller
+    starts another)."""
+    code = None if process is None else process.poll()
+    if code == START_REFUSED:
+        try:
+            reason = (config.service_dir() / START_ERROR_FILE).read_text().strip()
+        except FileNotFoundError:
+            return None
+        return ServiceError(f"the dispatcher service cannot start: {reason}")
+    if code == 1:  # an exception nobody caught: the last line of its traceback says which
+        out = config.service_dir() / "service.out"
+        lines = [line for line in out.read_text(errors="replace").splitlines() if line.strip()]
+        last = lines[-1] if lines else "no output"
+        return ServiceError(
+            f"the dispatcher service crashed as it started ({last}); see {out}. "
+            "This is a bug in covalent-core or a broken installation: please report it."
+        )
+    return None
 
 
 def request(
@@ -176,11 +185,11 @@ def service_running() -> bool:
 def orphaned(dispatch_id: str | None = None) -> bool:
     """True if ``dispatch_id`` (or, with None, any dispatch) is unfinished and its service gone."""
     with open_store().read() as conn:
-        now = q.store_now(conn)
+        now = leases.store_now(conn)
         if dispatch_id is None:
-            rows = q.unfinished_top_level(conn)
+            rows = leases.unfinished_top_level(conn)
         else:
-            row = q.root_owner(conn, dispatch_id)
+            row = leases.root_owner(conn, dispatch_id)
             rows = [row] if row is not None and Status(row.status) not in TERMINAL else []
     return any(not owner_holds(row, now) for row in rows)
 

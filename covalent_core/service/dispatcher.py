@@ -1,11 +1,11 @@
 """The dispatcher: runs the dispatches it owns, from the store, and applies their cancels.
 
-It wires the parts together: :mod:`.ownership` (which dispatches are ours), :mod:`.states`
+It wires the parts together: :mod:`.ownership` (which dispatches are ours), :mod:`.recorder`
 (every status change), :mod:`.scheduling` (readiness and completion of one dispatch),
-:mod:`.stages` (one node's stages), :mod:`.jobs` (jobs and their cancellation),
+:mod:`.stages` (one node's stages), :mod:`.jobs` (job handles), :mod:`.cancel` (every cancel),
 :mod:`.sublattices`. One dispatcher runs in each service process; when one dies, the next
 takes its dispatches over (:mod:`.ownership`) and resumes their nodes where they were
-(:meth:`.stages.NodeStages.run_node`): jobs are re-attached to, never run twice.
+(:meth:`.stages.NodeStages.drive_node`): jobs are re-attached to, never run twice.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import sys
 from typing import Any
 
 from .. import host_environment, plugins
-from ..executors.output import OUTPUT_TIMEOUT
 from ..graph import Edge
 from ..result import failure_summary
+from ..sdk.output import OUTPUT_TIMEOUT
 from ..status import TERMINAL, CancelReason, Status, dispatch_outcome
 from ..store import Store
 from ..store import queries as q
@@ -29,9 +29,9 @@ from .events import event
 from .executor_cache import ExecutorCache
 from .jobs import JobRegistry
 from .ownership import Ownership
-from .scheduling import DispatchRun
+from .recorder import CancelPhase, NodeState, StateRecorder
+from .scheduling import LiveDispatch
 from .stages import NodeStages
-from .states import CancelPhase, NodeState, StateRecorder
 from .sublattices import Sublattices
 
 logger = logging.getLogger(__name__)
@@ -51,18 +51,18 @@ class Dispatcher:
         self.ownership = Ownership(store, self.writes, self.top_level)
         self.executors = ExecutorCache(self.registry)
         self.jobs = JobRegistry(self.writes, self.executors, self.owner)
-        self.runs: dict[str, DispatchRun] = {}
+        self.runs: dict[str, LiveDispatch] = {}
         self.cancels = Cancels(
             store, self.writes, self.states, self.jobs, self.registry.hook, self.runs
         )
-        self.sublattices = Sublattices(self)
+        self.sublattices = Sublattices(self.executors, self.writes, self.owner, self.load)
         self.stages = NodeStages(
             self.registry.hook,
             self.executors,
             self.jobs,
             self.cancels,
             self.sublattices,
-            run_sub=self.execute_run,
+            drive_sub=self.drive_dispatch,
         )
         self.end_waiters: dict[str, list[asyncio.Future[str]]] = {}
         """Clients waiting for a dispatch to end: told its status once it is stored."""
@@ -101,7 +101,7 @@ class Dispatcher:
         try:
             run = await self.load(dispatch_id, parent=None)
             event("dispatch_received", dispatch=dispatch_id, name=run.name, nodes=len(run.nodes))
-            status, error, _ = await self.execute_run(run)
+            status, error, _ = await self.drive_dispatch(run)
             event("dispatch_ended", dispatch=dispatch_id, status=status, error=error)
         except Exception as exc:
             logger.exception("dispatch %s could not run", dispatch_id)
@@ -112,8 +112,8 @@ class Dispatcher:
             self.top_level.pop(dispatch_id, None)
         host_environment.discard(dispatch_id)  # it ended: its variables are not kept
 
-    async def load(self, dispatch_id: str, parent: tuple[DispatchRun, int] | None) -> DispatchRun:
-        """Read a dispatch from the store into a :class:`DispatchRun`.
+    async def load(self, dispatch_id: str, parent: tuple[LiveDispatch, int] | None) -> LiveDispatch:
+        """Read a dispatch from the store into a :class:`LiveDispatch`.
 
         Nodes a dead dispatcher had started keep their status; the run resumes them.
         """
@@ -157,14 +157,14 @@ class Dispatcher:
 
         row, states = await asyncio.to_thread(read)
         environment, note = self._environment(dispatch_id, row.environment, parent)
-        run = DispatchRun(
+        run = LiveDispatch(
             dispatch_id,
             row.name,
             environment,
             states,
             states=self.states,
             cancels=self.cancels,
-            launch=self.stages.run_node,
+            launch=self.stages.drive_node,
             capacity_of=self.stages.capacity_of,
             parent=parent,
         )
@@ -177,7 +177,7 @@ class Dispatcher:
 
     @staticmethod
     def _environment(
-        dispatch_id: str, stored: dict[str, Any] | None, parent: tuple[DispatchRun, int] | None
+        dispatch_id: str, stored: dict[str, Any] | None, parent: tuple[LiveDispatch, int] | None
     ) -> tuple[dict[str, Any], str | None]:
         """What the dispatch's local tasks see, and the note their nodes get when that is not
         the dispatching process's environment: the stored working directory and import path,
@@ -207,10 +207,9 @@ class Dispatcher:
             (i not in statuses and i in stale)
         )  # fmt: skip
 
-    async def execute_run(self, run: DispatchRun) -> tuple[Status, str | None, bytes | None]:
+    async def drive_dispatch(self, run: LiveDispatch) -> tuple[Status, str | None, bytes | None]:
         """Run a dispatch to its end and record how it ended; returns (status, error, result)."""
-        if await self.states.dispatch(run.dispatch_id, run.status, Status.RUNNING):
-            run.status = Status.RUNNING
+        await self.states.dispatch(run, Status.RUNNING)
         try:
             run.start()
             # A cancel stored after the dispatch was read, but before it could be applied to
@@ -234,8 +233,7 @@ class Dispatcher:
                 result = run.result()
         finally:
             self.runs.pop(run.dispatch_id, None)
-        await self.states.dispatch(run.dispatch_id, run.status, status, error=error)
-        run.status = status
+        await self.states.dispatch(run, status, error=error)
         await self.writes.flush()
         for future in self.end_waiters.pop(run.dispatch_id, []):
             if not future.done():

@@ -16,8 +16,8 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..executors.base import Batch, Executor, TaskContext, TaskOutcome
-from ..executors.local import LocalExecutor
+from ..local.executor import LocalExecutor
+from ..sdk.base import Batch, Executor, TaskContext, TaskOutcome
 
 if TYPE_CHECKING:
     from ..plugins import PluginRegistry
@@ -38,7 +38,7 @@ class Capacity:
     cancelling them is immediate; ``start`` returns False if the node no longer wants its slot
     (it was cancelled meanwhile). When more nodes wait than slots are free, and the executor
     runs packs (``pack_size``), a slot takes several of one group (dispatch) at once, as one
-    :class:`~covalent_core.executors.base.Batch`: a fair share of the queue per slot. A job a
+    :class:`~covalent_core.sdk.base.Batch`: a fair share of the queue per slot. A job a
     dead dispatcher had started is running on its resource whatever we do: it takes its slot
     at once (:meth:`take`), even beyond the limit.
     """

@@ -15,7 +15,7 @@ from ..errors import TaskCancelledError
 from ..status import Stage
 
 if TYPE_CHECKING:
-    from ..executors.base import TaskContext
+    from ..sdk.base import TaskContext
 
 
 class CancelFlag(asyncio.Event):

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..store import queries as q
-from .states import NodeState
+from .recorder import NodeState
 
 if TYPE_CHECKING:
-    from ..executors.base import Executor
+    from ..sdk.base import Executor
     from ..store.writes import WriteBuffer
     from .executor_cache import ExecutorCache
-    from .scheduling import DispatchRun
+    from .scheduling import LiveDispatch
 
 
 class JobPhase(str, enum.Enum):
@@ -38,11 +38,11 @@ class JobState:
     executor: Executor
     handle: str
     metadata: dict[str, Any]
-    members: list[tuple[DispatchRun, NodeState]] = field(default_factory=list)
+    members: list[tuple[LiveDispatch, NodeState]] = field(default_factory=list)
     confirmed: asyncio.Event = field(default_factory=asyncio.Event)
     settled: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
-    waiting: list[tuple[DispatchRun, NodeState, dict[str, Any]]] = field(default_factory=list)
+    waiting: list[tuple[LiveDispatch, NodeState, dict[str, Any]]] = field(default_factory=list)
 
     @property
     def cancelling(self) -> bool:
@@ -70,7 +70,7 @@ class JobRegistry:
         """The node's job, if it has one."""
         return self.jobs.get(node.job_id) if node.job_id is not None else None
 
-    async def store_handle(self, run: DispatchRun, node: NodeState, handle: str) -> None:
+    async def store_handle(self, run: LiveDispatch, node: NodeState, handle: str) -> None:
         """Store a job handle (durably where the job outlives this host)."""
         executor = await self.executors.get(node.executor, node.executor_config)
         key = (self.executors.key(node.executor, node.executor_config), handle)
@@ -102,7 +102,7 @@ class JobRegistry:
         self.attach(job_id, executor, handle, run, node)
 
     def attach(
-        self, job_id: int, executor: Executor, handle: str, run: DispatchRun, node: NodeState
+        self, job_id: int, executor: Executor, handle: str, run: LiveDispatch, node: NodeState
     ) -> JobState:
         """The job's state, with ``node`` among its members."""
         job = self.jobs.get(job_id)

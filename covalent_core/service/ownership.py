@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from .. import config
-from ..executors.processes import START_TIME_TOLERANCE, is_dead
-from ..store import queries as q
+from ..sdk.processes import START_TIME_TOLERANCE, is_dead
+from ..store import leases
 from .events import event
 
 if TYPE_CHECKING:
@@ -86,8 +86,8 @@ class Ownership:
     def orphans(self) -> list[Any]:
         """Unfinished top-level dispatches that no live service holds (this one included)."""
         with self.store.read() as conn:
-            now = q.store_now(conn)
-            rows = q.unfinished_top_level(conn)
+            now = leases.store_now(conn)
+            rows = leases.unfinished_top_level(conn)
         return [
             row
             for row in rows
@@ -100,7 +100,9 @@ class Ownership:
         """Take the dispatch over from ``previous`` (None: unowned); True if this service did."""
         claimed = bool(
             await self.writes.execute(
-                lambda conn: q.claim_dispatch(conn, dispatch_id, self.owner, previous, self.lease)
+                lambda conn: leases.claim_dispatch(
+                    conn, dispatch_id, self.owner, previous, self.lease
+                )
             )
         )
         if claimed and previous is not None:
@@ -116,7 +118,7 @@ class Ownership:
         taken any of its dispatches over (this one was stopped or stalled past their lease),
         :attr:`on_lost` is called before anything of this transaction is committed."""
         started = time.monotonic()
-        lost = q.renew_leases(conn, self.owner, list(self.running), self.lease)
+        lost = leases.renew_leases(conn, self.owner, list(self.running), self.lease)
         if lost:
             self.on_lost(lost)
         self.held_until = started + self.lease * SAFE_FRACTION

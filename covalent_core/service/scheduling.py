@@ -9,20 +9,20 @@ from typing import TYPE_CHECKING, Any
 
 from ..graph import KIND_PARAMETER, KIND_POSTPROCESS
 from ..status import TERMINAL, CancelReason, Status
-from .states import NodeState, StateRecorder
+from .recorder import NodeState, StateRecorder
 
 if TYPE_CHECKING:
-    from ..executors.base import Batch
+    from ..sdk.base import Batch
     from .cancel import Cancels
     from .executor_cache import Capacity
 
 logger = logging.getLogger(__name__)
 
-Launch = Callable[["DispatchRun", NodeState], Coroutine[Any, Any, None]]
+Launch = Callable[["LiveDispatch", NodeState], Coroutine[Any, Any, None]]
 CapacityOf = Callable[[NodeState], "Capacity | None"]
 
 
-class DispatchRun:
+class LiveDispatch:
     """Runs the nodes of one dispatch as their inputs become ready.
 
     ``launch(run, node)`` is the coroutine that takes a node through its stages, started once
@@ -41,7 +41,7 @@ class DispatchRun:
         cancels: Cancels,
         launch: Launch,
         capacity_of: CapacityOf | None = None,
-        parent: tuple[DispatchRun, int] | None = None,
+        parent: tuple[LiveDispatch, int] | None = None,
     ) -> None:
         self.dispatch_id = dispatch_id
         self.name = name
@@ -54,7 +54,7 @@ class DispatchRun:
         self.parent = parent
         self.status = Status.NEW_OBJECT
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.sub_runs: dict[int, DispatchRun] = {}
+        self.sub_runs: dict[int, LiveDispatch] = {}
         self.cancel_all_reason: str | None = None
         self.environment_note: str | None = None
         """Said on each local task's node when its environment is not the dispatching
@@ -65,7 +65,7 @@ class DispatchRun:
         self._end_waiters: list[tuple[set[int], asyncio.Future[None]]] = []
 
     @property
-    def root(self) -> DispatchRun:
+    def root(self) -> LiveDispatch:
         """The top-level dispatch this one belongs to."""
         run = self
         while run.parent is not None:

@@ -23,8 +23,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .. import config
 from ..errors import CovalentCoreError
-from ..executors.output import check_stream
 from ..permissions import private_open
+from ..sdk.output import check_stream
 from ..store import open_store
 from . import notifications
 from .dispatcher import Dispatcher

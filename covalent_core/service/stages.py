@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from .. import config
 from ..errors import JobLostError, TaskCancelledError
-from ..executors.base import Executor, TaskContext, TaskOutcome
-from ..executors.values import BIG_VALUE, VALUES, store_big
 from ..graph import KIND_SUBLATTICE
+from ..sdk.base import Executor, TaskContext, TaskOutcome
 from ..status import STAGES_IN_ORDER, CancelReason, Stage, Status
+from ..values import BIG_VALUE, VALUES, store_big
 from .events import event
 from .interrupt import done_or_cancelled, until_cancelled
 from .task_io import inputs_of, outcome_values, task_context
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from .cancel import Cancels
     from .executor_cache import Capacity, ExecutorCache
     from .jobs import JobRegistry
-    from .scheduling import DispatchRun
-    from .states import NodeState
+    from .recorder import NodeState
+    from .scheduling import LiveDispatch
     from .sublattices import Sublattices
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ OPTIONAL_STAGES = frozenset({Stage.UPLOAD, Stage.PROVISION, Stage.FETCH})
 """Stages whose base implementation does nothing: skipped where nothing else does either."""
 DEFAULT_HOOKS = "covalent_core.hookimpls"
 
-SubRunner = Callable[["DispatchRun"], Awaitable[tuple[Status, str | None, bytes | None]]]
+SubRunner = Callable[["LiveDispatch"], Awaitable[tuple[Status, str | None, bytes | None]]]
 
 
 @dataclass
@@ -73,14 +73,14 @@ class NodeStages:
         jobs: JobRegistry,
         cancels: Cancels,
         sublattices: Sublattices,
-        run_sub: SubRunner,
+        drive_sub: SubRunner,
     ) -> None:
         self.hooks = hooks
         self.executors = executors
         self.jobs = jobs
         self.cancels = cancels
         self.sublattices = sublattices
-        self.run_sub = run_sub
+        self.drive_sub = drive_sub
         self._values_root: Path | None = None
         self._skipped: dict[tuple[type[Executor], Stage], bool] = {}
 
@@ -94,7 +94,7 @@ class NodeStages:
         except Exception:
             return None
 
-    def context(self, run: DispatchRun, node: NodeState) -> TaskContext:
+    def context(self, run: LiveDispatch, node: NodeState) -> TaskContext:
         """The task context of a node: its ids, and how to store its handle and payload."""
         if self._values_root is None:
             self._values_root = config.data_dir() / VALUES  # this service's, for its life
@@ -105,7 +105,7 @@ class NodeStages:
 
         return task_context(run, node, self._values_root / run.dispatch_id, record)
 
-    async def run_node(self, run: DispatchRun, node: NodeState) -> None:
+    async def drive_node(self, run: LiveDispatch, node: NodeState) -> None:
         """Take one node through its stages and record how it ended. Never raises.
 
         A node that is not NEW was started by a dispatcher that died: it is resumed.
@@ -123,7 +123,7 @@ class NodeStages:
         await self._record_end(run, node, ctx, done, status, values)
 
     async def _through_stages(
-        self, run: DispatchRun, node: NodeState, ctx: TaskContext, done: _Progress, resuming: bool
+        self, run: LiveDispatch, node: NodeState, ctx: TaskContext, done: _Progress, resuming: bool
     ) -> tuple[Status, dict[str, Any]]:
         """Walk the node's stages (holding its executor's slot); how it ended."""
         capacity = self.capacity_of(node)  # a new node was started with its slot taken
@@ -155,7 +155,7 @@ class NodeStages:
             }
 
     async def _walk(
-        self, run: DispatchRun, node: NodeState, ctx: TaskContext, done: _Progress, resuming: bool
+        self, run: LiveDispatch, node: NodeState, ctx: TaskContext, done: _Progress, resuming: bool
     ) -> None:
         """Each stage in turn (those left, when resuming), the cancel flag checked before each."""
         stages: tuple[Stage, ...] = STAGES_IN_ORDER
@@ -196,7 +196,7 @@ class NodeStages:
                 await until_cancelled(call(executor=executor, task=ctx), ctx, stage)
 
     async def _outcome(
-        self, run: DispatchRun, node: NodeState, ctx: TaskContext, done: _Progress
+        self, run: LiveDispatch, node: NodeState, ctx: TaskContext, done: _Progress
     ) -> tuple[Status, dict[str, Any]]:
         """How a node that went through its stages ended; a completed one's children start."""
         if done.stored:
@@ -219,7 +219,7 @@ class NodeStages:
 
     async def _record_end(
         self,
-        run: DispatchRun,
+        run: LiveDispatch,
         node: NodeState,
         ctx: TaskContext,
         done: _Progress,
@@ -267,7 +267,7 @@ class NodeStages:
             skips = self._skipped[key] = not own and not others
         return skips
 
-    def _start_timer(self, run: DispatchRun, node: NodeState) -> asyncio.TimerHandle | None:
+    def _start_timer(self, run: LiveDispatch, node: NodeState) -> asyncio.TimerHandle | None:
         """The node's ``timeout=``, counted from when it started (by whichever dispatcher)."""
         if not node.timeout:
             return None
@@ -276,7 +276,7 @@ class NodeStages:
         return asyncio.get_running_loop().call_later(delay, self.cancels.time_out, run, node)
 
     async def _resume(
-        self, run: DispatchRun, node: NodeState, ctx: TaskContext, executor: Executor | None
+        self, run: LiveDispatch, node: NodeState, ctx: TaskContext, executor: Executor | None
     ) -> tuple[tuple[Stage, ...], bool]:
         """What is left of a node a dead dispatcher had started: (stages, outcome stored)."""
         if node.kind == KIND_SUBLATTICE:
@@ -305,7 +305,7 @@ class NodeStages:
         # Never started: start it now (the executor is made already).
         return STAGES_IN_ORDER[1:], False
 
-    async def _cannot_reattach(self, run: DispatchRun, node: NodeState, executor: Executor) -> str:
+    async def _cannot_reattach(self, run: LiveDispatch, node: NodeState, executor: Executor) -> str:
         """Stop the job of an executor that cannot re-attach; why the node fails."""
         name = node.executor or "local"
         why = f"executor {name!r} ({type(executor).__name__}) cannot re-attach to a job"
@@ -330,7 +330,7 @@ class NodeStages:
 
     async def _watch(
         self,
-        run: DispatchRun,
+        run: LiveDispatch,
         node: NodeState,
         ctx: TaskContext,
         call: Awaitable[Any],
@@ -364,7 +364,7 @@ class NodeStages:
         raise TaskCancelledError(ctx.dispatch_id, ctx.node_id, Stage.RUN.value)
 
     async def _sublattice(
-        self, run: DispatchRun, node: NodeState, ctx: TaskContext, stage: Stage
+        self, run: LiveDispatch, node: NodeState, ctx: TaskContext, stage: Stage
     ) -> None:
         """A sublattice node: at ``run``, build its graph in a worker and run it as a dispatch."""
         if stage is not Stage.RUN:
@@ -380,7 +380,7 @@ class NodeStages:
         run.sub_runs[node.node_id] = sub
         if ctx.cancelled.is_set():
             self.cancels.cancel_all(sub, CancelReason.PARENT_SUBLATTICE_CANCELLED.value)
-        status, error, output = await self.run_sub(sub)
+        status, error, output = await self.drive_sub(sub)
         if ctx.cancelled.is_set() or status is Status.CANCELLED:
             raise TaskCancelledError(ctx.dispatch_id, ctx.node_id, stage.value)
         if status is Status.FAILED:

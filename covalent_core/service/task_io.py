@@ -7,21 +7,21 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..executors.base import TaskContext
-from ..executors.values import is_value_ref, read_value
 from ..graph import PARAM_ARG, PARAM_WAIT
+from ..sdk.base import TaskContext
 from ..serialize import task_payload
 from ..status import Status
+from ..values import is_value_ref, read_value
 from .interrupt import CancelFlag
 
 if TYPE_CHECKING:
-    from .scheduling import DispatchRun
-    from .states import NodeState
+    from .recorder import NodeState
+    from .scheduling import LiveDispatch
 
 HandleRecorder = Callable[[TaskContext, str], Awaitable[None]]
 
 
-def inputs_of(run: DispatchRun, node: NodeState) -> tuple[list[bytes], dict[str, bytes]]:
+def inputs_of(run: LiveDispatch, node: NodeState) -> tuple[list[bytes], dict[str, bytes]]:
     """The node's arguments, as the pickled outputs of its parents."""
     positional: dict[int, bytes] = {}
     keywords: dict[str, bytes] = {}
@@ -60,7 +60,7 @@ def outcome_values(ctx: TaskContext) -> tuple[Status, dict[str, Any]]:
 
 
 def task_context(
-    run: DispatchRun, node: NodeState, values_dir: Path, record: HandleRecorder
+    run: LiveDispatch, node: NodeState, values_dir: Path, record: HandleRecorder
 ) -> TaskContext:
     """The task context of a node: its ids, its cancel flag, and how to store its handle
     (``record``) and make its payload (big values of local tasks stay in ``values_dir``)."""

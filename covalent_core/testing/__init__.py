@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .env import as_host, isolated_store
+from .isolation import as_host, isolated_store
 from .observe import (
     dispatch_task,
     finished_task,

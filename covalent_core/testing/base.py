@@ -23,9 +23,9 @@ import pytest
 
 import covalent_core as ct
 
-from ..executors.base import Executor
+from ..sdk.base import Executor
 from . import gate, tasks
-from .env import isolated_store
+from .isolation import isolated_store
 from .observe import dispatch_task, marker_processes, wait_until
 
 STAGES_AFTER = {

@@ -14,7 +14,7 @@ import pytest
 
 import covalent_core as ct
 
-from ..executors.base import Executor
+from ..sdk.base import Executor
 from . import tasks
 from .base import STAGES_AFTER, ConformanceBase, outcome_test
 from .observe import read_lines, wait_until

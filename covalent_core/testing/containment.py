@@ -9,7 +9,7 @@ import pytest
 
 import covalent_core as ct
 
-from ..executors.base import Executor
+from ..sdk.base import Executor
 from . import tasks
 from .base import ConformanceBase
 from .observe import marker_processes, wait_until

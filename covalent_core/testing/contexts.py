@@ -17,7 +17,7 @@ from typing import Any
 
 import cloudpickle
 
-from ..executors.base import TaskContext
+from ..sdk.base import TaskContext
 from ..serialize import task_payload
 
 

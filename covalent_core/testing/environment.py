@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import covalent_core as ct
 
-from ..executors.base import Executor
+from ..sdk.base import Executor
 from . import tasks
 from .base import ConformanceBase
 

@@ -21,8 +21,8 @@ from collections.abc import Awaitable, Generator
 from pathlib import Path
 from typing import Any
 
-from ..executors.base import Executor, TaskContext
 from ..hookspecs import hookimpl
+from ..sdk.base import Executor, TaskContext
 
 
 def gate_dir() -> Path:

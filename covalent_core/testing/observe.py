@@ -18,7 +18,7 @@ import psutil
 
 import covalent_core as ct
 
-from ..executors.base import Executor
+from ..sdk.base import Executor
 
 
 def wait_until(
@@ -101,7 +101,7 @@ def kill_service() -> int:
 
     Returns once the process is gone. Nothing else is touched: its jobs keep running.
     """
-    from ..executors.processes import is_dead
+    from ..sdk.processes import is_dead
     from ..service.client import request
 
     pid = int(request({"op": "ping"})["pid"])

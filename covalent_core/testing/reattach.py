@@ -16,7 +16,7 @@ import pytest
 import covalent_core as ct
 
 from ..cancel_requests import request_cancel
-from ..executors.base import Executor
+from ..sdk.base import Executor
 from . import tasks
 from .base import STAGES_AFTER, ConformanceBase
 from .observe import kill_service, service_pid, wait_until

@@ -22,8 +22,8 @@ from helpers import wait_until
 
 import covalent_core as ct
 from covalent_core.executor import AsyncBaseExecutor, BaseExecutor
-from covalent_core.executors.processes import is_dead
 from covalent_core.plugins import reset_registry
+from covalent_core.sdk.processes import is_dead
 
 
 class TimingExecutor(BaseExecutor):

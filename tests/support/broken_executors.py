@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from covalent_workdir import WorkdirExecutor
 
-from covalent_core.executors import Executor, ProcessHandle, TaskContext, hookimpl
+from covalent_core.sdk import Executor, ProcessHandle, TaskContext, hookimpl
 
 
 class NoopCancelExecutor(WorkdirExecutor):

@@ -1,7 +1,7 @@
 """A test executor plugin that records every hook it runs and can hold inside any stage.
 
 It runs tasks for real: upload writes the payload into a per-task directory, provision writes a
-marker, run starts ``python -m covalent_core.executors.runner`` in its own session (its handle
+marker, run starts ``python -m covalent_core.sdk.runner`` in its own session (its handle
 is stored before the task's code starts), fetch reads the outcome, cleanup removes the
 directory. So a test can check on disk what a stage did or never did.
 
@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from covalent_core.errors import JobLostError
-from covalent_core.executors.base import Executor, TaskContext, TaskOutcome
-from covalent_core.executors.processes import ProcessHandle, kill_group
 from covalent_core.hookspecs import hookimpl
+from covalent_core.sdk.base import Executor, TaskContext, TaskOutcome
+from covalent_core.sdk.processes import ProcessHandle, kill_group
 
 
 def record(record_dir: str, node: str, event: str) -> None:
@@ -103,7 +103,7 @@ class RecordingExecutor(Executor):
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "covalent_core.executors.runner",
+            "covalent_core.sdk.runner",
             str(workdir / "payload"),
             str(workdir / "outcome"),
             stdout=open(workdir / "stdout", "wb"),  # noqa: SIM115

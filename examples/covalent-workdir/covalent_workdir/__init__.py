@@ -7,7 +7,7 @@ covalent-core's standalone runner; provision checks the interpreter can run it; 
 in its own session, held at a gate until its handle is stored; fetch reads the outcome;
 cleanup removes the directory; reattach (after the dispatcher died) waits for the process and
 lets fetch read what it left. Written against the public plugin API only
-(``covalent_core.executors``).
+(``covalent_core.sdk``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from covalent_core.errors import JobLostError
-from covalent_core.executors import (
+from covalent_core.sdk import (
     CLOUDPICKLE_PROBE,
     RUNNER_PATH,
     Executor,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from covalent_workdir import WorkdirExecutor
 
-from covalent_core.executors import ProcessHandle
+from covalent_core.sdk import ProcessHandle
 from covalent_core.testing import ExecutorConformance
 
 

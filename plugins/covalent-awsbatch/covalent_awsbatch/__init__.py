@@ -10,7 +10,7 @@ The AWS pieces shared with covalent-braket are in the library covalent-aws (``co
 
 from __future__ import annotations
 
-from covalent_core.executors import Executor, hookimpl
+from covalent_core.sdk import Executor, hookimpl
 
 from .executor import AWSBatchExecutor
 

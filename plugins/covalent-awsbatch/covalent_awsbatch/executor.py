@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from covalent_aws import S3, AWSConfig, AWSError, call
 
 from covalent_core.errors import ExecutorConfigError, JobLostError
-from covalent_core.executors import (
+from covalent_core.sdk import (
     BatchedPoller,
     Executor,
     TaskContext,

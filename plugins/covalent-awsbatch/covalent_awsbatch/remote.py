@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from covalent_core.executors import RUNNER_PATH
+from covalent_core.sdk import RUNNER_PATH
 
 # Covalent's executor base image (Python, boto3, cloudpickle): the default image.
 DEFAULT_IMAGE = "public.ecr.aws/covalent/covalent-executor-base:stable"

@@ -11,7 +11,7 @@ def bell():
 
 from __future__ import annotations
 
-from covalent_core.executors import Executor, hookimpl
+from covalent_core.sdk import Executor, hookimpl
 
 from .executor import BraketExecutor
 

@@ -17,7 +17,9 @@ import cloudpickle
 from covalent_aws import S3, AWSConfig, AWSError, call, error_code
 
 from covalent_core.errors import ExecutorConfigError, JobLostError
-from covalent_core.executors import (
+from covalent_core.permissions import private_open
+from covalent_core.plain_pickle import loads_plain
+from covalent_core.sdk import (
     BatchedPoller,
     Executor,
     GatedProcess,
@@ -32,8 +34,6 @@ from covalent_core.executors import (
     wait_for_exit,
     wait_until_gone,
 )
-from covalent_core.permissions import private_open
-from covalent_core.plain_pickle import loads_plain
 from covalent_core.serialize import task_payload
 
 from .states import TERMINAL, describe_failure

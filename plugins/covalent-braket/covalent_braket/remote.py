@@ -16,7 +16,7 @@ import sys
 
 import cloudpickle
 
-from covalent_core.executors import runner
+from covalent_core.sdk import runner
 
 
 def record_tasks(path: str) -> None:

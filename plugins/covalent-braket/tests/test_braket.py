@@ -23,7 +23,7 @@ from pytest_covalent_servers.braket_double import PREFIX
 
 import covalent_core as ct
 from covalent_core.errors import JobLostError
-from covalent_core.executors import TaskContext
+from covalent_core.sdk import TaskContext
 from covalent_core.testing import dispatch_task, finished_task, kill_service, wait_until
 from covalent_core.testing.contexts import task_context
 

@@ -10,7 +10,7 @@ import pytest
 from covalent_braket import BraketExecutor
 from helpers import make, objects, unfinished
 
-from covalent_core.executors import ProcessHandle
+from covalent_core.sdk import ProcessHandle
 from covalent_core.testing import ExecutorConformance
 
 

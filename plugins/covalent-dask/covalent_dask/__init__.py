@@ -10,7 +10,7 @@ or ``executor="dask"``, Covalent's default executor, with ``scheduler_address`` 
 
 from __future__ import annotations
 
-from covalent_core.executors import Executor, hookimpl
+from covalent_core.sdk import Executor, hookimpl
 
 from .executor import DaskExecutor, DaskSchedulerError
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from covalent_core import config
 from covalent_core.errors import ExecutorConfigError, ExecutorError, JobLostError
-from covalent_core.executors import Executor, TaskContext, TaskOutcome
+from covalent_core.sdk import Executor, TaskContext, TaskOutcome
 
 from . import worker as on_worker
 

@@ -4,7 +4,7 @@ calls that stop it, read its output and remove its files.
 A Dask task cannot be stopped once it runs in a worker's thread, so ours never runs user
 code there. :func:`run_task` (an ``async`` Dask task, on the worker's event loop) hands the
 payload to a warm covalent-core worker process of this Dask worker's own pool
-(:class:`covalent_core.executors.WorkerPool`: a parent that forks each task into a process
+(:class:`covalent_core.sdk.WorkerPool`: a parent that forks each task into a process
 group, and a cgroup where the machine gives one), but only once the dispatcher has stored
 the task's handle: the handle (host, PID and start time of that process, the task marker
 its children inherit, the Dask worker's address) is published in a Dask ``Variable`` and the
@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from covalent_core.errors import JobLostError
-from covalent_core.executors import ProcessHandle, TaskOutcome, WorkerPool, kill_group
-from covalent_core.executors.pool import reattach_worker
-from covalent_core.executors.runner import value_ref_path
-from covalent_core.executors.values import read_text
+from covalent_core.local.pool import reattach_worker
+from covalent_core.sdk import ProcessHandle, TaskOutcome, WorkerPool, kill_group
+from covalent_core.sdk.runner import value_ref_path
+from covalent_core.values import read_text
 
 GATE_TIMEOUT = 120.0
 """Seconds a task waits for ``go``: a dispatcher that died before storing its handle never

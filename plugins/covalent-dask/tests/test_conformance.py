@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from covalent_dask import DaskExecutor
 
-from covalent_core.executors import ProcessHandle
+from covalent_core.sdk import ProcessHandle
 from covalent_core.testing import ExecutorConformance
 
 

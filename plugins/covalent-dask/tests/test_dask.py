@@ -14,8 +14,8 @@ from covalent_dask import DaskExecutor
 from pytest_covalent_servers.ports import free_port
 
 import covalent_core as ct
-from covalent_core.executors import ProcessHandle
-from covalent_core.executors.processes import is_dead
+from covalent_core.sdk import ProcessHandle
+from covalent_core.sdk.processes import is_dead
 from covalent_core.testing import isolated_store, wait_until
 
 

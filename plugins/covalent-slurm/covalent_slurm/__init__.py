@@ -7,7 +7,7 @@ from covalent_slurm import SlurmExecutor
 
 from __future__ import annotations
 
-from covalent_core.executors import Executor, hookimpl
+from covalent_core.sdk import Executor, hookimpl
 
 from .executor import SlurmExecutor
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from covalent_core.errors import ExecutorConfigError
-from covalent_core.executors import BatchedPoller, shared_poller
+from covalent_core.sdk import BatchedPoller, shared_poller
 
 from .errors import ControllerUnreachable, SlurmError
 from .states import ACTIVE, JobEnd, parse_exit, parse_scontrol

@@ -9,7 +9,7 @@ import posixpath
 from typing import Any, ClassVar
 
 from covalent_core.errors import ExecutorConfigError, JobLostError
-from covalent_core.executors import (
+from covalent_core.sdk import (
     CLOUDPICKLE_PROBE,
     RUNNER_PATH,
     Executor,

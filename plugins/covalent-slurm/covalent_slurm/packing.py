@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from covalent_core.executors import TaskContext
+from covalent_core.sdk import TaskContext
 
 from .client import poller, slurm
 from .errors import SlurmError

@@ -8,7 +8,7 @@ from covalent_ssh import SSHExecutor
 
 from __future__ import annotations
 
-from covalent_core.executors import Executor, hookimpl
+from covalent_core.sdk import Executor, hookimpl
 
 from .client import Connection, SSHTarget, connection
 from .errors import RemoteCommandError, SSHConnectError

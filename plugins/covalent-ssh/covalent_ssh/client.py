@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from covalent_core.executors import deferred
+from covalent_core.sdk import deferred
 
 from .errors import RemoteCommandError, SSHConnectError
 

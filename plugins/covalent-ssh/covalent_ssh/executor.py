@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 
 from covalent_core import config
 from covalent_core.errors import ExecutorConfigError, JobLostError
-from covalent_core.executors import (
+from covalent_core.fs_strategies import Rsync
+from covalent_core.sdk import (
     CLOUDPICKLE_PROBE,
     RUNNER_PATH,
     Executor,
@@ -27,7 +28,6 @@ from covalent_core.executors import (
     kill_group,
     reattach_worker,
 )
-from covalent_core.fs_strategies import Rsync
 
 from .client import Connection, SSHTarget, connection
 from .errors import SSHConnectError

@@ -34,7 +34,7 @@ from typing import IO, Any
 
 import boto3
 
-from covalent_core.executors.containment import MARK_VARIABLE, kill_task_processes
+from covalent_core.sdk.containment import MARK_VARIABLE, kill_task_processes
 
 from .ports import free_port
 

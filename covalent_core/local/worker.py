@@ -22,7 +22,7 @@ started, which the dispatcher sends again.
 
 Outcomes live in files so that tasks outlive the dispatcher: when the service dies the worker
 lets the batch run to its end, cleans up after it and exits, and the next service reads the
-files (see :func:`covalent_core.executors.pool.reattach_worker`).
+files (see :func:`covalent_core.local.pool.reattach_worker`).
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from typing import IO, Any
 
 import psutil
 
-from covalent_core.executors import containment
-from covalent_core.executors.containment import start_time
-from covalent_core.executors.pack import serve
-from covalent_core.executors.protocol import (
+from covalent_core.local.pack import serve
+from covalent_core.sdk import containment
+from covalent_core.sdk.containment import start_time
+from covalent_core.sdk.protocol import (
     DONE,
     GO,
     READY,
@@ -53,7 +53,7 @@ from covalent_core.executors.protocol import (
     write_frame,
     write_outcome,
 )
-from covalent_core.executors.runner import execute
+from covalent_core.sdk.runner import execute
 
 
 def _split(data: bytes, sizes: tuple[int, ...]) -> list[bytes | None]:
@@ -239,8 +239,8 @@ def _warm_up() -> None:
 
     import cloudpickle
 
-    from covalent_core.executors import pack  # noqa: F401 - imported before any fork
-    from covalent_core.executors.runner import task_payload
+    from covalent_core.local import pack  # noqa: F401 - imported before any fork
+    from covalent_core.sdk.runner import task_payload
 
     directory = tempfile.mkdtemp(prefix="covalent-core-warm-")
     try:

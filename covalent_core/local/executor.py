@@ -28,12 +28,12 @@ from .. import config
 from ..errors import ExecutorConfigError, JobLostError
 from ..hookspecs import hookimpl
 from ..permissions import private_open
-from . import containment
-from .base import Executor, TaskContext, TaskOutcome
+from ..sdk import containment
+from ..sdk.base import Executor, TaskContext, TaskOutcome
+from ..sdk.processes import ProcessHandle, kill_group, kill_leftovers, terminate_first
+from ..sdk.protocol import TASK_FILES
+from ..values import read_text
 from .pool import PACK_MAX, WorkerPool, read_output, reattach_worker, started_at
-from .processes import ProcessHandle, kill_group, kill_leftovers, terminate_first
-from .protocol import TASK_FILES
-from .values import read_text
 
 logger = logging.getLogger(__name__)
 

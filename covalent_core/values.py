@@ -1,9 +1,9 @@
 """Big values as files: written once under the data directory, referenced from the store.
 
-A pickled input or output above :data:`~covalent_core.executors.runner.BIG_VALUE` bytes is
+A pickled input or output above :data:`~covalent_core.sdk.runner.BIG_VALUE` bytes is
 not kept in the database and does not pass through the dispatcher service: a local task
 writes it to ``<data dir>/values/<dispatch id>/`` itself and its outcome carries a small
-reference (see :mod:`covalent_core.executors.runner`); tasks on this machine read their
+reference (see :mod:`covalent_core.sdk.runner`); tasks on this machine read their
 arguments from those files; clients read them when a value is asked for. Values of tasks on
 other machines arrive through the service (their executor fetches them) and are written
 here once they do.
@@ -16,9 +16,9 @@ import os
 import shutil
 from pathlib import Path
 
-from .. import config
-from ..permissions import private_dir
-from .runner import BIG_VALUE, VALUE_REF, is_value_ref, read_value, write_value
+from . import config
+from .permissions import private_dir
+from .sdk.runner import BIG_VALUE, VALUE_REF, is_value_ref, read_value, write_value
 
 __all__ = [
     "BIG_VALUE",

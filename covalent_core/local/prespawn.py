@@ -26,7 +26,7 @@ def start() -> None:
         env[containment.CGROUP_BASE_VARIABLE] = base
     try:
         _early = subprocess.Popen(
-            [sys.executable, "-m", "covalent_core.executors.worker"],
+            [sys.executable, "-m", "covalent_core.local.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -34,8 +34,8 @@ import time
 import warnings
 from typing import Any
 
-from . import containment
-from .protocol import (
+from ..sdk import containment
+from ..sdk.protocol import (
     DONE,
     INLINE_MAX,
     INLINE_STREAM_MAX,
@@ -51,7 +51,7 @@ from .protocol import (
     write_all,
     write_outcome,
 )
-from .runner import describe, encode_environ, execute, failure, set_environ
+from ..sdk.runner import describe, encode_environ, execute, failure, set_environ
 
 LIMITS = [
     getattr(resource, name)

@@ -28,13 +28,13 @@ _EXPORTS = {
     "BatchedPoller": ".polling",
     "shared_poller": ".polling",
     "wait_until_gone": ".polling",
-    "WorkerPool": ".pool",
-    "reattach_worker": ".pool",
+    "WorkerPool": "covalent_core.local.pool",
+    "reattach_worker": "covalent_core.local.pool",
     "ProcessHandle": ".processes",
     "describe_exit": ".processes",
     "kill_group": ".processes",
     "wait_for_exit": ".processes",
-    "deferred": ".deferred",
+    "deferred": ".lazy",
 }
 
 RUNNER_PATH = Path(__file__).with_name("runner.py")

@@ -40,7 +40,7 @@ class TaskOutcome:
 
     @classmethod
     def from_runner(cls, data: bytes, stdout: str = "", stderr: str = "") -> TaskOutcome:
-        """Decode what :func:`covalent_core.executors.runner.execute` returned."""
+        """Decode what :func:`covalent_core.sdk.runner.execute` returned."""
         raw = loads_plain(data)  # made where user code ran: plain values only
         return cls(
             ok=raw["ok"],
@@ -296,7 +296,7 @@ class Executor:
     handle_before_start: ClassVar[bool] = False
     """True if a second start after a dispatcher crash can never double a job: upload and
     provision only write what a new start rewrites, and ``run`` stores the job handle before
-    the job can begin (the local pool, or :func:`~covalent_core.executors.gated.start_gated`
+    the job can begin (the local pool, or :func:`~covalent_core.sdk.gated.start_gated`
     with nothing started before it). The dispatcher then saves one store commit per task: it
     need not record durably that the node started before upload. Leave it False when unsure."""
 

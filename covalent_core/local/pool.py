@@ -32,11 +32,22 @@ from typing import Any
 
 from .. import config
 from ..errors import JobLostError
-from . import containment, prespawn
-from .base import Batch, TaskOutcome
-from .processes import ProcessHandle, describe_exit, kill_group
-from .protocol import GO, HEADER, OUTCOME, STARTED, STDERR, STDOUT, TaskState, frame, task_state
-from .values import keep_big_text
+from ..sdk import containment
+from ..sdk.base import Batch, TaskOutcome
+from ..sdk.processes import ProcessHandle, describe_exit, kill_group
+from ..sdk.protocol import (
+    GO,
+    HEADER,
+    OUTCOME,
+    STARTED,
+    STDERR,
+    STDOUT,
+    TaskState,
+    frame,
+    task_state,
+)
+from ..values import keep_big_text
+from . import prespawn
 
 INLINE_READ_MAX = 1 << 20  # outcome files up to this size are read on the event loop
 # How often a re-attached task's process is looked at, at first and at most.
@@ -163,7 +174,7 @@ class _Adopted:
 
 
 class WorkerPool:
-    """Up to ``max_workers`` warm workers (``python -m covalent_core.executors.worker``);
+    """Up to ``max_workers`` warm workers (``python -m covalent_core.local.worker``);
     ``packing``: the tasks of a batch share a process (else one process per task)."""
 
     def __init__(self, python_path: str, max_workers: int = 16, *, packing: bool = True) -> None:
@@ -295,7 +306,7 @@ class WorkerPool:
         proc = await asyncio.create_subprocess_exec(
             self.python_path,
             "-m",
-            "covalent_core.executors.worker",
+            "covalent_core.local.worker",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
@@ -357,29 +368,7 @@ class WorkerPool:
                 task = pending.pop(answer[1], None)
                 if task is None or task.future.done():
                     continue
-                if kind == "done":
-                    _, _, outcome, stdout, stderr = answer
-                    if outcome is None:
-                        result = await read_outcome_soon(task.directory)
-                    else:
-                        result = TaskOutcome.from_runner(
-                            outcome, *read_output(task.directory, stdout, stderr)
-                        )
-                    task.future.set_result(result)
-                elif kind == "withdrawn" and answer[1] in refused:
-                    task.future.set_exception(refused[answer[1]])
-                elif kind == "withdrawn":
-                    task.future.set_result(
-                        TaskOutcome.died("the task was cancelled before it started")
-                    )
-                else:  # died
-                    task.future.set_result(
-                        TaskOutcome.died(
-                            "the task's process ended without an outcome: "
-                            f"{describe_exit(answer[2])}",
-                            *read_output(task.directory),
-                        )
-                    )
+                await _settle(task, answer, refused)
         except WorkerDiedError as exc:
             self._busy.discard(worker)
             for task in pending.values():
@@ -543,3 +532,28 @@ async def reattach_worker(handle: ProcessHandle, directory: Path) -> TaskOutcome
             )
         await asyncio.sleep(delay)
         delay = min(delay * 1.5, REATTACH_POLL_MAX)
+
+
+async def _settle(
+    task: PoolTask, answer: tuple[Any, ...], refused: dict[int, BaseException]
+) -> None:
+    """Settle a packed task's future from its process's report (done, withdrawn or died)."""
+    kind = answer[0]
+    if kind == "done":
+        _, _, outcome, stdout, stderr = answer
+        if outcome is None:
+            result = await read_outcome_soon(task.directory)
+        else:
+            result = TaskOutcome.from_runner(outcome, *read_output(task.directory, stdout, stderr))
+        task.future.set_result(result)
+    elif kind == "withdrawn" and answer[1] in refused:
+        task.future.set_exception(refused[answer[1]])
+    elif kind == "withdrawn":
+        task.future.set_result(TaskOutcome.died("the task was cancelled before it started"))
+    else:  # died
+        task.future.set_result(
+            TaskOutcome.died(
+                f"the task's process ended without an outcome: {describe_exit(answer[2])}",
+                *read_output(task.directory),
+            )
+        )

@@ -18,8 +18,9 @@ from ..status import TERMINAL, CancelReason, Stage, Status
 from ..store import queries as q
 
 if TYPE_CHECKING:
-    from ..executors.base import Batch, TaskContext
+    from ..sdk.base import Batch, TaskContext
     from ..store.writes import WriteBuffer
+    from .scheduling import LiveDispatch
 
 logger = logging.getLogger(__name__)
 
@@ -185,21 +186,22 @@ class StateRecorder:
         commit, in at most a few milliseconds)."""
         await self.writes.flush(soon=soon)
 
-    async def dispatch(
-        self, dispatch_id: str, current: Status, status: Status, **values: Any
-    ) -> bool:
-        """Move a dispatch from ``current`` to ``status`` if allowed, and record it."""
+    async def dispatch(self, run: LiveDispatch, status: Status, **values: Any) -> bool:
+        """Move a dispatch to ``status`` if allowed, record it, and return True."""
+        current = run.status
         if status is not current and status not in DISPATCH_TRANSITIONS.get(current, ()):
-            logger.warning("dispatch %s: refused %s -> %s", dispatch_id, current, status)
+            logger.warning("dispatch %s: refused %s -> %s", run.dispatch_id, current, status)
             return False
         now = time.time()
         if status is Status.RUNNING:
             values.setdefault("started_at", now)
         if status in TERMINAL:
             values.setdefault("ended_at", now)
+        dispatch_id = run.dispatch_id
         await self.writes.execute(
             lambda conn: q.update_dispatch(conn, dispatch_id, status, **values)
         )
+        run.status = status
         return True
 
     async def fail_dispatch(self, dispatch_id: str, error: str) -> None:

@@ -8,32 +8,29 @@ import json
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
-from .config import check as check_config
-from .errors import CovalentCoreError, store_full_message
-from .status import Status
-
-if TYPE_CHECKING:
-    from rich.table import Table
-
-# Outside a terminal (CI logs, pipes) rich would fold tables to 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-STATUS_STYLE = {
-    Status.COMPLETED: "green",
-    Status.FAILED: "red",
-    Status.CANCELLED: "yellow",
-    Status.CANCELLING: "bold yellow",
-    Status.RUNNING: "cyan",
-    Status.NEW_OBJECT: "dim",
-}
-
+from ..config import check as check_config
+from ..errors import CovalentCoreError
+from ..status import Status
+from .service import service
+from .views import (
+    FOLLOW_INTERVAL,
+    console,
+    err_console,
+    json_option,
+    node_json,
+    pick_task,
+    print_failed,
+    print_json,
+    status_table,
+    styled,
+    watch_view,
+    when,
+)
 
 EXIT_CODES = {Status.COMPLETED: 0, Status.FAILED: 1, Status.CANCELLED: 3}
 EXIT_UNFINISHED = 4
@@ -47,7 +44,7 @@ def exit_code(status: Status) -> int:
 
 def _full_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A dispatch id argument: the full id of a unique prefix (at least 6 characters)."""
-    from .api import complete_dispatch_id
+    from ..api import complete_dispatch_id
 
     return complete_dispatch_id(value)
 
@@ -55,51 +52,6 @@ def _full_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
 def dispatch_id_argument(function: Any) -> Any:
     """The DISPATCH_ID argument every command about a dispatch takes."""
     return click.argument("dispatch_id", callback=_full_id)(function)
-
-
-def json_option(function: Any) -> Any:
-    """``--json``: print JSON (the shape each command's help names) instead of a table."""
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON, not a table.")(
-        function
-    )
-
-
-def _print_json(document: Any) -> None:
-    click.echo(json.dumps(document, default=str))
-
-
-def node_json(node: Any) -> dict[str, Any]:
-    """A node as the ``--json`` outputs give it."""
-    return {
-        "node_id": node.node_id,
-        "name": node.name,
-        "kind": node.kind,
-        "status": str(node.status),
-        "stage": node.stage,
-        "cancel_reason": node.cancel_reason,
-        "cancel_stage": node.cancel_stage,
-        "executor": node.executor,
-        "started_at": node.started_at,
-        "ended_at": node.ended_at,
-        "error": node.error,
-        "sub_dispatch_id": node.sub_dispatch_id,
-        "reused_from": node.reused_from,
-    }
-
-
-def _print_failed(node: Any) -> None:
-    error = escape(node.error or "")
-    console.print(
-        f"[red]node {node.node_id} ({escape(node.name)}) failed:[/] {error}", highlight=False
-    )
-
-
-def _time(ts: float | None) -> str:
-    return "-" if ts is None else dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
-
-
-def _styled(status: Status) -> str:
-    return f"[{STATUS_STYLE.get(status, '')}]{status}[/]"
 
 
 def _fail(exc: Exception | str) -> NoReturn:
@@ -151,7 +103,7 @@ def main() -> None:
     # A broken config file is reported whatever the command, even when the environment
     # overrides the setting the command reads first.
     check_config()
-    from .plugins import check_executor_sections
+    from ..plugins import check_executor_sections
 
     check_executor_sections()
 
@@ -204,14 +156,14 @@ def list_cmd(
     """
     from rich.table import Table
 
-    from .api import list_dispatches
+    from ..api import list_dispatches
 
     rows = list_dispatches(
         limit, status=[s.upper() for s in statuses] or None, name=name, since=_since(since)
     )
     if as_json:
         fields = ("dispatch_id", "name", "status", "created_at", "ended_at", "redispatched_from")
-        _print_json([{f: getattr(row, f) for f in fields} for row in rows])
+        print_json([{f: getattr(row, f) for f in fields} for row in rows])
         return
     table = Table("dispatch id", "name", "status", "created", "ended")
     table.columns[0].no_wrap = True  # an id is never cut: the other columns give way
@@ -220,62 +172,11 @@ def list_cmd(
         table.add_row(
             row.dispatch_id,
             escape(row.name),
-            _styled(Status(row.status)),
-            _time(row.created_at),
-            _time(row.ended_at),
+            styled(Status(row.status)),
+            when(row.created_at),
+            when(row.ended_at),
         )
     console.print(table)
-
-
-NARROW = 120
-"""Below this many columns, ``status`` leaves out the executor and the times, rather than cut
-the statuses (``sta…``)."""
-
-
-def status_table(result: Any, show_all: bool = False) -> Table:
-    """The per-node table of a dispatch: ids, names, statuses, stages, reasons, times."""
-    from rich.table import Table
-
-    title = f"{escape(result.name)} {result.dispatch_id}: {result.status}"
-    if result.redispatched_from:
-        title += f" (redispatch of {result.redispatched_from})"
-    wide = console.width >= NARROW
-    table = Table(title=title, title_justify="left")
-    table.add_column("id", no_wrap=True)
-    table.add_column("name", overflow="fold", min_width=8)
-    table.add_column("status", no_wrap=True, min_width=10)
-    table.add_column("stage", no_wrap=True, min_width=9)
-    table.add_column("cancel reason", overflow="fold")
-    if wide:
-        for column in ("executor", "started", "ended"):
-            table.add_column(column, no_wrap=True)
-    table.add_column("note", overflow="fold")
-    for node in result.nodes if show_all else result.tasks:
-        note = ""
-        if node.status is Status.FAILED and node.error:
-            note = node.error.splitlines()[0][:80]
-        elif node.error:
-            note = node.error.splitlines()[-1][:80]
-        if node.reused_from:
-            note = (note + " " if note else "") + f"reused from {node.reused_from}"
-        if node.sub_dispatch_id:
-            note = (note + " " if note else "") + f"sub-dispatch {node.sub_dispatch_id}"
-        if node.note:
-            note = (note + " " if note else "") + node.note
-        reason = node.cancel_reason or ""
-        if node.status is Status.CANCELLED and node.cancel_stage:
-            reason += f" (at {node.cancel_stage})"
-        times = [node.executor or "-", _time(node.started_at), _time(node.ended_at)] if wide else []
-        table.add_row(
-            str(node.node_id),
-            escape(node.name),
-            _styled(node.status),
-            node.stage or "-",
-            reason,
-            *times,
-            escape(note),
-        )
-    return table
 
 
 @main.command()
@@ -290,11 +191,11 @@ def status(dispatch_id: str, show_all: bool, as_json: bool) -> None:
     kind, status, stage, cancel_reason, cancel_stage, executor, started_at, ended_at, error,
     sub_dispatch_id, reused_from}]}.
     """
-    from .api import get_result
+    from ..api import get_result
 
     result = get_result(dispatch_id, intermediate_outputs=False)
     if as_json:
-        _print_json(
+        print_json(
             {
                 "dispatch_id": result.dispatch_id,
                 "name": result.name,
@@ -323,8 +224,8 @@ def result(dispatch_id: str, wait: bool, timeout: float | None, as_json: bool) -
     wait timed out). --json prints {dispatch_id, name, status, result (when JSON can hold
     it), result_repr, error, failed: [{node_id, name, error, traceback}]}.
     """
-    from .api import get_result
-    from .errors import DispatchTimeoutError
+    from ..api import get_result
+    from ..errors import DispatchTimeoutError
 
     try:
         res = get_result(dispatch_id, wait=wait, timeout=timeout)
@@ -351,13 +252,13 @@ def result(dispatch_id: str, wait: bool, timeout: float | None, as_json: bool) -
                 document["result"] = value
             except (TypeError, ValueError):
                 pass
-        _print_json(document)
+        print_json(document)
         sys.exit(exit_code(res.status))
-    console.print(f"{escape(res.name)} {res.dispatch_id}: {_styled(res.status)}")
+    console.print(f"{escape(res.name)} {res.dispatch_id}: {styled(res.status)}")
     if res.status is Status.COMPLETED:
         console.print(repr(res.result), highlight=False, markup=False)
     for node in failed:
-        _print_failed(node)
+        print_failed(node)
         if node.traceback:
             console.print(node.traceback, highlight=False, markup=False)
     sys.exit(exit_code(res.status))
@@ -383,12 +284,12 @@ def cancel_cmd(
     --json prints {dispatch_id, cancelled, requested, downstream, already_finished: {node id:
     status}, sub_dispatches, dispatch_status}.
     """
-    from .api import cancel
+    from ..api import cancel
 
     # A running service stores the request and acts on it in one round trip (see ct.cancel).
     report = cancel(dispatch_id, list(tasks) or None, wait=wait, timeout=timeout)
     if as_json:
-        _print_json(
+        print_json(
             {
                 "dispatch_id": report.dispatch_id,
                 "cancelled": report.cancelled,
@@ -401,10 +302,6 @@ def cancel_cmd(
         )
         return
     console.print(str(report), highlight=False, markup=False)
-
-
-FOLLOW_INTERVAL = 0.5
-"""Seconds between two looks at a dispatch that ``logs -f`` and ``watch`` follow."""
 
 
 @main.command()
@@ -431,8 +328,8 @@ def logs(
     With -f, exits with the dispatch's (or the task's) code once it ended. --json prints JSON
     lines {node_id, name, stream, text}.
     """
-    from .api import get_result
-    from .task_output import Follower, prefixed
+    from ..api import get_result
+    from ..task_output import Follower, prefixed
 
     streams = (only,) if only else ("stdout", "stderr")
     follower = Follower(tail=tail)
@@ -450,7 +347,7 @@ def logs(
                         if as_json:
                             text = chunk.decode(errors="replace")
                             document = {"node_id": node.node_id, "name": node.name}
-                            _print_json({**document, "stream": stream, "text": text})
+                            print_json({**document, "stream": stream, "text": text})
                             continue
                         data = prefixed(chunk, prefix, at_start) if prefix else chunk
                         if stream == "stderr" and red:
@@ -470,63 +367,6 @@ def logs(
         sys.exit(0)
 
 
-def pick_task(result: Any, task: str) -> Any:
-    """The node ``task`` names: an id, or the name of exactly one task."""
-    by_id = {n.node_id: n for n in result.nodes}
-    if task.lstrip("-").isdigit() and int(task) in by_id:
-        return by_id[int(task)]
-    named = [n for n in result.tasks if n.name == task]
-    if len(named) == 1:
-        return named[0]
-    listed = ", ".join(f"{n.node_id} {n.name}" for n in result.tasks[:20])
-    more = f" (and {len(result.tasks) - 20} more)" if len(result.tasks) > 20 else ""
-    if named:
-        raise click.BadParameter(
-            f"{len(named)} tasks are named {task!r} (ids "
-            f"{', '.join(str(n.node_id) for n in named)}): give the id",
-            param_hint="--task",
-        )
-    raise click.BadParameter(
-        f"dispatch {result.dispatch_id} has no task {task!r}; its tasks: {listed}{more}",
-        param_hint="--task",
-    )
-
-
-def watch_view(result: Any, full: str | None = None) -> Any:
-    """What ``watch`` shows: the dispatch's status, a bar of tasks done, the running ones;
-    and, while the store cannot be written (``full``: where it is), why nothing moves."""
-    from rich.console import Group
-    from rich.progress_bar import ProgressBar
-    from rich.table import Table
-
-    tasks = result.tasks
-    done = sum(1 for n in tasks if n.status.is_terminal)
-    counts = {s: sum(1 for n in tasks if n.status is s) for s in Status}
-    summary = ", ".join(f"{count} {s}" for s, count in counts.items() if count)
-    header = f"{escape(result.name)} {result.dispatch_id}: {_styled(result.status)}"
-    bar = ProgressBar(total=max(1, len(tasks)), completed=done, width=40)
-    table = Table("id", "name", "status", "for", "reason / last output", title_justify="left")
-    table.columns[4].overflow = "ellipsis"
-    table.columns[4].no_wrap = True
-    now = time.time()
-    for node in tasks:
-        if node.status not in (Status.RUNNING, Status.CANCELLING):
-            continue
-        elapsed = f"{now - node.started_at:.0f} s" if node.started_at else "-"
-        if node.status is Status.CANCELLING:
-            note = f"cancelling: {node.cancel_reason or 'requested'}"
-        else:
-            lines = (node.stdout or "").rstrip("\n").splitlines()
-            note = lines[-1] if lines else ""
-        table.add_row(
-            str(node.node_id), escape(node.name), _styled(node.status), elapsed, escape(note)
-        )
-    parts: list[Any] = [header, bar, f"{done}/{len(tasks)} tasks done ({summary})", table]
-    if full is not None:
-        parts.insert(1, f"[bold red]{escape(store_full_message(full))}[/]")
-    return Group(*parts)
-
-
 @main.command()
 @dispatch_id_argument
 def watch(dispatch_id: str) -> None:
@@ -534,8 +374,8 @@ def watch(dispatch_id: str) -> None:
     line, the ones being cancelled and why. Exits with the dispatch's code once it ends."""
     from rich.live import Live
 
-    from .api import get_result
-    from .service.client import store_full
+    from ..api import get_result
+    from ..service.client import store_full
 
     result = get_result(dispatch_id, intermediate_outputs=False)
     with Live(watch_view(result), console=console, auto_refresh=False) as live:
@@ -545,7 +385,7 @@ def watch(dispatch_id: str) -> None:
             live.update(watch_view(result, store_full()), refresh=True)
     for node in result.tasks:
         if node.status is Status.FAILED:
-            _print_failed(node)
+            print_failed(node)
     sys.exit(exit_code(result.status))
 
 
@@ -592,7 +432,7 @@ def _replacement(text: str) -> tuple[str, Any]:
 )
 def redispatch_cmd(dispatch_id: str, reuse: bool, replacements: tuple[str, ...]) -> None:
     """Dispatch a dispatch's workflow again with its inputs; print the new dispatch's id."""
-    from .api import redispatch
+    from ..api import redispatch
 
     sys.path.insert(0, os.getcwd())  # as a script would find the user's modules
     replace = dict(_replacement(text) for text in replacements)
@@ -622,7 +462,7 @@ def ui(host: str, port: int, open_browser: bool) -> None:
     Needs the ui extra: pip install 'covalent-core[ui]'.
     """
     try:
-        from .ui.server import serve
+        from ..ui.server import serve
     except ImportError as exc:
         raise CovalentCoreError(
             f"the UI needs the ui extra ({exc.name} is missing): pip install 'covalent-core[ui]'"
@@ -643,12 +483,12 @@ def executors(as_json: bool) -> None:
     """
     from rich.table import Table
 
-    from .executors.containment import mechanism
-    from .plugins import registry
+    from ..plugins import registry
+    from ..sdk.containment import mechanism
 
     reg = registry()
     if as_json:
-        _print_json(
+        print_json(
             {
                 "executors": [
                     {
@@ -683,100 +523,7 @@ def executors(as_json: bool) -> None:
         )
 
 
-@main.group()
-def service() -> None:
-    """The local dispatcher service (started on demand; you never need to start it)."""
-
-
-@service.command("status")
-@json_option
-def service_status(as_json: bool) -> None:
-    """Say whether the dispatcher service for the current store runs: its pid, uptime, log
-    file and the dispatches it runs. --json prints {running, pid, uptime_s, log, store,
-    dispatches}."""
-    from sqlalchemy.engine import make_url
-
-    from . import config
-    from .service.client import request
-    from .service.events import LOG_FILE
-
-    store = make_url(config.db_url()).render_as_string(hide_password=True)  # no secret shown
-    log = str(config.service_dir() / LOG_FILE)
-    try:
-        reply = request({"op": "ping"}, start=False, timeout=5)
-    except CovalentCoreError:
-        if as_json:
-            _print_json({"running": False, "store": store, "log": log})
-        else:
-            console.print(f"not running (store {store}; log {log})", highlight=False, markup=False)
-        return
-    uptime = time.time() - reply["listening_at"]
-    running = reply.get("running", [])
-    if as_json:
-        _print_json(
-            {
-                "running": True,
-                "pid": reply["pid"],
-                "uptime_s": uptime,
-                "log": reply.get("log", log),
-                "store": store,
-                "dispatches": running,
-            }
-        )
-        return
-    console.print(
-        f"running: pid {reply['pid']}, up {uptime:.0f} s, {len(running)} dispatch(es) running\n"
-        f"store {store}\nlog {reply.get('log', log)}",
-        highlight=False,
-    )
-    for dispatch_id in running:
-        console.print(f"  {dispatch_id}", highlight=False)
-
-
-@service.command("logs")
-@click.option("-f", "--follow", is_flag=True, help="Go on printing what the service logs.")
-@click.option("--tail", type=click.IntRange(0), default=None, help="Start at the last N lines.")
-def service_logs(follow: bool, tail: int | None) -> None:
-    """Print the dispatcher service's log (one event per line: event=NAME key=value ...)."""
-    from . import config
-    from .service.events import LOG_FILE
-
-    path = config.service_dir() / LOG_FILE
-    offset = 0
-    if path.exists() and tail is not None:
-        lines = path.read_bytes().splitlines(keepends=True)
-        offset = path.stat().st_size - len(b"".join(lines[-tail:] if tail else []))
-    while True:
-        try:
-            with open(path, "rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                if size < offset:  # rotated
-                    offset = 0
-                fh.seek(offset)
-                data = fh.read()
-                offset += len(data)
-        except FileNotFoundError:
-            data = b""
-        if data:
-            click.echo(data.decode(errors="replace"), nl=False)
-        if not follow:
-            return
-        time.sleep(FOLLOW_INTERVAL)
-
-
-@service.command("stop")
-def service_stop() -> None:
-    """Ask the dispatcher service to exit. Running jobs keep running: the next service (any
-    client starts it) re-attaches to them."""
-    from .service.client import request
-
-    try:
-        request({"op": "shutdown"}, start=False, timeout=5)
-    except CovalentCoreError:
-        console.print("not running")
-        return
-    console.print("stopping")
-
+main.add_command(service)
 
 if __name__ == "__main__":
     main()
