@@ -18,7 +18,7 @@ def start() -> None:
     """Start one warm worker now (the service calls this first thing)."""
     global _early
     from .. import config
-    from . import containment
+    from ..sdk import containment
 
     env = config.child_environment()
     base = containment.cgroup_base()
