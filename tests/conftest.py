@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from covalent_core.testing import isolated_store
 
@@ -19,6 +20,13 @@ HERE = Path(__file__).resolve().parent
 SUPPORT = HERE / "support"
 sys.path.insert(0, str(SUPPORT))
 STORE_KIND = os.environ.get("COVALENT_CORE_TEST_STORE", "sqlite")
+
+# The machine may be busy (CI runs other programs, and these tests run two at a time):
+# Hypothesis's checks of its own speed would fail there for reasons that are not ours.
+settings.register_profile(
+    "busy", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+settings.load_profile("busy")
 
 
 def pytest_report_header() -> str:
