@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import _moved
+from ._workflow import Electron, Lattice, electron, lattice, wait
 from .errors import (
     CovalentCoreError,
     DispatchNotFoundError,
@@ -32,7 +34,8 @@ from .errors import (
     TaskNotFoundError,
 )
 from .status import CancelReason, Stage, Status
-from .workflow import Electron, Lattice, electron, lattice, wait
+
+_moved.install()  # old module names (and values pickled under them) still import
 
 # The rest is imported on first use, so that `covalent-core cancel` starts fast.
 _LAZY = {
@@ -46,29 +49,29 @@ _LAZY = {
     "set_config": "config",
     "reload_config": "config",
     "get_context": "context",
-    "DepsBash": "deps",
-    "DepsCall": "deps",
-    "DepsModule": "deps",
-    "DepsPip": "deps",
-    "Lepton": "leptons",
+    "DepsBash": "_workflow.deps",
+    "DepsCall": "_workflow.deps",
+    "DepsModule": "_workflow.deps",
+    "DepsPip": "_workflow.deps",
+    "Lepton": "_workflow.lepton",
     "Executor": "sdk.base",
     "TaskContext": "sdk.base",
     "TaskOutcome": "sdk.base",
     "LocalExecutor": "local.executor",
-    "CancelReport": "result",
-    "NodeResult": "result",
-    "Result": "result",
+    "CancelReport": "_results_manager.result",
+    "NodeResult": "_results_manager.result",
+    "Result": "_results_manager.result",
     "covalent_start": "service.lifecycle",
     "covalent_stop": "service.lifecycle",
     "is_covalent_running": "service.lifecycle",
-    "TransportableObject": "transportable",
+    "TransportableObject": "_workflow.transportable_object",
     "stop_triggers": "triggers",
 }
 _MODULES = {
     "executor": ".executor",
-    "fs": ".fs",
-    "fs_strategies": ".fs_strategies",
-    "leptons": ".leptons",
+    "fs": "._file_transfer.file_transfer",
+    "fs_strategies": "._file_transfer.strategies",
+    "leptons": "._workflow.lepton",
     "triggers": ".triggers",
     "metadata": "importlib.metadata",
 }
@@ -79,17 +82,20 @@ _NOT_PROVIDED = {
 }
 
 if TYPE_CHECKING:
-    from . import executor, fs, fs_strategies, leptons, triggers
+    from . import executor, triggers
+    from ._file_transfer import file_transfer as fs
+    from ._file_transfer import strategies as fs_strategies
+    from ._results_manager.result import CancelReport, NodeResult, Result
+    from ._workflow import lepton as leptons
+    from ._workflow.deps import DepsBash, DepsCall, DepsModule, DepsPip
+    from ._workflow.lepton import Lepton
+    from ._workflow.transportable_object import TransportableObject
     from .api import cancel, dispatch, dispatch_sync, get_result, list_dispatches, redispatch
     from .config import get_config, reload_config, set_config
     from .context import get_context
-    from .deps import DepsBash, DepsCall, DepsModule, DepsPip
-    from .leptons import Lepton
     from .local.executor import LocalExecutor
-    from .result import CancelReport, NodeResult, Result
     from .sdk.base import Executor, TaskContext, TaskOutcome
     from .service.lifecycle import covalent_start, covalent_stop, is_covalent_running
-    from .transportable import TransportableObject
     from .triggers import stop_triggers
 
 

@@ -16,6 +16,8 @@ from typing import Any
 import cloudpickle
 
 from . import config, host_environment
+from ._results_manager.result import CancelReport, DispatchList, NodeResult, Result
+from ._workflow import Lattice
 from .cancel_requests import request_cancel, task_id_list
 from .errors import (
     DispatchTimeoutError,
@@ -26,7 +28,6 @@ from .errors import (
 )
 from .graph import KIND_POSTPROCESS, Edge
 from .progress import progress_bar
-from .result import CancelReport, DispatchList, NodeResult, Result
 from .reuse import reuse_outputs
 from .sdk.runner import read_value
 from .serialize import current_environment, lattice_records
@@ -35,7 +36,6 @@ from .status import Status
 from .store import open_store
 from .store import queries as q
 from .values import discard_values, store_big
-from .workflow import Lattice
 
 POLL_START = 0.02
 POLL_MAX = 0.5

@@ -10,9 +10,9 @@ import numbers
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ._results_manager.result import CancelReport
 from .errors import TaskNotFoundError
 from .graph import KIND_SUBLATTICE
-from .result import CancelReport
 from .status import TERMINAL, CancelReason, Status
 from .store import open_store
 from .store import queries as q

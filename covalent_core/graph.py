@@ -70,7 +70,8 @@ class Node:
 
     @property
     def hooks(self) -> Any:
-        """The task's environment (:class:`covalent_core.deps.TaskEnvironment`), or None."""
+        """The task's environment (a :class:`~covalent_core._workflow.deps.TaskEnvironment`),
+        or None."""
         return self.metadata.get("hooks")
 
 

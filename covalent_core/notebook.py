@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .status import Status
 
 if TYPE_CHECKING:
-    from .result import CancelReport, NodeResult, Result
+    from ._results_manager.result import CancelReport, NodeResult, Result
 
 COLOURS = {
     Status.COMPLETED: "#1a7f37",

@@ -14,14 +14,14 @@ from typing import Any
 
 import cloudpickle
 
-from .deps import TaskEnvironment
+from ._workflow import Lattice
+from ._workflow.deps import TaskEnvironment
 from .errors import SerializationError
 from .graph import KIND_PARAMETER, MAX_NAME, PARAMETER_PREFIX, Node, TransportGraph
 from .plugins import executor_from_json, resolve_executor
 from .reuse import content_keys
 from .sdk.runner import task_payload as task_payload  # where the runner reads it
 from .status import Status
-from .workflow import Lattice
 
 
 @dataclass

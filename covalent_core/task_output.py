@@ -91,8 +91,9 @@ class Source:
 
 
 def source(node: Any, stream: str) -> Source | None:
-    """Where ``stream`` of ``node`` (a :class:`~covalent_core.result.NodeResult`) is now; None
-    if nothing can be read yet (it runs elsewhere and its executor cannot tell)."""
+    """Where ``stream`` of ``node`` (a
+    :class:`~covalent_core._results_manager.result.NodeResult`) is now; None if nothing can
+    be read yet (it runs elsewhere and its executor cannot tell)."""
     check_stream(stream)
     stored = node.stdout_stored if stream == "stdout" else node.stderr_stored
     if stored is not None:

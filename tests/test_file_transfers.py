@@ -16,8 +16,14 @@ from pathlib import Path
 import pytest
 
 import covalent_core as ct
-from covalent_core.fs import File, FileTransfer, Order, TransferFromRemote, TransferToRemote
-from covalent_core.fs_strategies import S3, Rsync
+from covalent_core._file_transfer.file_transfer import (
+    File,
+    FileTransfer,
+    Order,
+    TransferFromRemote,
+    TransferToRemote,
+)
+from covalent_core._file_transfer.strategies import S3, Rsync
 
 
 def run(task, *args, timeout=120):

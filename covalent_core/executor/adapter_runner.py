@@ -24,10 +24,10 @@ from typing import Any
 
 import cloudpickle
 
-from ..executor.base import CANCEL_FLAG_FILE, JOB_HANDLE_FILE
 from ..permissions import private_open
 from ..sdk import runner
 from ..sdk.runner import OUTPUT_REPR_MAX, StepFailed, apply_environment
+from .base import CANCEL_FLAG_FILE, JOB_HANDLE_FILE
 
 EXECUTOR_FILE = "executor.pkl"
 PAYLOAD_FILE = "payload.pkl"

@@ -17,8 +17,8 @@ import sys
 from typing import Any
 
 from .. import host_environment, plugins
+from .._results_manager.result import failure_summary
 from ..graph import Edge
-from ..result import failure_summary
 from ..sdk.output import OUTPUT_TIMEOUT
 from ..status import TERMINAL, CancelReason, Status, dispatch_outcome
 from ..store import Store

@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import Connection, Update, and_, bindparam, update
 
 from ..errors import StoreFullError
-from ..store import Store
-from ..store import queries as q
-from ..store.schema import nodes
+from . import Store
+from . import queries as q
+from .schema import nodes
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from .._results_manager.result import NodeResult
 from ..graph import KIND_PARAMETER, Edge, downstream
-from ..result import NodeResult
 from ..status import TERMINAL, Status
 from ..store import queries as q
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from covalent_core import config
+from covalent_core._file_transfer.strategies import Rsync
 from covalent_core.errors import ExecutorConfigError, JobLostError
-from covalent_core.fs_strategies import Rsync
 from covalent_core.sdk import (
     CLOUDPICKLE_PROBE,
     RUNNER_PATH,

@@ -3,7 +3,7 @@
 A lepton is an electron whose function calls foreign code where the task runs: a shell
 command or a shell library's function (``language="bash"``), a Python module's function
 (``"python"``), or a C function of a shared library (``"C"``, through ctypes; the library must
-be built where the task runs). What runs is in :mod:`covalent_core.lepton_calls`; a cancel
+be built where the task runs). What runs is in :mod:`covalent_core._workflow.lepton_calls`; a cancel
 kills the command with the task's other processes.
 
 Differs from Covalent on purpose: keyword arguments of a shell lepton reach the command as
@@ -17,9 +17,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from . import lepton_calls
+from . import Electron, lepton_calls
 from .deps import task_environment
-from .workflow import Electron
 
 _PYTHON = ("python", "Python")
 _C = ("C", "c")

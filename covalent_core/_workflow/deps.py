@@ -1,8 +1,8 @@
 """A task's environment, declared as Covalent declares it.
 
 ``DepsBash``, ``DepsPip``, ``DepsCall`` and ``DepsModule``, and the ``deps_bash``, ``deps_pip``,
-``deps_module``, ``call_before``, ``call_after`` and ``files`` (:mod:`covalent_core.fs`)
-arguments of ``electron`` and ``lattice``.
+``deps_module``, ``call_before``, ``call_after`` and ``files``
+(:mod:`covalent_core._file_transfer.file_transfer`) arguments of ``electron`` and ``lattice``.
 They become *steps* (plain data: see :func:`covalent_core.sdk.runner.run_step`) that
 the runner performs where the task runs, on every executor, in the task's own process and its
 children: a cancel stops a long ``pip install`` or ``sleep`` as it stops the task. In
@@ -24,9 +24,9 @@ from typing import Any
 
 import cloudpickle
 
+from .._file_transfer.file_transfer import Dumps, FileTransfer, Order
+from ..sdk.runner import FILES_KEYWORD
 from .binding import function_name
-from .fs import Dumps, FileTransfer, Order
-from .sdk.runner import FILES_KEYWORD
 
 
 class Deps:

@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from .errors import GraphBuildError
+from ..errors import GraphBuildError
 
 
 def _anything(*args: Any, **kwargs: Any) -> None:

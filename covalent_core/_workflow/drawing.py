@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .graph import (
+from ..graph import (
     KIND_COLLECTION,
     KIND_ELECTRON,
     KIND_PARAMETER,

@@ -14,7 +14,7 @@ from typing import Any
 
 import cloudpickle
 
-from .errors import SerializationError
+from ..errors import SerializationError
 
 
 class TransportableObject:

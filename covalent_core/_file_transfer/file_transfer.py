@@ -4,7 +4,7 @@
     def task(files=[]):
         (from_path, to_path), = files
 
-Each transfer becomes two steps of the task's environment (:mod:`covalent_core.deps`): one
+Each transfer becomes two steps of the task's environment (:mod:`covalent_core._workflow.deps`): one
 that gives the task its ``(from, to)`` paths in ``files`` (creating the temporary file of a
 path left out, as Covalent does), and the transfer itself, before the function
 (``Order.BEFORE``) or after it returned (``Order.AFTER``). They run where the task runs, in
@@ -23,9 +23,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import fs_strategies, transfer_calls
-from .fs_strategies import FileTransferStrategy
-from .sdk.runner import FILES_KEYWORD
+from ..sdk.runner import FILES_KEYWORD
+from . import strategies as fs_strategies
+from . import transfer_calls
+from .strategies import FileTransferStrategy
 
 Dumps = Callable[[Any, str], bytes]
 """Pickles a value; the text names it in the error when it cannot be pickled."""

@@ -25,16 +25,12 @@ import copy
 import dis
 import functools
 import inspect
-import json
 import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import graph_tasks
-from .binding import function_name, named_params
-from .deps import TaskEnvironment, task_environment
-from .graph import (
+from ..graph import (
     DICT_PREFIX,
     KIND_COLLECTION,
     KIND_ELECTRON,
@@ -50,6 +46,12 @@ from .graph import (
     TransportGraph,
     parameter_name,
 )
+from . import graph_tasks
+from .binding import function_name, named_params
+from .deps import TaskEnvironment, task_environment
+
+if TYPE_CHECKING:
+    from .lattice import Lattice
 
 _building: contextvars.ContextVar[_Build | None] = contextvars.ContextVar(
     "covalent_core_building", default=None
@@ -57,6 +59,11 @@ _building: contextvars.ContextVar[_Build | None] = contextvars.ContextVar(
 
 # Nodes the graph makes for itself (collections, indexing, arithmetic) run on this executor.
 INTERNAL_EXECUTOR = "local"
+
+
+class Workflow:
+    """What :class:`~.lattice.Lattice` is: a function that builds a graph of its own. An
+    electron made of one is a sublattice."""
 
 
 @dataclass
@@ -130,7 +137,7 @@ class Electron:
         build = _building.get()
         if build is None:
             return self.function(*args, **kwargs)
-        if isinstance(self.function, Lattice):
+        if isinstance(self.function, Workflow):
             return _bind_sublattice(build, self, args, kwargs)
         replacements = build.lattice.replace_electrons
         if self._fname in replacements:  # a redispatch's replace_electrons, as in Covalent
@@ -412,123 +419,6 @@ def _add_postprocess(build: _Build, retval: Any) -> None:
             build.graph.add_edge(node_id, pp.node_id, WAIT_EDGE_NAME)  # type: ignore[arg-type]
 
 
-class Lattice:
-    """A workflow: a function whose electron calls form a graph. Returned by :func:`lattice`."""
-
-    def __init__(
-        self,
-        function: Callable[..., Any],
-        *,
-        executor: Any = None,
-        workflow_executor: Any = None,
-        hooks: TaskEnvironment | None = None,
-    ) -> None:
-        self.workflow_function = function
-        self.__name__ = function_name(function)
-        self.__doc__ = getattr(function, "__doc__", None)
-        self.__wrapped__ = function
-        self.metadata: dict[str, Any] = {
-            "executor": executor,
-            "workflow_executor": workflow_executor,
-            "hooks": hooks,
-        }
-        self.replace_electrons: dict[str, Any] = {}
-        """Electrons to use instead of those of these names while building (redispatch)."""
-        self.transport_graph = TransportGraph()
-        self.inputs: tuple[tuple[Any, ...], dict[str, Any]] | None = None
-
-    @property
-    def function(self) -> Callable[..., Any]:
-        """The workflow function."""
-        return self.workflow_function
-
-    @property
-    def name(self) -> str:
-        """The workflow function's name."""
-        return self.__name__
-
-    @property
-    def executor(self) -> Any:
-        """The default executor of the lattice's electrons."""
-        return self.metadata.get("executor")
-
-    def set_metadata(self, name: str, value: Any) -> None:
-        """Set one metadata entry (``executor``, ``workflow_executor``)."""
-        self.metadata[name] = value
-
-    def get_metadata(self, name: str) -> Any:
-        """One metadata entry, or None."""
-        return self.metadata.get(name)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        # A plain call, as in Covalent: outside a dispatch its electrons run as plain calls;
-        # inside another lattice's build its electrons join that graph. To make it one node
-        # with a graph of its own, wrap it: ``electron(this_lattice)``.
-        return self.workflow_function(*args, **kwargs)
-
-    def build_graph(
-        self, *args: Any, _default_executor: Any = None, **kwargs: Any
-    ) -> TransportGraph:
-        """Run the workflow function in build mode; the graph is also ``self.transport_graph``."""
-        named_args, named_kwargs = named_params(self.workflow_function, args, kwargs)
-        executor = self.metadata.get("executor")
-        build = _Build(
-            graph=TransportGraph(),
-            lattice=self,
-            default_executor=executor if executor is not None else _default_executor,
-        )
-        token = _building.set(build)
-        try:
-            retval = self.workflow_function(*named_args.values(), **named_kwargs)
-            _add_postprocess(build, retval)
-        finally:
-            _building.reset(token)
-        self.transport_graph = build.graph
-        self.inputs = (args, kwargs)
-        return build.graph
-
-    def draw(self, *args: Any, path: str | None = None, **kwargs: Any) -> Any:
-        """Draw the graph these arguments build: inline in a notebook; returns the SVG's path.
-
-        Covalent shows it in its UI; here the picture is an SVG file (``path``, or a
-        temporary file) drawn with matplotlib (``pip install covalent-core[draw]``).
-        """
-        from .drawing import draw_graph, show_inline
-
-        svg = draw_graph(self.build_graph(*args, **kwargs), self.__name__, path)
-        show_inline(svg)
-        return svg
-
-    def metadata_json(self, default_executor: Any = None) -> str:
-        """The lattice's metadata as its sublattices receive it (Covalent's key layout)."""
-        from .plugins import executor_spec_json
-
-        executor = self.metadata.get("executor")
-        executor = executor if executor is not None else default_executor
-        name, data = executor_spec_json(executor)
-        wf_name, wf_data = executor_spec_json(self.metadata.get("workflow_executor") or executor)
-        return json.dumps(
-            {
-                "executor": name,
-                "workflow_executor": wf_name,
-                "hooks": {},
-                "triggers": None,
-                "executor_data": data,
-                "workflow_executor_data": wf_data,
-            }
-        )
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["transport_graph"] = TransportGraph()  # rebuilt where it is needed
-        state["inputs"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.__dict__.setdefault("replace_electrons", {})  # pickled before redispatch existed
-
-
 def electron(
     _func: Callable[..., Any] | None = None,
     *,
@@ -549,8 +439,8 @@ def electron(
     "slurm", ...); ``backend`` is Covalent's old name for it. ``timeout`` (seconds) stops the
     task through the cancel machinery when it runs longer. A :class:`Lattice` passed here
     becomes a sublattice. ``deps_bash``, ``deps_pip``, ``deps_module``, ``call_before``,
-    ``call_after`` and ``files`` prepare where the task runs (:mod:`covalent_core.deps`,
-    :mod:`covalent_core.fs`).
+    ``call_after`` and ``files`` prepare where the task runs (:mod:`covalent_core._workflow.deps`,
+    :mod:`covalent_core._file_transfer.file_transfer`).
     """
     if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
         raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
@@ -578,39 +468,6 @@ def electron(
     return decorate if _func is None else decorate(_func)
 
 
-def lattice(
-    _func: Callable[..., Any] | None = None,
-    *,
-    executor: Any = None,
-    backend: Any = None,
-    workflow_executor: Any = None,
-    deps_bash: Any = None,
-    deps_pip: Any = None,
-    call_before: Any = None,
-    call_after: Any = None,
-) -> Any:
-    """Make a function a workflow; ``executor`` is the default for its electrons.
-
-    ``workflow_executor`` runs the nodes the graph makes for itself from the workflow's code
-    (arithmetic on outputs and assembling the result); by default they run locally.
-    ``deps_bash``, ``deps_pip``, ``call_before`` and ``call_after`` apply to each electron
-    that declares none of these itself (:mod:`covalent_core.deps`).
-    """
-    hooks = task_environment(
-        deps_bash=deps_bash, deps_pip=deps_pip, call_before=call_before, call_after=call_after
-    )
-
-    def decorate(function: Callable[..., Any]) -> Lattice:
-        return Lattice(
-            function,
-            executor=executor if executor is not None else backend,
-            workflow_executor=workflow_executor,
-            hooks=hooks,
-        )
-
-    return decorate if _func is None else decorate(_func)
-
-
 def wait(child: Any, parents: Electron | Iterable[Electron]) -> Any:
     """Make ``child`` start only after ``parents`` finished, without passing their outputs."""
     build = _building.get()
@@ -630,8 +487,7 @@ def wait(child: Any, parents: Electron | Iterable[Electron]) -> Any:
 
 __all__ = [
     "Electron",
-    "Lattice",
+    "Workflow",
     "electron",
-    "lattice",
     "wait",
 ]

@@ -1,9 +1,9 @@
 """How files move: Covalent's file-transfer strategies (``ct.fs_strategies``).
 
-Each method returns the call (a function of :mod:`covalent_core.transfer_calls` and its
-arguments) that performs the transfer where the task runs. ``Shutil`` copies on the
-resource; ``Rsync`` copies there or to/from another host over SSH, verifying its host key as
-covalent-ssh does; ``HTTP`` downloads (and uploads with PUT); ``S3`` uses boto3.
+Each method returns the call (a function of :mod:`.transfer_calls` and its arguments) that
+performs the transfer where the task runs. ``Shutil`` copies on the resource; ``Rsync`` copies
+there or to/from another host over SSH, verifying its host key as covalent-ssh does; ``HTTP``
+downloads (and uploads with PUT); ``S3`` uses boto3.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from . import transfer_calls
 
 if TYPE_CHECKING:
-    from .fs import File
+    from .file_transfer import File
 
 Call = tuple[Callable[..., Any], tuple[Any, ...]]
 """A function to run where the task runs, and its arguments."""

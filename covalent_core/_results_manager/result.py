@@ -16,12 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import status as status_names
-from .graph import KIND_PARAMETER, KIND_POSTPROCESS, Edge, TransportGraph
-from .sdk.output import OUTPUT_TIMEOUT, local_output
-from .status import CancelReason, Status
-from .transportable import TransportableObject
-from .values import read_text, read_value
+from .. import status as status_names
+from .._workflow.transportable_object import TransportableObject
+from ..graph import KIND_PARAMETER, KIND_POSTPROCESS, Edge, TransportGraph
+from ..sdk.output import OUTPUT_TIMEOUT, local_output
+from ..status import CancelReason, Status
+from ..values import read_text, read_value
 
 
 def utc_datetime(ts: float | None) -> dt.datetime | None:
@@ -70,7 +70,7 @@ class NodeResult:
         return f"<NodeResult {self.node_id} {self.name}: {self.status}>"
 
     def _repr_html_(self) -> str:
-        from .notebook import node_html
+        from ..notebook import node_html
 
         return node_html(self)
 
@@ -117,8 +117,8 @@ class NodeResult:
         text = local_output(handle, stream)
         if text is not None or self.dispatch_id is None:
             return text
-        from .errors import ServiceError
-        from .service.client import request
+        from ..errors import ServiceError
+        from ..service.client import request
 
         message = {
             "op": "read_output",
@@ -275,7 +275,7 @@ class Result:
         self._by_id = {n.node_id: n for n in self.nodes}
 
     def _repr_html_(self) -> str:
-        from .notebook import result_html
+        from ..notebook import result_html
 
         return result_html(self)
 
@@ -435,7 +435,7 @@ class CancelReport:
     names: dict[int, str] = field(default_factory=dict, repr=False)
 
     def _repr_html_(self) -> str:
-        from .notebook import cancel_report_html
+        from ..notebook import cancel_report_html
 
         return cancel_report_html(self)
 
@@ -529,6 +529,6 @@ class DispatchList(list):  # type: ignore[type-arg]
     """Dispatches as ``ct.list_dispatches`` returns them (store rows); a table in a notebook."""
 
     def _repr_html_(self) -> str:
-        from .notebook import dispatches_html
+        from ..notebook import dispatches_html
 
         return dispatches_html(self)
