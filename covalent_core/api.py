@@ -29,13 +29,12 @@ from .errors import (
 from .graph import KIND_POSTPROCESS, Edge
 from .progress import progress_bar
 from .reuse import reuse_outputs
-from .sdk.runner import read_value
 from .serialize import current_environment, lattice_records
 from .service import client as service
 from .status import Status
 from .store import open_store
 from .store import queries as q
-from .values import discard_values, store_big
+from .values import discard_values, read_value, store_big
 
 POLL_START = 0.02
 POLL_MAX = 0.5

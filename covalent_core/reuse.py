@@ -25,8 +25,8 @@ from typing import Any
 import cloudpickle
 
 from .graph import KIND_PARAMETER, TransportGraph
-from .sdk.runner import is_value_ref, value_ref_path
 from .status import Status
+from .values import is_value_ref, value_ref_path
 
 
 def _code_text(code: types.CodeType) -> str:

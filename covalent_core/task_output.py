@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .sdk.output import check_stream
-from .sdk.runner import VALUE_REF, value_ref_path
+from .sdk.output import OUTPUT_TIMEOUT, check_stream, local_output
+from .values import VALUE_REF, value_ref_path
 
 CHUNK = 1 << 20
 """Bytes read at a time."""
@@ -106,7 +106,7 @@ def source(node: Any, stream: str) -> Source | None:
     path = local_path(node.job_handle, stream)
     if path is not None and os.path.exists(path):
         return Source(path=path)
-    text = node.live_output(stream)  # asked of the task's executor, through the service
+    text = running_output(node, stream)  # asked of the task's executor, through the service
     return None if text is None else Source(text=text.encode())
 
 
@@ -162,3 +162,31 @@ def prefixed(chunk: bytes, prefix: bytes, at_line_start: bool) -> bytes:
         return b""
     head = lines[0] if not at_line_start else prefix + lines[0]
     return head + b"".join(prefix + line for line in lines[1:])
+
+
+def running_output(node: Any, stream: str) -> str | None:
+    """What a running task has written so far to ``stream`` ("stdout" or "stderr"): read
+    from its files when it runs on this machine, else asked of the dispatcher service,
+    which reads it through the task's executor (its files over SSH, the Slurm job's
+    output, CloudWatch Logs). None when there is nothing to read (the task ended, the
+    service is not running, the executor cannot tell)."""
+    handle = node.job_handle
+    if node.status.is_terminal or not handle:
+        return None
+    text = local_output(handle, stream)
+    if text is not None or node.dispatch_id is None:
+        return text
+    from .errors import ServiceError
+    from .service.client import request
+
+    message = {
+        "op": "read_output",
+        "dispatch_id": node.dispatch_id,
+        "node_id": node.node_id,
+        "stream": stream,
+    }
+    try:
+        reply = request(message, start=False, timeout=OUTPUT_TIMEOUT + 5)
+    except (ServiceError, OSError):
+        return None
+    return reply.get("text")

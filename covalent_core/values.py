@@ -18,18 +18,23 @@ from pathlib import Path
 
 from . import config
 from .permissions import private_dir
-from .sdk.runner import BIG_VALUE, VALUE_REF, is_value_ref, read_value, write_value
+
+# The format itself is the runner's, which runs alone on machines without covalent-core.
+from .sdk.runner import BIG_VALUE, VALUE_REF, is_value_ref, read_value, value_ref_path, write_value
 
 __all__ = [
     "BIG_VALUE",
     "VALUES",
+    "VALUE_REF",
     "discard_values",
     "is_value_ref",
     "keep_big_text",
     "read_text",
     "read_value",
     "store_big",
+    "value_ref_path",
     "values_dir",
+    "write_value",
 ]
 
 

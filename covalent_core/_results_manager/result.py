@@ -19,7 +19,6 @@ from typing import Any
 from .. import status as status_names
 from .._workflow.transportable_object import TransportableObject
 from ..graph import KIND_PARAMETER, KIND_POSTPROCESS, Edge, TransportGraph
-from ..sdk.output import OUTPUT_TIMEOUT, local_output
 from ..status import CancelReason, Status
 from ..values import read_text, read_value
 
@@ -106,31 +105,11 @@ class NodeResult:
         return read_text(self.stderr_stored)
 
     def live_output(self, stream: str) -> str | None:
-        """What a running task has written so far to ``stream`` ("stdout" or "stderr"): read
-        from its files when it runs on this machine, else asked of the dispatcher service,
-        which reads it through the task's executor (its files over SSH, the Slurm job's
-        output, CloudWatch Logs). None when there is nothing to read (the task ended, the
-        service is not running, the executor cannot tell)."""
-        handle = self.job_handle
-        if self.status.is_terminal or not handle:
-            return None
-        text = local_output(handle, stream)
-        if text is not None or self.dispatch_id is None:
-            return text
-        from ..errors import ServiceError
-        from ..service.client import request
+        """What a running task has written so far to ``stream`` ("stdout" or "stderr"); None
+        when there is nothing to read (see :func:`covalent_core.task_output.running_output`)."""
+        from ..task_output import running_output  # it reads through the service
 
-        message = {
-            "op": "read_output",
-            "dispatch_id": self.dispatch_id,
-            "node_id": self.node_id,
-            "stream": stream,
-        }
-        try:
-            reply = request(message, start=False, timeout=OUTPUT_TIMEOUT + 5)
-        except (ServiceError, OSError):
-            return None
-        return reply.get("text")
+        return running_output(self, stream)
 
     @property
     def output(self) -> Any:
