@@ -32,7 +32,20 @@ class AmbiguousDispatchIdError(CovalentCoreError, ValueError):
     """A shortened dispatch id begins more than one dispatch's id."""
 
 
-class DispatchNotFoundError(CovalentCoreError, KeyError):
+class MissingLatticeRecordError(CovalentCoreError):
+    """Covalent's name for a dispatch id the store has no record of (base of
+    :class:`DispatchNotFoundError`)."""
+
+
+class TaskRuntimeError(CovalentCoreError):
+    """Covalent's name for a task that failed while it ran."""
+
+
+class CommandNotFoundError(CovalentCoreError):
+    """Covalent's name for a command a task needs that is not installed."""
+
+
+class DispatchNotFoundError(MissingLatticeRecordError, KeyError):
     """No dispatch with this id exists in the store."""
 
     def __init__(self, dispatch_id: str, known: Iterable[str] = ()) -> None:

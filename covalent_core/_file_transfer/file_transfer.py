@@ -16,7 +16,6 @@ local to local ``Shutil``, ``http(s)://`` ``HTTP``, ``s3://`` ``S3``; ``Rsync`` 
 
 from __future__ import annotations
 
-import enum
 import posixpath
 import uuid
 from collections.abc import Callable
@@ -26,17 +25,11 @@ from urllib.parse import urlsplit
 from ..sdk.runner import FILES_KEYWORD
 from . import strategies as fs_strategies
 from . import transfer_calls
+from .enums import Order
 from .strategies import FileTransferStrategy
 
 Dumps = Callable[[Any, str], bytes]
 """Pickles a value; the text names it in the error when it cannot be pickled."""
-
-
-class Order(str, enum.Enum):
-    """When a transfer runs: before the task's function, or after it returned."""
-
-    BEFORE = "before"
-    AFTER = "after"
 
 
 REMOTE_SCHEMES = frozenset({"s3", "http", "https", "gs", "blob", "globus", "ftp"})

@@ -20,6 +20,24 @@ def _installed() -> dict[str, Any]:
     return {info.cls.__name__: info.cls for info in registry().executors.values()}
 
 
+class _ExecutorManager:
+    """Covalent's ``ct.executor._executor_manager``: the installed executors."""
+
+    def list_executors(self, regenerate: bool = False, print_names: bool = True) -> list[str]:
+        """The installed executors' short names (printed, numbered, unless ``print_names`` is
+        False); ``regenerate`` is accepted: plugins are found anew each time."""
+        from ..plugins import registry
+
+        names = sorted(registry().executors)
+        if print_names:
+            for number, name in enumerate(names, start=1):
+                print(f"{number}. {name}")
+        return names
+
+
+_executor_manager = _ExecutorManager()
+
+
 def __getattr__(name: str) -> Any:
     installed = _installed()
     if name in installed:

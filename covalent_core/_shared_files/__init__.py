@@ -1,0 +1,1 @@
+"""Covalent's ``covalent._shared_files``, where user code finds Covalent's exceptions."""

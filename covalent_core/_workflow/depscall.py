@@ -1,0 +1,5 @@
+"""Covalent's ``covalent._workflow.depscall``: :class:`~.deps.DepsCall`."""
+
+from .deps import DepsCall
+
+__all__ = ["DepsCall"]

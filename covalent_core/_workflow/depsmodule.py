@@ -1,0 +1,5 @@
+"""Covalent's ``covalent._workflow.depsmodule``: :class:`~.deps.DepsModule`."""
+
+from .deps import DepsModule
+
+__all__ = ["DepsModule"]
