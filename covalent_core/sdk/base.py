@@ -326,10 +326,24 @@ class Executor:
                 _check_type(cls, name, value, parameter)
                 config[name] = value
         self._config = config
+        bound.apply_defaults()
+        arguments = dict(list(bound.arguments.items())[1:])
+        for name, parameter in signature.parameters.items():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                arguments.update(arguments.pop(name, {}))
+        self._arguments = arguments
         return self
 
     def __init__(self) -> None:
         pass
+
+    def __getattr__(self, name: str) -> Any:
+        """A constructor argument not kept under its own name, as Covalent's executors expose
+        theirs (``SSHExecutor(...).username``): the value given, or its default."""
+        arguments = self.__dict__.get("_arguments")
+        if name.startswith("_") or arguments is None or name not in arguments:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return arguments[name]
 
     @classmethod
     def concurrency_for(cls, config: dict[str, Any]) -> int:
