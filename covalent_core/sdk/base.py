@@ -337,6 +337,10 @@ class Executor:
     def __init__(self) -> None:
         pass
 
+    def __getnewargs_ex__(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Unpickled as made: ``__new__`` is given the options again (required ones too)."""
+        return (), dict(self._config)
+
     def __getattr__(self, name: str) -> Any:
         """A constructor argument not kept under its own name, as Covalent's executors expose
         theirs (``SSHExecutor(...).username``): the value given, or its default."""
