@@ -311,3 +311,45 @@ def test_a_sublattice_without_hooks_takes_its_parents() -> None:
     assert result.status is ct.Status.COMPLETED, result.error
     assert result.result == [2, "parent"]
     assert sub.metadata["hooks"] is None  # the user's lattice is left as it was
+
+
+def _note(path: str, word: str) -> None:
+    with open(path, "a") as fh:
+        fh.write(word + "\n")
+
+
+def test_call_before_and_after_take_any_deps_object_in_the_order_given(
+    tmp_path: Path, no_pip_cache: None
+) -> None:
+    """As in Covalent's pip-deps how-to: ``call_before=[DepsPip(...)]``; here beside a
+    DepsBash and a DepsCall, one or a list, run in the order given around the task."""
+    name = f"covalent-core-demo-{uuid.uuid4().hex[:10]}"
+    module = name.replace("-", "_")
+    log = str(tmp_path / "order")
+    with package_index(name, "installed before") as index:
+
+        @ct.electron(
+            executor=LocalExecutor(isolate_deps=True),
+            call_before=[
+                ct.DepsBash(f"echo bash >> {log}"),
+                ct.DepsPip(["--index-url", index.url, name]),
+                ct.DepsCall(_note, args=[log, "call"]),
+            ],
+            call_after=ct.DepsBash(f"echo after >> {log}"),
+        )
+        def uses_it(path: str) -> str:
+            import importlib
+
+            _note(path, "task")
+            return importlib.import_module(module).VALUE
+
+        @ct.lattice
+        def workflow(path: str) -> str:
+            return uses_it(path)
+
+        result = ct.dispatch_sync(workflow, timeout=240)(log)
+    assert result.status is ct.Status.COMPLETED, result.get_node(0).error
+    assert result.result == "installed before"
+    assert Path(log).read_text().split() == ["bash", "call", "task", "after"]
+    with pytest.raises(TypeError, match="deps objects"):
+        ct.electron(call_before=["echo not a deps object"])(len)

@@ -202,8 +202,10 @@ class DepsModule(DepsCall):
         return f"DepsModule({self.module.__name__!r})"
 
 
-def _calls(value: Any, what: str) -> list[DepsCall]:
-    return _items(value, DepsCall, what, "DepsCall objects")
+def _calls(value: Any, what: str) -> list[Deps]:
+    """``call_before``/``call_after``: any deps objects, one or a list, as in Covalent (its
+    pip-deps how-to passes ``call_before=[DepsPip(...)]``); they run in the order given."""
+    return _items(value, Deps, what, "deps objects (DepsCall, DepsBash, DepsPip)")
 
 
 def _modules(value: Any) -> list[DepsModule]:
@@ -219,15 +221,15 @@ class TaskEnvironment:
     bash: DepsBash | None = None
     pip: DepsPip | None = None
     modules: list[DepsModule] = field(default_factory=list)
-    call_before: list[DepsCall] = field(default_factory=list)
-    call_after: list[DepsCall] = field(default_factory=list)
+    call_before: list[Deps] = field(default_factory=list)
+    call_after: list[Deps] = field(default_factory=list)
     files: list[FileTransfer] = field(default_factory=list)
     files_keyword: str = FILES_KEYWORD
     """The parameter the task gets its transfers' paths in ("": none, as for leptons)."""
 
     def retval_keywords(self) -> set[str]:
         """Parameters the task receives from its ``call_before`` calls (and ``files``)."""
-        names = {call.retval_keyword for call in self.call_before if call.retval_keyword}
+        names = {getattr(call, "retval_keyword", "") for call in self.call_before} - {""}
         return names | ({self.files_keyword} if self.files and self.files_keyword else set())
 
     def steps(self, dumps: Dumps) -> dict[str, list[dict[str, Any]]]:
@@ -270,8 +272,8 @@ def task_environment(
     deps_bash: DepsBash | list[str] | str | None = None,
     deps_pip: DepsPip | list[str] | None = None,
     deps_module: Any = None,
-    call_before: DepsCall | list[DepsCall] | None = None,
-    call_after: DepsCall | list[DepsCall] | None = None,
+    call_before: Deps | list[Deps] | None = None,
+    call_after: Deps | list[Deps] | None = None,
     files: FileTransfer | list[FileTransfer] | None = None,
 ) -> TaskEnvironment | None:
     """The environment declared by ``electron``'s or ``lattice``'s arguments (None: none)."""
