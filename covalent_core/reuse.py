@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import pickle
+import time
 import types
 from collections import deque
 from typing import Any
@@ -128,7 +129,7 @@ def content_keys(graph: TransportGraph, rows: list[dict[str, Any]]) -> None:
                 ready.append(child)
 
 
-REUSED_FIELDS = ("output", "output_repr", "stdout", "stderr", "started_at", "ended_at")
+REUSED_FIELDS = ("output", "output_repr", "stdout", "stderr")
 
 
 def reuse_outputs(
@@ -137,7 +138,9 @@ def reuse_outputs(
     """Mark the rows whose content key matches a COMPLETED node of ``previous`` (rows of the
     earlier dispatch's nodes) as COMPLETED with that node's output, which is never copied (a
     big one stays a reference to its file). A node whose output is missing is not reused. How
-    many were."""
+    many were. A reused node's start and end are the same moment, now: Covalent's mark of a
+    node that did not run again."""
+    now = time.time()
     done: dict[str, Any] = {}
     for old in previous:
         if old.status != Status.COMPLETED.value or old.content_key is None:
@@ -149,7 +152,7 @@ def reuse_outputs(
         done.setdefault(old.content_key, old)
     reused = 0
     for row in rows:  # every row gets every column: one executemany inserts them
-        for name in (*REUSED_FIELDS, "sub_dispatch_id", "reused_from"):
+        for name in (*REUSED_FIELDS, "started_at", "ended_at", "sub_dispatch_id", "reused_from"):
             row.setdefault(name, None)
     for row in rows:
         old = done.get(row.get("content_key") or "")
@@ -157,6 +160,7 @@ def reuse_outputs(
             continue
         row.update({name: getattr(old, name) for name in REUSED_FIELDS})
         row["status"] = Status.COMPLETED.value
+        row["started_at"] = row["ended_at"] = now
         row["sub_dispatch_id"] = old.sub_dispatch_id
         row["reused_from"] = old.reused_from or previous_dispatch_id
         reused += 1

@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,7 @@ def graph_to_records(graph: TransportGraph) -> GraphRecords:
     functions: dict[tuple[int, int], bytes] = {}
     steps: dict[int, bytes | None] = {}
     executors: dict[int, tuple[str, dict[str, Any]]] = {}
+    now = time.time()
     for node in graph.nodes:
         row: dict[str, Any] = {
             "node_id": node.node_id,
@@ -79,6 +81,8 @@ def graph_to_records(graph: TransportGraph) -> GraphRecords:
             "output_repr": None,
             "executor": None,
             "executor_config": None,
+            "started_at": None,  # every row has every column: one executemany inserts them
+            "ended_at": None,
         }
         if node.kind == KIND_PARAMETER:
             row["output"] = dumps(
@@ -87,6 +91,8 @@ def graph_to_records(graph: TransportGraph) -> GraphRecords:
             text = node.name.removeprefix(PARAMETER_PREFIX)
             row["output_repr"] = text if len(node.name) < MAX_NAME else None
             row["status"] = Status.COMPLETED.value
+            # A value, not a task: it starts and ends at once (Covalent's timestamps).
+            row["started_at"] = row["ended_at"] = now
         else:
             hooks = node.hooks
             key = (id(node.function), id(hooks))

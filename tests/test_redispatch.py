@@ -16,7 +16,8 @@ import pytest
 from helpers import wait_until
 
 import covalent_core as ct
-from covalent_core.sdk.runner import is_value_ref, value_ref_path
+from covalent_core.graph import KIND_PARAMETER
+from covalent_core.values import is_value_ref, value_ref_path
 
 
 def executions(runs: Path, name: str) -> int:
@@ -144,6 +145,20 @@ def test_new_arguments_rerun_only_what_they_reach(tmp_path: Path) -> None:
     assert again.result == ["A", 15]
     assert executions(runs, "load") == 1 and executions(runs, "scale") == 2
     assert {n.reused_from for n in again.tasks} == {first, second}  # where each was computed
+    # Covalent's marks: a reused node starts and ends at one moment; one that ran again
+    # took time; a parameter is a value, whose start and end are one timestamp too.
+    reran = {n.node_id for n in result.tasks if n.reused_from is None}
+    graph = result.lattice.transport_graph
+    for node in result.tasks:
+        start = graph.get_node_value(node.node_id, "start_time")
+        end = graph.get_node_value(node.node_id, "end_time")
+        assert start is not None and end is not None
+        assert (start == end) is (node.node_id not in reran), node
+    parameters = [n for n in result.nodes if n.kind == KIND_PARAMETER]
+    assert parameters
+    for node in parameters:
+        start = graph.get_node_value(node.node_id, "start_time")
+        assert start is not None and start == graph.get_node_value(node.node_id, "end_time")
 
 
 def test_new_lattice(tmp_path: Path) -> None:

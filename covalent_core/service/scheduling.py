@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -87,9 +88,11 @@ class LiveDispatch:
     def start(self) -> None:
         """Start every node whose inputs are ready; settle what was already cancelled; resume
         the nodes a dead dispatcher had started."""
+        now = time.time()
         for node in self.nodes.values():
             if node.kind == KIND_PARAMETER and node.status is Status.NEW_OBJECT:
-                self.set_status(node, Status.COMPLETED)
+                # A value, not a task: it starts and ends at once (Covalent's timestamps).
+                self.set_status(node, Status.COMPLETED, started_at=now, ended_at=now)
         for node in self.nodes.values():
             if node.status is not Status.COMPLETED:
                 node.waiting = sum(
