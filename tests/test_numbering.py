@@ -103,7 +103,7 @@ def test_a_sublattice_takes_the_lattice_and_its_parents_metadata_first():
         ":parameter:0",
         ":sublattice:inner",
     ]
-    assert nodes[5] == (5, ":parameter:<covalent_core._workflow.Lattice object>")
+    assert nodes[5] == (5, ":parameter:<covalent_core._workflow.lattice.Lattice object>")
     assert nodes[6][1].startswith(':parameter:{"executor": ')
     assert nodes[7] == (7, ":postprocess:reconstruct")
     assert (5, 4, "sub") in edges and (6, 4, "json_parent_metadata") in edges
