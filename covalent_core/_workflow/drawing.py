@@ -1,15 +1,18 @@
 """``lattice.draw()``: a picture of the transport graph, with node ids and names.
 
-Drawn with networkx and matplotlib (``pip install covalent-core[draw]``): nodes in layers by
-dependency depth, coloured by kind, labelled ``id: name``; wait edges dashed. In a notebook
-the picture is shown inline; everywhere it is written to an SVG file whose path is returned.
+Written as SVG by this module (networkx lays the nodes out in layers by dependency depth; no
+plotting library is needed): nodes coloured by kind, labelled ``id: name``, wait edges
+dashed. In a notebook the picture is shown inline; elsewhere the graph is also printed as
+text. The SVG file's path is returned.
 """
 
 from __future__ import annotations
 
 import tempfile
+from html import escape
 from pathlib import Path
-from typing import Any
+
+import networkx as nx
 
 from ..graph import (
     KIND_COLLECTION,
@@ -29,6 +32,9 @@ COLOURS = {
     KIND_POSTPROCESS: "#b48ce0",
 }
 LABEL_MAX = 28
+CELL_W, CELL_H = 190, 70  # the grid a node sits in
+BOX_W, BOX_H = 176, 30
+MARGIN = 16
 
 
 def _label(node_id: int, name: str) -> str:
@@ -38,60 +44,71 @@ def _label(node_id: int, name: str) -> str:
 
 def draw_graph(graph: TransportGraph, title: str, path: str | Path | None = None) -> Path:
     """Draw ``graph`` to an SVG file (``path``, or a new temporary file) and return its path."""
-    try:
-        import matplotlib
+    layers = _layers(graph)
+    column: dict[int, int] = {}
+    for ids in layers:
+        for index, node_id in enumerate(ids):
+            column[node_id] = index
+    widest = max((len(ids) for ids in layers), default=1)
+    width, height = widest * CELL_W + 2 * MARGIN, len(layers) * CELL_H + 2 * MARGIN + 24
+    row = {node_id: depth for depth, ids in enumerate(layers) for node_id in ids}
 
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-        import networkx as nx
-    except ImportError as exc:
-        raise ImportError(
-            f"lattice.draw() needs matplotlib ({exc}); install it with "
-            "`pip install covalent-core[draw]`"
-        ) from None
-    g = nx.DiGraph()
-    for node in graph.nodes:
-        g.add_node(node.node_id)
+    def centre(node_id: int) -> tuple[float, float]:
+        offset = (widest - len(layers[row[node_id]])) * CELL_W / 2
+        x = MARGIN + offset + column[node_id] * CELL_W + CELL_W / 2
+        return x, MARGIN + 24 + row[node_id] * CELL_H + CELL_H / 2
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="11">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" '
+        'markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>',
+        f'<text x="{MARGIN}" y="{MARGIN + 12}" font-size="14">{escape(title)}</text>',
+    ]
     for edge in graph.edges:
-        g.add_edge(edge.parent, edge.child)
-    for layer, ids in enumerate(nx.topological_generations(g)):
-        for node_id in ids:
-            g.nodes[node_id]["layer"] = layer
-    positions = nx.multipartite_layout(g, subset_key="layer", align="horizontal", scale=-1)
-    width = max(6.0, min(40.0, 1.6 * max(_layer_sizes(g).values(), default=1)))
-    height = max(
-        4.0, min(40.0, 1.3 * (max((d["layer"] for _, d in g.nodes(data=True)), default=0) + 1))
-    )
-    fig, ax = plt.subplots(figsize=(width, height))
-    kinds = {n.node_id: n.kind for n in graph.nodes}
-    nx.draw_networkx_nodes(
-        g,
-        positions,
-        ax=ax,
-        node_color=[COLOURS.get(kinds[n], "#888888") for n in g.nodes],
-        node_size=500,
-    )
-    solid = [(e.parent, e.child) for e in graph.edges if e.param_type != PARAM_WAIT]
-    dashed = [(e.parent, e.child) for e in graph.edges if e.param_type == PARAM_WAIT]
-    nx.draw_networkx_edges(g, positions, edgelist=solid, ax=ax, arrows=True)
-    nx.draw_networkx_edges(g, positions, edgelist=dashed, ax=ax, arrows=True, style="dashed")
-    labels = {n.node_id: _label(n.node_id, n.name) for n in graph.nodes}
-    nx.draw_networkx_labels(g, positions, labels=labels, ax=ax, font_size=8)
-    ax.set_title(title)
-    ax.set_axis_off()
+        (x1, y1), (x2, y2) = centre(edge.parent), centre(edge.child)
+        dash = ' stroke-dasharray="4 3"' if edge.param_type == PARAM_WAIT else ""
+        parts.append(
+            f'<line x1="{x1:.0f}" y1="{y1 + BOX_H / 2:.0f}" x2="{x2:.0f}" '
+            f'y2="{y2 - BOX_H / 2:.0f}" stroke="#555"{dash} marker-end="url(#arrow)"/>'
+        )
+    for node in graph.nodes:
+        x, y = centre(node.node_id)
+        colour = COLOURS.get(node.kind, "#888888")
+        parts.append(
+            f'<rect x="{x - BOX_W / 2:.0f}" y="{y - BOX_H / 2:.0f}" width="{BOX_W}" '
+            f'height="{BOX_H}" rx="6" fill="{colour}"/>'
+            f'<text x="{x:.0f}" y="{y + 4:.0f}" text-anchor="middle">'
+            f"{escape(_label(node.node_id, node.name))}</text>"
+        )
+    parts.append("</svg>")
     if path is None:
         with tempfile.NamedTemporaryFile(prefix=f"{title}-", suffix=".svg", delete=False) as fh:
             path = fh.name
-    fig.savefig(path, format=Path(path).suffix.lstrip(".") or "svg", bbox_inches="tight")
-    plt.close(fig)
+    Path(path).write_text("\n".join(parts))
     return Path(path)
 
 
-def _layer_sizes(g: Any) -> dict[int, int]:
-    sizes: dict[int, int] = {}
-    for _, data in g.nodes(data=True):
-        sizes[data["layer"]] = sizes.get(data["layer"], 0) + 1
-    return sizes
+def _layers(graph: TransportGraph) -> list[list[int]]:
+    """Node ids by dependency depth, each layer in id order."""
+    g = nx.DiGraph()
+    g.add_nodes_from(node.node_id for node in graph.nodes)
+    g.add_edges_from((edge.parent, edge.child) for edge in graph.edges)
+    return [sorted(ids) for ids in nx.topological_generations(g)]
+
+
+def graph_text(graph: TransportGraph, title: str) -> str:
+    """The graph as text: each node with its kind and the nodes it takes inputs from."""
+    parents: dict[int, list[str]] = {}
+    for edge in graph.edges:
+        mark = "wait " if edge.param_type == PARAM_WAIT else ""
+        parents.setdefault(edge.child, []).append(f"{mark}{edge.parent}")
+    lines = [title]
+    for node in sorted(graph.nodes, key=lambda n: n.node_id):
+        inputs = parents.get(node.node_id)
+        after = f"  <- {', '.join(inputs)}" if inputs else ""
+        lines.append(f"  {node.node_id}: {node.name} [{node.kind}]{after}")
+    return "\n".join(lines)
 
 
 def show_inline(path: Path) -> bool:

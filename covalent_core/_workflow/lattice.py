@@ -89,15 +89,17 @@ class Lattice(Workflow):
         return build.graph
 
     def draw(self, *args: Any, path: str | None = None, **kwargs: Any) -> Any:
-        """Draw the graph these arguments build: inline in a notebook; returns the SVG's path.
+        """Draw the graph these arguments build: shown inline in a notebook, printed as text
+        elsewhere; returns the SVG file's path (``path``, or a temporary file).
 
-        Covalent shows it in its UI; here the picture is an SVG file (``path``, or a
-        temporary file) drawn with matplotlib (``pip install covalent-core[draw]``).
+        Covalent shows it in its UI; here it needs nothing beyond covalent-core.
         """
-        from .drawing import draw_graph, show_inline
+        from .drawing import draw_graph, graph_text, show_inline
 
-        svg = draw_graph(self.build_graph(*args, **kwargs), self.__name__, path)
-        show_inline(svg)
+        graph = self.build_graph(*args, **kwargs)
+        svg = draw_graph(graph, self.__name__, path)
+        if not show_inline(svg):
+            print(graph_text(graph, f"{self.__name__} (drawn to {svg})"))
         return svg
 
     def metadata_json(self, default_executor: Any = None) -> str:

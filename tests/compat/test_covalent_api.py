@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -167,3 +170,24 @@ def test_lattice_draw_writes_a_picture_with_ids_and_names(tmp_path):
     text = Path(path).read_text()
     assert "0: shout" in text and ":postprocess:reconstruct" in text
     assert workflow.transport_graph.get_node_value(0, "name") == "shout"
+    ET.fromstring(text)  # well-formed SVG
+
+
+def test_lattice_draw_needs_no_plotting_library_and_prints_text_outside_a_notebook():
+    """After a plain ``pip install covalent-core`` (no matplotlib: a fresh interpreter that
+    cannot import it), draw() writes the picture, prints the graph as text, raises nothing."""
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "import covalent_core as ct\n"
+        "@ct.electron\ndef shout(x): return x.upper()\n"
+        "@ct.lattice\ndef workflow(x): return shout(shout(x))\n"
+        "print('SVG', workflow.draw('a'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "0: shout [electron]  <- 1" in done.stdout
+    svg = Path(done.stdout.split("SVG ")[-1].strip())
+    try:
+        assert "2: shout" in svg.read_text()
+    finally:
+        svg.unlink()
