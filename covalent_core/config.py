@@ -315,9 +315,53 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
 
 
 def _defaults() -> dict[str, Any]:
+    """Every key, in Covalent's sections too. Those with a meaning here say where things are
+    (``sdk.config_file``, ``dispatcher.db_path``, ``sdk.log_dir``, ...); Covalent's server
+    settings (addresses, ports, heartbeats, its Dask cluster) are present with Covalent's
+    defaults and have no effect: there is no server to reach (docs/covalent-compatibility.md)."""
+    data, url = data_dir(), db_url()
+    service_log = str(data / "service")
     return {
-        "store": {"url": db_url()},
-        "dispatcher": {"idle_timeout": idle_timeout()},
+        "store": {"url": url},
+        "sdk": {
+            "config_file": str(config_path()),
+            "log_dir": service_log,
+            "log_level": "warning",
+            "enable_logging": "true",
+            "executor_dir": str(config_path().parent / "executor_plugins"),
+            "no_cluster": "true",
+            "exhaustive_postprocess": "false",
+            "dispatch_cache_dir": str(data),
+            "task_packing": "true",
+            "results_dir": str(data / "values"),
+        },
+        "dispatcher": {
+            "idle_timeout": idle_timeout(),
+            "address": "localhost",
+            "port": 48008,
+            "cache_dir": str(data),
+            "results_dir": str(data / "values"),
+            "log_dir": service_log,
+            "db_path": url.split("///", 1)[-1] if url.startswith("sqlite") else url,
+            "heartbeat_interval": 5,
+            "heartbeat_file": str(data / "service" / "heartbeat"),
+            "use_async_dispatcher": "true",
+            "asset_cache_size": 32,
+        },
+        "dask": {
+            "cache_dir": str(data),
+            "log_dir": service_log,
+            "mem_per_worker": "auto",
+            "threads_per_worker": 1,
+            "num_workers": os.cpu_count() or 1,
+        },
+        "workflow_data": {"storage_type": "local", "base_dir": str(data / "values")},
+        "user_interface": {
+            "address": "127.0.0.1",
+            "port": 48008,
+            "dev_port": 49009,
+            "log_dir": service_log,
+        },
         "executors": {},
     }
 
@@ -368,7 +412,7 @@ def get_config(entries: str | list[str] | None = None) -> Any:
 
 
 def _get_alias(merged: dict[str, Any], key: str) -> Any:
-    if key == "dispatcher.db_path":
+    if key == "dispatcher.db_path":  # the store's, whichever way it was set
         url = _get_in(merged, "store.url")
         return url.split("///", 1)[-1] if url.startswith("sqlite") else url
     return _get_in(merged, key)

@@ -191,3 +191,47 @@ def test_lattice_draw_needs_no_plotting_library_and_prints_text_outside_a_notebo
         assert "2: shout" in svg.read_text()
     finally:
         svg.unlink()
+
+
+# Covalent 0.240's get_config() sections and their keys, as real Covalent returned them.
+COVALENT_CONFIG_KEYS = {
+    "dask": ["cache_dir", "log_dir", "mem_per_worker", "num_workers", "threads_per_worker"],
+    "dispatcher": [
+        "address",
+        "asset_cache_size",
+        "cache_dir",
+        "db_path",
+        "heartbeat_file",
+        "heartbeat_interval",
+        "log_dir",
+        "port",
+        "results_dir",
+        "use_async_dispatcher",
+    ],
+    "sdk": [
+        "config_file",
+        "dispatch_cache_dir",
+        "enable_logging",
+        "executor_dir",
+        "exhaustive_postprocess",
+        "log_dir",
+        "log_level",
+        "no_cluster",
+        "results_dir",
+        "task_packing",
+    ],
+    "user_interface": ["address", "dev_port", "log_dir", "port"],
+    "workflow_data": ["base_dir", "storage_type"],
+}
+
+
+def test_get_config_has_covalents_sections_and_keys():
+    everything = ct.get_config()
+    for section, keys in COVALENT_CONFIG_KEYS.items():
+        assert set(keys) <= set(everything[section]), section
+    assert "executors" in everything
+    assert ct.get_config("dispatcher.address") == "localhost"
+    assert ct.get_config(["dispatcher.port", "sdk.log_level"]) == {
+        "dispatcher.port": 48008,
+        "sdk.log_level": "warning",
+    }
