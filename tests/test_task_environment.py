@@ -251,7 +251,7 @@ def test_deps_module_sends_the_modules_code(tmp_path: Path, monkeypatch: pytest.
 def test_declarations_of_the_wrong_type_are_refused_when_written() -> None:
     with pytest.raises(TypeError, match="DepsBash takes strings"):
         ct.electron(deps_bash=[["echo", "hi"]])
-    with pytest.raises(TypeError, match="call_before takes DepsCall"):
+    with pytest.raises(TypeError, match="call_before takes deps objects"):
         ct.electron(call_before=print)
     with pytest.raises(TypeError, match="DepsCall takes a callable"):
         ct.DepsCall("not callable")
