@@ -317,3 +317,25 @@ def test_a_local_task_of_another_host_is_not_run_again_here(tmp_path):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(handle["pgid"], signal.SIGKILL)
+
+
+def test_a_task_left_frozen_by_a_service_killed_mid_cancel_is_thawed_by_the_next(tmp_path):
+    """A cancel freezes the task's cgroup while it collects its processes; a service killed
+    in that moment (and a cancel it had not stored yet) leaves the task frozen. The next
+    service re-attaches to it and thaws it: it runs to its end, as nobody cancelled it."""
+    import pytest
+
+    @ct.lattice
+    def flow(log_dir):
+        return logged(log_dir, "frozen", 1.0, 7)
+
+    dispatch_id = ct.dispatch(flow)(str(tmp_path))
+    started_pid(tmp_path, "frozen")
+    cgroup = (ct.get_result(dispatch_id).get_node(0).job_handle or {}).get("cgroup")
+    if not cgroup:
+        pytest.skip("no cgroup per task here (containment by marker only)")
+    Path(cgroup, "cgroup.freeze").write_text("1")  # as the killed service's strike left it
+    kill_service()
+    result = ct.get_result(dispatch_id, wait=True, timeout=120)
+    assert result.status is ct.Status.COMPLETED, result.error
+    assert result.result == 7 and starts(tmp_path, "frozen") == 1

@@ -196,6 +196,10 @@ class LocalExecutor(Executor):
                 "local process of another machine, so it was not run again. Check that host "
                 "and dispatch the task again if it is needed."
             )
+        if handle.cgroup:
+            # A service killed while it struck the task (a cancel freezes the task's cgroup
+            # for a moment) left it frozen: it would wait forever.
+            containment.freeze(handle.cgroup, False)
         directory = Path(json.loads(job_handle)["dir"])
         waiting = reattach_worker(handle, directory)
         began = started_at(directory)

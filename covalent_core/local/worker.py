@@ -191,6 +191,8 @@ class Spare:
         worker's ``others`` processes and their children are not its)."""
         with contextlib.suppress(OSError):
             os.close(self.frame_w)
+        if self.cgroup:  # a service killed while it struck a task may have left it frozen
+            containment.freeze(self.cgroup, False)
         if self.pid:
             os.waitpid(self.pid, 0)
             self.pid = 0
