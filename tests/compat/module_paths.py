@@ -38,6 +38,15 @@ PATHS: dict[str, list[str]] = {
     "_workflow.transportable_object": ["TransportableObject"],
     "_workflow.lepton": ["Lepton"],
     "executor": ["_executor_manager", "BaseExecutor"],
+    "_shared_files.utils": [
+        "format_server_url",
+        "get_named_params",
+        "get_serialized_function_str",
+        "get_time",
+        "get_timedelta",
+        "get_ui_url",
+        "reformat",
+    ],
 }
 GOLDEN = Path(__file__).with_name("golden") / "module_paths.json"
 
