@@ -115,7 +115,11 @@ class TransportGraph:
     def get_node_value(self, node_id: int, key: str) -> Any:
         """A node's attribute by Covalent's key: ``name``, ``function``, ``value``, ``metadata``."""
         node = self.nodes[node_id]
-        if key in ("name", "function", "value", "metadata"):
+        if key == "metadata":  # its task environment in Covalent's layout, as data
+            hooks = node.hooks
+            layout = {"deps": {}, "call_before": [], "call_after": []}
+            return {**node.metadata, "hooks": hooks.covalent_hooks() if hooks else layout}
+        if key in ("name", "function", "value"):
             return getattr(node, key)
         raise KeyError(
             f"node {node_id} of a built graph has no {key!r}; built graphs know name, function, "

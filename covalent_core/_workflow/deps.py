@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import cloudpickle
 from .._file_transfer.file_transfer import Dumps, FileTransfer, Order
 from ..sdk.runner import FILES_KEYWORD
 from .binding import function_name
+from .transportable_object import TransportableObject
 
 
 class Deps:
@@ -39,6 +41,36 @@ class Deps:
     def short_name(self) -> str:
         """Covalent's name for the kind of dependency (``depsbash``, ``depspip``, ...)."""
         return type(self).__name__.lower()
+
+    def to_dict(self) -> dict[str, Any]:
+        """This declaration as data, in Covalent's layout (``type``, ``short_name``,
+        ``attributes``); a value that is not plain data (a function, its arguments) as a
+        :class:`TransportableObject`'s dict."""
+        return {
+            "type": type(self).__name__,
+            "short_name": "covalent",
+            "attributes": {k: _as_data(v) for k, v in vars(self).items()},
+        }
+
+    def from_dict(self, object_dict: dict[str, Any]) -> Deps:
+        """Take the attributes of a :meth:`to_dict` document; returns this object."""
+        for name, value in (object_dict or {}).get("attributes", {}).items():
+            setattr(self, name, _from_data(value))
+        return self
+
+
+def _as_data(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return TransportableObject(value).to_dict()
+    return value
+
+
+def _from_data(value: Any) -> Any:
+    if isinstance(value, dict) and value.get("type") == "TransportableObject":
+        return TransportableObject.from_dict(value).get_deserialized()
+    return value
 
 
 def _items(value: Any, one: type | tuple[type, ...], what: str, kind: str) -> list[Any]:
@@ -226,6 +258,18 @@ class TaskEnvironment:
     files: list[FileTransfer] = field(default_factory=list)
     files_keyword: str = FILES_KEYWORD
     """The parameter the task gets its transfers' paths in ("": none, as for leptons)."""
+
+    def covalent_hooks(self) -> dict[str, Any]:
+        """Covalent's layout of a node's ``metadata["hooks"]``: ``deps`` (``bash``, ``pip``),
+        ``call_before`` and ``call_after``, each declaration as :meth:`Deps.to_dict`."""
+        deps = {
+            name: dep.to_dict() for name, dep in (("bash", self.bash), ("pip", self.pip)) if dep
+        }
+        return {
+            "deps": deps,
+            "call_before": [call.to_dict() for call in self.call_before],
+            "call_after": [call.to_dict() for call in self.call_after],
+        }
 
     def retval_keywords(self) -> set[str]:
         """Parameters the task receives from its ``call_before`` calls (and ``files``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 import subprocess
 import sys
@@ -235,3 +236,37 @@ def test_get_config_has_covalents_sections_and_keys():
         "dispatcher.port": 48008,
         "sdk.log_level": "warning",
     }
+
+
+def _prepare() -> int:
+    return 1
+
+
+def test_deps_as_data_and_node_metadata_in_covalents_layout():
+    """As real Covalent 0.240 gives them (checked there with the same electron): the node's
+    ``metadata["hooks"]`` has ``deps`` (``bash``, ``pip``), ``call_before`` and
+    ``call_after``, each a deps object's ``to_dict()``; ``from_dict`` gives it back."""
+
+    @ct.electron(
+        deps_bash=["echo x"],
+        deps_pip=["numpy"],
+        call_before=[ct.DepsCall(_prepare)],
+        call_after=[ct.DepsCall(_prepare)],
+    )
+    def task():
+        return 1
+
+    @ct.lattice
+    def workflow():
+        return task()
+
+    workflow.build_graph()
+    hooks = workflow.transport_graph.get_node_value(0, "metadata")["hooks"]
+    assert sorted(hooks) == ["call_after", "call_before", "deps"]
+    assert sorted(hooks["deps"]) == ["bash", "pip"]
+    assert hooks["deps"]["bash"]["attributes"]["commands"] == ["echo x"]
+    assert hooks["call_before"][0]["type"] == "DepsCall"
+    json.dumps(hooks)  # plain data
+    assert ct.DepsBash().from_dict(hooks["deps"]["bash"]).commands == ["echo x"]
+    assert ct.DepsPip().from_dict(hooks["deps"]["pip"]).packages == ["numpy"]
+    assert ct.DepsCall().from_dict(hooks["call_before"][0]).func() == 1
