@@ -10,14 +10,12 @@ for a task running elsewhere, with its executor (asked through the dispatcher se
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .sdk.output import OUTPUT_TIMEOUT, check_stream, local_output
+from .sdk.output import OUTPUT_TIMEOUT, check_stream, local_output, local_path
 from .values import VALUE_REF, value_ref_path
 
 CHUNK = 1 << 20
@@ -108,20 +106,6 @@ def source(node: Any, stream: str) -> Source | None:
         return Source(path=path)
     text = running_output(node, stream)  # asked of the task's executor, through the service
     return None if text is None else Source(text=text.encode())
-
-
-def local_path(handle: Any, stream: str) -> str | None:
-    """The file of ``stream`` in the handle's ``dir``, when that is on this machine."""
-    if isinstance(handle, str):
-        try:
-            handle = json.loads(handle)
-        except ValueError:
-            return None
-    if not isinstance(handle, dict) or not handle.get("dir"):
-        return None
-    if handle.get("host", socket.gethostname()) != socket.gethostname():
-        return None
-    return os.path.join(str(handle["dir"]), stream)
 
 
 @dataclass

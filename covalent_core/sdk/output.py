@@ -24,10 +24,9 @@ def check_stream(stream: str) -> None:
         raise ValueError(f"stream must be 'stdout' or 'stderr', not {stream!r}")
 
 
-def local_output(handle: Any, stream: str) -> str | None:
-    """The text of ``stream`` in the handle's ``dir`` (a dict, or its JSON), when the handle
-    names a directory on this host; None otherwise or when the file is not there."""
-    check_stream(stream)
+def local_path(handle: Any, stream: str) -> str | None:
+    """The file of ``stream`` in the handle's ``dir`` (a dict, or its JSON), when the handle
+    names a directory on this host; None otherwise."""
     if isinstance(handle, str):
         try:
             handle = json.loads(handle)
@@ -37,8 +36,18 @@ def local_output(handle: Any, stream: str) -> str | None:
         return None
     if handle.get("host", socket.gethostname()) != socket.gethostname():
         return None
+    return os.path.join(str(handle["dir"]), stream)
+
+
+def local_output(handle: Any, stream: str) -> str | None:
+    """The text of ``stream`` in the handle's ``dir`` (see :func:`local_path`); None when
+    there is none here, or the file is not there."""
+    check_stream(stream)
+    path = local_path(handle, stream)
+    if path is None:
+        return None
     try:
-        with open(os.path.join(str(handle["dir"]), stream), "rb") as fh:
+        with open(path, "rb") as fh:
             return fh.read().decode(errors="replace")
     except OSError:
         return None
