@@ -332,7 +332,16 @@ def test_a_redispatch_can_be_cancelled(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     runs.mkdir()
     first = ct.dispatch(branching(runs, tmp_path / "never"))(2)
-    wait_until(lambda: executions(runs, "long") == 1, 60)
+    # Both quick tasks done (quick(0) is nobody's input, so it may run after the long branch
+    # started), the long one running: the redispatch reuses the two, and runs only that one.
+    wait_until(
+        lambda: (
+            executions(runs, "long") == 1
+            and [n.status for n in ct.get_result(first).tasks if n.name == "quick"]
+            == [ct.Status.COMPLETED] * 2
+        ),
+        60,
+    )
     ct.cancel(first, wait=True, timeout=60)
     second = ct.redispatch(first, reuse_previous_results=True)()
     wait_until(lambda: executions(runs, "long") == 2, 60)
@@ -363,7 +372,16 @@ def test_the_cli_redispatches_with_reuse_and_replacement(tmp_path: Path) -> None
         "    return x * 100\n"
     )
     first = ct.dispatch(branching(runs, tmp_path / "never"))(2)
-    wait_until(lambda: executions(runs, "long") == 1, 60)
+    # Both quick tasks done (quick(0) is nobody's input, so it may run after the long branch
+    # started), the long one running: the redispatch reuses the two, and runs only that one.
+    wait_until(
+        lambda: (
+            executions(runs, "long") == 1
+            and [n.status for n in ct.get_result(first).tasks if n.name == "quick"]
+            == [ct.Status.COMPLETED] * 2
+        ),
+        60,
+    )
     ct.cancel(first, wait=True, timeout=60)
     cli = [sys.executable, "-m", "covalent_core", "redispatch", first, "--reuse"]
     done = subprocess.run(

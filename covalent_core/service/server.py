@@ -26,7 +26,7 @@ from ..errors import CovalentCoreError
 from ..permissions import private_open
 from ..sdk.output import check_stream
 from ..store import open_store
-from . import notifications
+from . import notifications, stalls
 from .dispatcher import Dispatcher
 from .events import LOG_FILE, log_handler
 from .paths import START_ERROR_FILE, START_REFUSED, socket_path
@@ -68,7 +68,7 @@ class Service:
             if request.get("op") in WATCHES:
                 reply = await self.watch(request, reader)
             else:
-                reply = await self.dispatch_request(request)
+                reply = await stalls.timed(str(request.get("op")), self.dispatch_request(request))
         except CovalentCoreError as exc:
             reply = {"ok": False, "error_type": type(exc).__name__, "error": str(exc)}
         except Exception as exc:
@@ -160,6 +160,7 @@ class Service:
         await self._listen(path)
         self.listening_at = time.time()
         guard = asyncio.create_task(self._guard(path))
+        watchdog = asyncio.create_task(stalls.watch_loop())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop)
@@ -194,6 +195,7 @@ class Service:
                     break
         finally:
             guard.cancel()
+            watchdog.cancel()
             if listener is not None:
                 listener.cancel()
             self._close_socket(path)

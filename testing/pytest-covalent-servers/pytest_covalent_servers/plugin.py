@@ -79,3 +79,28 @@ def covalent_private_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     """A private covalent-core data directory, service and temporary directory."""
     with isolated_store(tmp_path_factory.mktemp("data")) as data:
         yield data
+
+
+SERVICE_LINES = 60
+"""Lines of the dispatcher service's log and output shown with a failed test."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """A failed test shows the end of its dispatcher service's log and output: what the
+    service did (and, if it stalled, the stacks it wrote) is what explains most failures."""
+    report = yield
+    if report.failed and os.environ.get("COVALENT_CORE_DATA_DIR"):
+        from covalent_core import config
+
+        try:
+            directory = config.service_dir()
+        except Exception:  # a report must not fail for want of a log
+            return report
+        for name in ("service.log", "service.out"):
+            path = directory / name
+            lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
+            if lines:
+                text = "\n".join(lines[-SERVICE_LINES:])
+                report.sections.append((f"dispatcher service {name} (end)", text))
+    return report
