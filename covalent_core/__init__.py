@@ -44,7 +44,7 @@ _LAZY = {
     "dispatch_sync": "api",
     "get_result": "api",
     "list_dispatches": "api",
-    "redispatch": "api",
+    "redispatch": "redispatching",
     "get_config": "config",
     "set_config": "config",
     "reload_config": "config",
@@ -90,10 +90,11 @@ if TYPE_CHECKING:
     from ._workflow.deps import DepsBash, DepsCall, DepsModule, DepsPip
     from ._workflow.lepton import Lepton
     from ._workflow.transportable_object import TransportableObject
-    from .api import cancel, dispatch, dispatch_sync, get_result, list_dispatches, redispatch
+    from .api import cancel, dispatch, dispatch_sync, get_result, list_dispatches
     from .config import get_config, reload_config, set_config
     from .context import get_context
     from .local.executor import LocalExecutor
+    from .redispatching import redispatch
     from .sdk.base import Executor, TaskContext, TaskOutcome
     from .service.lifecycle import covalent_start, covalent_stop, is_covalent_running
     from .triggers import stop_triggers

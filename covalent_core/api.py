@@ -1,40 +1,31 @@
-"""The public functions: ``dispatch``, ``dispatch_sync``, ``redispatch``, ``get_result``,
-``cancel``."""
+"""The public functions: ``dispatch``, ``dispatch_sync``, ``get_result``, ``cancel``,
+``list_dispatches`` (``redispatch``: :mod:`covalent_core.redispatching`)."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import errno
 import functools
-import sys
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import cloudpickle
-
-from . import config, host_environment
+from . import config, submission
 from ._results_manager.result import CancelReport, DispatchList, NodeResult, Result
 from ._workflow import Lattice
 from .cancel_requests import request_cancel, task_id_list
 from .errors import (
     DispatchTimeoutError,
-    SerializationError,
     ServiceError,
     StoreFullError,
     store_full_message,
 )
 from .graph import KIND_POSTPROCESS, Edge
 from .progress import progress_bar
-from .reuse import reuse_outputs
-from .serialize import current_environment, lattice_records
 from .service import client as service
 from .status import Status
 from .store import open_store
 from .store import queries as q
-from .values import discard_values, read_value, store_big
+from .submission import MAX_KEY
 
 POLL_START = 0.02
 POLL_MAX = 0.5
@@ -45,7 +36,11 @@ WATCH_MAX = 60.0
 
 
 def dispatch(
-    lattice: Lattice, dispatcher_addr: str | None = None, *, key: str | None = None
+    lattice: Lattice,
+    dispatcher_addr: str | None = None,
+    *,
+    key: str | None = None,
+    disable_run: bool = False,
 ) -> Callable[..., str]:
     """Return a function that dispatches ``lattice`` with the given arguments and returns its id.
 
@@ -55,221 +50,28 @@ def dispatch(
     stored nothing. ``key`` (an idempotency key of the caller's) makes a retry safe: a
     dispatch with a key already stored returns that dispatch's id and stores nothing new.
     ``dispatcher_addr`` (Covalent's server address) is accepted and unused.
+
+    As in Covalent, ``disable_run`` registers the dispatch without running it (it stays
+    NEW_OBJECT until :func:`covalent_core.triggers.start`), and so does a lattice with triggers
+    (:mod:`covalent_core.triggers`): they are stored with it and its first firing starts it.
     """
     if not isinstance(lattice, Lattice):
         raise TypeError(f"dispatch() takes a @lattice, not {type(lattice).__name__}")
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= MAX_KEY):
         raise TypeError(f"dispatch()'s key is a string of 1 to {MAX_KEY} characters, not {key!r}")
 
-    @functools.wraps(lattice.function)
-    def submit(*args: Any, **kwargs: Any) -> str:
-        return _submit(lattice, args, kwargs, key=key)
-
-    return submit
-
-
-MAX_KEY = 255
-
-
-def _submit(
-    lattice: Lattice,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    *,
-    redispatched_from: str | None = None,
-    reuse: bool = False,
-    import_path: list[str] | None = None,
-    key: str | None = None,
-) -> str:
-    """Build, store and wake the service; the new dispatch's id (or, with ``key``, that of
-    the dispatch already stored under it). A redispatch with ``reuse`` takes the outputs of
-    the nodes that ``redispatched_from`` completed with the same work."""
-    store = open_store()
-    if key is not None:
-        with store.read() as conn:
-            existing = q.dispatch_by_key(conn, key)
-        if existing is not None:
-            service.request({"op": "wake"})  # it may be waiting for a service
-            return existing
-    records = lattice_records(lattice, args, kwargs)
-    dispatch_id = str(uuid.uuid4())
-    try:
-        for row in records.nodes:  # big inputs go to files, not into the store
-            if row.get("output") is not None:
-                name = f"{row['node_id']}-input.pickle"
-                row["output"] = store_big(dispatch_id, name, row["output"])
-        if reuse and redispatched_from is not None:
-            with store.read() as conn:
-                previous = list(q.iter_reusable_nodes(conn, redispatched_from))
-            reuse_outputs(records.nodes, previous, redispatched_from)
-        environment = current_environment()
-        environment["sys_path"] += [
-            p for p in import_path or () if p not in environment["sys_path"]
-        ]
-        variables = environment.pop("variables")
-        if host_environment.mode() == "client":  # kept on this host, never in the store
-            environment.update(host_environment.keep(dispatch_id, variables))
-        with store.write() as conn:
-            if key is not None and (existing := q.dispatch_by_key(conn, key)) is not None:
-                raise _KeyTaken(existing)
-            q.insert_dispatch(
-                conn,
-                dispatch_id=dispatch_id,
-                name=lattice.name,
-                node_rows=records.nodes,
-                edge_rows=records.edges,
-                environment=environment,
-                lattice=records.lattice,
-                inputs=store_big(dispatch_id, "inputs.pickle", records.inputs),
-                redispatched_from=redispatched_from,
-                key=key,
-            )
-    except _KeyTaken as taken:  # another caller stored that key a moment ago
-        _discard(dispatch_id)
-        service.request({"op": "wake"})
-        return taken.dispatch_id
-    except BaseException as exc:
-        _discard(dispatch_id)  # nothing of a dispatch that was not stored stays
-        if key is not None and (existing := _stored_under(key)) is not None:
-            return existing  # the same key, stored by another caller at the same moment
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StoreFullError(
-                f"{exc.filename or config.data_dir()} could not be written: {exc.strerror}. "
-                "Nothing of this dispatch was stored; free some space there (or point "
-                "COVALENT_CORE_DATA_DIR elsewhere) and try again."
-            ) from None
-        raise
-    _wake_or_withdraw(store, dispatch_id)
-    return dispatch_id
-
-
-def _discard(dispatch_id: str) -> None:
-    """Remove what was kept on this host for a dispatch that was not stored after all."""
-    discard_values(dispatch_id)
-    host_environment.discard(dispatch_id)
-
-
-class _KeyTaken(Exception):
-    def __init__(self, dispatch_id: str) -> None:
-        self.dispatch_id = dispatch_id
-
-
-def _stored_under(key: str) -> str | None:
-    with contextlib.suppress(Exception), open_store().read() as conn:
-        return q.dispatch_by_key(conn, key)
-    return None
-
-
-def _wake_or_withdraw(store: Any, dispatch_id: str) -> None:
-    """Wake the service for a stored dispatch. If no service can be reached, the dispatch is
-    withdrawn (unless a service claimed it meanwhile: then it runs) and the error raised, so
-    that a caller who sees an error knows nothing was stored."""
-    try:
-        service.request({"op": "wake"})
-    except BaseException as exc:
-        try:
-            with store.write() as conn:
-                withdrawn = q.withdraw_dispatch(conn, dispatch_id)
-        except Exception:
-            withdrawn = False
-        if not withdrawn:
-            if isinstance(exc, Exception):
-                return  # a service has it: it runs
-            raise
-        _discard(dispatch_id)
-        if isinstance(exc, ServiceError):
-            raise ServiceError(f"{exc} (the dispatch was withdrawn: nothing was stored)") from None
-        raise
-
-
-def redispatch(
-    dispatch_id: str,
-    new_lattice: Lattice | None = None,
-    replace_electrons: dict[str, Any] | None = None,
-    reuse_previous_results: bool = False,
-    dispatcher_addr: str | None = None,
-) -> Callable[..., str]:
-    """Return a function that dispatches a dispatch's workflow again; it returns the new id.
-
-    As Covalent's ``ct.redispatch``: called with no arguments it uses the earlier inputs, else
-    the new ones; ``replace_electrons={"name": electron}`` builds the graph with those
-    electrons in place of the ones of that name; ``new_lattice`` (ours) replaces the whole
-    workflow. With ``reuse_previous_results``, a node whose work is unchanged (same code,
-    options, executor and inputs, recursively: :mod:`covalent_core.reuse`) and which COMPLETED
-    there is not run again: its output is taken, not copied, and the node records where it
-    came from (``NodeResult.reused_from``). A reused node never reaches an executor. Reuse
-    works after a cancel or a failure alike. ``dispatcher_addr`` (Covalent's second argument,
-    also accepted in that place) is ignored: there is no server address.
-    """
-    if isinstance(new_lattice, str):  # Covalent's second argument: dispatcher_addr
-        new_lattice = None  # an address, which means nothing here
-    if new_lattice is not None and not isinstance(new_lattice, Lattice):
-        raise TypeError(f"redispatch's new_lattice is a @lattice, not {type(new_lattice).__name__}")
-    replacements = dict(replace_electrons or {})
-    for name, replacement in replacements.items():
-        if not isinstance(name, str) or not callable(replacement):
-            raise TypeError(
-                "replace_electrons maps an electron's function name to its new electron, "
-                f"not {name!r}: {replacement!r}"
-            )
-    store = open_store()
-    with store.read() as conn:
-        row = q.get_dispatch(conn, dispatch_id, with_result=True)
-    if row.parent_dispatch_id is not None:
-        raise ValueError(
-            f"{dispatch_id} is a sublattice's dispatch; redispatch its top-level dispatch "
-            f"({row.root_dispatch_id})"
-        )
-
-    import_path = (row.environment or {}).get("sys_path") or []
-
-    def submit(*args: Any, **kwargs: Any) -> str:
-        # What the workflow's code imports is found as it was when it was dispatched, here
-        # and where its tasks run.
-        with _import_path(import_path):
-            lattice = new_lattice or _stored(row.lattice, dispatch_id, "workflow")
-            if not args and not kwargs and row.inputs is not None:
-                inputs = _stored(read_value(row.inputs), dispatch_id, "inputs")
-                args, kwargs = tuple(inputs["args"]), dict(inputs["kwargs"])
+    triggers = list(lattice.metadata.get("triggers") or ())
+    if triggers:  # stored as triggers; the stored workflow has none (its reruns register none)
         lattice = copy.copy(lattice)
-        lattice.replace_electrons = {**lattice.replace_electrons, **replacements}
-        return _submit(
-            lattice,
-            args,
-            kwargs,
-            redispatched_from=dispatch_id,
-            reuse=reuse_previous_results,
-            import_path=import_path,
+        lattice.metadata = {**lattice.metadata, "triggers": None}
+
+    @functools.wraps(lattice.function)
+    def dispatch_with(*args: Any, **kwargs: Any) -> str:
+        return submission.submit(
+            lattice, args, kwargs, key=key, held=disable_run or bool(triggers), triggers=triggers
         )
 
-    return submit
-
-
-@contextlib.contextmanager
-def _import_path(entries: list[str]) -> Iterator[None]:
-    """While inside, ``entries`` that ``sys.path`` lacks are on it (after its own)."""
-    added = [entry for entry in entries if entry not in sys.path]
-    sys.path.extend(added)
-    try:
-        yield
-    finally:
-        for entry in added:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(entry)
-
-
-def _stored(data: bytes | None, dispatch_id: str, what: str) -> Any:
-    """Unpickle a dispatch's stored workflow or inputs, saying what to do when it fails."""
-    try:
-        if data is None:
-            raise ValueError("it was not stored")
-        return cloudpickle.loads(data)
-    except Exception as exc:
-        remedy = "pass new_lattice=" if what == "workflow" else "pass the arguments"
-        raise SerializationError(
-            f"the {what} of dispatch {dispatch_id} cannot be loaded here "
-            f"({type(exc).__name__}: {exc}); {remedy} to redispatch"
-        ) from None
+    return dispatch_with
 
 
 def dispatch_sync(lattice: Lattice, timeout: float | None = None) -> Callable[..., Result]:
@@ -350,6 +152,7 @@ def get_result(
         inputs_bytes=row.inputs,
         results_dir=str(config.data_dir()),
         redispatched_from=row.redispatched_from,
+        triggered_by=row.triggered_by,
         _loader=functools.partial(get_result, workflow_output=workflow_output),
         _with_sublattices=sublattice_results,
         _with_output=workflow_output,
@@ -513,14 +316,3 @@ def complete_dispatch_id(text: str) -> str:
     store = open_store()
     with store.read() as conn:
         return q.complete_dispatch_id(conn, text)
-
-
-__all__ = [
-    "cancel",
-    "complete_dispatch_id",
-    "dispatch",
-    "dispatch_sync",
-    "get_result",
-    "list_dispatches",
-    "redispatch",
-]

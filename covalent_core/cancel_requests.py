@@ -16,6 +16,7 @@ from .graph import KIND_SUBLATTICE
 from .status import TERMINAL, CancelReason, Status
 from .store import open_store
 from .store import queries as q
+from .store.triggers import end_held
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -118,6 +119,13 @@ def flag_in(
         else:
             q.flag_cancel(conn, dispatch_id, requested, CancelReason.USER.value)
             q.flag_cancel(conn, dispatch_id, below_live, CancelReason.UPSTREAM_CANCELLED.value)
+    status = Status(drow.status)
+    if (
+        whole
+        and drow.held
+        and end_held(conn, dispatch_id, Status.CANCELLED, CancelReason.USER.value)
+    ):
+        status = Status.CANCELLED  # registered, never started: no service will settle it
     if requested or below_live or sub_ids:
         # The service running it may be on another host sharing the store: tell it now.
         q.notify_cancel(conn, [dispatch_id, *sub_ids])
@@ -128,7 +136,7 @@ def flag_in(
         already_finished=finished,
         sub_dispatches=sub_ids,
         whole_dispatch=whole,
-        dispatch_status=Status(drow.status),
+        dispatch_status=status,
         names=names,
     )
     return report

@@ -74,6 +74,13 @@ class TaskNotFoundError(CovalentCoreError, KeyError):
         return str(self.args[0])
 
 
+class TriggerNotFoundError(CovalentCoreError, KeyError):
+    """No trigger has that id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class DispatchTimeoutError(CovalentCoreError, TimeoutError):
     """``get_result(wait=True, timeout=...)`` ran out of time before the dispatch finished."""
 

@@ -243,7 +243,9 @@ class Result:
     inputs_bytes: bytes | None = field(default=None, repr=False)
     results_dir: str | None = None
     redispatched_from: str | None = None
-    """A redispatch: the dispatch it was made from (``ct.redispatch``)."""
+    """A redispatch: the dispatch it was made from (``ct.redispatch``, a trigger)."""
+    triggered_by: str | None = None
+    """A run a trigger made: that trigger's id (``covalent-core triggers`` lists it)."""
     # Reads another dispatch (a sublattice's); set by ct.get_result.
     _loader: Callable[[str], Result] | None = field(default=None, repr=False)
     _with_sublattices: bool = field(default=True, repr=False)

@@ -23,6 +23,7 @@ class Lattice(Workflow):
         executor: Any = None,
         workflow_executor: Any = None,
         hooks: TaskEnvironment | None = None,
+        triggers: list[Any] | None = None,
     ) -> None:
         self.workflow_function = function
         self.__name__ = function_name(function)
@@ -32,6 +33,7 @@ class Lattice(Workflow):
             "executor": executor,
             "workflow_executor": workflow_executor,
             "hooks": hooks,
+            "triggers": triggers,
         }
         self.replace_electrons: dict[str, Any] = {}
         """Electrons to use instead of those of these names while building (redispatch)."""
@@ -142,6 +144,7 @@ def lattice(
     deps_pip: Any = None,
     call_before: Any = None,
     call_after: Any = None,
+    triggers: Any = None,
 ) -> Any:
     """Make a function a workflow; ``executor`` is the default for its electrons.
 
@@ -149,7 +152,10 @@ def lattice(
     (arithmetic on outputs and assembling the result); by default they run locally.
     ``deps_bash``, ``deps_pip``, ``call_before`` and ``call_after`` apply to each electron
     that declares none of these itself (:mod:`covalent_core._workflow.deps`).
+    ``triggers`` (a trigger or a list of them, :mod:`covalent_core.triggers`) make
+    ``dispatch`` register the workflow and let them run it.
     """
+    armed = _trigger_list(triggers)
     hooks = task_environment(
         deps_bash=deps_bash, deps_pip=deps_pip, call_before=call_before, call_after=call_after
     )
@@ -160,9 +166,26 @@ def lattice(
             executor=executor if executor is not None else backend,
             workflow_executor=workflow_executor,
             hooks=hooks,
+            triggers=armed,
         )
 
     return decorate if _func is None else decorate(_func)
+
+
+def _trigger_list(triggers: Any) -> list[Any] | None:
+    """``triggers`` as a list of trigger objects (None: none), or TypeError."""
+    if triggers is None:
+        return None
+    items = list(triggers) if isinstance(triggers, (list, tuple)) else [triggers]
+    for item in items:
+        if not (
+            callable(getattr(item, "observe", None)) and callable(getattr(item, "trigger", None))
+        ):
+            raise TypeError(
+                "lattice triggers are trigger objects (covalent_core.triggers: TimeTrigger, "
+                f"DirTrigger, DatabaseTrigger or a BaseTrigger subclass), not {item!r}"
+            )
+    return items or None
 
 
 __all__ = ["Lattice", "lattice"]

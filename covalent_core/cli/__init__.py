@@ -1,5 +1,5 @@
 """The ``covalent-core`` command: list, status, result, logs, watch, cancel, redispatch,
-executors, service."""
+executors, service, triggers."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ..config import check as check_config
 from ..errors import CovalentCoreError
 from ..status import Status
 from .service import service
+from .triggers import triggers
 from .views import (
     FOLLOW_INTERVAL,
     console,
@@ -432,7 +433,7 @@ def _replacement(text: str) -> tuple[str, Any]:
 )
 def redispatch_cmd(dispatch_id: str, reuse: bool, replacements: tuple[str, ...]) -> None:
     """Dispatch a dispatch's workflow again with its inputs; print the new dispatch's id."""
-    from ..api import redispatch
+    from ..redispatching import redispatch
 
     sys.path.insert(0, os.getcwd())  # as a script would find the user's modules
     replace = dict(_replacement(text) for text in replacements)
@@ -524,6 +525,7 @@ def executors(as_json: bool) -> None:
 
 
 main.add_command(service)
+main.add_command(triggers)
 
 if __name__ == "__main__":
     main()

@@ -22,6 +22,7 @@ from ..permissions import private_open
 from ..plugins import check_executor_sections
 from ..status import TERMINAL, Status
 from ..store import leases, open_store
+from ..store import triggers as store_triggers
 from .ownership import owner_holds
 from .paths import START_ERROR_FILE, START_REFUSED, socket_path
 
@@ -190,16 +191,26 @@ def orphaned(dispatch_id: str | None = None) -> bool:
             rows = leases.unfinished_top_level(conn)
         else:
             row = leases.root_owner(conn, dispatch_id)
-            rows = [row] if row is not None and Status(row.status) not in TERMINAL else []
+            live = row is not None and Status(row.status) not in TERMINAL and not row.held
+            rows = [row] if live else []
     return any(not owner_holds(row, now) for row in rows)
 
 
 def revive(dispatch_id: str | None = None) -> bool:
     """Start the service if an unfinished dispatch has none running it; True if one was asked.
 
-    Called by clients that read: ``get_result`` (with or without ``wait``), ``status``, ``list``.
+    Called by clients that read: ``get_result`` (with or without ``wait``), ``status``, ``list``,
+    ``triggers``; the service is also started if this host's triggers have none running them.
     """
-    if not orphaned(dispatch_id):
+    if not orphaned(dispatch_id) and not triggers_unrun():
         return False
     request({"op": "wake"})
     return True
+
+
+def triggers_unrun() -> bool:
+    """True if this host has armed triggers and no service runs them (it was killed, or the
+    host restarted): the next service re-arms them."""
+    with open_store().read() as conn:
+        armed = store_triggers.any_armed_on(conn, socket.gethostname())
+    return armed and not service_running()

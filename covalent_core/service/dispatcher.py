@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from .. import host_environment, plugins
@@ -21,7 +22,7 @@ from .._results_manager.result import failure_summary
 from ..graph import Edge
 from ..sdk.output import OUTPUT_TIMEOUT
 from ..status import TERMINAL, CancelReason, Status, dispatch_outcome
-from ..store import Store
+from ..store import Store, triggers
 from ..store import queries as q
 from ..store.writes import WriteBuffer
 from .cancel import Cancels
@@ -68,6 +69,9 @@ class Dispatcher:
         """Clients waiting for a dispatch to end: told its status once it is stored."""
         self.full_waiters: list[asyncio.Future[str]] = []
         """Clients waiting for anything: told at once when the store becomes full."""
+        self.keeps_variables: Callable[[str], bool] = lambda dispatch_id: False
+        """True for a dispatch whose variables stay kept after it ends (its triggers, armed,
+        rerun it with them)."""
 
     @property
     def owner(self) -> str:
@@ -110,7 +114,8 @@ class Dispatcher:
             )
         finally:
             self.top_level.pop(dispatch_id, None)
-        host_environment.discard(dispatch_id)  # it ended: its variables are not kept
+        if not self.keeps_variables(dispatch_id):
+            host_environment.discard(dispatch_id)  # it ended: its variables are not kept
 
     async def load(self, dispatch_id: str, parent: tuple[LiveDispatch, int] | None) -> LiveDispatch:
         """Read a dispatch from the store into a :class:`LiveDispatch`.
@@ -201,10 +206,14 @@ class Dispatcher:
             return
         with self.store.read() as conn:
             statuses = q.statuses_of(conn, kept)
+            armed = {
+                r.dispatch_id
+                for r in triggers.list_triggers(conn, dispatch_ids=kept, armed_only=True)
+            }
         stale = set(host_environment.kept(older_than=3600.0))
         host_environment.discard_all(
-            i for i in kept if (i in statuses and statuses[i] in TERMINAL) or
-            (i not in statuses and i in stale)
+            i for i in kept if i not in armed and ((i in statuses and statuses[i] in TERMINAL)
+                                                   or (i not in statuses and i in stale))
         )  # fmt: skip
 
     async def drive_dispatch(self, run: LiveDispatch) -> tuple[Status, str | None, bytes | None]:

@@ -30,6 +30,7 @@ from . import notifications, stalls
 from .dispatcher import Dispatcher
 from .events import LOG_FILE, log_handler
 from .paths import START_ERROR_FILE, START_REFUSED, socket_path
+from .triggers import TriggerRunner
 
 if TYPE_CHECKING:
     pass
@@ -40,6 +41,7 @@ WATCHES = frozenset({"wait_dispatch", "wait_nodes"})
 SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while another waits
 GUARD_INTERVAL = 0.5  # how often the service checks that its socket and directory are there
 IDLE_POLL = 5.0
+TRIGGERS_EVERY = 5.0  # seconds between reads of the armed triggers (or when a client says)
 
 
 class Service:
@@ -58,6 +60,9 @@ class Service:
         self.listening_at: float | None = None  # wall-clock time the socket was ready
         self.poll = config.poll_interval()
         self.noticed: set[asyncio.Task[Any]] = set()
+        self.triggers = TriggerRunner(self.dispatcher.store)
+        self.dispatcher.keeps_variables = self.triggers.watches
+        self.triggers_read_at = 0.0  # monotonic time the armed triggers were last read
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Answer one client: a JSON request line, a JSON reply line."""
@@ -128,6 +133,7 @@ class Service:
                 "store_full": self.dispatcher.writes.full,
                 "store": self.dispatcher.store_place,
                 "running": sorted(self.dispatcher.top_level),
+                "triggers": sorted(self.triggers.running),
                 "log": str(config.service_dir() / LOG_FILE),
             }
         if op == "read_output":
@@ -140,6 +146,10 @@ class Service:
         if op == "wake":
             await self.dispatcher.poll_new()
             return {"ok": True}
+        if op == "triggers":  # a trigger was stored or disarmed: run what is armed now
+            self.triggers_read_at = time.monotonic()
+            await asyncio.to_thread(self.triggers.sync)
+            return {"ok": True, "triggers": sorted(self.triggers.running)}
         if op == "cancel":
             try:
                 report = await self.dispatcher.cancels.request(
@@ -176,6 +186,8 @@ class Service:
         try:
             await asyncio.to_thread(self.dispatcher.sweep_environments)
             await self.dispatcher.poll_new()
+            self.triggers_read_at = time.monotonic()
+            await asyncio.to_thread(self.triggers.sync)
             while not self.stopping:
                 interval = self.poll if self.dispatcher.busy else min(IDLE_POLL, self.idle_timeout)
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -187,13 +199,19 @@ class Service:
                     last_renew = time.monotonic()
                     await self.dispatcher.ownership.renew()
                 await self.dispatcher.poll_new()
+                if time.monotonic() - self.triggers_read_at >= TRIGGERS_EVERY:
+                    self.triggers_read_at = time.monotonic()
+                    await asyncio.to_thread(self.triggers.sync)
                 if self.dispatcher.busy:
                     await self.dispatcher.apply_cancels()
                     last_busy = time.monotonic()
+                elif self.triggers.armed:
+                    last_busy = time.monotonic()  # armed triggers keep the service up
                 elif time.monotonic() - last_busy >= self.idle_timeout:
                     logger.info("idle for %.0f s: exiting", self.idle_timeout)
                     break
         finally:
+            await asyncio.to_thread(self.triggers.stop_all)
             guard.cancel()
             watchdog.cancel()
             if listener is not None:

@@ -23,7 +23,7 @@ def store_now(conn: Connection) -> float:
 
 
 def unfinished_top_level(conn: Connection) -> list[Row[Any]]:
-    """Top-level dispatches that have not ended, with their owner and lease."""
+    """Top-level dispatches that have not ended (and were started), with owner and lease."""
     return list(
         conn.execute(
             select(
@@ -32,6 +32,7 @@ def unfinished_top_level(conn: Connection) -> list[Row[Any]]:
                 and_(
                     dispatches.c.parent_dispatch_id.is_(None),
                     dispatches.c.status.not_in(TERMINAL_VALUES),
+                    dispatches.c.held.is_(False),  # registered, not started: nobody runs it
                 )
             )
         )
@@ -53,6 +54,7 @@ def root_owner(conn: Connection, dispatch_id: str) -> Row[Any] | None:
             dispatches.c.status,
             dispatches.c.owner,
             dispatches.c.lease_expires_at,
+            dispatches.c.held,
         ).where(dispatches.c.dispatch_id == root)
     ).first()
 

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from ..errors import AmbiguousDispatchIdError, DispatchNotFoundError
 from ..graph import KIND_PARAMETER
 from ..status import TERMINAL, Status
-from .schema import dispatches, edges, jobs, nodes
+from .schema import dispatches, edges, jobs, nodes, triggers
 
 TERMINAL_VALUES = [s.value for s in TERMINAL]
 
@@ -51,8 +51,10 @@ def insert_dispatch(
     status: Status = Status.NEW_OBJECT,
     redispatched_from: str | None = None,
     key: str | None = None,
+    held: bool = False,
+    triggered_by: str | None = None,
 ) -> None:
-    """Insert a dispatch with its nodes and edges."""
+    """Insert a dispatch with its nodes and edges; ``held``: registered, not started."""
     now = time.time()
     conn.execute(
         insert(dispatches).values(
@@ -72,6 +74,8 @@ def insert_dispatch(
             num_nodes=len(node_rows),
             redispatched_from=redispatched_from,
             dispatch_key=key,
+            held=held,
+            triggered_by=triggered_by,
         )
     )
     if node_rows:
@@ -87,14 +91,14 @@ def dispatch_by_key(conn: Connection, key: str) -> str | None:
 
 
 def withdraw_dispatch(conn: Connection, dispatch_id: str) -> bool:
-    """Delete a dispatch no service has claimed yet (with its nodes and edges); False if one
-    has (it runs, and stays)."""
+    """Delete a dispatch no service has claimed yet (with its nodes, edges and triggers);
+    False if one has (it runs, and stays)."""
     stmt = delete(dispatches).where(
         and_(dispatches.c.dispatch_id == dispatch_id, dispatches.c.owner.is_(None))
     )
     if conn.execute(stmt).rowcount != 1:
         return False
-    for table in (edges, nodes):  # the foreign keys cascade too, where the store enforces them
+    for table in (edges, nodes, triggers):  # foreign keys cascade too, where the store has them
         conn.execute(delete(table).where(table.c.dispatch_id == dispatch_id))
     return True
 

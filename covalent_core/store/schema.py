@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -53,6 +54,33 @@ dispatches = Table(
     Column("redispatched_from", String(64), nullable=True),
     # The caller's idempotency key (``ct.dispatch(wf, key=...)``): one dispatch per key.
     Column("dispatch_key", String(255), nullable=True),
+    # Registered, not started (``disable_run``, a lattice with triggers): no service claims
+    # it until it is started (its first trigger, ``start``).
+    Column("held", Boolean, nullable=False, default=False, server_default=false()),
+    # A run a trigger made: that trigger (``triggers.trigger_id``).
+    Column("triggered_by", String(64), nullable=True),
+)
+
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("trigger_id", String(64), primary_key=True),
+    # The dispatch the trigger belongs to: it starts it, then redispatches it.
+    Column("dispatch_id", String(64), nullable=False, index=True),
+    # Covalent's class name (TimeTrigger, DirTrigger, ...) and what it watches, for listing.
+    Column("kind", String(64), nullable=False),
+    Column("description", Text, nullable=False),
+    # The trigger object (cloudpickle), loaded by the service that runs it.
+    Column("trigger", LargeBinary, nullable=False),
+    # Triggers watch this host (its directories, its clock): only its service runs them.
+    Column("host", String(255), nullable=False),
+    Column("armed", Boolean, nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("stopped_at", Float, nullable=True),
+    Column("fired", Integer, nullable=False, default=0),
+    Column("last_fired_at", Float, nullable=True),
+    # Why it stopped, when it did not stop by request (it could not be loaded, it raised).
+    Column("error", Text, nullable=True),
 )
 
 jobs = Table(

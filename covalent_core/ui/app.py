@@ -183,7 +183,7 @@ async def cancel(request: Request) -> Response:
 
 
 async def redispatch(request: Request) -> Response:
-    from ..api import redispatch as again
+    from ..redispatching import redispatch as again
 
     dispatch_id = await _dispatch_id(request)
     reuse = bool((await _body(request)).get("reuse", True))

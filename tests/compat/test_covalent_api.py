@@ -148,10 +148,6 @@ def test_service_control_functions():
 def test_names_covalent_has_and_we_do_not_say_what_to_use():
     with pytest.raises(NotImplementedError, match=r"use ct\.get_result"):
         ct.get_result_manager("x")
-    with pytest.raises(NotImplementedError, match="cron or a systemd timer"):
-        ct.triggers.TimeTrigger(time_gap=5)
-    with pytest.raises(NotImplementedError, match="cron"):
-        ct.stop_triggers(["x"])
     assert ct.metadata.version("covalent-core")
 
 
