@@ -18,7 +18,7 @@ from helpers import wait_until
 
 import covalent_core as ct
 from covalent_core.errors import DispatchNotFoundError
-from covalent_core.testing import isolated_store, kill_service, service_pid
+from covalent_core.testing import isolated_store, kill_service, service_pid, stop_all_triggers
 from covalent_core.triggers import (
     BaseTrigger,
     DatabaseTrigger,
@@ -69,13 +69,7 @@ def no_trigger_left_armed():
     """Every test's triggers are stopped at its end: the session's service would keep
     running them, and stay up for them."""
     yield
-    from covalent_core.store import open_store
-    from covalent_core.store import triggers as rows
-
-    with open_store().read() as conn:
-        armed = rows.list_triggers(conn, armed_only=True)
-    if armed:
-        ct.stop_triggers(sorted({r.dispatch_id for r in armed}))
+    stop_all_triggers()
 
 
 def test_a_time_trigger_starts_the_dispatch_then_redispatches_it(tmp_path: Path) -> None:

@@ -32,6 +32,8 @@ class Manifest:
     """A built lattice on its way to being a dispatch (Covalent's ``ResultSchema`` role)."""
 
     lattice: Lattice
+    inputs: tuple[tuple[Any, ...], dict[str, Any]]
+    """The arguments the lattice was built with: the dispatch's inputs."""
     metadata: ManifestMetadata = field(default_factory=ManifestMetadata)
 
     def model_dump_json(self) -> str:
@@ -124,7 +126,7 @@ class LocalDispatcher:
                 "prepare_manifest needs a built lattice: call lattice.build_graph(*args, "
                 "**kwargs) first (its arguments are the dispatch's inputs)"
             )
-        return Manifest(copy.copy(lattice))
+        return Manifest(copy.copy(lattice), lattice.inputs)
 
     @staticmethod
     def register_manifest(
@@ -139,7 +141,7 @@ class LocalDispatcher:
                 "a manifest registered under a parent dispatch (a sublattice's) is made by "
                 "covalent-core's dispatcher itself; register top-level workflows only"
             )
-        args, kwargs = manifest.lattice.inputs or ((), {})
+        args, kwargs = manifest.inputs
         dispatch_id = api.dispatch(manifest.lattice, disable_run=True)(*args, **kwargs)
         manifest.metadata.dispatch_id = dispatch_id
         manifest.metadata.root_dispatch_id = dispatch_id

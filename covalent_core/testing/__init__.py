@@ -19,6 +19,7 @@ from .observe import (
     marker_processes,
     peak_rss_mb,
     service_pid,
+    stop_all_triggers,
     wait_until,
 )
 
@@ -64,5 +65,6 @@ __all__ = [
     "marker_processes",
     "peak_rss_mb",
     "service_pid",
+    "stop_all_triggers",
     "wait_until",
 ]

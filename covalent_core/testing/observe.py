@@ -129,3 +129,15 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise ValueError(f"process {pid} reports no peak resident memory")
+
+
+def stop_all_triggers() -> list[str]:
+    """Disarm every armed trigger of the current store (a test's teardown: the service would
+    go on running them, and stay up for them); their ids."""
+    from ..store import open_store
+    from ..store import triggers as rows
+    from ..triggers import stop_triggers
+
+    with open_store().read() as conn:
+        armed = rows.list_triggers(conn, armed_only=True)
+    return stop_triggers(sorted({r.dispatch_id for r in armed})) if armed else []

@@ -38,6 +38,16 @@ PATHS: dict[str, list[str]] = {
     "_workflow.transportable_object": ["TransportableObject"],
     "_workflow.lepton": ["Lepton"],
     "executor": ["_executor_manager", "BaseExecutor"],
+    "_dispatcher_plugins": ["LocalDispatcher"],
+    "_dispatcher_plugins.local": ["LocalDispatcher"],
+    "triggers": [
+        "BaseTrigger",
+        "TimeTrigger",
+        "DirTrigger",
+        "DatabaseTrigger",
+        "SQLiteTrigger",
+        "available_triggers",
+    ],
     "_shared_files.utils": [
         "format_server_url",
         "get_named_params",

@@ -70,7 +70,8 @@ def _free_port() -> int:
 class CovalentServer:
     """``covalent start`` in a scratch home on a free loopback port; stopped on exit."""
 
-    def __init__(self, python: Path, home: Path) -> None:
+    def __init__(self, python: Path, home: Path, *, triggers: bool = False) -> None:
+        self.triggers = triggers
         self.cli = str(python.parent / "covalent")
         self.env = {
             **os.environ,
@@ -83,7 +84,9 @@ class CovalentServer:
 
     def __enter__(self) -> CovalentServer:
         # No Dask cluster (its dashboard would bind every interface): tasks run locally.
-        start = [self.cli, "start", "--no-cluster", "--no-triggers", "-p", str(self.port)]
+        start = [self.cli, "start", "--no-cluster", "-p", str(self.port)]
+        if not self.triggers:
+            start.append("--no-triggers")
         subprocess.run(start, env=self.env, check=True, capture_output=True, timeout=120)
         return self
 
