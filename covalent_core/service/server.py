@@ -143,8 +143,8 @@ class Service:
                 str(request.get("dispatch_id")), int(request.get("node_id", -1)), stream
             )
             return {"ok": True, "text": text}
-        if op == "wake":
-            await self.dispatcher.poll_new()
+        if op == "wake":  # the loop claims what was stored; the client need not wait for it
+            self.wake.set()
             return {"ok": True}
         if op == "triggers":  # a trigger was stored or disarmed: run what is armed now
             self.triggers_read_at = time.monotonic()
