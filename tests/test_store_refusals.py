@@ -17,7 +17,7 @@ import pytest
 import covalent_core as ct
 from covalent_core.errors import ServiceError, StoreError
 from covalent_core.sdk.processes import is_dead
-from covalent_core.service.client import START_TIMEOUT, request
+from covalent_core.service.client import START_TIMEOUT, request, service_process
 from covalent_core.store.db import forget_stores
 from covalent_core.testing import isolated_store, service_pid, wait_until
 
@@ -146,10 +146,7 @@ def test_a_store_left_by_a_checkpoint_cut_short_opens_with_nothing_lost(tmp_path
         db = data / "covalent.db"
         first = ct.dispatch(flow)()
         assert ct.get_result(first, wait=True, timeout=60).result == 1
-        pid = service_pid()
-        ct.covalent_stop(quiet=True)
-        if pid is not None:
-            wait_until(lambda: is_dead(pid), 30)
+        ct.covalent_stop(quiet=True)  # returns once the process is gone
         forget_stores()
         interrupt_checkpoint(db)
         header_pages = int.from_bytes(db.read_bytes()[28:32], "big")
@@ -164,10 +161,8 @@ def test_a_service_that_cannot_start_says_why_at_once(tmp_path: Path):
     refuses the store: the client says why within a moment, not "did not start within 30 s"."""
     with isolated_store(tmp_path / "data", (), 30) as data:
         assert ct.dispatch_sync(flow, timeout=60)().result == 1
-        pid = service_pid()
-        ct.covalent_stop(quiet=True)
-        if pid is not None:
-            wait_until(lambda: is_dead(pid), 30)
+        ct.covalent_stop(quiet=True)  # returns once the process is gone
+        assert service_process() is None
         newer(data / "covalent.db")
         started = time.monotonic()
         with pytest.raises(ServiceError, match=r"cannot start: store .* newer covalent-core"):

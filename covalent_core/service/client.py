@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from .. import config
 from ..errors import ServiceError
 from ..permissions import private_open
@@ -172,6 +174,18 @@ def store_full() -> str | None:
     except (ServiceError, OSError):
         return None
     return str(reply.get("store")) if reply.get("store_full") else None
+
+
+def service_process() -> psutil.Process | None:
+    """The running service process of this store, found by the PID its lock file holds, with
+    no request to it (found even while it is too busy to answer one)."""
+    directory = config.service_dir()
+    try:
+        proc = psutil.Process(int((directory / "lock").read_text().strip()))
+        ours = "covalent_core.service" in proc.cmdline() and Path(proc.cwd()) == directory
+        return proc if ours and proc.status() != psutil.STATUS_ZOMBIE else None
+    except (OSError, ValueError, psutil.Error):
+        return None
 
 
 def service_running() -> bool:

@@ -10,8 +10,10 @@ import contextlib
 import time
 from typing import Any
 
+import psutil
+
 from ..errors import ServiceError
-from .client import request, service_running
+from .client import request, service_process, service_running
 
 START_WAIT = 30.0
 
@@ -27,9 +29,14 @@ def covalent_start(*args: Any, quiet: bool = False, **kwargs: Any) -> None:
 
 
 def covalent_stop(*, quiet: bool = False) -> None:
-    """Stop the dispatcher service; running dispatches are taken over by the next one."""
+    """Stop the dispatcher service and wait until its process is gone (a busy one too);
+    running dispatches are taken over by the next one."""
+    proc = service_process()
     with contextlib.suppress(ServiceError, OSError):
         request({"op": "shutdown"}, start=False, timeout=10)
+    if proc is not None:
+        with contextlib.suppress(psutil.Error):
+            proc.wait(START_WAIT)
     deadline = time.monotonic() + START_WAIT
     while service_running() and time.monotonic() < deadline:
         time.sleep(0.05)
