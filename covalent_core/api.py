@@ -10,7 +10,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import config, submission
-from ._results_manager.result import CancelReport, DispatchList, NodeResult, Result
+from ._results_manager.result import (
+    CancelReport,
+    DispatchList,
+    DispatchSummary,
+    NodeResult,
+    Result,
+)
 from ._workflow import Lattice
 from .cancel_requests import request_cancel, task_id_list
 from .errors import (
@@ -307,7 +313,7 @@ def list_dispatches(
     store = open_store()
     with store.read() as conn:
         rows = q.list_dispatches(conn, limit, statuses=statuses, name=name, since=since)
-    return DispatchList(rows)
+    return DispatchList(DispatchSummary.of(row) for row in rows)
 
 
 def complete_dispatch_id(text: str) -> str:

@@ -506,8 +506,51 @@ class CancelReport:
         p.text(str(self))
 
 
+@dataclass(frozen=True)
+class DispatchSummary:
+    """One dispatch as ``ct.list_dispatches`` lists it: what it is, how it stands, when."""
+
+    dispatch_id: str
+    name: str
+    status: Status
+    created_at: float
+    """Seconds since the epoch, as every time here (``datetime.fromtimestamp`` reads it)."""
+    started_at: float | None
+    ended_at: float | None
+    num_nodes: int
+    """Nodes of its graph (parameters included)."""
+    redispatched_from: str | None = None
+    triggered_by: str | None = None
+
+    @classmethod
+    def of(cls, row: Any) -> DispatchSummary:
+        """The summary of a store row (nothing else of the row is kept)."""
+        return cls(
+            dispatch_id=row.dispatch_id,
+            name=row.name,
+            status=Status(row.status),
+            created_at=row.created_at,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            num_nodes=row.num_nodes or 0,
+            redispatched_from=row.redispatched_from,
+            triggered_by=row.triggered_by,
+        )
+
+    def __str__(self) -> str:
+        created = dt.datetime.fromtimestamp(self.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        return f"{self.dispatch_id}  {self.name}  {self.status}  created {created}"
+
+
 class DispatchList(list):  # type: ignore[type-arg]
-    """Dispatches as ``ct.list_dispatches`` returns them (store rows); a table in a notebook."""
+    """Dispatches as ``ct.list_dispatches`` returns them (:class:`DispatchSummary`, newest
+    first): a line each as text, a table in a notebook."""
+
+    def __str__(self) -> str:
+        return "\n".join(str(d) for d in self) if self else "no dispatches"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # IPython / notebooks
+        p.text(str(self))
 
     def _repr_html_(self) -> str:
         from ..notebook import dispatches_html
