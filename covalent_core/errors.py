@@ -74,6 +74,14 @@ class TaskNotFoundError(CovalentCoreError, KeyError):
         return str(self.args[0])
 
 
+class DispatchIdTooShortError(CovalentCoreError, ValueError):
+    """A prefix of a dispatch id shorter than the shortest one taken."""
+
+
+class MissingExtraError(CovalentCoreError, ImportError):
+    """A feature needs an extra that is not installed (``pip install 'covalent-core[ui]'``)."""
+
+
 class TriggerNotFoundError(CovalentCoreError, KeyError):
     """No trigger has that id."""
 

@@ -68,7 +68,7 @@ def test_an_overlong_id_is_not_found_at_once():
     for command in ("status", "result", "cancel"):
         started = time.monotonic()
         out = cli(command, long_id)
-        assert out.returncode == 1, (command, out.stderr)
+        assert out.returncode == 2, (command, out.stderr)
         assert out.stderr.startswith("error: no dispatch"), (command, out.stderr)
         assert "Traceback" not in out.stderr + out.stdout
         assert len(out.stderr) < 2000

@@ -44,11 +44,24 @@ def test_result_of_a_failed_dispatch_prints_the_traceback_and_exits_1():
     assert "RuntimeError: broken on purpose" in out.stdout
 
 
-def test_unknown_id_is_a_clear_error():
+def test_unknown_id_is_a_clear_error_and_exit_2():
     for args in (("status", "nope"), ("result", "nope"), ("cancel", "nope")):
         out = cli(*args)
-        assert out.returncode == 1
+        assert out.returncode == 2  # not 1, which says FAILED
         assert "no dispatch 'nope'" in out.stderr
+
+
+def test_a_prefix_too_short_says_so_and_exits_2():
+    @ct.lattice
+    def flow():
+        return inc(1)
+
+    dispatch_id = ct.dispatch_sync(flow, timeout=60)().dispatch_id
+    out = cli("status", dispatch_id[:5])
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: ") and "too short a prefix" in out.stderr
+    assert "at least 6 characters" in out.stderr and "Traceback" not in out.stderr
+    assert cli("status", dispatch_id[:6]).returncode == 0
 
 
 def test_executors_lists_installed_executors():

@@ -265,7 +265,7 @@ def test_the_triggers_command_lists_and_stops(tmp_path: Path) -> None:
     assert out.returncode == 0 and "already stopped" in out.stdout
     assert [r["trigger_id"] for r in listed("--dispatch", dispatch_id)] == [mine[1]]
     out = subprocess.run([*cli, "stop", "no-such-trigger"], capture_output=True, text=True)
-    assert out.returncode == 1 and "no trigger no-such-trigger" in out.stderr
+    assert out.returncode == 2 and "no trigger no-such-trigger" in out.stderr
     assert "Traceback" not in out.stderr
     out = subprocess.run([*cli, "stop"], capture_output=True, text=True)
     assert out.returncode == 2 and "--dispatch" in out.stderr

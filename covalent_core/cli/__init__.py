@@ -14,7 +14,15 @@ import click
 from rich.markup import escape
 
 from ..config import check as check_config
-from ..errors import CovalentCoreError
+from ..errors import (
+    AmbiguousDispatchIdError,
+    CovalentCoreError,
+    DispatchIdTooShortError,
+    DispatchNotFoundError,
+    MissingExtraError,
+    TaskNotFoundError,
+    TriggerNotFoundError,
+)
 from ..status import Status
 from .service import service
 from .triggers import triggers
@@ -55,9 +63,22 @@ def dispatch_id_argument(function: Any) -> Any:
     return click.argument("dispatch_id", callback=_full_id)(function)
 
 
-def _fail(exc: Exception | str) -> NoReturn:
+def _fail(exc: Exception | str, code: int = 1) -> NoReturn:
     err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    sys.exit(1)
+    sys.exit(code)
+
+
+EXIT_MISTAKE = 2
+"""Exit code of a mistake in what was asked (as click's for wrong usage)."""
+USER_MISTAKES = (
+    DispatchNotFoundError,
+    TaskNotFoundError,
+    AmbiguousDispatchIdError,
+    DispatchIdTooShortError,
+    TriggerNotFoundError,
+    MissingExtraError,
+)
+"""Errors that say the command named something that is not there (or not installed)."""
 
 
 class _Commands(click.Group):
@@ -72,6 +93,8 @@ class _Commands(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except USER_MISTAKES as exc:
+            _fail(exc, EXIT_MISTAKE)
         except CovalentCoreError as exc:
             _fail(exc)
         except KeyboardInterrupt:
@@ -96,8 +119,8 @@ def main() -> None:
     \b
     Exit codes of the commands about a dispatch (status, result, logs -f, watch):
       0  COMPLETED
-      1  FAILED (and any error)
-      2  wrong usage
+      1  FAILED (and any other error)
+      2  wrong usage: an unknown id or task, a prefix too short, a missing extra
       3  CANCELLED
       4  still running, or waiting timed out
     """
@@ -465,7 +488,7 @@ def ui(host: str, port: int, open_browser: bool) -> None:
     try:
         from ..ui.server import serve
     except ImportError as exc:
-        raise CovalentCoreError(
+        raise MissingExtraError(
             f"the UI needs the ui extra ({exc.name} is missing): pip install 'covalent-core[ui]'"
         ) from None
     try:

@@ -20,7 +20,7 @@ from sqlalchemy import (
     update,
 )
 
-from ..errors import AmbiguousDispatchIdError, DispatchNotFoundError
+from ..errors import AmbiguousDispatchIdError, DispatchIdTooShortError, DispatchNotFoundError
 from ..graph import KIND_PARAMETER
 from ..status import TERMINAL, Status
 from .schema import dispatches, edges, jobs, nodes, triggers
@@ -214,7 +214,17 @@ def complete_dispatch_id(conn: Connection, text: str) -> str:
     """The dispatch id ``text`` is, or begins when it is a unique prefix of at least
     :data:`MIN_PREFIX` characters; ``text`` itself otherwise (reading it then says it is
     unknown). Several matches: :class:`AmbiguousDispatchIdError` naming them."""
-    if len(text) < MIN_PREFIX or len(text) >= MAX_DISPATCH_ID:
+    if len(text) >= MAX_DISPATCH_ID:
+        return text
+    if len(text) < MIN_PREFIX:
+        begins = select(dispatches.c.dispatch_id).where(
+            dispatches.c.dispatch_id.startswith(text, autoescape=True)
+        )
+        if text and conn.execute(begins.limit(1)).first() is not None:
+            raise DispatchIdTooShortError(
+                f"{text!r} is too short a prefix: give at least {MIN_PREFIX} characters of the id "
+                "(`covalent-core list` shows them)"
+            )
         return text
     exact = select(dispatches.c.dispatch_id).where(dispatches.c.dispatch_id == text)
     if conn.execute(exact).first() is not None:
