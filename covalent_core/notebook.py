@@ -68,10 +68,7 @@ def _error(node: NodeResult) -> str:
 
 
 def _reason(node: NodeResult) -> str:
-    if not node.cancel_reason:
-        return ""
-    where = f" at {node.cancel_stage}" if node.cancel_stage else ""
-    return html.escape(f"{node.cancel_reason}{where}")
+    return html.escape(node.cancel_summary)
 
 
 def node_row(node: NodeResult) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from helpers import cli
+import os
+
+from helpers import cli, wait_until
 
 import covalent_core as ct
 
@@ -69,3 +71,29 @@ def test_executors_lists_installed_executors():
     assert out.returncode == 0
     assert "local" in out.stdout and "LocalExecutor" in out.stdout
     assert "recording" in out.stdout
+
+
+@ct.electron
+def sleepy():
+    import time
+
+    time.sleep(600)
+
+
+def test_a_cancel_reason_is_worded_one_way_everywhere():
+    from covalent_core.notebook import result_html
+
+    @ct.lattice
+    def flow():
+        return inc(sleepy())
+
+    dispatch_id = ct.dispatch(flow)()
+    wait_until(lambda: ct.get_result(dispatch_id).get_node(0).stage == "run", 60)
+    ct.cancel(dispatch_id, task_ids=[0], wait=True, timeout=60)
+    result = ct.get_result(dispatch_id, wait=True, timeout=60)
+    summary = result.get_node(0).cancel_summary
+    assert summary == "user (at run)"
+    assert result.get_node(1).cancel_summary == "upstream cancelled"
+    assert summary in str(result)
+    assert summary in result_html(result)
+    assert summary in cli("status", dispatch_id, env={**os.environ, "COLUMNS": "200"}).stdout

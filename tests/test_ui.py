@@ -139,7 +139,7 @@ def test_a_running_task_is_watched_and_cancelled_from_its_graph(page, ui: str) -
         process = ProcessHandle.from_json(json.dumps(handle))
         wait_until(lambda: not process.alive(), 30, "the task's process to be dead")
         node = ct.get_result(dispatch_id).get_node(0)
-        assert node.status is ct.Status.CANCELLED and node.cancel_reason == reason
+        assert node.status is ct.Status.CANCELLED and node.cancel_summary == reason
         assert "line 3" in (node.stdout or ""), "what it printed is kept"
         page.wait_for_function("() => state.cy.getElementById('n2').data('status') === 'CANCELLED'")
         shot(page, "cancelled-node")

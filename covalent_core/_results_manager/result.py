@@ -74,6 +74,15 @@ class NodeResult:
         return node_html(self)
 
     @property
+    def cancel_summary(self) -> str:
+        """Why and where it was cancelled, worded one way everywhere: ``user (at run)``;
+        empty unless it has a cancel reason."""
+        if not self.cancel_reason:
+            return ""
+        where = f" (at {self.cancel_stage})" if self.cancel_stage else ""
+        return f"{self.cancel_reason}{where}"
+
+    @property
     def reused(self) -> bool:
         """True if the output was taken from an earlier dispatch, not computed by this one."""
         return self.reused_from is not None
@@ -382,7 +391,7 @@ class Result:
         for node in self.tasks:
             why = ""
             if node.status is Status.CANCELLED:
-                why = f" ({node.cancel_reason}, at {node.cancel_stage or 'start'})"
+                why = f": {node.cancel_summary}" if node.cancel_reason else ""
             elif node.status is Status.FAILED and node.error:
                 why = f": {node.error.splitlines()[0]}"
             lines.append(f"  [{node.node_id}] {node.name}: {node.status}{why}")

@@ -114,9 +114,9 @@ def status_table(result: Any, show_all: bool = False) -> Table:
             note = (note + " " if note else "") + f"sub-dispatch {node.sub_dispatch_id}"
         if node.note:
             note = (note + " " if note else "") + node.note
-        reason = node.cancel_reason or ""
-        if node.status is Status.CANCELLED and node.cancel_stage:
-            reason += f" (at {node.cancel_stage})"
+        reason = (
+            node.cancel_summary if node.status is Status.CANCELLED else node.cancel_reason or ""
+        )
         times = [node.executor or "-", when(node.started_at), when(node.ended_at)] if wide else []
         table.add_row(
             str(node.node_id),

@@ -134,6 +134,7 @@ def node_detail(conn: Connection, dispatch_id: str, node_id: int) -> dict[str, A
         "stage": node.stage,
         "cancel_reason": node.cancel_reason,
         "cancel_stage": node.cancel_stage,
+        "cancel_summary": node.cancel_summary,
         "executor": node.executor,
         "executor_config": mask(node.executor_config or {}),
         "job_handle": mask(node.job_handle),
