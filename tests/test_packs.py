@@ -217,3 +217,23 @@ def test_cancelling_a_task_its_pack_has_not_reached_spares_the_one_it_runs(tmp_p
     starts = [line.split()[1] for line in lines(log) if line.startswith("start")]
     assert sorted(starts) == ["0", "2"], starts  # the withdrawn one never started
     assert after[0].output == after[2].output  # the pack's process went on
+
+
+@ct.electron
+def my_title() -> str:
+    with open("/proc/self/cmdline", "rb") as fh:
+        return fh.read().replace(b"\0", b" ").decode().strip()
+
+
+def test_a_task_process_is_titled_with_its_task(tmp_path) -> None:
+    """`ps` tells which task a process runs: covalent-core task N (name) of DISPATCH; the
+    next task of the pack shows its own."""
+
+    @ct.lattice
+    def titled():
+        return [my_title(), my_title()]
+
+    result = ct.dispatch_sync(titled, timeout=60)()
+    assert result.result == [
+        f"covalent-core task {i} (my_title) of {result.dispatch_id}" for i in (0, 1)
+    ]

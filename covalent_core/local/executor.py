@@ -162,6 +162,7 @@ class LocalExecutor(Executor):
             batch=task.batch,
             key=task.node_id,
             group=task.dispatch_id,
+            title=f"covalent-core task {task.node_id} ({task.name}) of {task.dispatch_id}",
         )
         if self.time_limit is None or self.time_limit <= 0:
             task.state["outcome"] = await running

@@ -34,6 +34,8 @@ import time
 import warnings
 from typing import Any
 
+import setproctitle
+
 from ..sdk import containment
 from ..sdk.protocol import (
     DONE,
@@ -46,6 +48,7 @@ from ..sdk.protocol import (
     STDOUT,
     WITHDRAWN,
     WITHDRAWN_REPORT,
+    PackTask,
     mark_file,
     read_frame,
     write_all,
@@ -85,6 +88,7 @@ class ProcessState:
         self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
         self.fds = _open_fds() | keep_fds | {0, 1, 2}
         self.streams = (sys.stdin, sys.stdout, sys.stderr)
+        self.title = setproctitle.getproctitle()
 
     def restore(self) -> str | None:
         """Put the process back as it was; why it cannot be reused, or None."""
@@ -115,6 +119,7 @@ class ProcessState:
         root.handlers[:] = self.logging[0]
         root.setLevel(self.logging[1])
         sys.setrecursionlimit(self.recursion)
+        setproctitle.setproctitle(self.title)
         for fd in _open_fds() - self.fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -192,14 +197,14 @@ class Pack:
         self.cgroup = cgroup
         self.pipes = {fd: _identity(fd) for fd in (report, frames)}
         self.state: ProcessState | None = None
-        self.tasks: list[tuple[bytes, str, str]] = []
+        self.tasks: list[PackTask] = []
         self.made: list[bool] = []
         self.trouble: dict[int, OSError] = {}
 
-    def prepare(self, tasks: list[tuple[bytes, str, str]]) -> None:
+    def prepare(self, tasks: list[PackTask]) -> None:
         """Make every task's directory (while the dispatcher stores their handles)."""
         self.tasks, self.made, self.trouble = tasks, [], {}
-        for index, (_, directory, _) in enumerate(tasks):
+        for index, (_, directory, _, _) in enumerate(tasks):
             try:
                 self.made.append(make_directory(directory))
             except OSError as exc:  # a full disk, say: the task fails saying so, never runs
@@ -232,7 +237,7 @@ class Pack:
         return all(_same(fd, identity) for fd, identity in self.pipes.items())
 
     def _run_one(self, index: int) -> None:
-        payload, directory, mark = self.tasks[index]
+        payload, directory, mark, title = self.tasks[index]
         trouble = self.trouble.get(index)
         if trouble is None:
             # Marked started first, then checked: a cancel that saw no start mark has
@@ -245,6 +250,8 @@ class Pack:
                 self._send(REPORT.pack(WITHDRAWN_REPORT, index, -1, -1, -1))
                 return
         os.environ[containment.MARK_VARIABLE] = mark  # kept by the runner's environment
+        if title:
+            setproctitle.setproctitle(title)  # reset with the process after the task
         capture(directory, STDOUT, 1)
         capture(directory, STDERR, 2)
         if trouble is not None:

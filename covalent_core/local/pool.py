@@ -42,6 +42,7 @@ from ..sdk.protocol import (
     STARTED,
     STDERR,
     STDOUT,
+    PackTask,
     TaskState,
     frame,
     task_state,
@@ -76,6 +77,8 @@ class PoolTask:
     started: Started | None
     future: asyncio.Future[TaskOutcome]
     group: str | None = None
+    title: str = ""
+    """The process's title while it runs the task (``ps`` shows it)."""
     handle: ProcessHandle | None = field(default=None)
     placed: asyncio.Future[None] = field(default_factory=asyncio.Future)
     """Done once the process that runs it is known (its ``handle``), or it never will be."""
@@ -89,7 +92,7 @@ class Worker:
         """The group whose last batch's process waits in this worker for more."""
 
     async def start_batch(
-        self, group: str | None, tasks: list[tuple[bytes, str, str]]
+        self, group: str | None, tasks: list[PackTask]
     ) -> tuple[int, float, str | None]:
         """Give the worker a batch (in one write: it prepares at once); the PID, start time
         and cgroup of the process that will run it."""
@@ -200,6 +203,7 @@ class WorkerPool:
         batch: Batch | None = None,
         key: int = 0,
         group: str | None = None,
+        title: str = "",
     ) -> TaskOutcome:
         """Run ``payload`` in a warm worker; ``started(handle)`` is awaited before it starts.
 
@@ -210,7 +214,8 @@ class WorkerPool:
         process has given the task up: what it made is there for the caller to remove).
         ``batch``: the tasks to run with this one as one pack, once all have come (``key``:
         this task's in it). ``group`` (a dispatch): the process that ran this group's last
-        tasks runs this one too, when it waits for more (None: a process of its own). If
+        tasks runs this one too, when it waits for more (None: a process of its own).
+        ``title``: the process's title while it runs this task. If
         the caller is cancelled, the task is taken back from its batch or the queue,
         withdrawn from its pack, or, while it runs, killed with every process it started.
         """
@@ -220,6 +225,7 @@ class WorkerPool:
             started,
             asyncio.get_running_loop().create_future(),
             group if self.packing else None,
+            title,
         )
         if batch is not None and batch.size > 1 and self.packing:
             batch.arrive(task, self._enqueue)
@@ -324,7 +330,9 @@ class WorkerPool:
         group = tasks[0].group
         try:
             marks = [f"{self._mark_prefix}{next(self._marks):x}" for _ in tasks]
-            batch = [(t.payload, str(t.directory), m) for t, m in zip(tasks, marks, strict=True)]
+            batch = [
+                (t.payload, str(t.directory), m, t.title) for t, m in zip(tasks, marks, strict=True)
+            ]
             pid, start_time, cgroup = await worker.start_batch(group, batch)
             for task, mark in zip(tasks, marks, strict=True):
                 # A process that may run other tasks (of its group) is signalled for this

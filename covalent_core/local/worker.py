@@ -1,13 +1,13 @@
 """A warm worker of the local executor: a parent with the imports done that forks pack
 processes.
 
-Started in its own session. The dispatcher asks for each batch of tasks with
-``("next", group)``, followed at once by ``("tasks", [(payload, directory, mark), ...])``; the
+Started in its own session. The dispatcher asks for each batch of tasks with ``("next",
+group)``, followed at once by ``("tasks", [(payload, directory, mark, title), ...])``; the
 worker answers ``("ready", pid, start time, cgroup)`` naming the process that will run them:
-the one that ran the last batch of the same ``group`` (dispatch) if it waits for more, else
-one forked ahead of need (see :mod:`.pack`: its own process group, the subreaper of what its
-tasks start, alone in a new cgroup where the machine gives one). Those three, with each task's
-mark and directory, are the tasks' job handles, so that nothing done with a handle reaches the
+the one that ran the last batch of the same ``group`` (dispatch) if it waits for more, else one
+forked ahead of need (see :mod:`.pack`: its own process group, the subreaper of what its tasks
+start, alone in a new cgroup where the machine gives one). Those three, with each task's mark
+and directory, are the tasks' job handles, so that nothing done with a handle reaches the
 worker or another pack. The process prepares the directories while the dispatcher stores the
 handles, then ``("go", skip)`` lets it run all but ``skip`` (whose handles could not be
 stored).
@@ -45,6 +45,7 @@ from covalent_core.sdk.protocol import (
     GO,
     READY,
     REPORT,
+    PackTask,
     TaskState,
     frame,
     read_frame,
@@ -77,7 +78,7 @@ class Spare:
         self.report, report_w = os.pipe()
         self.cgroup = cgroup
         self.group: object = None
-        self.tasks: list[tuple[bytes, str, str]] = []
+        self.tasks: list[PackTask] = []
         self.pid = os.fork()
         if self.pid == 0:
             # Only its own pipes: not the dispatcher's, nor those of the worker's other
@@ -202,7 +203,7 @@ class Spare:
             containment.kill_cgroup(self.cgroup)
         theirs = {other.pid for other in others if other is not None and other.pid}
         if containment.children(os.getpid()) - theirs:
-            kill_leftovers(theirs, [mark for _, _, mark in self.tasks], self.start_time)
+            kill_leftovers(theirs, [task[2] for task in self.tasks], self.start_time)
 
 
 def kill_leftovers(keep: set[int], marks: list[str], since: float, wait: float = 5.0) -> None:

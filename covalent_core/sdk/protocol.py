@@ -21,6 +21,9 @@ import pickle
 import struct
 from typing import IO, Any
 
+PackTask = tuple[bytes, str, str, str]
+"""A task as a worker hands it to a pack: its payload, its directory, the mark that its
+processes carry, and the process's title while it runs (``ps`` shows it)."""
 HEADER = struct.Struct(">Q")
 REPORT = struct.Struct(">bqqqq")
 """A pack's report of one task: its kind, its index in the pack, and the sizes of the outcome,
