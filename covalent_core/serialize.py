@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import pickle
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -43,6 +44,8 @@ def current_environment() -> dict[str, Any]:
     return {
         "cwd": os.getcwd(),
         "sys_path": [p or os.getcwd() for p in sys.path],
+        "python": sys.executable,
+        "host": socket.gethostname(),
         "variables": dict(os.environ),
     }
 

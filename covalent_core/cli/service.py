@@ -20,8 +20,9 @@ def service() -> None:
 @json_option
 def service_status(as_json: bool) -> None:
     """Say whether the dispatcher service for the current store runs: its pid, uptime, log
-    file and the dispatches it runs. --json prints {running, pid, uptime_s, log, store,
-    dispatches}."""
+    file, the dispatches it runs and the interpreters its tasks run with (a task runs in the
+    interpreter that dispatched it). --json prints {running, pid, uptime_s, log, store,
+    dispatches, interpreters}."""
     from sqlalchemy.engine import make_url
 
     from .. import config
@@ -49,6 +50,7 @@ def service_status(as_json: bool) -> None:
                 "log": reply.get("log", log),
                 "store": store,
                 "dispatches": running,
+                "interpreters": reply.get("interpreters", []),
             }
         )
         return
@@ -59,6 +61,12 @@ def service_status(as_json: bool) -> None:
     )
     for dispatch_id in running:
         console.print(f"  {dispatch_id}", highlight=False)
+    interpreters = reply.get("interpreters", [])
+    if interpreters:
+        console.print("tasks run with (each in the interpreter that dispatched it):",
+                      highlight=False)  # fmt: skip
+        for python in interpreters:
+            console.print(f"  {python}", highlight=False)
 
 
 @service.command("logs")

@@ -105,6 +105,9 @@ class LocalExecutor(Executor):
         self.retries = retries
         self.isolate_deps = isolate_deps
         self.pool = WorkerPool(self.python_path, max_workers, packing=isolation == "pack")
+        self._pools = {self.python_path: self.pool}
+        """Workers by interpreter: a task runs in the one of the process that dispatched it."""
+        self._named_python = python_path is not None
         self._tasks_dir: Path | None = None
         self._remover = DirectoryRemover()
         self._struck: dict[str, dict[int, int] | None] = {}
@@ -154,7 +157,7 @@ class LocalExecutor(Executor):
             await task.set_job_handle(handle.to_dict())
             task.check_cancelled("run")
 
-        running = self.pool.run(
+        running = self.pool_for(task.python).run(
             task.payload,
             directory,
             started,
@@ -237,7 +240,7 @@ class LocalExecutor(Executor):
         if task.job_handle:
             handle = task.state.get("handle") or ProcessHandle.from_json(task.job_handle)
             # A live worker of ours cleans up after its task itself.
-            ours = self.pool.runs(handle.parent)
+            ours = any(pool.runs(handle.parent) for pool in self._pools.values())
             if not ours and not await asyncio.to_thread(handle.alive):
                 await asyncio.to_thread(kill_leftovers, handle)
 
@@ -275,7 +278,25 @@ class LocalExecutor(Executor):
 
     async def close(self) -> None:
         """Stop every worker."""
-        await self.pool.close()
+        for pool in list(self._pools.values()):
+            await pool.close()
+
+    def pool_for(self, python: str | None) -> WorkerPool:
+        """The workers a task runs in: those of ``python_path`` when it was given, else of
+        the dispatching process's interpreter (``python``, when it is on this host and can
+        be run), else of the service's."""
+        if self._named_python or not python or not os.access(python, os.X_OK):
+            return self.pool
+        pool = self._pools.get(python)
+        if pool is None:
+            packing = self.isolation == "pack"
+            pool = self._pools[python] = WorkerPool(python, self.max_workers, packing=packing)
+        return pool
+
+    @property
+    def interpreters(self) -> list[str]:
+        """The interpreters this executor's workers run (``service status`` lists them)."""
+        return sorted(self._pools)
 
 
 class DirectoryRemover:

@@ -179,6 +179,9 @@ class TaskContext:
     """Given by the dispatcher: pickles the task (executors call :meth:`build_payload`)."""
     batch: Batch | None = field(default=None, repr=False)
     """The tasks admitted with this one to run as one pack (None: it runs alone)."""
+    python: str | None = None
+    """The interpreter of the process that dispatched the task, when that ran on this host
+    (None: elsewhere, or not known): executors that run tasks here run them with it."""
 
     @property
     def metadata(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import sys
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -163,6 +164,13 @@ class ExecutorCache:
             await executor.cleanup(ctx)
         assert ctx.outcome is not None
         return ctx.outcome
+
+    def interpreters(self) -> list[str]:
+        """The interpreters the executors' local workers run (the service's own first)."""
+        found = {sys.executable}
+        for executor in self._executors.values():
+            found.update(getattr(executor, "interpreters", ()))
+        return [sys.executable, *sorted(found - {sys.executable})]
 
     async def close(self) -> None:
         """Close every executor."""

@@ -134,6 +134,7 @@ class Service:
                 "store": self.dispatcher.store_place,
                 "running": sorted(self.dispatcher.top_level),
                 "triggers": sorted(self.triggers.running),
+                "interpreters": self.dispatcher.executors.interpreters(),
                 "log": str(config.service_dir() / LOG_FILE),
             }
         if op == "read_output":

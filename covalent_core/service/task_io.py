@@ -3,6 +3,7 @@ outputs), its task context with the payload its executor sends, and its outcome'
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,12 @@ def outcome_values(ctx: TaskContext) -> tuple[Status, dict[str, Any]]:
     return Status.FAILED, values
 
 
+def dispatching_python(environment: dict[str, Any] | None) -> str | None:
+    """The interpreter of the process that dispatched, if that ran on this host."""
+    environment = environment or {}
+    return environment.get("python") if environment.get("host") == socket.gethostname() else None
+
+
 def task_context(
     run: LiveDispatch, node: NodeState, values_dir: Path, record: HandleRecorder
 ) -> TaskContext:
@@ -94,6 +101,7 @@ def task_context(
         handle_recorder=record,
         payload_factory=payload,
         batch=node.batch,
+        python=dispatching_python(run.environment),
     )
     if node.cancel_requested:
         ctx.cancelled.set()
