@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import json
+import linecache
 import os
 import pickle
 import socket
@@ -36,6 +38,9 @@ class GraphRecords:
     """The lattice itself (cloudpickle), for ``result.lattice``; only clients unpickle it."""
     inputs: bytes | None = None
     """``{"args": ..., "kwargs": ...}`` (cloudpickle), for ``result.inputs`` and redispatch."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """The source text of the tasks' functions that no file holds (a notebook cell, code given
+    to ``exec``), by the file name their code carries: tracebacks show their lines."""
 
 
 def current_environment() -> dict[str, Any]:
@@ -101,6 +106,7 @@ def graph_to_records(graph: TransportGraph) -> GraphRecords:
             key = (id(node.function), id(hooks))
             if key not in functions:
                 functions[key] = _function_bytes(node, hooks)
+                _keep_source(node.function, records.sources)
             row["function"] = functions[key]
             if hooks is not None:
                 if id(hooks) not in steps:
@@ -124,6 +130,22 @@ def graph_to_records(graph: TransportGraph) -> GraphRecords:
             }
         )
     return records
+
+
+def _keep_source(function: Any, sources: dict[str, str]) -> None:
+    """Add the source of ``function``'s file to ``sources`` when no file holds it (linecache
+    has it: IPython registers each cell there)."""
+    code = getattr(inspect.unwrap(function), "__code__", None) if callable(function) else None
+    name = getattr(code, "co_filename", None)
+    if not name or name in sources or os.path.isfile(name):
+        return
+    lines = linecache.getlines(name)
+    if lines and sum(map(len, lines)) <= MAX_SOURCE:
+        sources[name] = "".join(lines)
+
+
+MAX_SOURCE = 256 * 1024
+"""Source text kept per file for tracebacks, at most (bytes)."""
 
 
 def _function_bytes(node: Node, hooks: TaskEnvironment | None) -> bytes:

@@ -62,6 +62,8 @@ def submit(
                 previous = list(q.iter_reusable_nodes(conn, redispatched_from))
             reuse_outputs(records.nodes, previous, redispatched_from)
         environment = _environment(import_path, environment_of)
+        if records.sources:
+            environment["sources"] = {**environment.get("sources", {}), **records.sources}
         variables = environment.pop("variables")
         if host_environment.mode() == "client" and variables is not None:
             environment.update(host_environment.keep(dispatch_id, variables))  # never stored

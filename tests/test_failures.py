@@ -225,3 +225,45 @@ def test_a_task_that_closes_every_descriptor_keeps_the_outcome_it_returned():
     result = ct.dispatch_sync(flow, timeout=60)()
     assert result.status is ct.Status.COMPLETED, result.get_node(0).error
     assert result.result == 5
+
+
+@ct.electron
+def divide_by(a, b):
+    x = a + 1
+    return x / b
+
+
+def test_a_traceback_starts_at_the_users_code_with_its_file_line_and_source():
+    @ct.lattice
+    def flow():
+        return divide_by(1, 0)
+
+    node = ct.dispatch_sync(flow, timeout=60)().get_node(0)
+    assert node.traceback.startswith("Traceback (most recent call last):\n")
+    first_frame = node.traceback.splitlines()[1]
+    line = divide_by.function.__code__.co_firstlineno + 3  # the decorator's line, then 3 on
+    assert first_frame == f'  File "{__file__}", line {line}, in divide_by'
+    assert "return x / b" in node.traceback
+    assert "covalent_core" not in node.traceback and "runner" not in node.traceback
+
+
+def test_code_no_file_holds_shows_its_lines_as_a_notebook_cell_does():
+    import linecache
+
+    cell = "<ipython-input-42-0123456789ab>"
+    source = "def half(n):\n    m = n * 1\n    return m / 0\n"
+    linecache.cache[cell] = (len(source), None, source.splitlines(True), cell)  # as IPython does
+    namespace: dict = {}
+    exec(compile(source, cell, "exec"), namespace)
+    try:
+        half = ct.electron(namespace["half"])
+
+        @ct.lattice
+        def flow():
+            return half(4)
+
+        node = ct.dispatch_sync(flow, timeout=60)().get_node(0)
+    finally:
+        linecache.cache.pop(cell, None)
+    assert f'File "{cell}", line 3, in half' in node.traceback
+    assert "    return m / 0" in node.traceback

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import linecache
 import os
 import pickle
 import subprocess
@@ -156,6 +157,9 @@ def apply_environment(environment: dict[str, Any] | None) -> None:
     for entry in reversed(environment.get("sys_path") or []):
         if entry not in sys.path:
             sys.path.insert(0, entry)
+    for name, text in (environment.get("sources") or {}).items():
+        # Code no file holds (a notebook cell): its lines, for the task's tracebacks.
+        linecache.cache[name] = (len(text), None, text.splitlines(keepends=True), name)
     cwd = environment.get("cwd")
     if cwd:
         cwd = os.path.expanduser(cwd)
@@ -408,8 +412,28 @@ def execute(payload: bytes) -> bytes:
             error = str(exc)
         else:
             error = prefix + describe(exc)
-        return failure(error, traceback.format_exc(), exception)
+        return failure(error, user_traceback(exc), exception)
     return pickle.dumps({"ok": True, "output": output, "output_repr": text})
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` from the user's code on: the frames of this runner (and of
+    covalent-core around the call) before the first of the user's are left out."""
+    shown = traceback.TracebackException.from_exception(exc)
+    frames = list(shown.stack)
+    while len(frames) > 1 and _ours(frames[0].filename):
+        frames.pop(0)
+    shown.stack = traceback.StackSummary.from_list(frames)
+    return "".join(shown.format())
+
+
+def _ours(filename: str) -> bool:
+    """True for this runner's file, wherever it was copied, and covalent-core's package."""
+    return filename == __file__ or filename.startswith(PACKAGE_DIR)
+
+
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+"""covalent-core's package directory (the runner may also run as a file of its own)."""
 
 
 def _text(value: Any) -> str | None:
