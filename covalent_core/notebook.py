@@ -100,6 +100,11 @@ def result_html(result: Result) -> str:
         caption += html.escape(f" (redispatch of {result.redispatched_from})")
     if result.error:
         caption += f"<br>{_short(result.error)}"
+    if result.status is Status.COMPLETED:
+        try:
+            caption += f"<br>result: <code>{_short(repr(result.result))}</code>"
+        except Exception:  # a value that cannot be loaded here: the table still shows
+            caption += "<br>result: (cannot be loaded here)"
     return table(NODE_HEADERS, (node_row(n) for n in result.tasks), caption)
 
 

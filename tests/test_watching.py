@@ -166,7 +166,7 @@ def test_a_unique_prefix_stands_for_the_id_and_an_ambiguous_one_is_refused() -> 
                 status=ct.Status.COMPLETED,
             )
     twin = cli("status", stem)
-    assert twin.returncode == 1 and "begins several dispatch ids" in twin.stderr
+    assert twin.returncode == 2 and "begins several dispatch ids" in twin.stderr
     assert "Traceback" not in twin.stderr
     assert cli("status", f"{stem}-a").returncode == 0
 
@@ -392,6 +392,13 @@ def test_a_notebook_shows_the_tables(tmp_path: Path) -> None:
         "dispatch_id = ct.dispatch(flow)()",
         "ct.get_result(dispatch_id, wait=True, timeout=60)",
         "ct.list_dispatches(3)",
+        "@ct.electron\n"
+        "def slow(x):\n"
+        "    import time; time.sleep(1.5); return x * 2\n"
+        "@ct.lattice\n"
+        "def fine():\n"
+        "    return slow(21)\n"
+        "ct.get_result(ct.dispatch(fine)(), wait=True, timeout=60)",
     ]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3").execute(cwd=str(tmp_path))
@@ -406,3 +413,8 @@ def test_a_notebook_shows_the_tables(tmp_path: Path) -> None:
     assert "kaboom in a notebook" in html(1)  # the remote error, in details
     assert "<table" in html(2)
     assert not [o for o in notebook.cells[1].outputs if o["output_type"] == "stream"]
+    # Waiting shows a bar without ipywidgets, left with the last counts; the result is shown.
+    bars = [o for o in notebook.cells[3].outputs if o["output_type"] == "display_data"]
+    assert bars and "<progress" in bars[0]["data"]["text/html"]
+    assert "2/2 tasks" in bars[0]["data"]["text/html"]  # slow and the result node
+    assert "COMPLETED" in html(3) and "result: <code>42</code>" in html(3)
