@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -179,14 +180,17 @@ def test_help_with_h() -> None:
 
 
 class Terminal:
-    """A command in an 80-column terminal: a tmux session on a server of the test's own."""
+    """A command in a terminal (80 columns unless ``width``): a tmux session on a server of
+    the test's own."""
 
-    def __init__(self, args: list[str], code_file: Path, program: list[str] = CLI) -> None:
+    def __init__(
+        self, args: list[str], code_file: Path, program: list[str] = CLI, width: int = 80
+    ) -> None:
         self.tmux = ["tmux", "-L", f"covalent-core-{uuid.uuid4().hex[:8]}", "-f", "/dev/null"]
         command = shlex.join([*program, *args]) + f"; echo $? > {code_file}; sleep 60"
         env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
         subprocess.run(
-            [*self.tmux, "new-session", "-d", "-x", "80", "-y", "40", "-s", "t", command],
+            [*self.tmux, "new-session", "-d", "-x", str(width), "-y", "40", "-s", "t", command],
             check=True,
             env=env,
         )
@@ -217,6 +221,9 @@ def test_watch_in_an_80_column_terminal(tmp_path: Path) -> None:
         live = wait_until(running, 60)
         assert dispatch_id in live, live
         assert "chatty" in live and "tasks done" in live
+        # The running task's row: its id, name, status and time whole, the note cut first.
+        [row] = [line for line in live.splitlines() if "chatty" in line and "RUNNING" in line]
+        assert re.search(r"\b0\b.*chatty.*RUNNING.*\d+ s", row), live
         wait_until(code_file.exists, 60)
         assert code_file.read_text().strip() == "0"
         assert dispatch_id in terminal.screen()
@@ -225,14 +232,24 @@ def test_watch_in_an_80_column_terminal(tmp_path: Path) -> None:
 
 
 @needs_tmux
-def test_list_shows_whole_ids_in_80_columns(tmp_path: Path) -> None:
+@pytest.mark.parametrize("width", [80, 200])
+def test_list_reads_well_in_80_and_200_columns(tmp_path: Path, width: int) -> None:
+    """80: the id's first 8 characters (a prefix any command takes), name and status whole,
+    the creation time; 200: whole ids and end times too."""
     dispatch_id = ct.dispatch(talking)(1, 0.0)
     ct.get_result(dispatch_id, wait=True, timeout=60)
     code_file = tmp_path / "code"
-    terminal = Terminal(["list", "--limit", "3"], code_file)
+    terminal = Terminal(["list", "--limit", "3"], code_file, width=width)
     try:
         wait_until(code_file.exists, 60)
-        assert dispatch_id in terminal.screen(), terminal.screen()
+        screen = terminal.screen()
+        [line] = [row for row in screen.splitlines() if dispatch_id[:8] in row]
+        assert "talking" in line and "COMPLETED" in line and "…" not in line, screen
+        assert max(len(row) for row in screen.splitlines()) <= width
+        if width == 80:
+            assert dispatch_id not in screen and "ended" not in screen
+        else:
+            assert dispatch_id in line and "ended" in screen
     finally:
         terminal.close()
 

@@ -29,6 +29,7 @@ from .triggers import triggers
 from .views import (
     FOLLOW_INTERVAL,
     console,
+    dated,
     err_console,
     json_option,
     node_json,
@@ -38,10 +39,11 @@ from .views import (
     status_table,
     styled,
     watch_view,
-    when,
 )
 
 EXIT_CODES = {Status.COMPLETED: 0, Status.FAILED: 1, Status.CANCELLED: 3}
+LIST_WIDE = 110
+"""Columns from which ``list`` shows whole ids and end times."""
 EXIT_UNFINISHED = 4
 """Exit code of a command about a dispatch that is still running, or that timed out."""
 
@@ -189,17 +191,22 @@ def list_cmd(
         fields = ("dispatch_id", "name", "status", "created_at", "ended_at", "redispatched_from")
         print_json([{f: getattr(row, f) for f in fields} for row in rows])
         return
-    table = Table("dispatch id", "name", "status", "created", "ended")
-    table.columns[0].no_wrap = True  # an id is never cut: the other columns give way
-    table.columns[0].min_width = 36
+    wide = console.width >= LIST_WIDE
+    # Narrow: the id's first 8 characters (a prefix every command takes), name and status
+    # whole, the creation time with its date; the end time is left out.
+    headers = ["dispatch id", "name", "status", "created"] + (["ended"] if wide else [])
+    table = Table(*headers)
+    for column in table.columns:
+        column.no_wrap = True
+    table.columns[1].overflow = "ellipsis"  # the name gives way first
     for row in rows:
-        table.add_row(
-            row.dispatch_id,
+        cells = [
+            row.dispatch_id if wide else row.dispatch_id[:8],
             escape(row.name),
             styled(Status(row.status)),
-            when(row.created_at),
-            when(row.ended_at),
-        )
+            dated(row.created_at),
+        ]
+        table.add_row(*cells, *([dated(row.ended_at)] if wide else []))
     console.print(table)
 
 

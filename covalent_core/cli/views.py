@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -19,9 +20,11 @@ from ..status import Status
 if TYPE_CHECKING:
     from rich.table import Table
 
-# Outside a terminal (CI logs, pipes) rich would fold tables to 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+# Outside a terminal (CI logs, pipes) rich would fold tables to 80 columns: 160 unless
+# COLUMNS says otherwise.
+_PIPE_WIDTH = None if "COLUMNS" in os.environ else 160
+console = Console(width=None if sys.stdout.isatty() else _PIPE_WIDTH)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else _PIPE_WIDTH)
 
 STATUS_STYLE = {
     Status.COMPLETED: "green",
@@ -72,6 +75,16 @@ def print_failed(node: Any) -> None:
 def when(ts: float | None) -> str:
     """A stored time as a clock time with milliseconds (or -)."""
     return "-" if ts is None else dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
+
+
+def dated(ts: float | None) -> str:
+    """A stored time with its date when that is not today (or -)."""
+    if ts is None:
+        return "-"
+    moment = dt.datetime.fromtimestamp(ts)
+    if moment.date() == dt.date.today():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def styled(status: Status) -> str:
@@ -164,10 +177,13 @@ def watch_view(result: Any, full: str | None = None) -> Any:
     counts = {s: sum(1 for n in tasks if n.status is s) for s in Status}
     summary = ", ".join(f"{count} {s}" for s, count in counts.items() if count)
     header = f"{escape(result.name)} {result.dispatch_id}: {styled(result.status)}"
-    bar = ProgressBar(total=max(1, len(tasks)), completed=done, width=40)
+    bar = ProgressBar(total=max(1, len(tasks)), completed=done, width=30)
     table = Table("id", "name", "status", "for", "reason / last output", title_justify="left")
-    table.columns[4].overflow = "ellipsis"
-    table.columns[4].no_wrap = True
+    for column in table.columns:  # id, status and time whole; the name, then the note give way
+        column.no_wrap = True
+    table.columns[1].overflow = table.columns[4].overflow = "ellipsis"
+    table.columns[1].max_width = 24
+    table.columns[4].ratio = 1
     now = time.time()
     for node in tasks:
         if node.status not in (Status.RUNNING, Status.CANCELLING):
