@@ -47,7 +47,8 @@ class LocalExecutor(Executor):
 
     Options: ``max_workers`` (tasks at once; default: the CPUs this process may use, as
     Covalent's), ``cancel_grace`` (seconds between SIGTERM and SIGKILL, default 3),
-    ``python_path`` (interpreter for the workers, default the dispatcher's). Covalent's
+    ``python_path`` (interpreter for every task; default: each task runs in the interpreter
+    of the process that dispatched it, when that is on this machine). Covalent's
     local-executor options keep their meaning: ``workdir`` (the task's working directory,
     created if needed; default: the dispatching process's), ``create_unique_workdir`` (a
     subdirectory ``DISPATCH_ID/node_N`` of it per task), ``log_stdout``/``log_stderr``
