@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 from helpers import cli, wait_until
@@ -97,3 +98,37 @@ def test_a_cancel_reason_is_worded_one_way_everywhere():
     assert summary in str(result)
     assert summary in result_html(result)
     assert summary in cli("status", dispatch_id, env={**os.environ, "COLUMNS": "200"}).stdout
+
+
+def test_result_of_a_cancelled_dispatch_says_which_tasks_and_why():
+    @ct.lattice
+    def flow():
+        return inc(sleepy())
+
+    dispatch_id = ct.dispatch(flow)()
+    wait_until(lambda: ct.get_result(dispatch_id).get_node(0).stage == "run", 60)
+    ct.cancel(dispatch_id, wait=True, timeout=60)
+    out = cli("result", dispatch_id)
+    assert out.returncode == 3
+    assert "0 sleepy: cancelled, user (at run)" in out.stdout
+    document = json.loads(cli("result", dispatch_id, "--json").stdout)
+    assert {"node_id": 0, "name": "sleepy", "reason": "user", "stage": "run"} in document[
+        "cancelled"
+    ]
+
+
+def test_watch_redispatch_and_service_stop_speak_json():
+    @ct.lattice
+    def flow():
+        return inc(1)
+
+    dispatch_id = ct.dispatch_sync(flow, timeout=60)().dispatch_id
+    lines = cli("watch", dispatch_id, "--json").stdout.splitlines()
+    last = json.loads(lines[-1])
+    assert last["status"] == "COMPLETED" and last["done"] == last["total"] == 2
+    again = json.loads(cli("redispatch", dispatch_id, "--json").stdout)
+    assert again["redispatched_from"] == dispatch_id
+    assert ct.get_result(again["dispatch_id"], wait=True, timeout=60).result == 2
+    env = {**os.environ, "COVALENT_CORE_DATA_DIR": os.environ["COVALENT_CORE_DATA_DIR"] + "-x"}
+    env.pop("COVALENT_CORE_DB_URL", None)
+    assert json.loads(cli("service", "stop", "--json", env=env).stdout) == {"was_running": False}

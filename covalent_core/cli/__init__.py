@@ -24,45 +24,24 @@ from ..errors import (
     TriggerNotFoundError,
 )
 from ..status import Status
+from .arguments import EXIT_UNFINISHED, dispatch_id_argument, exit_code
+from .follow import logs, watch
 from .service import service
 from .triggers import triggers
 from .views import (
-    FOLLOW_INTERVAL,
     console,
     dated,
     err_console,
     json_option,
     node_json,
-    pick_task,
     print_failed,
     print_json,
     status_table,
     styled,
-    watch_view,
 )
 
-EXIT_CODES = {Status.COMPLETED: 0, Status.FAILED: 1, Status.CANCELLED: 3}
 LIST_WIDE = 110
 """Columns from which ``list`` shows whole ids and end times."""
-EXIT_UNFINISHED = 4
-"""Exit code of a command about a dispatch that is still running, or that timed out."""
-
-
-def exit_code(status: Status) -> int:
-    """The exit code a dispatch's status gives the commands that report on it."""
-    return EXIT_CODES.get(status, EXIT_UNFINISHED)
-
-
-def _full_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """A dispatch id argument: the full id of a unique prefix (at least 6 characters)."""
-    from ..api import complete_dispatch_id
-
-    return complete_dispatch_id(value)
-
-
-def dispatch_id_argument(function: Any) -> Any:
-    """The DISPATCH_ID argument every command about a dispatch takes."""
-    return click.argument("dispatch_id", callback=_full_id)(function)
 
 
 def _fail(exc: Exception | str, code: int = 1) -> NoReturn:
@@ -252,8 +231,9 @@ def result(dispatch_id: str, wait: bool, timeout: float | None, as_json: bool) -
     """Print a dispatch's result, or its error and the failed nodes' tracebacks.
 
     Exits with the dispatch's code (0 COMPLETED, 1 FAILED, 3 CANCELLED, 4 running or the
-    wait timed out). --json prints {dispatch_id, name, status, result (when JSON can hold
-    it), result_repr, error, failed: [{node_id, name, error, traceback}]}.
+    wait timed out). A cancelled dispatch lists its cancelled tasks and why. --json prints
+    {dispatch_id, name, status, result (when JSON can hold it), result_repr, error, failed:
+    [{node_id, name, error, traceback}], cancelled: [{node_id, name, reason, stage}]}.
     """
     from ..api import get_result
     from ..errors import DispatchTimeoutError
@@ -274,7 +254,13 @@ def result(dispatch_id: str, wait: bool, timeout: float | None, as_json: bool) -
                 {"node_id": n.node_id, "name": n.name, "error": n.error, "traceback": n.traceback}
                 for n in failed
             ],
-        }
+            "cancelled": [
+                {"node_id": n.node_id, "name": n.name, "reason": n.cancel_reason,
+                 "stage": n.cancel_stage}
+                for n in res.tasks
+                if n.status is Status.CANCELLED
+            ],
+        }  # fmt: skip
         if res.status is Status.COMPLETED:
             value = res.result
             document["result_repr"] = repr(value)
@@ -292,7 +278,19 @@ def result(dispatch_id: str, wait: bool, timeout: float | None, as_json: bool) -
         print_failed(node)
         if node.traceback:
             console.print(node.traceback, highlight=False, markup=False)
+    if res.status is Status.CANCELLED:
+        # The tasks a cancel stopped or kept from running: which, and why (a whole-dispatch
+        # cancel says it once).
+        for node in [n for n in res.tasks if n.status is Status.CANCELLED][:CANCELLED_SHOWN]:
+            why = escape(node.cancel_summary or "requested")
+            console.print(
+                f"  {node.node_id} {escape(node.name)}: cancelled, {why}", highlight=False
+            )
     sys.exit(exit_code(res.status))
+
+
+CANCELLED_SHOWN = 20
+"""Cancelled tasks ``result`` lists at most (``status`` lists them all)."""
 
 
 @main.command("cancel")
@@ -333,91 +331,6 @@ def cancel_cmd(
         )
         return
     console.print(str(report), highlight=False, markup=False)
-
-
-@main.command()
-@dispatch_id_argument
-@click.option("--task", "task", default=None, help="Only this task's output: its id or name.")
-@click.option("-f", "--follow", is_flag=True, help="Go on printing until the tasks end.")
-@click.option("--stdout", "only", flag_value="stdout", default=None, help="Only stdout.")
-@click.option("--stderr", "only", flag_value="stderr", help="Only stderr.")
-@click.option("--tail", type=click.IntRange(0), default=None, help="Start at the last N lines.")
-@json_option
-def logs(
-    dispatch_id: str,
-    task: str | None,
-    follow: bool,
-    only: str | None,
-    tail: int | None,
-    as_json: bool,
-) -> None:
-    """Print what the tasks of a dispatch wrote: while they run, and after they ended, were
-    cancelled or failed. Their stdout goes to stdout and their stderr to stderr (in red in a
-    terminal); each line says its task, unless --task names one. Output of any size is read
-    a piece at a time.
-
-    With -f, exits with the dispatch's (or the task's) code once it ended. --json prints JSON
-    lines {node_id, name, stream, text}.
-    """
-    from ..api import get_result
-    from ..task_output import Follower, prefixed
-
-    streams = (only,) if only else ("stdout", "stderr")
-    follower = Follower(tail=tail)
-    out, err = sys.stdout.buffer, sys.stderr.buffer
-    red = sys.stderr.isatty()
-    try:
-        while True:
-            result = get_result(dispatch_id, intermediate_outputs=False)
-            nodes = [pick_task(result, task)] if task is not None else result.tasks
-            finished = all(n.status.is_terminal for n in nodes) or result.is_finished
-            for node in nodes:
-                prefix = b"" if task is not None else f"[{node.node_id} {node.name}] ".encode()
-                for stream in streams:
-                    for chunk, at_start in follower.new(node, stream):
-                        if as_json:
-                            text = chunk.decode(errors="replace")
-                            document = {"node_id": node.node_id, "name": node.name}
-                            print_json({**document, "stream": stream, "text": text})
-                            continue
-                        data = prefixed(chunk, prefix, at_start) if prefix else chunk
-                        if stream == "stderr" and red:
-                            data = b"\x1b[31m" + data + b"\x1b[0m"
-                        (out if stream == "stdout" else err).write(data)
-                out.flush()
-                err.flush()
-            if not follow:
-                return
-            if finished:
-                status = nodes[0].status if task is not None else result.status
-                sys.exit(exit_code(status))
-            time.sleep(FOLLOW_INTERVAL)
-    except BrokenPipeError:
-        # The reader went away (``| head``): stop quietly, as command-line tools do.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
-
-
-@main.command()
-@dispatch_id_argument
-def watch(dispatch_id: str) -> None:
-    """Follow a dispatch live: tasks done, the running ones with their time and last output
-    line, the ones being cancelled and why. Exits with the dispatch's code once it ends."""
-    from rich.live import Live
-
-    from ..api import get_result
-    from ..service.client import store_full
-
-    result = get_result(dispatch_id, intermediate_outputs=False)
-    with Live(watch_view(result), console=console, auto_refresh=False) as live:
-        while not result.is_finished:
-            time.sleep(FOLLOW_INTERVAL)
-            result = get_result(dispatch_id, intermediate_outputs=False)
-            live.update(watch_view(result, store_full()), refresh=True)
-    for node in result.tasks:
-        if node.status is Status.FAILED:
-            print_failed(node)
-    sys.exit(exit_code(result.status))
 
 
 def _replacement(text: str) -> tuple[str, Any]:
@@ -461,13 +374,20 @@ def _replacement(text: str) -> tuple[str, Any]:
     metavar="NAME=MODULE:FUNCTION",
     help="Use this electron (or function) for the electrons of that name (repeatable).",
 )
-def redispatch_cmd(dispatch_id: str, reuse: bool, replacements: tuple[str, ...]) -> None:
-    """Dispatch a dispatch's workflow again with its inputs; print the new dispatch's id."""
+@json_option
+def redispatch_cmd(
+    dispatch_id: str, reuse: bool, replacements: tuple[str, ...], as_json: bool
+) -> None:
+    """Dispatch a dispatch's workflow again with its inputs; print the new dispatch's id.
+    --json prints {dispatch_id, redispatched_from}."""
     from ..redispatching import redispatch
 
     sys.path.insert(0, os.getcwd())  # as a script would find the user's modules
     replace = dict(_replacement(text) for text in replacements)
     new_id = redispatch(dispatch_id, replace_electrons=replace, reuse_previous_results=reuse)()
+    if as_json:
+        print_json({"dispatch_id": new_id, "redispatched_from": dispatch_id})
+        return
     console.print(new_id, highlight=False)
 
 
@@ -486,11 +406,13 @@ def redispatch_cmd(dispatch_id: str, reuse: bool, replacements: tuple[str, ...])
     help="Port to serve on; 0 takes any free one.",
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
-def ui(host: str, port: int, open_browser: bool) -> None:
+@json_option
+def ui(host: str, port: int, open_browser: bool, as_json: bool) -> None:
     """Serve the web UI: dispatches, live graphs, logs, cancel and redispatch.
 
     Prints a URL with a random access token (needed by every request); runs until Ctrl-C.
-    Needs the ui extra: pip install 'covalent-core[ui]'.
+    Needs the ui extra: pip install 'covalent-core[ui]'. --json prints {url} (or {warning})
+    lines.
     """
     try:
         from ..ui.server import serve
@@ -499,9 +421,21 @@ def ui(host: str, port: int, open_browser: bool) -> None:
             f"the UI needs the ui extra ({exc.name} is missing): pip install 'covalent-core[ui]'"
         ) from None
     try:
-        serve(host, port, open_browser=open_browser, announce=lambda line: click.echo(line))
+        serve(
+            host,
+            port,
+            open_browser=open_browser,
+            announce=_announce_json if as_json else click.echo,
+        )
     except OSError as exc:
         raise CovalentCoreError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _announce_json(line: str) -> None:
+    """What ``ui`` says, as JSON: the URL, or a warning."""
+    url = line.removeprefix("covalent-core UI: ")
+    print_json({"url": url} if url != line else {"warning": line})
+    sys.stdout.flush()
 
 
 @main.command()
@@ -556,6 +490,8 @@ def executors(as_json: bool) -> None:
 
 main.add_command(service)
 main.add_command(triggers)
+main.add_command(logs)
+main.add_command(watch)
 
 if __name__ == "__main__":
     main()

@@ -101,14 +101,19 @@ def service_logs(follow: bool, tail: int | None) -> None:
 
 
 @service.command("stop")
-def service_stop() -> None:
+@json_option
+def service_stop(as_json: bool) -> None:
     """Ask the dispatcher service to exit. Running jobs keep running: the next service (any
-    client starts it) re-attaches to them."""
+    client starts it) re-attaches to them. --json prints {was_running}."""
     from ..service.client import request
 
     try:
         request({"op": "shutdown"}, start=False, timeout=5)
     except CovalentCoreError:
-        console.print("not running")
-        return
-    console.print("stopping")
+        was_running = False
+    else:
+        was_running = True
+    if as_json:
+        print_json({"was_running": was_running})
+    else:
+        console.print("stopping" if was_running else "not running")

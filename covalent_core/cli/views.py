@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 # Outside a terminal (CI logs, pipes) rich would fold tables to 80 columns: 160 unless
 # COLUMNS says otherwise.
-_PIPE_WIDTH = None if "COLUMNS" in os.environ else 160
+_PIPE_WIDTH = None if os.environ.get("COLUMNS", "").isdigit() else 160
 console = Console(width=None if sys.stdout.isatty() else _PIPE_WIDTH)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else _PIPE_WIDTH)
 

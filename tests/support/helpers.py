@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,10 @@ def starts(log_dir: Path, name: str) -> int:
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``covalent-core ARGS`` as a user does, in a process of its own (``env``: all of it)."""
+    """Run ``covalent-core ARGS`` as a user does, in a process of its own (``env``: all of it;
+    by default this one's, without the terminal's width: output is as wide as a pipe's)."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     return subprocess.run(
         [sys.executable, "-m", "covalent_core", *args],
         capture_output=True,
