@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 from helpers import cli, wait_until
 
@@ -132,3 +134,23 @@ def test_watch_redispatch_and_service_stop_speak_json():
     env = {**os.environ, "COVALENT_CORE_DATA_DIR": os.environ["COVALENT_CORE_DATA_DIR"] + "-x"}
     env.pop("COVALENT_CORE_DB_URL", None)
     assert json.loads(cli("service", "stop", "--json", env=env).stdout) == {"was_running": False}
+
+
+def test_the_ui_without_its_extra_is_a_mistake_with_the_fix():
+    script = (
+        "import sys; sys.modules['uvicorn'] = None\n"  # as if the ui extra were not installed
+        "from covalent_core.cli import main; main(['ui'])"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert out.returncode == 2
+    assert "pip install 'covalent-core[ui]'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_no_command_prints_a_warning_of_another_library():
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env["PYTHONWARNINGS"] = "default"  # what a user with warnings on would see
+    for args in (("list",), ("executors",), ("service", "status"), ("triggers",)):
+        out = cli(*args, env=env)
+        assert out.returncode == 0, (args, out.stderr)
+        assert "Warning" not in out.stderr, (args, out.stderr)

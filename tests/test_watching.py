@@ -435,3 +435,6 @@ def test_a_notebook_shows_the_tables(tmp_path: Path) -> None:
     assert bars and "<progress" in bars[0]["data"]["text/html"]
     assert "2/2 tasks" in bars[0]["data"]["text/html"]  # slow and the result node
     assert "COMPLETED" in html(3) and "result: <code>42</code>" in html(3)
+    every_output = json.dumps([cell.outputs for cell in notebook.cells])
+    for private in ("sys_path", "variables_kept_by", "environment"):
+        assert private not in every_output, private

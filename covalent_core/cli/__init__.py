@@ -415,6 +415,9 @@ def ui(host: str, port: int, open_browser: bool, as_json: bool) -> None:
     lines.
     """
     try:
+        import starlette  # noqa: F401 - the ui extra: said now, not once serving
+        import uvicorn  # noqa: F401
+
         from ..ui.server import serve
     except ImportError as exc:
         raise MissingExtraError(
