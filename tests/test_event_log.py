@@ -37,7 +37,7 @@ def test_a_buffered_event_reaches_the_file_without_another_write_or_a_close(
 ) -> None:
     handler.write_event("event=node_started dispatch=d node=1")
     # Nothing else is written and the handler stays open: only its timer can flush it.
-    found = wait_until(lambda: lines(tmp_path / "service.log"), 10)
+    found = wait_until(lambda: lines(tmp_path / "service.log"), 60)
     assert found[0].endswith(" INFO event=node_started dispatch=d node=1")
 
 

@@ -196,7 +196,7 @@ def test_cancel_kills_a_running_command() -> None:
     dispatch_id = ct.dispatch(workflow)()
     wait_until(lambda: marker_processes(marker), 60)
     ct.cancel(dispatch_id, wait=True, timeout=60)
-    wait_until(lambda: not marker_processes(marker), 10)
+    wait_until(lambda: not marker_processes(marker), 60)
     assert ct.get_result(dispatch_id).get_node(0).status is ct.Status.CANCELLED
 
 

@@ -94,7 +94,7 @@ def test_cancel_from_the_cli_while_no_service_runs(tmp_path):
     done = cli("cancel", dispatch_id, "--wait", "--timeout", "60")
     assert done.returncode == 0, done.stderr
     assert node(dispatch_id, 0).status is ct.Status.CANCELLED
-    wait_until(lambda: is_dead(pid), 10)
+    wait_until(lambda: is_dead(pid), 60)
 
 
 def test_listing_starts_a_service_for_an_orphaned_dispatch(tmp_path):

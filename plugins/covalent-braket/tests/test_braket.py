@@ -121,7 +121,7 @@ def test_cancel_cancels_the_running_quantum_task(moto, braket, workdir):
     dispatch_id = dispatch_task(bell, make(moto, braket, workdir))
     handle = wait_until(lambda: ct.get_result(dispatch_id).get_node(0).job_handle, 60)
     task = braket.tasks[handle["arn"]]
-    wait_until(lambda: task.status == "RUNNING", 10)
+    wait_until(lambda: task.status == "RUNNING", 60)
     start = time.monotonic()
     ct.cancel(dispatch_id, wait=True, timeout=60)
     assert task.status == "CANCELLED", task.status

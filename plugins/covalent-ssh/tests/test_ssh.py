@@ -363,7 +363,7 @@ def test_a_daemon_dies_when_its_task_returns(sshd, workdir, tmp_path):
     result = ct.get_result(dispatch_id, wait=True, timeout=60)
     assert result.status is ct.Status.COMPLETED, result.get_node(0).error
     pid = result.result
-    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 10)
+    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 60)
 
 
 def test_a_daemon_dies_when_its_task_is_cancelled(sshd, workdir, tmp_path):
@@ -372,7 +372,7 @@ def test_a_daemon_dies_when_its_task_is_cancelled(sshd, workdir, tmp_path):
     pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), 60))
     assert psutil.pid_exists(pid)
     ct.cancel(dispatch_id, wait=True, timeout=60)
-    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 10)
+    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 60)
 
 
 # -- file transfers with the executor's connection settings ---------------------------
