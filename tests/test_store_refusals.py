@@ -45,12 +45,20 @@ def truncated(db: Path) -> None:
 
 
 def sql(db: Path, statement: str) -> None:
+    """Run ``statement`` on ``db``, its write folded into the file before this returns (not
+    left in the write-ahead log for the next reader to fold in: that would change the file
+    under the test's digest)."""
     conn = sqlite3.connect(db)
     try:
         with conn:
             conn.execute(statement)
+        for _ in range(100):  # a reader of a moment ago may still hold the log
+            busy, *_ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                break
+            time.sleep(0.1)
     finally:
-        conn.close()  # the last connection folds the write-ahead log into the file
+        conn.close()
 
 
 def foreign(db: Path) -> None:
