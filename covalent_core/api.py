@@ -19,6 +19,7 @@ from ._results_manager.result import (
 )
 from ._workflow import Lattice
 from .cancel_requests import request_cancel, task_id_list
+from .deadlines import deadline_at
 from .errors import (
     DispatchTimeoutError,
     ServiceError,
@@ -47,6 +48,7 @@ def dispatch(
     *,
     key: str | None = None,
     disable_run: bool = False,
+    deadline: Any = None,
 ) -> Callable[..., str]:
     """Return a function that dispatches ``lattice`` with the given arguments and returns its id.
 
@@ -60,11 +62,17 @@ def dispatch(
     As in Covalent, ``disable_run`` registers the dispatch without running it (it stays
     NEW_OBJECT until :func:`covalent_core.triggers.start`), and so does a lattice with triggers
     (:mod:`covalent_core.triggers`): they are stored with it and its first firing starts it.
+
+    ``deadline`` (ours: ``"2h"``, ``"30m"``, seconds, a ``timedelta`` or a ``datetime``; by
+    default the lattice's ``deadline``): when it passes, the service cancels every unfinished
+    task with the reason ``deadline`` and the dispatch ends CANCELLED; what finished is kept
+    (a redispatch with reuse goes on from it).
     """
     if not isinstance(lattice, Lattice):
         raise TypeError(f"dispatch() takes a @lattice, not {type(lattice).__name__}")
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= MAX_KEY):
         raise TypeError(f"dispatch()'s key is a string of 1 to {MAX_KEY} characters, not {key!r}")
+    deadline_at(deadline, time.time())  # a mistake is said now, before any argument is built
 
     triggers = list(lattice.metadata.get("triggers") or ())
     if triggers:  # stored as triggers; the stored workflow has none (its reruns register none)
@@ -73,8 +81,9 @@ def dispatch(
 
     @functools.wraps(lattice.function)
     def dispatch_with(*args: Any, **kwargs: Any) -> str:
+        held = disable_run or bool(triggers)
         return submission.submit(
-            lattice, args, kwargs, key=key, held=disable_run or bool(triggers), triggers=triggers
+            lattice, args, kwargs, key=key, held=held, triggers=triggers, deadline=deadline
         )
 
     return dispatch_with
@@ -159,6 +168,7 @@ def get_result(
         results_dir=str(config.data_dir()),
         redispatched_from=row.redispatched_from,
         triggered_by=row.triggered_by,
+        deadline_at=row.deadline_at,
         _loader=functools.partial(get_result, workflow_output=workflow_output),
         _with_sublattices=sublattice_results,
         _with_output=workflow_output,

@@ -73,18 +73,26 @@ def task_id_list(task_ids: object) -> list[int]:
     return [int(item) for item in ids]
 
 
-def request_cancel(dispatch_id: str, task_ids: int | Iterable[int] | None = None) -> CancelReport:
+def request_cancel(
+    dispatch_id: str,
+    task_ids: int | Iterable[int] | None = None,
+    reason: str = CancelReason.USER.value,
+) -> CancelReport:
     """Store the cancel flags (durably) and return the report; does not wake the dispatcher."""
     # One transaction: what is read is what is flagged (and one commit is quicker than two).
     with open_store().write() as conn:
-        return flag_in(conn, dispatch_id, task_ids)
+        return flag_in(conn, dispatch_id, task_ids, reason)
 
 
 def flag_in(
-    conn: Connection, dispatch_id: str, task_ids: int | Iterable[int] | None = None
+    conn: Connection,
+    dispatch_id: str,
+    task_ids: int | Iterable[int] | None = None,
+    reason: str = CancelReason.USER.value,
 ) -> CancelReport:
-    """As :func:`request_cancel`, in the caller's write transaction. An error (an unknown
-    dispatch or task) is raised before anything is written."""
+    """As :func:`request_cancel`, in the caller's write transaction (``reason``: a user's,
+    or the service's: ``deadline``). An error (an unknown dispatch or task) is raised before
+    anything is written."""
     whole = task_ids is None
     requested_ids = None if task_ids is None else sorted(set(task_id_list(task_ids)))
     drow = q.get_dispatch(conn, dispatch_id)
@@ -115,16 +123,12 @@ def flag_in(
         )
     if requested or below_live:
         if whole:
-            q.flag_cancel(conn, dispatch_id, None, CancelReason.USER.value)
+            q.flag_cancel(conn, dispatch_id, None, reason)
         else:
-            q.flag_cancel(conn, dispatch_id, requested, CancelReason.USER.value)
+            q.flag_cancel(conn, dispatch_id, requested, reason)
             q.flag_cancel(conn, dispatch_id, below_live, CancelReason.UPSTREAM_CANCELLED.value)
     status = Status(drow.status)
-    if (
-        whole
-        and drow.held
-        and end_held(conn, dispatch_id, Status.CANCELLED, CancelReason.USER.value)
-    ):
+    if whole and drow.held and end_held(conn, dispatch_id, Status.CANCELLED, reason):
         status = Status.CANCELLED  # registered, never started: no service will settle it
     if requested or below_live or sub_ids:
         # The service running it may be on another host sharing the store: tell it now.
@@ -137,6 +141,7 @@ def flag_in(
         sub_dispatches=sub_ids,
         whole_dispatch=whole,
         dispatch_status=status,
+        reason=reason,
         names=names,
     )
     return report

@@ -99,6 +99,8 @@ class CancelReason(str, Enum):
     """It shared one job with a node that was cancelled, and the job was stopped."""
     TIMEOUT = "timeout"
     """It ran longer than its electron's ``timeout=``."""
+    DEADLINE = "deadline"
+    """Its dispatch's deadline passed before it ended (``ct.dispatch(wf, deadline=...)``)."""
     STORE_ERROR = "store error"
     """The store could not be written (a full disk): its dispatch was stopped."""
     DISPATCHER_LOST = "dispatcher lost"

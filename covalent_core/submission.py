@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import socket
+import time
 import uuid
 from typing import Any
 
 from . import config, host_environment
 from ._workflow import Lattice
+from .deadlines import deadline_at
 from .errors import ServiceError, StoreFullError
 from .reuse import reuse_outputs
 from .serialize import current_environment, lattice_records
@@ -36,13 +38,15 @@ def submit(
     triggers: list[Any] | None = None,
     triggered_by: str | None = None,
     environment_of: str | None = None,
+    deadline: Any = None,
 ) -> str:
     """Build, store and wake the service; the new dispatch's id (or, with ``key``, that of
     the dispatch already stored under it). A redispatch with ``reuse`` takes the outputs of
     the nodes that ``redispatched_from`` completed with the same work. ``held``: registered,
     not started; ``triggers`` are stored with it, armed; ``triggered_by``: the trigger that
     made this run; ``environment_of``: the dispatch whose environment its tasks get (a
-    trigger's rerun, made by the service: not the service's own)."""
+    trigger's rerun, made by the service: not the service's own); ``deadline``: this
+    dispatch's (else the lattice's), from now."""
     store = open_store()
     if key is not None:
         with store.read() as conn:
@@ -50,6 +54,8 @@ def submit(
         if existing is not None:
             service.request({"op": "wake"})  # it may be waiting for a service
             return existing
+    given = deadline if deadline is not None else lattice.metadata.get("deadline")
+    deadline_time = deadline_at(given, time.time())
     records = lattice_records(lattice, args, kwargs)
     dispatch_id = str(uuid.uuid4())
     try:
@@ -83,6 +89,7 @@ def submit(
                 key=key,
                 held=held,
                 triggered_by=triggered_by,
+                deadline_at=deadline_time,
             )
             if triggers:
                 store_triggers.arm(conn, dispatch_id, triggers, socket.gethostname())

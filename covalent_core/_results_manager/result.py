@@ -255,6 +255,9 @@ class Result:
     """A redispatch: the dispatch it was made from (``ct.redispatch``, a trigger)."""
     triggered_by: str | None = None
     """A run a trigger made: that trigger's id (``covalent-core triggers`` lists it)."""
+    deadline_at: float | None = None
+    """When the service cancels what is unfinished (``ct.dispatch(wf, deadline=...)``),
+    seconds since the epoch."""
     # Reads another dispatch (a sublattice's); set by ct.get_result.
     _loader: Callable[[str], Result] | None = field(default=None, repr=False)
     _with_sublattices: bool = field(default=True, repr=False)
@@ -423,6 +426,8 @@ class CancelReport:
     whole_dispatch: bool
     dispatch_status: Status
     names: dict[int, str] = field(default_factory=dict, repr=False)
+    reason: str = CancelReason.USER.value
+    """Why: a user's request, or the dispatch's deadline."""
 
     def _repr_html_(self) -> str:
         from ..notebook import cancel_report_html
@@ -446,7 +451,7 @@ class CancelReport:
         sub-dispatch below what it cancelled."""
         whole = dict.fromkeys(self.sub_dispatches, CancelReason.PARENT_SUBLATTICE_CANCELLED.value)
         if self.whole_dispatch and self.changed_anything:
-            whole[self.dispatch_id] = CancelReason.USER.value
+            whole[self.dispatch_id] = self.reason
         return whole
 
     @property
@@ -456,7 +461,7 @@ class CancelReport:
         if self.whole_dispatch:
             return {}
         flagged = dict.fromkeys(self.downstream, CancelReason.UPSTREAM_CANCELLED.value)
-        flagged.update(dict.fromkeys(self.requested, CancelReason.USER.value))
+        flagged.update(dict.fromkeys(self.requested, self.reason))
         return flagged
 
     def to_json(self) -> dict[str, Any]:

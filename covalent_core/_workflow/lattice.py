@@ -4,9 +4,11 @@ it is dispatched (node for node as Covalent 0.240 builds it; see :mod:`.electron
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
+from ..deadlines import deadline_at
 from ..graph import TransportGraph
 from .binding import function_name, named_params
 from .deps import TaskEnvironment, task_environment
@@ -24,6 +26,7 @@ class Lattice(Workflow):
         workflow_executor: Any = None,
         hooks: TaskEnvironment | None = None,
         triggers: list[Any] | None = None,
+        deadline: Any = None,
     ) -> None:
         self.workflow_function = function
         self.__name__ = function_name(function)
@@ -34,6 +37,7 @@ class Lattice(Workflow):
             "workflow_executor": workflow_executor,
             "hooks": hooks,
             "triggers": triggers,
+            "deadline": deadline,
         }
         self.replace_electrons: dict[str, Any] = {}
         """Electrons to use instead of those of these names while building (redispatch)."""
@@ -145,6 +149,7 @@ def lattice(
     call_before: Any = None,
     call_after: Any = None,
     triggers: Any = None,
+    deadline: Any = None,
 ) -> Any:
     """Make a function a workflow; ``executor`` is the default for its electrons.
 
@@ -153,9 +158,12 @@ def lattice(
     ``deps_bash``, ``deps_pip``, ``call_before`` and ``call_after`` apply to each electron
     that declares none of these itself (:mod:`covalent_core._workflow.deps`).
     ``triggers`` (a trigger or a list of them, :mod:`covalent_core.triggers`) make
-    ``dispatch`` register the workflow and let them run it.
+    ``dispatch`` register the workflow and let them run it. ``deadline`` (``"2h"``, a
+    ``datetime``, ...: :mod:`covalent_core.deadlines`) is each dispatch's, unless
+    ``dispatch`` gives one: when it passes, what is unfinished is cancelled.
     """
     armed = _trigger_list(triggers)
+    deadline_at(deadline, time.time())  # a mistake is said here, not at each dispatch
     hooks = task_environment(
         deps_bash=deps_bash, deps_pip=deps_pip, call_before=call_before, call_after=call_after
     )
@@ -167,6 +175,7 @@ def lattice(
             workflow_executor=workflow_executor,
             hooks=hooks,
             triggers=armed,
+            deadline=deadline,
         )
 
     return decorate if _func is None else decorate(_func)

@@ -197,9 +197,9 @@ def status(dispatch_id: str, show_all: bool, as_json: bool) -> None:
     """Show every node of a dispatch: id, name, status, stage, cancel reason, times.
 
     Exits with the dispatch's code (0 COMPLETED, 1 FAILED, 3 CANCELLED, 4 running). --json
-    prints {dispatch_id, name, status, error, redispatched_from, nodes: [{node_id, name,
-    kind, status, stage, cancel_reason, cancel_stage, executor, started_at, ended_at, error,
-    sub_dispatch_id, reused_from}]}.
+    prints {dispatch_id, name, status, error, redispatched_from, deadline_at, nodes:
+    [{node_id, name, kind, status, stage, cancel_reason, cancel_stage, executor, started_at,
+    ended_at, error, sub_dispatch_id, reused_from}]}.
     """
     from ..api import get_result
 
@@ -212,6 +212,7 @@ def status(dispatch_id: str, show_all: bool, as_json: bool) -> None:
                 "status": str(result.status),
                 "error": result.error,
                 "redispatched_from": result.redispatched_from,
+                "deadline_at": result.deadline_at,
                 "nodes": [node_json(n) for n in (result.nodes if show_all else result.tasks)],
             }
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -14,17 +13,17 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from ..deadlines import time_left
 from ..errors import store_full_message
 from ..status import Status
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-# Outside a terminal (CI logs, pipes) rich would fold tables to 80 columns: 160 unless
-# COLUMNS says otherwise.
-_PIPE_WIDTH = None if os.environ.get("COLUMNS", "").isdigit() else 160
-console = Console(width=None if sys.stdout.isatty() else _PIPE_WIDTH)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else _PIPE_WIDTH)
+# Outside a terminal (CI logs, pipes) rich would fold tables to 80 columns (or to an
+# exported COLUMNS, which test runners and CI set): what a script parses is 160 wide.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 STATUS_STYLE = {
     Status.COMPLETED: "green",
@@ -77,6 +76,14 @@ def when(ts: float | None) -> str:
     return "-" if ts is None else dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
 
 
+def deadline_note(result: Any) -> str:
+    """``, deadline 14:00:00 (in 1h 59m)`` while it runs; empty without a deadline."""
+    if result.deadline_at is None:
+        return ""
+    left = "" if result.is_finished else f" ({time_left(result.deadline_at, time.time())})"
+    return f", deadline {dated(result.deadline_at)}{left}"
+
+
 def dated(ts: float | None) -> str:
     """A stored time with its date when that is not today (or -)."""
     if ts is None:
@@ -104,6 +111,7 @@ def status_table(result: Any, show_all: bool = False) -> Table:
     title = f"{escape(result.name)} {result.dispatch_id}: {result.status}"
     if result.redispatched_from:
         title += f" (redispatch of {result.redispatched_from})"
+    title += deadline_note(result)
     wide = console.width >= NARROW
     table = Table(title=title, title_justify="left")
     table.add_column("id", no_wrap=True)
@@ -177,6 +185,7 @@ def watch_view(result: Any, full: str | None = None) -> Any:
     counts = {s: sum(1 for n in tasks if n.status is s) for s in Status}
     summary = ", ".join(f"{count} {s}" for s, count in counts.items() if count)
     header = f"{escape(result.name)} {result.dispatch_id}: {styled(result.status)}"
+    header += deadline_note(result)
     bar = ProgressBar(total=max(1, len(tasks)), completed=done, width=30)
     table = Table("id", "name", "status", "for", "reason / last output", title_justify="left")
     for column in table.columns:  # id, status and time whole; the name, then the note give way

@@ -72,18 +72,23 @@ class Cancels:
     # -- the request --------------------------------------------------------------------
 
     async def request(
-        self, dispatch_id: Any, task_ids: Any, take_over: Callable[[], Awaitable[None]]
+        self,
+        dispatch_id: Any,
+        task_ids: Any,
+        take_over: Callable[[], Awaitable[None]],
+        reason: str = CancelReason.USER.value,
     ) -> CancelReport:
         """Cancel a dispatch (``task_ids`` None) or some of its tasks: stop what may be stopped
         at once, store the request durably, and apply it (``take_over`` first claims
         dispatches no live service runs, one dispatched a moment ago, say). Raises what
-        storing it raised (an unknown id, bad task ids, a full store), having stopped nothing."""
+        storing it raised (an unknown id, bad task ids, a full store), having stopped nothing.
+        ``reason``: a user's request, or this service's (a dispatch's deadline)."""
         run = self.runs.get(dispatch_id) if isinstance(dispatch_id, str) else None
         if run is not None and self.writes.full is None:
             stoppable, node_ids = cannot_be_refused(task_ids, run.nodes)
             if stoppable:
-                self.stop_running(run, CancelReason.USER.value, node_ids)
-        report = await self._store(dispatch_id, task_ids)
+                self.stop_running(run, reason, node_ids)
+        report = await self._store(dispatch_id, task_ids, reason)
         ids = [report.dispatch_id, *report.sub_dispatches]
         if any(i not in self.runs for i in ids):
             await take_over()
@@ -91,16 +96,16 @@ class Cancels:
         await self.apply_stored(ids, report.cancelled_whole, flagged)
         return report
 
-    async def _store(self, dispatch_id: Any, task_ids: Any) -> CancelReport:
+    async def _store(self, dispatch_id: Any, task_ids: Any, reason: str) -> CancelReport:
         """Store a cancel request, on the store writer's connection (its cache is warm: a
         cancel is flagged in a fraction of a millisecond) unless the store is full (then in
         a thread, so that the request fails with the store's message)."""
         if self.writes.full is not None:
-            return await asyncio.to_thread(request_cancel, dispatch_id, task_ids)
+            return await asyncio.to_thread(request_cancel, dispatch_id, task_ids, reason)
 
         def flag(conn: Connection) -> CancelReport | Exception:
             try:
-                return flag_in(conn, dispatch_id, task_ids)
+                return flag_in(conn, dispatch_id, task_ids, reason)
             except (CovalentCoreError, TypeError) as exc:  # raised before it wrote anything:
                 return exc  # the writes batched with it are committed all the same
 

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -102,9 +103,12 @@ class Dispatcher:
                 )
 
     async def _run_top_level(self, dispatch_id: str) -> None:
+        deadline: asyncio.Task[None] | None = None
         try:
             run = await self.load(dispatch_id, parent=None)
             event("dispatch_received", dispatch=dispatch_id, name=run.name, nodes=len(run.nodes))
+            if run.deadline_at is not None:
+                deadline = asyncio.create_task(self._at_deadline(dispatch_id, run.deadline_at))
             status, error, _ = await self.drive_dispatch(run)
             event("dispatch_ended", dispatch=dispatch_id, status=status, error=error)
         except Exception as exc:
@@ -113,9 +117,23 @@ class Dispatcher:
                 dispatch_id, f"the dispatcher could not run it: {exc!r}"
             )
         finally:
+            if deadline is not None:
+                deadline.cancel()
             self.top_level.pop(dispatch_id, None)
         if not self.keeps_variables(dispatch_id):
             host_environment.discard(dispatch_id)  # it ended: its variables are not kept
+
+    async def _at_deadline(self, dispatch_id: str, at: float) -> None:
+        """Once ``at`` passes (a restarted service: at once if it has), cancel what is left of
+        the dispatch, stored as a cancel with the reason ``deadline``."""
+        await asyncio.sleep(max(0.0, at - time.time()))
+        event("deadline_passed", dispatch=dispatch_id)
+        try:
+            await self.cancels.request(
+                dispatch_id, None, self.poll_new, reason=CancelReason.DEADLINE.value
+            )
+        except Exception:
+            logger.exception("the deadline of dispatch %s could not be applied", dispatch_id)
 
     async def load(self, dispatch_id: str, parent: tuple[LiveDispatch, int] | None) -> LiveDispatch:
         """Read a dispatch from the store into a :class:`LiveDispatch`.
@@ -175,6 +193,7 @@ class Dispatcher:
         )
         run.status = Status(row.status)
         run.environment_note = note
+        run.deadline_at = row.deadline_at
         if row.cancel_requested:
             run.cancel_all_reason = row.cancel_reason or CancelReason.USER.value
         self.runs[dispatch_id] = run

@@ -57,6 +57,8 @@ class LiveDispatch:
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.sub_runs: dict[int, LiveDispatch] = {}
         self.cancel_all_reason: str | None = None
+        self.deadline_at: float | None = None
+        """When the service cancels what is left of it (a top-level dispatch's deadline)."""
         self.environment_note: str | None = None
         """Said on each local task's node when its environment is not the dispatching
         process's (another host's service took the dispatch over)."""

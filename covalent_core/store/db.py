@@ -18,7 +18,7 @@ from ..permissions import private_file
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 # Every revision under migrations/versions (files are named REVISION_description.py).
 KNOWN_REVISIONS = {p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("0*.py")}
 SQLITE_HEADER = b"SQLite format 3\x00"

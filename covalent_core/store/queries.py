@@ -53,6 +53,7 @@ def insert_dispatch(
     key: str | None = None,
     held: bool = False,
     triggered_by: str | None = None,
+    deadline_at: float | None = None,
 ) -> None:
     """Insert a dispatch with its nodes and edges; ``held``: registered, not started."""
     now = time.time()
@@ -76,6 +77,7 @@ def insert_dispatch(
             dispatch_key=key,
             held=held,
             triggered_by=triggered_by,
+            deadline_at=deadline_at,
         )
     )
     if node_rows:

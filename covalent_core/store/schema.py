@@ -59,6 +59,8 @@ dispatches = Table(
     Column("held", Boolean, nullable=False, default=False, server_default=false()),
     # A run a trigger made: that trigger (``triggers.trigger_id``).
     Column("triggered_by", String(64), nullable=True),
+    # When its unfinished tasks are cancelled (reason "deadline"), seconds since the epoch.
+    Column("deadline_at", Float, nullable=True),
 )
 
 triggers = Table(

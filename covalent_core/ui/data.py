@@ -94,6 +94,7 @@ def dispatch_state(row: Any) -> dict[str, Any]:
         "ended_at": row.ended_at,
         "parent_dispatch_id": row.parent_dispatch_id,
         "redispatched_from": row.redispatched_from,
+        "deadline_at": row.deadline_at,
     }
 
 

@@ -14,6 +14,7 @@ const dispatchId = decodeURIComponent(location.pathname.split("/").pop());
 
 const state = {
   graph: null, // as the API gave it
+  dispatch: null, // its own fields, as last sent
   nodes: new Map(), // id -> node (with live status)
   groupOf: new Map(), // node id -> cytoscape element id (its own, or its group's)
   members: new Map(), // group element id -> [node ids]
@@ -287,7 +288,24 @@ async function redispatch() {
 
 // -- live updates -----------------------------------------------------------------------
 
+// The time left before the dispatch's deadline, ticking while it runs.
+function timeLeft(at) {
+  const left = Math.floor(at - Date.now() / 1000);
+  if (left <= 0) return "passed";
+  const h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
+  return h ? `in ${h}h ${String(m).padStart(2, "0")}m` : m ? `in ${m}m ${String(s).padStart(2, "0")}s` : `in ${s}s`;
+}
+
+function showDeadline() {
+  const d = state.dispatch;
+  const shown = !d || d.deadline_at == null ? ""
+    : TERMINAL.has(d.status) ? `deadline ${when(d.deadline_at)}` : `deadline ${timeLeft(d.deadline_at)}`;
+  document.getElementById("deadline").textContent = shown;
+}
+
 function showDispatch(d) {
+  state.dispatch = d;
+  showDeadline();
   document.getElementById("status").replaceChildren(badge(d.status));
   document.getElementById("cancel-dispatch").disabled = TERMINAL.has(d.status);
   const tasks = state.graph.nodes.filter((n) => !isParam(n));
@@ -370,6 +388,7 @@ async function main() {
   document.getElementById("fit").addEventListener("click", () => state.cy.fit(undefined, 20));
   document.getElementById("cancel-dispatch").addEventListener("click", confirmCancelDispatch);
   document.getElementById("redispatch").addEventListener("click", redispatch);
+  setInterval(showDeadline, 1000);
 }
 
 main();
