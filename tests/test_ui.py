@@ -290,3 +290,17 @@ def test_the_dispatch_list_filters_by_status_name_and_id_prefix(ui: str) -> None
             assert [n["id"] for n in preview["cancel"]][:2] == [0, 2] and preview["keep"] == []
     finally:
         ct.cancel(running)
+
+
+def test_a_dispatchs_page_shows_its_deadline_ticking(page, ui: str) -> None:
+    dispatch_id = ct.dispatch(talk_then_add, deadline="1h")(6000)
+    try:
+        page.goto(f"{base(ui)}/dispatches/{dispatch_id}")
+        page.wait_for_function(
+            "() => /deadline in (59m|1h 00m)/.test(document.getElementById('deadline').textContent)"
+        )
+    finally:
+        ct.cancel(dispatch_id, wait=True, timeout=60)
+    page.wait_for_function(
+        "() => /^deadline \\d/.test(document.getElementById('deadline').textContent)"
+    )  # ended: the deadline's time, no longer a countdown
