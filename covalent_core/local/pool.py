@@ -146,6 +146,10 @@ class Worker:
                 await self.proc.wait()
 
 
+WAIT_POLL = 0.02
+"""Seconds between two looks at whether an adopted worker has exited."""
+
+
 class _Adopted:
     """A ``subprocess.Popen`` seen as an asyncio subprocess: its pipes as streams."""
 
@@ -173,7 +177,11 @@ class _Adopted:
         return self._popen.poll()
 
     async def wait(self) -> int:
-        return await asyncio.to_thread(self._popen.wait)
+        """Its exit status, once it exited: polled, so that no thread of the loop's pool is
+        held for as long as the worker runs."""
+        while (code := self._popen.poll()) is None:
+            await asyncio.sleep(WAIT_POLL)
+        return code
 
 
 class WorkerPool:

@@ -36,7 +36,12 @@ def covalent_stop(*, quiet: bool = False) -> None:
         request({"op": "shutdown"}, start=False, timeout=10)
     if proc is not None:
         with contextlib.suppress(psutil.Error):
-            proc.wait(START_WAIT)
+            try:
+                proc.wait(START_WAIT)
+            except psutil.TimeoutExpired:
+                # Too busy to hear the request: SIGTERM stops it the same way (jobs go on).
+                proc.terminate()
+                proc.wait(START_WAIT)
     deadline = time.monotonic() + START_WAIT
     while service_running() and time.monotonic() < deadline:
         time.sleep(0.05)
