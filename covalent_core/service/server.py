@@ -10,6 +10,7 @@ running for the next service to re-attach to, as it must when it is killed.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import fcntl
 import json
@@ -41,6 +42,7 @@ WATCHES = frozenset({"wait_dispatch", "wait_nodes"})
 SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while another waits
 GUARD_INTERVAL = 0.5  # how often the service checks that its socket and directory are there
 IDLE_POLL = 5.0
+THREADS = 32  # the loop's default thread pool
 TRIGGERS_EVERY = 5.0  # seconds between reads of the armed triggers (or when a client says)
 
 
@@ -167,6 +169,11 @@ class Service:
 
     async def serve(self) -> None:
         """Run until idle for ``idle_timeout`` seconds (or asked to stop)."""
+        # The loop's threads wait on the store, on processes being killed (a cancel's grace)
+        # and on files: asyncio's default (CPUs + 4) let a few slow kills queue a claim.
+        asyncio.get_running_loop().set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(THREADS, thread_name_prefix="service")
+        )
         path = socket_path()
         await self._listen(path)
         self.listening_at = time.time()
