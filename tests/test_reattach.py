@@ -156,7 +156,7 @@ def test_a_job_gone_without_an_outcome_fails_with_dispatcher_lost(tmp_path):
 def test_stopping_the_service_leaves_running_tasks_running(tmp_path):
     @ct.lattice
     def flow(log_dir):
-        return logged(log_dir, "task", 3, 5)
+        return logged(log_dir, "task", 10, 5)
 
     dispatch_id = ct.dispatch(flow)(str(tmp_path))
     pid = started_pid(tmp_path, "task")
@@ -164,7 +164,10 @@ def test_stopping_the_service_leaves_running_tasks_running(tmp_path):
     stopped = cli("service", "stop")
     assert stopped.returncode == 0, stopped.stderr
     wait_until(lambda: old is not None and is_dead(old), timeout=30, what="the service stopped")
-    assert not is_dead(pid), "stopping the service killed a running task"
+    # Alive, or (on a machine slow enough to take its 10 s to stop the service) ended on its
+    # own: a killed task never writes its end.
+    ended = (tmp_path / "task.ends").exists()
+    assert not is_dead(pid) or ended, "stopping the service killed a running task"
     result = ct.get_result(dispatch_id, wait=True, timeout=120)
     assert result.result == 5
     assert starts(tmp_path, "task") == 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -312,3 +314,13 @@ def forget_stores() -> None:
         for store in _stores.values():
             store.dispose()
         _stores.clear()
+
+
+def _close_at_exit(pid: int = os.getpid()) -> None:
+    """At exit, close the pooled connections (else the garbage collector does, and psycopg
+    warns); in a forked child, leave them: they are its parent's."""
+    if os.getpid() == pid:
+        forget_stores()
+
+
+atexit.register(_close_at_exit)
