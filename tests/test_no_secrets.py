@@ -102,6 +102,11 @@ def test_task_environment_service_gives_tasks_the_services_variables(
     tmp_path: Path, marker: str, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("COVALENT_CORE_TASK_ENVIRONMENT", "service")
+    # The service runs, started without the variable (one that had exited idle would be
+    # started by this dispatch, from this process, with it).
+    monkeypatch.delenv("MY_API_TOKEN")
+    ct.covalent_start(quiet=True)
+    monkeypatch.setenv("MY_API_TOKEN", marker)
     flag = tmp_path / "flag"
     flag.touch()
     dispatch_id = ct.dispatch(uses_token)(str(flag), digest(marker))
