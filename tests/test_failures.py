@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -267,3 +268,32 @@ def test_code_no_file_holds_shows_its_lines_as_a_notebook_cell_does():
         linecache.cache.pop(cell, None)
     assert f'File "{cell}", line 3, in half' in node.traceback
     assert "    return m / 0" in node.traceback
+
+
+def test_the_runner_run_as_source_reports_a_failure_from_the_users_frame(tmp_path):
+    """Remote executors run the runner's source with ``python -c`` (no ``__file__``): a
+    failing task still reports its error and a traceback that starts at the user's code."""
+    import pickle
+
+    import cloudpickle
+
+    from covalent_core.sdk import runner
+
+    def breaks(x):
+        return x / 0
+
+    payload = tmp_path / "payload"
+    payload.write_bytes(
+        pickle.dumps(
+            (cloudpickle.dumps(breaks), [cloudpickle.dumps(1)], {}, {"cwd": str(tmp_path)})
+        )
+    )
+    source = Path(runner.__file__).read_text()
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", source, str(payload), str(tmp_path / "outcome")],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    outcome = pickle.loads((tmp_path / "outcome").read_bytes())
+    assert not outcome["ok"] and "ZeroDivisionError" in outcome["error"]
+    assert outcome["traceback"].splitlines()[1].endswith("in breaks"), outcome["traceback"]

@@ -428,12 +428,18 @@ def user_traceback(exc: BaseException) -> str:
 
 
 def _ours(filename: str) -> bool:
-    """True for this runner's file, wherever it was copied, and covalent-core's package."""
-    return filename == __file__ or filename.startswith(PACKAGE_DIR)
+    """True for this runner's code, wherever it runs from, and covalent-core's package."""
+    return filename == RUNNER_FILE or (bool(PACKAGE_DIR) and filename.startswith(PACKAGE_DIR))
 
 
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-"""covalent-core's package directory (the runner may also run as a file of its own)."""
+RUNNER_FILE = globals().get("__file__") or "<string>"
+"""This runner's file; ``<string>`` when its source is run with ``python -c`` (remotely)."""
+PACKAGE_DIR = (
+    os.path.dirname(os.path.dirname(os.path.abspath(RUNNER_FILE))) + os.sep
+    if "__file__" in globals() and os.path.basename(os.path.dirname(RUNNER_FILE)) == "sdk"
+    else ""
+)
+"""covalent-core's package directory, when this runner is its module (not a lone copy)."""
 
 
 def _text(value: Any) -> str | None:
