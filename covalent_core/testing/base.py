@@ -67,6 +67,9 @@ class ConformanceBase:
     extra_plugins: ClassVar[tuple[str, ...]] = ()
     """Plugin modules to load into the dispatcher that are not installed as packages."""
     settle_seconds: ClassVar[float] = 1.0
+    teardown_seconds: ClassVar[float] = 0.0
+    """How long the resource may take to tear down a cancelled job on its own (a Slurm job
+    stays COMPLETING a while): the nothing-left checks wait that long for it to go."""
     """How long to wait after a task ended before checking nothing appeared late."""
     task_timeout: ClassVar[float] = 120.0
     """The longest a single short task may take on the resource (a hang guard, not a bound)."""
@@ -221,9 +224,16 @@ class ConformanceBase:
     def assert_nothing_left(
         self, leftovers: Callable[[], list[str]], before: set[str], marker: str | None = None
     ) -> None:
-        """Nothing on the resource, no stray task process, no new local temp entries."""
+        """Nothing on the resource, no stray task process, no new local temp entries.
+
+        What the resource is still tearing down (a Slurm job COMPLETING, say) is given
+        :attr:`teardown_seconds` to go; what is left after that was left behind."""
         time.sleep(self.settle_seconds)
         left = leftovers()
+        give_up = time.monotonic() + self.teardown_seconds
+        while left and time.monotonic() < give_up:
+            time.sleep(0.5)
+            left = leftovers()
         assert left == [], f"the executor left this behind on the resource: {left}"
         if marker is not None and self.resource_is_local:
             stray = marker_processes(marker)

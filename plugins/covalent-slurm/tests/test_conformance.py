@@ -17,6 +17,7 @@ PYTHON = str(Path(sys.executable).absolute())
 
 
 class SlurmConformance(ExecutorConformance):
+    teardown_seconds = 60.0  # a cancelled job stays COMPLETING while slurmd tears it down
     # The session's cluster and sshd keep their files in /tmp/covalent-slurm-*, -sshd-*.
     local_scratch_ignore = (
         *ExecutorConformance.local_scratch_ignore,
